@@ -1,0 +1,208 @@
+/**
+ * The one typed configuration model. The CLI (-L/-F), YAML files and JSON files all normalise
+ * into this shape, which mirrors gost v3's config file (spec/config.md §2) so that `-O yaml`
+ * prints what gost would print. Metadata stays a free-form map (read through core/Metadata).
+ */
+
+export type MetadataMap = Record<string, unknown>;
+
+export interface AuthConfig {
+  username: string;
+  password: string;
+}
+
+export interface TLSOptionsConfig {
+  minVersion?: string;
+  maxVersion?: string;
+  cipherSuites?: string[];
+  alpn?: string[];
+}
+
+export interface TLSConfig {
+  certFile?: string;
+  keyFile?: string;
+  caFile?: string;
+  secure?: boolean;
+  serverName?: string;
+  options?: TLSOptionsConfig;
+  validity?: string;
+  commonName?: string;
+  organization?: string;
+}
+
+export interface SelectorConfig {
+  strategy?: string;
+  maxFails?: number;
+  failTimeout?: string;
+}
+
+export interface HandlerConfig {
+  type: string;
+  chain?: string;
+  retries?: number;
+  auth?: AuthConfig;
+  auther?: string;
+  authers?: string[];
+  ingress?: string;
+  limiter?: string;
+  observer?: string;
+  metadata?: MetadataMap;
+}
+
+export interface ListenerConfig {
+  type: string;
+  chain?: string;
+  tls?: TLSConfig;
+  auth?: AuthConfig;
+  auther?: string;
+  authers?: string[];
+  metadata?: MetadataMap;
+}
+
+export interface FilterConfig {
+  host?: string;
+  protocol?: string;
+  path?: string;
+}
+
+export interface ForwardNodeConfig {
+  name: string;
+  addr: string;
+  network?: string;
+  filter?: FilterConfig;
+  /** Deprecated flat forms of filter (gost still reads them). */
+  host?: string;
+  protocol?: string;
+  path?: string;
+  metadata?: MetadataMap;
+}
+
+export interface ForwarderConfig {
+  nodes?: ForwardNodeConfig[];
+  selector?: SelectorConfig;
+  hop?: string;
+}
+
+export interface ServiceConfig {
+  name: string;
+  addr: string;
+  handler: HandlerConfig;
+  listener: ListenerConfig;
+  forwarder?: ForwarderConfig;
+  metadata?: MetadataMap;
+}
+
+export interface ConnectorConfig {
+  type: string;
+  auth?: AuthConfig;
+  tls?: TLSConfig;
+  metadata?: MetadataMap;
+}
+
+export interface DialerConfig {
+  type: string;
+  auth?: AuthConfig;
+  tls?: TLSConfig;
+  metadata?: MetadataMap;
+}
+
+export interface NodeConfig {
+  name: string;
+  addr: string;
+  connector?: ConnectorConfig;
+  dialer?: DialerConfig;
+  metadata?: MetadataMap;
+}
+
+export interface HopConfig {
+  name: string;
+  selector?: SelectorConfig;
+  metadata?: MetadataMap;
+  nodes?: NodeConfig[];
+}
+
+export interface ChainConfig {
+  name: string;
+  metadata?: MetadataMap;
+  hops: HopConfig[];
+}
+
+export interface IngressRuleConfig {
+  hostname: string;
+  endpoint: string;
+}
+
+export interface IngressConfig {
+  name: string;
+  rules?: IngressRuleConfig[];
+  reload?: string;
+  file?: { path: string };
+  redis?: { addr: string; db?: number; username?: string; password?: string; key?: string; type?: string };
+  http?: { url: string; timeout?: string };
+  plugin?: { type?: string; addr: string; tls?: TLSConfig; token?: string; timeout?: string };
+}
+
+export interface AutherConfig {
+  name: string;
+  auths?: AuthConfig[];
+  reload?: string;
+  file?: { path: string };
+  redis?: { addr: string; db?: number; password?: string; key?: string; type?: string };
+  http?: { url: string; timeout?: string };
+  plugin?: { type?: string; addr: string; tls?: TLSConfig; token?: string };
+}
+
+export interface LogConfig {
+  level?: string;
+  format?: string;
+  output?: string;
+  rotation?: Record<string, unknown>;
+}
+
+export interface MetricsConfig {
+  addr: string;
+  path?: string;
+  auth?: AuthConfig;
+  auther?: string;
+}
+
+export interface ApiConfig {
+  addr: string;
+  pathPrefix?: string;
+  accesslog?: boolean;
+  auth?: AuthConfig;
+  auther?: string;
+}
+
+export interface Config {
+  services?: ServiceConfig[];
+  chains?: ChainConfig[];
+  hops?: HopConfig[];
+  authers?: AutherConfig[];
+  ingresses?: IngressConfig[];
+  sds?: Array<{ name: string; plugin?: Record<string, unknown> }>;
+  tls?: TLSConfig;
+  log?: LogConfig;
+  metrics?: MetricsConfig;
+  api?: ApiConfig;
+}
+
+/** Defaults in one place (units in names). */
+export const DEFAULTS = {
+  relayHandshakeTimeoutMs: 15_000,
+  bindTimeoutMs: 15_000,
+  dialTimeoutMs: 15_000,
+  entrypointSniffTimeoutMs: 15_000,
+  entrypointReadTimeoutMs: 15_000,
+  tunnelTtlMs: 15_000,
+  udpTtlMs: 5_000,
+  udpReadQueueSize: 128,
+  udpBacklog: 128,
+  udpReadBufferBytes: 4096,
+  reconnectMinDelayMs: 1_000,
+  reconnectMaxDelayMs: 5_000,
+  shutdownGraceMs: 5_000,
+  halfCloseReadTimeoutMs: 10_000,
+  selectorMaxFails: 1,
+  selectorFailTimeoutMs: 10_000,
+} as const;

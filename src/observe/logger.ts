@@ -1,0 +1,68 @@
+/**
+ * The pino root logger with gost's field names: `level` as a label, `msg`, `time` in ISO form.
+ * Children carry `kind`, `service`, `listener`, `handler`, `sid`, `remote`, `local`, ...
+ */
+import pino, { type Logger, type DestinationStream } from 'pino';
+import { Writable } from 'node:stream';
+
+export type { Logger };
+
+export interface LogOptions {
+  level?: string;
+  format?: string;
+  output?: string;
+}
+
+const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
+
+/** Turns a pino JSON line into gost's text format: `time level msg key=value ...`. */
+function textDestination(dest: DestinationStream): DestinationStream {
+  const w = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      for (const line of chunk.toString('utf8').split('\n')) {
+        if (!line) continue;
+        try {
+          const o = JSON.parse(line) as Record<string, unknown>;
+          const { time, level, msg, ...rest } = o;
+          const fields = Object.entries(rest)
+            .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+            .join(' ');
+          dest.write(`${String(time)} ${String(level)} ${String(msg)}${fields ? ' ' + fields : ''}\n`);
+        } catch {
+          dest.write(line + '\n');
+        }
+      }
+      cb();
+    },
+  });
+  return w as unknown as DestinationStream;
+}
+
+export function createLogger(opts: LogOptions = {}, destination?: DestinationStream): Logger {
+  let level = (opts.level ?? 'info').toLowerCase();
+  if (level === 'warning') level = 'warn';
+  if (!LEVELS.has(level)) level = 'info';
+  let dest: DestinationStream;
+  if (destination) dest = destination;
+  else if (!opts.output || opts.output === 'stderr') dest = pino.destination({ fd: 2, sync: true });
+  else if (opts.output === 'stdout') dest = pino.destination({ fd: 1, sync: true });
+  else if (opts.output === 'none') {
+    level = 'silent';
+    dest = pino.destination({ fd: 2, sync: true });
+  } else dest = pino.destination({ dest: opts.output, mkdir: true, sync: true });
+  if (opts.format === 'text') dest = textDestination(dest);
+  return pino(
+    {
+      level,
+      base: undefined,
+      messageKey: 'msg',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: ['password', 'auth', '*.password'], censor: '[redacted]' },
+    },
+    dest,
+  );
+}
+
+/** A logger that drops everything (tests, libraries). */
+export const silentLogger: Logger = pino({ level: 'silent' });
