@@ -14,6 +14,16 @@ export interface Conn {
   local: string;
   /** Peer address as "host:port". For ws listeners, the forwarded client IP when trusted. */
   remote: string;
+  /**
+   * True when `stream` carries datagrams: an objectMode Duplex whose every chunk is one
+   * datagram (UDP listener sessions, UDP dialers).
+   */
+  datagram?: boolean;
+  /**
+   * The address the peer asked for, when the transport carries one: the `dst` of a tunnel
+   * stream header on the client side ("ssh.srv-2.local:0", "www.example.com:80").
+   */
+  target?: string;
 }
 
 export interface StreamListener {

@@ -1,0 +1,191 @@
+/**
+ * Cross-field checks on the merged config, after the schema: part types burrow implements,
+ * unique names, references between sections, addresses and tunnel IDs. Errors name the
+ * source and path of the offending item (origin.ts); soft problems become warnings.
+ *
+ * Where gost is lenient in a way that hides mistakes, burrow is strict: gost ignores a chain or
+ * auther name that does not exist (so a typo silently disables the chain or the auth) and
+ * turns a bad port into port 0. An `ingress` name that does not exist is *not* an error: gost
+ * then falls back to the handler's inline `tunnel=` rules.
+ */
+import { ConfigError } from '../core/errors';
+import { Metadata } from '../core/metadata';
+import {
+  CONNECTOR_TYPES,
+  DIALER_TYPES,
+  GOST_ONLY_CONNECTORS,
+  GOST_ONLY_DIALERS,
+  GOST_ONLY_HANDLERS,
+  GOST_ONLY_LISTENERS,
+  HANDLER_TYPES,
+  LISTENER_TYPES,
+} from '../core/parts';
+import { expandAddr } from './address';
+import type { Config, HopConfig, NodeConfig, ServiceConfig } from './model';
+import { originOr, where, type Origin } from './origin';
+
+/** Throws ConfigError on the first problem; appends soft problems to `warnings`. */
+export function verifyConfig(cfg: Config, warnings: string[] = []): void {
+  const chains = uniqueNames(cfg.chains ?? [], 'chain', 'chains');
+  const hops = uniqueNames(cfg.hops ?? [], 'hop', 'hops');
+  const authers = uniqueNames(cfg.authers ?? [], 'auther', 'authers');
+  const ingresses = uniqueNames(cfg.ingresses ?? [], 'ingress', 'ingresses');
+  uniqueNames(cfg.sds ?? [], 'sd', 'sds');
+  uniqueNames(cfg.services ?? [], 'service', 'services');
+
+  const refs: Refs = { chains, hops, authers, ingresses };
+  cfg.services?.forEach((svc, i) => verifyService(svc, originOr(svc, `services[${i}]`), refs, warnings));
+  cfg.chains?.forEach((chain, c) => {
+    const co = originOr(chain, `chains[${c}]`);
+    uniqueNames(chain.hops.filter((h) => h.name !== ''), 'hop', `${co.path}.hops`, co.source);
+    chain.hops.forEach((hop, h) => {
+      const ho = originOr(hop, `${co.path}.hops[${h}]`);
+      if (!hop.nodes?.length && !hops.has(hop.name)) {
+        fail(ho, 'nodes', `hop '${hop.name}' has no nodes and there is no top-level hop of that name${known(hops)}`);
+      }
+      verifyHop(hop, ho);
+    });
+  });
+  cfg.hops?.forEach((hop, h) => verifyHop(hop, originOr(hop, `hops[${h}]`)));
+
+  if (cfg.api?.auther) checkRef(authers, cfg.api.auther, 'auther', { source: 'config', path: 'api' }, 'auther');
+  if (cfg.metrics?.auther) checkRef(authers, cfg.metrics.auther, 'auther', { source: 'config', path: 'metrics' }, 'auther');
+
+  cfg.ingresses?.forEach((ing, i) => {
+    const o = originOr(ing, `ingresses[${i}]`);
+    ing.rules?.forEach((rule, r) => {
+      const id = rule.endpoint.startsWith('$') ? rule.endpoint.slice(1) : rule.endpoint;
+      if (!isUuid(id)) {
+        warnings.push(`${where(o, `rules[${r}].endpoint`)}: endpoint "${rule.endpoint}" is not a tunnel ID (UUID, optionally prefixed with "$"); the rule can never match`);
+      }
+    });
+  });
+}
+
+interface Refs {
+  chains: Set<string>;
+  hops: Set<string>;
+  authers: Set<string>;
+  ingresses: Set<string>;
+}
+
+function fail(o: Origin, sub: string, message: string): never {
+  const path = sub ? (sub.startsWith('[') ? `${o.path}${sub}` : `${o.path}.${sub}`) : o.path;
+  throw new ConfigError(message, { source: o.source, path: path || undefined });
+}
+
+function known(names: Set<string>): string {
+  return names.size > 0 ? ` (defined: ${[...names].join(', ')})` : ' (none are defined)';
+}
+
+function uniqueNames(items: Array<{ name: string }>, kind: string, listPath: string, source?: string): Set<string> {
+  const seen = new Map<string, Origin>();
+  items.forEach((item, i) => {
+    const o = source ? { source, path: `${listPath}[${i}]` } : originOr(item, `${listPath}[${i}]`);
+    const first = seen.get(item.name);
+    if (first) fail(o, 'name', `duplicate ${kind} name '${item.name}' (also defined at ${where(first)})`);
+    seen.set(item.name, o);
+  });
+  return new Set(seen.keys());
+}
+
+function checkRef(names: Set<string>, name: string, kind: string, o: Origin, sub: string): void {
+  if (!names.has(name)) fail(o, sub, `${kind} '${name}' is not defined${known(names)}`);
+}
+
+function checkType(o: Origin, sub: string, kind: string, type: string, supported: readonly string[], gostOnly: readonly string[]): void {
+  if (supported.includes(type)) return;
+  if (gostOnly.includes(type)) {
+    fail(o, sub, `${kind} type '${type}' is not supported by burrow (supported: ${supported.join(', ')})`);
+  }
+  fail(o, sub, `unknown ${kind} type '${type}' (burrow supports: ${supported.join(', ')})`);
+}
+
+function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: string[]): void {
+  checkType(o, 'handler.type', 'handler', svc.handler.type, HANDLER_TYPES, GOST_ONLY_HANDLERS);
+  checkType(o, 'listener.type', 'listener', svc.listener.type, LISTENER_TYPES, GOST_ONLY_LISTENERS);
+
+  const binds = svc.listener.type === 'rtcp' || svc.listener.type === 'rudp';
+  if (svc.addr === '') {
+    if (!binds) fail(o, 'addr', `missing listen address (expected [host]:port, e.g. ":8443")`);
+  } else {
+    try {
+      expandAddr(svc.addr, { portRequired: !binds, allowRange: false });
+    } catch (err) {
+      fail(o, 'addr', (err as Error).message);
+    }
+  }
+
+  if (svc.handler.chain) checkRef(refs.chains, svc.handler.chain, 'chain', o, 'handler.chain');
+  if (svc.listener.chain) checkRef(refs.chains, svc.listener.chain, 'chain', o, 'listener.chain');
+  for (const [part, cfg] of [['handler', svc.handler], ['listener', svc.listener]] as const) {
+    if (cfg.auther) checkRef(refs.authers, cfg.auther, 'auther', o, `${part}.auther`);
+    cfg.authers?.forEach((a, i) => checkRef(refs.authers, a, 'auther', o, `${part}.authers[${i}]`));
+  }
+  if (svc.forwarder?.hop) checkRef(refs.hops, svc.forwarder.hop, 'hop', o, 'forwarder.hop');
+  svc.forwarder?.nodes?.forEach((node, i) => {
+    if (node.addr === '') fail(o, `forwarder.nodes[${i}].addr`, 'missing target address (expected host[:port])');
+    try {
+      expandAddr(node.addr);
+    } catch (err) {
+      fail(o, `forwarder.nodes[${i}].addr`, (err as Error).message);
+    }
+  });
+
+  if (svc.handler.type === 'tunnel') {
+    const md = new Metadata(svc.handler.metadata);
+    const ingress = svc.handler.ingress ?? md.getString('ingress');
+    if (ingress && !refs.ingresses.has(ingress)) {
+      warnings.push(`${where(o, 'handler')}: ingress '${ingress}' is not defined; the handler uses its inline "tunnel" rules instead (as gost does)`);
+    }
+    const epid = md.getString('entrypoint.id');
+    if (epid && !isUuid(epid)) {
+      warnings.push(`${where(o, 'handler.metadata')}: entrypoint.id "${epid}" is not a UUID; gost ignores it, so no visitor is treated as a public entry point`);
+    }
+  }
+}
+
+function verifyHop(hop: HopConfig, o: Origin): void {
+  hop.nodes?.forEach((node, n) => verifyNode(node, originOr(node, `${o.path}.nodes[${n}]`)));
+}
+
+function verifyNode(node: NodeConfig, o: Origin): void {
+  checkType(o, 'connector.type', 'connector', node.connector!.type, CONNECTOR_TYPES, GOST_ONLY_CONNECTORS);
+  checkType(o, 'dialer.type', 'dialer', node.dialer!.type, DIALER_TYPES, GOST_ONLY_DIALERS);
+  if (node.addr === '') fail(o, 'addr', 'missing node address (expected host:port, e.g. "example.com:8443")');
+  try {
+    expandAddr(node.addr, { portRequired: true, allowRange: false });
+  } catch (err) {
+    fail(o, 'addr', (err as Error).message);
+  }
+  if (node.connector!.type === 'tunnel') verifyTunnelId(node, o);
+}
+
+/** connector/tunnel/metadata.go: "tunnelID" / "tunnel.id" must parse as a UUID (start-up error). */
+function verifyTunnelId(node: NodeConfig, o: Origin): void {
+  const raw = node.connector?.metadata ?? {};
+  const md = new Metadata(raw);
+  const id = md.getString('tunnelID', 'tunnel.id');
+  if (id === undefined || id === '') return;
+  const key = Object.keys(raw).find((k) => ['tunnelid', 'tunnel.id'].includes(k.toLowerCase())) ?? 'tunnel.id';
+  const sub = `connector.metadata.${key}`;
+  if (id.startsWith('$')) {
+    fail(o, sub, `invalid tunnel ID "${id}": the "$" private-tunnel marker belongs in ingress rules, not in the connector's tunnel.id (expected a UUID such as 4d21094e-b74c-4916-86c1-d9fa36ea677b)`);
+  }
+  if (!isUuid(id)) fail(o, sub, `invalid tunnel ID "${id}" (expected a UUID such as 4d21094e-b74c-4916-86c1-d9fa36ea677b)`);
+  if (/^0+$/.test(uuidHex(id))) fail(o, sub, `invalid tunnel ID "${id}": the nil UUID is not a tunnel ID`);
+}
+
+/** The forms github.com/google/uuid Parse accepts: canonical, {braced}, urn:uuid:, 32 hex digits. */
+export function isUuid(s: string): boolean {
+  return uuidHex(s) !== '';
+}
+
+function uuidHex(s: string): string {
+  let t = s;
+  if (t.length === 45 && t.slice(0, 9).toLowerCase() === 'urn:uuid:') t = t.slice(9);
+  else if (t.length === 38 && t.startsWith('{') && t.endsWith('}')) t = t.slice(1, -1);
+  if (t.length === 36 && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(t)) return t.replace(/-/g, '');
+  if (t.length === 32 && /^[0-9a-f]{32}$/i.test(t)) return t;
+  return '';
+}

@@ -1,0 +1,65 @@
+/**
+ * Handlers do a service's job with one accepted connection; connectors speak a protocol over a
+ * dialed transport. Ownership: `handle` owns `conn.stream` and destroys it before it settles.
+ */
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Conn } from './transport';
+
+export interface HandleResult {
+  /** Bytes read from the accepted connection. */
+  inputBytes: number;
+  /** Bytes written to the accepted connection. */
+  outputBytes: number;
+}
+
+export interface Handler {
+  /** Starts what the handler owns besides the service listener (e.g. entry points). */
+  start?(): Promise<void>;
+  /** Handles one connection; destroys `conn.stream` on every path before settling. */
+  handle(conn: Conn, logger: Logger): Promise<HandleResult | void>;
+  /** Stops what `start` started; in-flight `handle` calls are the service's to drain. */
+  close?(): Promise<void>;
+}
+
+export type Network = 'tcp' | 'udp';
+
+export interface ConnectRequest {
+  network: Network;
+  /** Target "host:port" asked of the far side ("ssh.srv-2.local:0"). */
+  dst: string;
+  /** The original client's address, reported to the far side. */
+  src?: string;
+}
+
+export interface BindRequest {
+  network: Network;
+  /** Requested bind address (":0", "hello", ...). */
+  bindAddr: string;
+}
+
+/** An accepting multiplexed session, as the reverse listeners consume it. */
+export interface AcceptSession {
+  on(event: 'stream', cb: (stream: Duplex) => void): unknown;
+  on(event: 'close', cb: (err?: Error) => void): unknown;
+  close(): void;
+  readonly isClosed: boolean;
+  /** Opens a stream towards the peer (used for the drain notice). */
+  openStream(): Duplex;
+}
+
+export interface BindResult {
+  session: AcceptSession;
+  /** The address the server reports ("134c714b65d54a4f:0"). */
+  addr: string;
+  /** Host part of `addr`: the endpoint name. */
+  endpoint: string;
+  connectorId: string;
+}
+
+export interface Connector {
+  /** Runs the connect exchange on `conn`; returns the stream that carries the payload. */
+  connect(conn: Conn, req: ConnectRequest, signal?: AbortSignal): Promise<Duplex>;
+  /** Registers as a reverse endpoint; the conn becomes a session owned by the result. */
+  bind?(conn: Conn, req: BindRequest, signal?: AbortSignal): Promise<BindResult>;
+}

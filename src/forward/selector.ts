@@ -1,0 +1,107 @@
+/**
+ * Forwarder node selection (behavior.md §5.2): host filters with the documented fallback
+ * semantics, round-robin among candidates, and failure marking (maxFails / failTimeout).
+ *
+ * - With a host: nodes whose `filter.host` matches come first; unfiltered nodes are the
+ *   fallback; nodes with metadata `backup: true` come last.
+ * - Without a host: every node is a candidate (backup nodes last).
+ * - Filter match as gost's checkHost: "*.x" and "*x" become ".x"; ".x" matches any host ending
+ *   in "x" (and the apex); otherwise exact. Case-insensitive here, port stripped.
+ */
+import type { ForwardNodeConfig, SelectorConfig } from '../config/model';
+import { Metadata, parseGoDurationMs } from '../core/metadata';
+import { stripPort } from '../core/addr';
+import { DEFAULTS } from '../config/model';
+
+export interface ForwardNode {
+  name: string;
+  addr: string;
+  network?: string;
+  filterHost?: string;
+  backup: boolean;
+  metadata: Metadata;
+  fails: number;
+  failedAt: number;
+}
+
+function normFilter(h: string | undefined): string | undefined {
+  if (!h) return undefined;
+  let v = h.trim().toLowerCase();
+  if (v.startsWith('*')) v = v.slice(1);
+  if (v.startsWith('.')) return v;
+  return v || undefined;
+}
+
+export function hostMatches(filter: string, host: string): boolean {
+  const h = stripPort(host).toLowerCase().replace(/\.$/, '');
+  if (filter === h) return true;
+  if (filter.startsWith('.')) return h.endsWith(filter.slice(1));
+  return false;
+}
+
+export class Forwarder {
+  readonly nodes: ForwardNode[];
+  readonly #maxFails: number;
+  readonly #failTimeoutMs: number;
+  #rr = 0;
+
+  constructor(nodes: ForwardNodeConfig[] = [], selector?: SelectorConfig) {
+    this.nodes = nodes.map((n) => {
+      const md = new Metadata(n.metadata);
+      return {
+        name: n.name,
+        addr: n.addr,
+        network: n.network,
+        filterHost: normFilter(n.filter?.host ?? n.host),
+        backup: md.getBool('backup') ?? false,
+        metadata: md,
+        fails: 0,
+        failedAt: 0,
+      };
+    });
+    this.#maxFails = selector?.maxFails && selector.maxFails > 0 ? selector.maxFails : DEFAULTS.selectorMaxFails;
+    this.#failTimeoutMs =
+      (selector?.failTimeout ? parseGoDurationMs(selector.failTimeout) : undefined) ?? DEFAULTS.selectorFailTimeoutMs;
+  }
+
+  get size(): number {
+    return this.nodes.length;
+  }
+
+  #alive(n: ForwardNode, now: number): boolean {
+    return n.fails < this.#maxFails || now - n.failedAt >= this.#failTimeoutMs;
+  }
+
+  #pick(list: ForwardNode[]): ForwardNode | undefined {
+    if (list.length === 0) return undefined;
+    const now = Date.now();
+    const alive = list.filter((n) => this.#alive(n, now));
+    const from = alive.length > 0 ? alive : list;
+    const n = from[this.#rr % from.length];
+    this.#rr = (this.#rr + 1) >>> 0;
+    return n;
+  }
+
+  /** Picks a node for `host` (the stream header's dst or a sniffed Host/SNI), or undefined. */
+  select(host?: string): ForwardNode | undefined {
+    const h = host ? stripPort(host) : '';
+    if (!h) {
+      return this.#pick(this.nodes.filter((n) => !n.backup)) ?? this.#pick(this.nodes.filter((n) => n.backup));
+    }
+    const matched = this.nodes.filter((n) => n.filterHost && !n.backup && hostMatches(n.filterHost, h));
+    if (matched.length) return this.#pick(matched);
+    const unfiltered = this.nodes.filter((n) => !n.filterHost && !n.backup);
+    if (unfiltered.length) return this.#pick(unfiltered);
+    const backups = this.nodes.filter((n) => n.backup && (!n.filterHost || hostMatches(n.filterHost, h)));
+    return this.#pick(backups);
+  }
+
+  markFailed(n: ForwardNode): void {
+    n.fails++;
+    n.failedAt = Date.now();
+  }
+
+  markOk(n: ForwardNode): void {
+    n.fails = 0;
+  }
+}

@@ -1,0 +1,91 @@
+/**
+ * Local port forwarding (`tcp`, `udp`, `forward` handlers): each accepted connection goes to a
+ * forwarder node, directly or through the service's chain. Through a chain ending in a tunnel
+ * connector this is a *visitor* (a private entry point): every TCP connection or UDP session
+ * becomes one relay CONNECT for the node's host (behavior.md §7).
+ *
+ * With `sniffing=true` and no target, the host is read from the traffic: HTTP `Host` (port 80
+ * by default) or TLS SNI (port 443). Without a target and without sniffing, the target is ":0"
+ * (direct-mode tunnels route by tunnel ID).
+ */
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Conn } from '../../core/transport';
+import type { Handler, HandleResult, Network } from '../../core/handler';
+import type { Chain } from '../../chain/chain';
+import { Forwarder } from '../../forward/selector';
+import { relay, destroy } from '../../io/pipe';
+import { dialTcp, dialUdp } from '../../io/dial';
+import { BurrowError } from '../../core/errors';
+import { Metadata } from '../../core/metadata';
+import { sniffTarget } from './sniff';
+import { framedDatagrams } from '../../io/datagram';
+import { DEFAULTS } from '../../config/model';
+
+export interface LocalForwardOptions {
+  network: Network;
+  forwarder: Forwarder;
+  chain?: Chain;
+  metadata: Metadata;
+  retries: number;
+}
+
+/** Appends ":0" to a target without a port, as gost's forward handler does. */
+export function withPort(addr: string): string {
+  if (addr.startsWith('[')) return addr.includes(']:') ? addr : `${addr}:0`;
+  const colons = addr.split(':').length - 1;
+  if (colons === 1) return addr;
+  if (colons === 0) return `${addr}:0`;
+  return `[${addr}]:0`;
+}
+
+export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
+  const md = opts.metadata;
+  const sniffing = md.getBool('sniffing') ?? false;
+  const sniffTimeoutMs = md.getDurationMs('sniffing.timeout') || DEFAULTS.entrypointSniffTimeoutMs;
+  const idleTimeoutMs = md.getDurationMs('idleTimeout') || 0;
+
+  async function upstream(network: Network, dst: string, src: string): Promise<Duplex> {
+    let lastErr: unknown;
+    for (let attempt = 0; attempt <= opts.retries; attempt++) {
+      try {
+        if (opts.chain) return await opts.chain.connect({ network, dst, src });
+        return network === 'udp' ? await dialUdp(dst) : await dialTcp(dst);
+      } catch (err) {
+        lastErr = err;
+      }
+    }
+    throw lastErr;
+  }
+
+  return {
+    async handle(conn: Conn, log: Logger): Promise<HandleResult> {
+      const network: Network = conn.datagram ? 'udp' : 'tcp';
+      const node = opts.forwarder.select();
+      let dst: string;
+      if (node) {
+        dst = withPort(node.addr);
+      } else if (sniffing && network === 'tcp') {
+        dst = await sniffTarget(conn.stream, sniffTimeoutMs);
+      } else if (opts.chain) {
+        dst = ':0';
+      } else {
+        throw new BurrowError('BURROW_ERR_DIAL', 'node not available');
+      }
+      log.debug(`${conn.remote} >> ${dst}/${network}`);
+      let up: Duplex;
+      try {
+        up = await upstream(network, dst, conn.remote);
+      } catch (err) {
+        if (node) opts.forwarder.markFailed(node);
+        destroy(conn.stream);
+        throw err;
+      }
+      if (node) opts.forwarder.markOk(node);
+      // Through a chain, UDP rides the tunnel stream with 2-byte length framing.
+      const far = network === 'udp' && opts.chain ? framedDatagrams(up) : up;
+      const r = await relay(conn.stream, far, { idleTimeoutMs });
+      return { inputBytes: r.aToB, outputBytes: r.bToA };
+    },
+  };
+}

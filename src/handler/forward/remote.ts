@@ -1,0 +1,82 @@
+/**
+ * `rtcp` / `rudp` handlers: the client's side of each tunnel stream (behavior.md §5.2). The
+ * forwarder node is chosen by the host the server sent in the stream header (`filter.host`
+ * matches first, unfiltered nodes are the fallback, `backup` nodes last); with
+ * `sniffing=true` (rtcp) the HTTP Host or TLS SNI in the traffic decides instead. Then the
+ * target is dialed directly and spliced with the stream; for rudp the stream carries
+ * length-framed datagrams relayed to a UDP socket.
+ *
+ * No node for the host: when the requested host carries a non-zero port, it is dialed itself
+ * (as fixed gost does); otherwise the stream is closed ("node not available").
+ */
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Conn } from '../../core/transport';
+import type { Handler, HandleResult, Network } from '../../core/handler';
+import { Forwarder } from '../../forward/selector';
+import { Metadata } from '../../core/metadata';
+import { relay, destroy } from '../../io/pipe';
+import { dialTcp, dialUdp } from '../../io/dial';
+import { framedDatagrams } from '../../io/datagram';
+import { splitHostPort } from '../../core/addr';
+import { BurrowError } from '../../core/errors';
+import { peek } from '../../io/peek';
+import { sniffHost } from '../../protocol/sniff/host';
+import { withPort } from './local';
+
+export interface RemoteForwardOptions {
+  network: Network;
+  forwarder: Forwarder;
+  metadata: Metadata;
+}
+
+export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler {
+  const md = opts.metadata;
+  const sniffing = opts.network === 'tcp' && (md.getBool('sniffing') ?? false);
+  const sniffTimeoutMs = md.getDurationMs('sniffing.timeout') || 15_000;
+  const idleTimeoutMs = md.getDurationMs('idleTimeout') || 0;
+
+  return {
+    async handle(conn: Conn, log: Logger): Promise<HandleResult> {
+      let host = conn.target ?? '';
+      if (sniffing) {
+        try {
+          const { value } = await peek(conn.stream, (buf, eof) => sniffHost(buf, eof), {
+            timeoutMs: sniffTimeoutMs,
+            maxBytes: 64 * 1024,
+          });
+          if (value) host = value;
+        } catch (err) {
+          log.debug(`sniffing: ${(err as Error).message}`);
+        }
+      }
+      const node = opts.forwarder.select(host);
+      let target: string | undefined;
+      if (node) target = withPort(node.addr);
+      else {
+        try {
+          if (host && splitHostPort(host).port !== 0) target = host;
+        } catch {
+          /* no usable host */
+        }
+      }
+      if (!target) {
+        destroy(conn.stream);
+        throw new BurrowError('BURROW_ERR_DIAL', `node not available for host ${host || '(none)'}`);
+      }
+      log.debug(`${conn.remote} >> ${target}/${opts.network} (host ${host})`);
+      let up: Duplex;
+      try {
+        up = opts.network === 'udp' ? await dialUdp(target) : await dialTcp(target);
+      } catch (err) {
+        if (node) opts.forwarder.markFailed(node);
+        destroy(conn.stream);
+        throw err;
+      }
+      if (node) opts.forwarder.markOk(node);
+      const near = opts.network === 'udp' ? framedDatagrams(conn.stream) : conn.stream;
+      const r = await relay(near, up, { idleTimeoutMs });
+      return { inputBytes: r.aToB, outputBytes: r.bToA };
+    },
+  };
+}

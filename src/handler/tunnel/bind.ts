@@ -1,0 +1,85 @@
+/**
+ * BIND on the server (protocol.md §2.2): a client registers a connector for its tunnel. The
+ * connection then carries an smux session in the smux *client* role; this function owns it
+ * until the session dies, and removes the connector from the pool at once when it does.
+ */
+import type { Logger } from 'pino';
+import type { Conn } from '../../core/transport';
+import type { HandleResult } from '../../core/handler';
+import { splitHostPort, isUnspecifiedHost, joinHostPort } from '../../core/addr';
+import { buildBindResponse, type ParsedRequest } from '../../protocol/relay/message';
+import {
+  makeTunnelId,
+  randomUuidBytes,
+  tunnelEndpoint,
+  tunnelIdToString,
+  FLAG_CONNECTOR_UDP,
+} from '../../protocol/relay/tunnel-id';
+import { Session } from '../../protocol/smux/session';
+import { ConnectorEntry, type Network } from './pool';
+import type { TunnelServer } from './handler';
+
+/** Which name the server answers for a BIND (protocol.md §2.2 step 3, plus public mode). */
+export function bindHost(server: TunnelServer, tunnelId: string, endpoint: string, requested: string): string {
+  if (isUnspecifiedHost(requested)) return endpoint;
+  if (requested === endpoint) return endpoint;
+  if (server.publicNames) {
+    return server.publicNames.claimCustom(requested, tunnelId) ? requested : endpoint;
+  }
+  if (!server.ingress) return endpoint;
+  const rule = server.ingress.exact(requested);
+  if (rule !== undefined && (rule === null || rule.private || rule.tunnelId !== tunnelId)) return endpoint;
+  return requested;
+}
+
+export async function handleBind(
+  conn: Conn,
+  req: ParsedRequest,
+  server: TunnelServer,
+  log: Logger,
+): Promise<HandleResult> {
+  const network: Network = req.network === 'udp' ? 'udp' : 'tcp';
+  const tid = req.tunnelId!;
+  const tunnelId = tunnelIdToString(tid);
+  const endpoint = tunnelEndpoint(tid);
+  let reqHost = '';
+  let reqPort = 0;
+  try {
+    const hp = splitHostPort(req.dstAddr ?? '');
+    reqHost = hp.host;
+    reqPort = hp.port;
+  } catch {
+    // Unparsable ("0.0.0.0::0" from some gost builds): no custom host.
+  }
+  if (reqHost.includes(':') && !reqHost.startsWith('[')) reqHost = reqHost === '::' ? '' : reqHost;
+  const host = bindHost(server, tunnelId, endpoint, reqHost);
+  const connectorId = makeTunnelId(randomUuidBytes(), network === 'udp' ? FLAG_CONNECTOR_UDP : 0, tid.weight);
+  const cid = tunnelIdToString(connectorId);
+
+  // Limits are checked before answering OK, so an over-limit client gets a status, not a session.
+  server.pool.assertCanAdd(tunnelId);
+  conn.stream.write(buildBindResponse({ host, port: reqPort, connectorId }));
+  const session = new Session(conn.stream, { client: true, config: server.smux });
+  const entry = new ConnectorEntry(cid, tunnelId, network, tid.weight, session, conn.remote);
+  server.pool.add(entry);
+  server.publicNames?.claim(endpoint, tunnelId);
+  const addr = joinHostPort(host, reqPort);
+  log.info(
+    { connector: cid, weight: tid.weight, endpoint: host, network },
+    `${addr}/${network}: tunnel=${tunnelId}, connector=${cid}, weight=${tid.weight} established`,
+  );
+  // A client never opens streams towards the server; burrow clients open one to announce a
+  // graceful drain (gost servers simply close it). Stop routing new streams here.
+  session.on('stream', (s) => {
+    entry.draining = true;
+    log.info({ connector: cid }, `connector ${cid} is draining`);
+    s.destroy();
+  });
+  await new Promise<void>((resolve) => {
+    if (session.isClosed) resolve();
+    else session.once('close', () => resolve());
+  });
+  server.pool.remove(entry);
+  log.info({ connector: cid }, `remove connector: ${tunnelId} ${cid}`);
+  return { inputBytes: 0, outputBytes: 0 };
+}

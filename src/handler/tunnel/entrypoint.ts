@@ -1,0 +1,188 @@
+/**
+ * A public entry point of the tunnel server (behavior.md §4): a plain TCP listener that peeks
+ * at the first byte of each connection and dispatches without losing any byte:
+ *
+ * - `0x01`: a relay CONNECT (from a peer server node or a visitor pointed here) routed by its
+ *   tunnel ID, no ingress, no privacy check (protocol.md §3.4);
+ * - `0x16`: TLS, routed by SNI and passed through untouched (no termination);
+ * - anything else: HTTP/1.x, proxied per request by Host (http-proxy.ts).
+ *
+ * Unlike gost, sniffing has a deadline (`entrypoint.sniffTimeout`, default 15 s), so idle and
+ * slowloris connections cannot pile up.
+ */
+import net from 'node:net';
+import type { Logger } from 'pino';
+import type { Duplex } from 'node:stream';
+import { Metadata } from '../../core/metadata';
+import { joinHostPort, splitHostPort } from '../../core/addr';
+import { STATUS_BAD_REQUEST, STATUS_SERVICE_UNAVAILABLE, isPeerGone } from '../../core/errors';
+import { peek } from '../../io/peek';
+import { relay, destroy } from '../../io/pipe';
+import { readRelayMessage } from '../../io/read-message';
+import { decodeRequest, parseRequest, statusResponse } from '../../protocol/relay/message';
+import { isZero, tunnelIdToString } from '../../protocol/relay/tunnel-id';
+import { parseClientHelloSni } from '../../protocol/sniff/tls';
+import { DEFAULTS } from '../../config/model';
+import type { Ingress } from '../../ingress/ingress';
+import type { TunnelServer } from './handler';
+import { HttpEntryProxy } from './http-proxy';
+import { newSid } from '../../service/service';
+
+export interface EntryPointOptions {
+  addr: string;
+  server: TunnelServer;
+  ingress: Ingress | undefined;
+  metadata: Metadata;
+  logger: Logger;
+}
+
+const TLS_MAX_HELLO_BYTES = 64 * 1024;
+
+export class EntryPoint {
+  readonly #opts: EntryPointOptions;
+  readonly #server: net.Server;
+  readonly #sockets = new Set<net.Socket>();
+  readonly #http: HttpEntryProxy;
+  readonly #sniffTimeoutMs: number;
+  readonly #relayEnabled: boolean;
+  #address = '';
+
+  constructor(opts: EntryPointOptions) {
+    this.#opts = opts;
+    const md = opts.metadata;
+    this.#sniffTimeoutMs = md.getDurationMs('entrypoint.sniffTimeout') || DEFAULTS.entrypointSniffTimeoutMs;
+    this.#relayEnabled = md.getBool('entrypoint.relay') ?? true;
+    this.#http = new HttpEntryProxy({
+      server: opts.server,
+      ingress: opts.ingress,
+      metadata: md,
+      logger: opts.logger,
+      headersTimeoutMs: this.#sniffTimeoutMs,
+    });
+    this.#server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: false }, (s) =>
+      this.#onConnection(s),
+    );
+    this.#server.on('error', (err) => opts.logger.error(`entrypoint ${opts.addr}: ${err.message}`));
+  }
+
+  address(): string {
+    return this.#address;
+  }
+
+  get connections(): number {
+    return this.#sockets.size;
+  }
+
+  async start(): Promise<void> {
+    const { host, port } = splitHostPort(this.#opts.addr);
+    await new Promise<void>((resolve, reject) => {
+      const onErr = (err: Error): void => reject(new Error(`entrypoint ${this.#opts.addr}: ${err.message}`));
+      this.#server.once('error', onErr);
+      this.#server.listen({ host: host === '' ? undefined : host, port }, () => {
+        this.#server.off('error', onErr);
+        resolve();
+      });
+    });
+    const a = this.#server.address() as net.AddressInfo;
+    this.#address = joinHostPort(a.address, a.port);
+    this.#opts.logger.info(`entrypoint: ${this.#address}`);
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((r) => this.#server.close(() => r()));
+    for (const s of this.#sockets) s.destroy();
+    this.#sockets.clear();
+    this.#http.close();
+  }
+
+  #onConnection(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    this.#sockets.add(socket);
+    socket.once('close', () => this.#sockets.delete(socket));
+    socket.on('error', () => {
+      /* reported by whoever reads the socket */
+    });
+    const remote = joinHostPort(socket.remoteAddress ?? '', socket.remotePort ?? 0);
+    const local = joinHostPort(socket.localAddress ?? '', socket.localPort ?? 0);
+    const log = this.#opts.logger.child({ sid: newSid(), remote, local, client: remote });
+    peek<number>(socket, (buf) => ({ done: true, value: buf[0]! }), {
+      timeoutMs: this.#sniffTimeoutMs,
+      maxBytes: 1,
+    }).then(
+      ({ value }) => {
+        if (value === 0x01 && this.#relayEnabled) return this.#handleRelay(socket, remote, log);
+        if (value === 0x16) return this.#handleTls(socket, remote, log);
+        this.#http.handle(socket);
+        return undefined;
+      },
+      (err: Error) => {
+        log.debug(`entrypoint: ${err.message}`);
+        destroy(socket);
+      },
+    ).catch((err: Error) => {
+      if (isPeerGone(err)) log.debug(err.message);
+      else log.warn(err.message);
+      destroy(socket);
+    });
+  }
+
+  async #handleTls(socket: net.Socket, remote: string, log: Logger): Promise<void> {
+    const { value: sni } = await peek<string | undefined>(
+      socket,
+      (buf) => {
+        const r = parseClientHelloSni(buf);
+        return r.complete ? { done: true, value: r.sni } : { done: false };
+      },
+      { timeoutMs: this.#sniffTimeoutMs, maxBytes: TLS_MAX_HELLO_BYTES },
+    );
+    if (!sni) {
+      log.warn('tls: no SNI in ClientHello, closing');
+      destroy(socket);
+      return;
+    }
+    const route = this.#opts.server.lookupPublic(sni, this.#opts.ingress);
+    if (!route) {
+      log.error({ host: sni }, `no route to host ${sni}`);
+      destroy(socket);
+      return;
+    }
+    if (route.private) {
+      log.error({ host: sni }, `tunnel ${route.tunnelId} is private for host ${sni}`);
+      destroy(socket);
+      return;
+    }
+    let stream: Duplex;
+    try {
+      stream = this.#opts.server.openTunnelStream(route.tunnelId, 'tcp', remote, joinHostPort(sni, 443));
+    } catch (err) {
+      log.error({ host: sni }, (err as Error).message);
+      destroy(socket);
+      return;
+    }
+    log.debug({ host: sni, tunnel: route.tunnelId }, `${remote} <-> ${sni}`);
+    await relay(socket, stream);
+  }
+
+  async #handleRelay(socket: net.Socket, remote: string, log: Logger): Promise<void> {
+    const req = parseRequest(decodeRequest(await readRelayMessage(socket, this.#sniffTimeoutMs)));
+    const reply = (status: number): void => {
+      socket.end(statusResponse(status));
+    };
+    if (!req.tunnelId || isZero(req.tunnelId)) {
+      reply(STATUS_BAD_REQUEST);
+      return;
+    }
+    const tid = tunnelIdToString(req.tunnelId);
+    const network = req.network === 'udp' ? 'udp' : 'tcp';
+    let stream: Duplex;
+    try {
+      stream = this.#opts.server.openTunnelStream(tid, network, req.srcAddr ?? remote, req.dstAddr ?? ':0');
+    } catch (err) {
+      log.error({ tunnel: tid }, (err as Error).message);
+      reply(STATUS_SERVICE_UNAVAILABLE);
+      return;
+    }
+    socket.write(statusResponse(0));
+    await relay(socket, stream);
+  }
+}

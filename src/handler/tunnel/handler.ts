@@ -1,0 +1,224 @@
+/**
+ * The `tunnel` handler: the public server. Each accepted connection carries one relay request:
+ *
+ * - BIND (a client behind NAT registers): answer with the endpoint and a connector ID, then the
+ *   connection becomes an smux session in the smux *client* role, owned by the pool until it
+ *   dies (protocol.md §2).
+ * - CONNECT (a visitor): route per behavior.md §2.1, answer a status, then splice the visitor
+ *   with a new stream to a connector of the tunnel (protocol.md §3).
+ *
+ * The handler also owns the entry points (`entrypoint=`, `entrypoints`), which sniff HTTP/TLS
+ * traffic and route it through the same pool (entrypoint.ts).
+ */
+import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Conn } from '../../core/transport';
+import type { Handler, HandleResult } from '../../core/handler';
+import { Metadata } from '../../core/metadata';
+import {
+  BurrowError,
+  STATUS_BAD_REQUEST,
+  STATUS_FORBIDDEN,
+  STATUS_SERVICE_UNAVAILABLE,
+  STATUS_UNAUTHORIZED,
+  isPeerGone,
+} from '../../core/errors';
+import { CMD_BIND, CMD_CONNECT } from '../../protocol/relay/constants';
+import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from '../../protocol/relay/message';
+import { isZero, tunnelIdToString, parseTunnelId } from '../../protocol/relay/tunnel-id';
+import { encodeStreamHeader } from '../../protocol/stream-header';
+import { readRelayMessage } from '../../io/read-message';
+import { relay, destroy } from '../../io/pipe';
+import { stripPort } from '../../core/addr';
+import { DEFAULTS } from '../../config/model';
+import type { Ingress } from '../../ingress/ingress';
+import type { AnyAuther } from '../../auth/auther';
+import { TunnelPool, type Network } from './pool';
+import { routeConnect } from './router';
+import { handleBind } from './bind';
+import { EntryPoint, type EntryPointOptions } from './entrypoint';
+import { PublicNames } from './public-names';
+import { smuxConfigFromMetadata } from '../../protocol/smux/config';
+import type { SmuxConfig } from '../../protocol/smux/config';
+
+export interface TunnelHandlerOptions {
+  service: string;
+  metadata: Metadata;
+  ingress?: Ingress;
+  /** Ingresses by name, for `entrypoints[].ingress`. */
+  ingresses: Map<string, Ingress>;
+  auther?: AnyAuther;
+  logger: Logger;
+}
+
+/** Shared state of one tunnel server, used by the relay handler and its entry points. */
+export interface TunnelServer {
+  readonly nodeId: string;
+  readonly pool: TunnelPool;
+  readonly ingress: Ingress | undefined;
+  readonly publicNames: PublicNames | undefined;
+  readonly smux: Partial<SmuxConfig>;
+  /** Tunnel for a host at a public entry point (ingress, then public names). */
+  lookupPublic(host: string, ingress?: Ingress): { tunnelId: string; private: boolean } | undefined;
+  /** Opens a stream to the tunnel and writes the stream header. */
+  openTunnelStream(tunnelId: string, network: Network, src: string, dst: string): Duplex;
+}
+
+function safeParseTunnelIdText(text: string | undefined): string | undefined {
+  if (!text) return undefined;
+  try {
+    const id = parseTunnelId(text);
+    return isZero(id) ? undefined : tunnelIdToString(id);
+  } catch {
+    return undefined;
+  }
+}
+
+export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { server: TunnelServer; entryPoints: EntryPoint[] } {
+  const md = opts.metadata;
+  const log = opts.logger;
+  const nodeId = randomUUID();
+  const direct = md.getBool('tunnel.direct') ?? false;
+  const entrypointId = safeParseTunnelIdText(md.getString('entrypoint.id'));
+  const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.relayHandshakeTimeoutMs;
+  const smux = smuxConfigFromMetadata(md);
+  const pool = new TunnelPool({
+    maxTunnels: md.getInt('tunnel.maxTunnels') ?? 0,
+    maxConnectorsPerTunnel: md.getInt('tunnel.maxConnectors') ?? 0,
+    maxStreamsPerConnector: md.getInt('tunnel.maxStreams') ?? 0,
+  });
+  const publicDomain = md.getString('tunnel.publicDomain');
+  const publicNames = publicDomain
+    ? new PublicNames({
+        domain: publicDomain,
+        ttlMs: md.getDurationMs('tunnel.publicTTL') || 24 * 3600_000,
+        customTtlMs: md.getDurationMs('tunnel.customTTL') || 3600_000,
+        allowCustom: md.getBool('tunnel.allowCustomNames') ?? true,
+      })
+    : undefined;
+
+  const server: TunnelServer = {
+    nodeId,
+    pool,
+    ingress: opts.ingress,
+    publicNames,
+    smux,
+    lookupPublic(host, ingress = opts.ingress) {
+      const r = ingress?.lookup(host);
+      if (r) return r;
+      const t = publicNames?.lookup(host);
+      return t ? { tunnelId: t, private: false } : undefined;
+    },
+    openTunnelStream(tunnelId, network, src, dst) {
+      const { stream } = pool.openStream(tunnelId, network);
+      stream.write(encodeStreamHeader(src, dst));
+      return stream;
+    },
+  };
+
+  const entryPoints: EntryPoint[] = [];
+  const epOpts = (addr: string, ingress: Ingress | undefined): EntryPointOptions => ({
+    addr,
+    server,
+    ingress,
+    metadata: md,
+    logger: log.child({ kind: 'entrypoint', handler: 'tunnel', listener: 'tcp', node: nodeId }),
+  });
+  const primary = md.getString('entrypoint');
+  if (primary) entryPoints.push(new EntryPoint(epOpts(primary, opts.ingress)));
+  const extra = md.get('entrypoints');
+  if (Array.isArray(extra)) {
+    for (const e of extra as Array<Record<string, unknown>>) {
+      const em = new Metadata(e);
+      const addr = em.getString('addr');
+      if (!addr) continue;
+      const ingName = em.getString('ingress');
+      entryPoints.push(new EntryPoint(epOpts(addr, (ingName && opts.ingresses.get(ingName)) || opts.ingress)));
+    }
+  }
+
+  async function reply(conn: Conn, status: number): Promise<void> {
+    await new Promise<void>((resolve) => conn.stream.end(statusResponse(status), () => resolve()));
+  }
+
+  async function handleConnect(conn: Conn, req: ParsedRequest, clog: Logger): Promise<HandleResult> {
+    const network: Network = req.network === 'udp' ? 'udp' : 'tcp';
+    const dst = req.dstAddr ?? '';
+    const host = stripPort(dst);
+    const visitorTid = tunnelIdToString(req.tunnelId!);
+    const route = host ? server.lookupPublic(host) : undefined;
+    clog.debug(`connect: ${req.srcAddr ?? conn.remote} >> ${dst}/${network}`);
+    const d = routeConnect({ host, route, visitorTunnelId: visitorTid, entrypointId, direct });
+    if (!d.ok) {
+      clog.error(d.reason);
+      await reply(conn, d.status);
+      return { inputBytes: 0, outputBytes: 4 };
+    }
+    let stream: Duplex;
+    try {
+      stream = server.openTunnelStream(d.tunnelId, network, req.srcAddr ?? conn.remote, dst);
+    } catch (err) {
+      clog.error(`${(err as Error).message}`);
+      await reply(conn, STATUS_SERVICE_UNAVAILABLE);
+      return { inputBytes: 0, outputBytes: 4 };
+    }
+    clog.debug(`connect to tunnel=${d.tunnelId} OK`);
+    conn.stream.write(statusResponse(0));
+    const r = await relay(conn.stream, stream);
+    return { inputBytes: r.aToB, outputBytes: r.bToA + 4 };
+  }
+
+  return {
+    server,
+    entryPoints,
+    async start() {
+      for (const ep of entryPoints) await ep.start();
+    },
+    async handle(conn: Conn, clog: Logger): Promise<HandleResult | void> {
+      let req: ParsedRequest;
+      try {
+        req = parseRequest(decodeRequest(await readRelayMessage(conn.stream, readTimeoutMs)));
+      } catch (err) {
+        // Bad version, undecodable features, silence: close without a response, as gost.
+        if (isPeerGone(err)) clog.debug(`relay: ${(err as Error).message}`);
+        else clog.warn(`relay: ${(err as Error).message}`);
+        destroy(conn.stream);
+        return;
+      }
+      const tlog = clog.child({ handler: 'tunnel', node: nodeId });
+      if (!req.tunnelId || isZero(req.tunnelId)) {
+        tlog.error('zero tunnel ID');
+        await reply(conn, STATUS_BAD_REQUEST);
+        return;
+      }
+      if (opts.auther) {
+        const ok = opts.auther.authenticate(req.username ?? '', req.password ?? '', conn.remote);
+        if (!ok) {
+          tlog.warn({ user: req.username ?? '' }, 'unauthorized');
+          await reply(conn, STATUS_UNAUTHORIZED);
+          return;
+        }
+      }
+      const tunnelLog = tlog.child({ tunnel: tunnelIdToString(req.tunnelId) });
+      try {
+        if (req.cmd === CMD_CONNECT) return await handleConnect(conn, req, tunnelLog);
+        if (req.cmd === CMD_BIND) return await handleBind(conn, req, server, tunnelLog);
+      } catch (err) {
+        if (err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT') {
+          tunnelLog.warn(err.message);
+          await reply(conn, STATUS_FORBIDDEN);
+          return;
+        }
+        throw err;
+      }
+      tunnelLog.error(`unknown command 0x${req.cmd.toString(16)}`);
+      await reply(conn, STATUS_BAD_REQUEST);
+    },
+    async close() {
+      for (const ep of entryPoints) await ep.close();
+      pool.closeAll();
+      publicNames?.close();
+    },
+  };
+}

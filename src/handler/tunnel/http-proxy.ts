@@ -1,0 +1,328 @@
+/**
+ * HTTP at a public entry point (behavior.md §4.3): an HTTP/1.1 reverse proxy, not a byte
+ * splicer, so every request on a keep-alive connection is routed by its own `Host`.
+ *
+ * For each request: route by Host through the ingress (or public names); 502 for no route or a
+ * private rule, 503 for no connector, a loop, or no response head within
+ * `entrypoint.readTimeout` (15 s). The request goes down a new tunnel stream whose header
+ * carries the client address (CF-Connecting-IP / X-Forwarded-For / X-Real-Ip, else the peer)
+ * and `host:80`; it is written in Go's header order (Host, User-Agent, the rest sorted,
+ * `Connection: close`) with `Gost-Sid` and `Gost-Forwarded-Node` set as gost does.
+ * With `entrypoint.keepalive=true` idle streams are pooled per tunnel and reused.
+ *
+ * No per-request delay: sockets have TCP_NODELAY, responses are streamed as they arrive.
+ */
+import http from 'node:http';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { Metadata } from '../../core/metadata';
+import { joinHostPort, splitHostPort } from '../../core/addr';
+import { DEFAULTS } from '../../config/model';
+import type { Ingress } from '../../ingress/ingress';
+import type { TunnelServer } from './handler';
+import { destroy, relay } from '../../io/pipe';
+import { newSid } from '../../service/service';
+
+export interface HttpEntryProxyOptions {
+  server: TunnelServer;
+  ingress: Ingress | undefined;
+  metadata: Metadata;
+  logger: Logger;
+  headersTimeoutMs: number;
+}
+
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Go's textproto.CanonicalMIMEHeaderKey for ASCII names. */
+export function canonicalHeaderKey(name: string): string {
+  if (!/^[A-Za-z0-9-]+$/.test(name)) return name;
+  return name
+    .toLowerCase()
+    .split('-')
+    .map((p) => (p ? p[0]!.toUpperCase() + p.slice(1) : p))
+    .join('-');
+}
+
+/** The client address gost reports for an HTTP request (port 0 when taken from a header). */
+export function clientAddr(headers: http.IncomingHttpHeaders, peer: string): string {
+  const candidates = [
+    headers['cf-connecting-ip'],
+    typeof headers['x-forwarded-for'] === 'string' ? headers['x-forwarded-for'].split(',')[0] : undefined,
+    headers['x-real-ip'],
+  ];
+  for (const c of candidates) {
+    const v = (Array.isArray(c) ? c[0] : c)?.trim();
+    if (v && net.isIP(v)) return joinHostPort(v, 0);
+  }
+  return peer;
+}
+
+/**
+ * Builds the outgoing header object in Go's Request.Write order: Host, User-Agent, framing
+ * headers, the remaining headers sorted by canonical name, then Connection.
+ */
+export function buildUpstreamHeaders(
+  req: http.IncomingMessage,
+  extra: { sid: string; nodeId: string; keepalive: boolean },
+): Record<string, string | string[]> {
+  const byKey = new Map<string, string[]>();
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const key = canonicalHeaderKey(raw[i]!);
+    const lower = key.toLowerCase();
+    if (HOP_BY_HOP.has(lower) && lower !== 'transfer-encoding') continue;
+    if (lower === 'gost-record') continue;
+    const list = byKey.get(key);
+    if (list) list.push(raw[i + 1]!);
+    else byKey.set(key, [raw[i + 1]!]);
+  }
+  if (!byKey.has('Gost-Sid')) byKey.set('Gost-Sid', [extra.sid]);
+  byKey.set('Gost-Forwarded-Node', [extra.nodeId]);
+  const out: Record<string, string | string[]> = {};
+  const host = byKey.get('Host');
+  if (host) out['Host'] = host[0]!;
+  out['User-Agent'] = byKey.get('User-Agent')?.[0] ?? 'Go-http-client/1.1';
+  for (const k of ['Content-Length', 'Transfer-Encoding']) {
+    const v = byKey.get(k);
+    if (v) out[k] = v.length === 1 ? v[0]! : v;
+  }
+  const rest = [...byKey.keys()]
+    .filter((k) => !['Host', 'User-Agent', 'Content-Length', 'Transfer-Encoding', 'Trailer'].includes(k))
+    .sort();
+  for (const k of rest) {
+    const v = byKey.get(k)!;
+    out[k] = v.length === 1 ? v[0]! : v;
+  }
+  out['Connection'] = extra.keepalive ? 'keep-alive' : 'close';
+  return out;
+}
+
+/** Gives a tunnel stream the socket methods Node's HTTP client and agent call. */
+function socketLike(stream: Duplex): net.Socket {
+  const s = stream as unknown as Record<string, unknown>;
+  for (const m of ['setKeepAlive', 'setNoDelay', 'ref', 'unref']) {
+    if (typeof s[m] !== 'function') s[m] = () => stream;
+  }
+  if (typeof s.setTimeout !== 'function') s.setTimeout = () => stream;
+  return stream as unknown as net.Socket;
+}
+
+class TunnelAgent extends http.Agent {
+  constructor(
+    private readonly open: () => Duplex,
+  ) {
+    super({ keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' });
+  }
+  override createConnection(): Duplex {
+    return socketLike(this.open());
+  }
+}
+
+export class HttpEntryProxy {
+  readonly #opts: HttpEntryProxyOptions;
+  readonly #http: http.Server;
+  readonly #readTimeoutMs: number;
+  readonly #keepalive: boolean;
+  readonly #agents = new Map<string, TunnelAgent>();
+
+  constructor(opts: HttpEntryProxyOptions) {
+    this.#opts = opts;
+    this.#readTimeoutMs = opts.metadata.getDurationMs('entrypoint.readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
+    this.#keepalive = opts.metadata.getBool('entrypoint.keepalive') ?? false;
+    this.#http = http.createServer(
+      {
+        headersTimeout: opts.headersTimeoutMs,
+        requestTimeout: 0,
+        keepAliveTimeout: (opts.metadata.getDurationMs('entrypoint.idleTimeout') || 60_000),
+        maxHeaderSize: 64 * 1024,
+        noDelay: true,
+      },
+      (req, res) => this.#onRequest(req, res),
+    );
+    this.#http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
+    this.#http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+      // Not HTTP, or a malformed/oversized head: close without a response (as gost) unless
+      // the head was merely too large, which gets 431.
+      if (err.code === 'HPE_HEADER_OVERFLOW' && (socket as net.Socket).writable) {
+        socket.end('HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+      } else destroy(socket);
+    });
+  }
+
+  /** Hands a sniffed connection (its first bytes put back) to the HTTP server. */
+  handle(socket: net.Socket): void {
+    this.#http.emit('connection', socket);
+  }
+
+  close(): void {
+    for (const a of this.#agents.values()) a.destroy();
+    this.#agents.clear();
+    this.#http.close();
+  }
+
+  #log(req: http.IncomingMessage): Logger {
+    const s = req.socket;
+    const remote = joinHostPort(s.remoteAddress ?? '', s.remotePort ?? 0);
+    return this.#opts.logger.child({ remote, client: remote, local: joinHostPort(s.localAddress ?? '', s.localPort ?? 0) });
+  }
+
+  #route(host: string): { ok: true; tunnelId: string } | { ok: false; status: 502; reason: string } {
+    const r = this.#opts.server.lookupPublic(host, this.#opts.ingress);
+    if (!r) return { ok: false, status: 502, reason: `no route to host ${host}` };
+    if (r.private) return { ok: false, status: 502, reason: `tunnel ${r.tunnelId} is private for host ${host}` };
+    return { ok: true, tunnelId: r.tunnelId };
+  }
+
+  #fail(res: http.ServerResponse, status: number): void {
+    if (res.headersSent) {
+      destroy(res.socket ?? undefined);
+      return;
+    }
+    res.sendDate = false;
+    res.writeHead(status, { 'Content-Length': '0' });
+    res.end();
+  }
+
+  #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const host = req.headers.host ?? '';
+    const dst = hostWithPort(host, 80);
+    const log = this.#log(req).child({ host: dst });
+    const route = this.#route(host);
+    if (!route.ok) {
+      log.error(route.reason);
+      req.resume();
+      this.#fail(res, route.status);
+      return;
+    }
+    const fwd = req.headers['gost-forwarded-node'];
+    if (typeof fwd === 'string' && fwd.includes(this.#opts.server.nodeId)) {
+      log.error('forwarding loop detected');
+      req.resume();
+      this.#fail(res, 503);
+      return;
+    }
+    const peer = joinHostPort(req.socket.remoteAddress ?? '', req.socket.remotePort ?? 0);
+    const src = clientAddr(req.headers, peer);
+    const open = (): Duplex => this.#opts.server.openTunnelStream(route.tunnelId, 'tcp', src, dst);
+    let upReq: http.ClientRequest;
+    try {
+      const headers = buildUpstreamHeaders(req, {
+        sid: newSid(),
+        nodeId: this.#opts.server.nodeId,
+        keepalive: this.#keepalive,
+      });
+      const base = { method: req.method, path: req.url, headers, setHost: false };
+      if (this.#keepalive) {
+        upReq = http.request({ ...base, agent: this.#agentFor(route.tunnelId, open) });
+      } else {
+        const stream = open();
+        upReq = http.request({ ...base, createConnection: () => socketLike(stream) });
+      }
+    } catch (err) {
+      log.error((err as Error).message);
+      req.resume();
+      this.#fail(res, 503);
+      return;
+    }
+    const timer = setTimeout(() => {
+      log.error(`no response from tunnel ${route.tunnelId} within ${this.#readTimeoutMs} ms`);
+      upReq.destroy();
+      this.#fail(res, 503);
+    }, this.#readTimeoutMs);
+    timer.unref();
+    upReq.on('response', (upRes) => {
+      clearTimeout(timer);
+      const headers: Record<string, string | string[]> = {};
+      const raw = upRes.rawHeaders;
+      for (let i = 0; i + 1 < raw.length; i += 2) {
+        const k = raw[i]!;
+        if (HOP_BY_HOP.has(k.toLowerCase())) continue;
+        const prev = headers[k];
+        if (prev === undefined) headers[k] = raw[i + 1]!;
+        else headers[k] = Array.isArray(prev) ? [...prev, raw[i + 1]!] : [prev, raw[i + 1]!];
+      }
+      res.sendDate = false;
+      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);
+      res.flushHeaders();
+      upRes.on('data', (chunk: Buffer) => {
+        if (!res.write(chunk)) upRes.pause();
+      });
+      res.on('drain', () => upRes.resume());
+      upRes.once('end', () => res.end());
+      upRes.once('error', () => destroy(res.socket ?? undefined));
+      upRes.once('aborted', () => destroy(res.socket ?? undefined));
+    });
+    upReq.on('error', (err) => {
+      clearTimeout(timer);
+      log.error(err.message);
+      this.#fail(res, 503);
+    });
+    // A visitor that goes away aborts the request upstream (reaches the origin as a close).
+    res.once('close', () => {
+      clearTimeout(timer);
+      if (!res.writableFinished) upReq.destroy();
+    });
+    req.pipe(upReq);
+  }
+
+  #agentFor(tunnelId: string, open: () => Duplex): TunnelAgent {
+    let a = this.#agents.get(tunnelId);
+    if (!a) {
+      a = new TunnelAgent(open);
+      this.#agents.set(tunnelId, a);
+    }
+    return a;
+  }
+
+  /** `Upgrade` requests (WebSocket): forward the head, then splice both ways. */
+  #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
+    const host = req.headers.host ?? '';
+    const dst = hostWithPort(host, 80);
+    const log = this.#log(req).child({ host: dst });
+    const route = this.#route(host);
+    if (!route.ok) {
+      log.error(route.reason);
+      socket.end(`HTTP/1.1 ${route.status} Bad Gateway\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    const peer = joinHostPort((socket as net.Socket).remoteAddress ?? '', (socket as net.Socket).remotePort ?? 0);
+    let stream: Duplex;
+    try {
+      stream = this.#opts.server.openTunnelStream(route.tunnelId, 'tcp', clientAddr(req.headers, peer), dst);
+    } catch (err) {
+      log.error((err as Error).message);
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    let headText = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+    const raw = req.rawHeaders;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      if (raw[i]!.toLowerCase() === 'gost-forwarded-node') continue;
+      headText += `${raw[i]}: ${raw[i + 1]}\r\n`;
+    }
+    headText += `Gost-Forwarded-Node: ${this.#opts.server.nodeId}\r\n\r\n`;
+    stream.write(headText);
+    if (head.length) stream.write(head);
+    void relay(socket, stream);
+  }
+}
+
+function hostWithPort(host: string, defPort: number): string {
+  try {
+    const hp = splitHostPort(host);
+    return joinHostPort(hp.host, hp.port || defPort);
+  } catch {
+    return joinHostPort(host, defPort);
+  }
+}

@@ -1,0 +1,191 @@
+/**
+ * The tunnel registry on the server: tunnel ID → connectors (one per BIND, each an smux
+ * session), and the selection rules of behavior.md §3:
+ *
+ * - skip closed and draining connectors and connectors of the other network (tcp/udp);
+ * - weight 0 counts as 1; the first weight-255 connector clears everything collected so far and
+ *   from then on only weight-255 connectors are collected; pick weighted-random;
+ * - up to 3 attempts to open a stream, each with a fresh pick.
+ *
+ * Deviations from gost (documented in the README): a tunnel with exactly one connector is not
+ * handed traffic of the other network (gost does, and the client then mishandles it); dead
+ * sessions are dropped from the pool at once rather than on the next 15 s `tunnel.ttl` sweep.
+ */
+import type { Duplex } from 'node:stream';
+import { BurrowError } from '../../core/errors';
+
+/** What the pool needs of a multiplexed session. */
+export interface PoolSession {
+  openStream(): Duplex;
+  readonly isClosed: boolean;
+  close(): void;
+}
+
+export type Network = 'tcp' | 'udp';
+
+export class ConnectorEntry {
+  draining = false;
+  streams = 0;
+  readonly createdAt = Date.now();
+  constructor(
+    readonly id: string,
+    readonly tunnelId: string,
+    readonly network: Network,
+    readonly weight: number,
+    readonly session: PoolSession,
+    readonly remote: string,
+  ) {}
+
+  get usable(): boolean {
+    return !this.draining && !this.session.isClosed;
+  }
+}
+
+export interface PoolLimits {
+  /** Most tunnels the pool holds (0 = no limit). */
+  maxTunnels: number;
+  /** Most connectors per tunnel (0 = no limit). */
+  maxConnectorsPerTunnel: number;
+  /** Most concurrent streams per connector (0 = no limit). */
+  maxStreamsPerConnector: number;
+}
+
+export const DEFAULT_POOL_LIMITS: PoolLimits = {
+  maxTunnels: 0,
+  maxConnectorsPerTunnel: 0,
+  maxStreamsPerConnector: 0,
+};
+
+export class TunnelPool {
+  readonly #tunnels = new Map<string, ConnectorEntry[]>();
+  readonly limits: PoolLimits;
+  /** Random source in [0,1); replaceable for deterministic tests of the weighting. */
+  random: () => number = Math.random;
+
+  constructor(limits: Partial<PoolLimits> = {}) {
+    this.limits = { ...DEFAULT_POOL_LIMITS, ...limits };
+  }
+
+  /** Throws BURROW_ERR_LIMIT when one more connector for the tunnel would exceed a limit. */
+  assertCanAdd(tunnelId: string): void {
+    const list = this.#tunnels.get(tunnelId);
+    if (!list) {
+      if (this.limits.maxTunnels > 0 && this.#tunnels.size >= this.limits.maxTunnels) {
+        throw new BurrowError('BURROW_ERR_LIMIT', `tunnel limit reached (${this.limits.maxTunnels} tunnels)`);
+      }
+    } else if (this.limits.maxConnectorsPerTunnel > 0 && list.length >= this.limits.maxConnectorsPerTunnel) {
+      throw new BurrowError(
+        'BURROW_ERR_LIMIT',
+        `connector limit reached for tunnel ${tunnelId} (${this.limits.maxConnectorsPerTunnel} connectors)`,
+      );
+    }
+  }
+
+  /** Registers a connector; throws BURROW_ERR_LIMIT when a pool limit would be exceeded. */
+  add(entry: ConnectorEntry): void {
+    this.assertCanAdd(entry.tunnelId);
+    let list = this.#tunnels.get(entry.tunnelId);
+    if (!list) {
+      list = [];
+      this.#tunnels.set(entry.tunnelId, list);
+    }
+    list.push(entry);
+  }
+
+  /** Removes a connector (on session death); drops the tunnel when it has none left. */
+  remove(entry: ConnectorEntry): boolean {
+    const list = this.#tunnels.get(entry.tunnelId);
+    if (!list) return false;
+    const i = list.indexOf(entry);
+    if (i < 0) return false;
+    list.splice(i, 1);
+    if (list.length === 0) this.#tunnels.delete(entry.tunnelId);
+    return true;
+  }
+
+  connectors(tunnelId: string): readonly ConnectorEntry[] {
+    return this.#tunnels.get(tunnelId) ?? [];
+  }
+
+  get tunnelCount(): number {
+    return this.#tunnels.size;
+  }
+
+  get connectorCount(): number {
+    let n = 0;
+    for (const l of this.#tunnels.values()) n += l.length;
+    return n;
+  }
+
+  hasTunnel(tunnelId: string): boolean {
+    return this.#tunnels.has(tunnelId);
+  }
+
+  /** Picks a connector for the network, or undefined (behavior.md §3.2). */
+  select(tunnelId: string, network: Network): ConnectorEntry | undefined {
+    const list = this.#tunnels.get(tunnelId);
+    if (!list || list.length === 0) return undefined;
+    const limit = this.limits.maxStreamsPerConnector;
+    let candidates: ConnectorEntry[] = [];
+    let exclusive = false;
+    for (const c of list) {
+      if (!c.usable || c.network !== network) continue;
+      if (limit > 0 && c.streams >= limit) continue;
+      const w = c.weight === 0 ? 1 : c.weight;
+      if (w === 255) {
+        if (!exclusive) {
+          exclusive = true;
+          candidates = [];
+        }
+        candidates.push(c);
+      } else if (!exclusive) {
+        candidates.push(c);
+      }
+    }
+    if (candidates.length === 0) return undefined;
+    if (candidates.length === 1) return candidates[0];
+    let total = 0;
+    for (const c of candidates) total += c.weight === 0 ? 1 : c.weight;
+    let r = this.random() * total;
+    for (const c of candidates) {
+      r -= c.weight === 0 ? 1 : c.weight;
+      if (r < 0) return c;
+    }
+    return candidates[candidates.length - 1];
+  }
+
+  /**
+   * Opens a stream to a connector of the tunnel: up to `attempts` picks (default 3, as gost).
+   * Throws BURROW_ERR_TUNNEL_UNAVAILABLE when none works.
+   */
+  openStream(tunnelId: string, network: Network, attempts = 3): { stream: Duplex; entry: ConnectorEntry } {
+    let lastErr: unknown;
+    for (let i = 0; i < attempts; i++) {
+      const entry = this.select(tunnelId, network);
+      if (!entry) break;
+      try {
+        const stream = entry.session.openStream();
+        entry.streams++;
+        let counted = true;
+        const release = (): void => {
+          if (counted) {
+            counted = false;
+            entry.streams--;
+          }
+        };
+        stream.once('close', release);
+        return { stream, entry };
+      } catch (err) {
+        lastErr = err;
+        if (entry.session.isClosed) this.remove(entry);
+      }
+    }
+    throw new BurrowError('BURROW_ERR_TUNNEL_UNAVAILABLE', `tunnel ${tunnelId} not available`, { cause: lastErr });
+  }
+
+  /** Closes every session (server shutdown). */
+  closeAll(): void {
+    for (const list of this.#tunnels.values()) for (const c of [...list]) c.session.close();
+    this.#tunnels.clear();
+  }
+}

@@ -1,0 +1,209 @@
+/**
+ * Ingress: host name → tunnel ID rules (behavior.md §1).
+ *
+ * Lookup follows gost's GetRule: strip a port, try the exact key, then "." + host (so a
+ * ".example.com" rule also matches the apex), then walk up the labels so the most specific
+ * wildcard wins. Keys are stored with one leading "*" removed ("*.example.com" → ".example.com").
+ *
+ * Deliberate deviations from gost (documented in the README):
+ * - matching is case-insensitive and ignores one trailing dot (DNS names are case-insensitive;
+ *   gost compares bytes, so "EXAMPLE.org" gets no route there);
+ * - blank or malformed lines of a rule file are skipped instead of producing empty rules.
+ *
+ * Sources: inline `rules`, a `file` (reloaded when it changes, and every `reload` period), both
+ * merged in gost's order (inline, then file; later wins).
+ */
+import { readFile } from 'node:fs/promises';
+import { watchFile, unwatchFile } from 'node:fs';
+import type { Logger } from 'pino';
+import { splitHostPort } from '../core/addr';
+
+export interface IngressRule {
+  hostname: string;
+  endpoint: string;
+}
+
+/** Where a host leads: the tunnel ID text (lowercase UUID) and whether the rule is private. */
+export interface Route {
+  tunnelId: string;
+  private: boolean;
+}
+
+const UUID_RE = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/;
+
+/**
+ * Parses a rule endpoint: an optional "$" (private) and a UUID. Returns undefined for text that
+ * is not a UUID (gost turns it into the zero ID, i.e. "no route").
+ */
+export function parseEndpoint(endpoint: string): Route | undefined {
+  let text = endpoint.trim();
+  let priv = false;
+  if (text.startsWith('$')) {
+    priv = true;
+    text = text.slice(1);
+  }
+  text = text.toLowerCase();
+  if (text.startsWith('urn:uuid:')) text = text.slice(9);
+  if (text.startsWith('{') && text.endsWith('}')) text = text.slice(1, -1);
+  if (!UUID_RE.test(text)) return undefined;
+  const hex = text.replace(/-/g, '');
+  const id = `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  if (id === '00000000-0000-0000-0000-000000000000') return undefined;
+  return { tunnelId: id, private: priv };
+}
+
+/** Canonical lookup key of a host: port stripped, lower-cased, one trailing dot removed. */
+export function normalizeHost(host: string): string {
+  let h = host.trim();
+  try {
+    h = splitHostPort(h).host;
+  } catch {
+    /* keep as is */
+  }
+  h = h.toLowerCase();
+  if (h.endsWith('.') && h.length > 1) h = h.slice(0, -1);
+  return h;
+}
+
+function ruleKey(hostname: string): string {
+  let k = hostname.trim().toLowerCase();
+  if (k.startsWith('*')) k = k.slice(1);
+  if (k.endsWith('.') && k.length > 1) k = k.slice(0, -1);
+  return k;
+}
+
+/** Parses the rule file format: "hostname endpoint" per line, "#" comments. */
+export function parseRuleText(text: string): IngressRule[] {
+  const rules: IngressRule[] = [];
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.replace(/#.*/, '').trim();
+    if (!line) continue;
+    const fields = line.split(/\s+/);
+    if (fields.length < 2) continue;
+    rules.push({ hostname: fields[0]!, endpoint: fields[1]! });
+  }
+  return rules;
+}
+
+/** Parses the `tunnel=` shorthand: "host:uuid,host2:$uuid" split at the first ':' (§1.3). */
+export function parseTunnelShorthand(value: string): IngressRule[] {
+  const rules: IngressRule[] = [];
+  for (const item of value.split(',')) {
+    const i = item.indexOf(':');
+    if (i < 0) continue;
+    const hostname = item.slice(0, i).trim();
+    const endpoint = item.slice(i + 1).trim();
+    if (hostname && endpoint) rules.push({ hostname, endpoint });
+  }
+  return rules;
+}
+
+export interface IngressOptions {
+  name: string;
+  rules?: IngressRule[];
+  filePath?: string;
+  reloadMs?: number;
+  logger: Logger;
+}
+
+export class Ingress {
+  readonly name: string;
+  #table = new Map<string, Route | null>();
+  readonly #inline: IngressRule[];
+  readonly #filePath: string | undefined;
+  readonly #reloadMs: number;
+  readonly #logger: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  #watching = false;
+
+  constructor(opts: IngressOptions) {
+    this.name = opts.name;
+    this.#inline = opts.rules ?? [];
+    this.#filePath = opts.filePath;
+    this.#reloadMs = opts.reloadMs && opts.reloadMs > 0 ? Math.max(opts.reloadMs, 1000) : 0;
+    this.#logger = opts.logger.child({ kind: 'ingress', ingress: opts.name });
+    this.#table = this.#build(this.#inline, []);
+  }
+
+  /** Loads external sources and starts watching them. */
+  async start(): Promise<void> {
+    await this.reload();
+    if (this.#filePath) {
+      const path = this.#filePath;
+      watchFile(path, { interval: 500, persistent: false }, (cur, prev) => {
+        if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) void this.reload();
+      });
+      this.#watching = true;
+    }
+    if (this.#reloadMs) {
+      this.#timer = setInterval(() => void this.reload(), this.#reloadMs);
+      this.#timer.unref();
+    }
+  }
+
+  async reload(): Promise<void> {
+    let fileRules: IngressRule[] = [];
+    if (this.#filePath) {
+      try {
+        fileRules = parseRuleText(await readFile(this.#filePath, 'utf8'));
+      } catch (err) {
+        this.#logger.warn(`ingress file ${this.#filePath}: ${(err as Error).message}`);
+      }
+    }
+    this.#table = this.#build(this.#inline, fileRules);
+    this.#logger.debug(`ingress ${this.name}: ${this.#table.size} rules loaded`);
+  }
+
+  #build(...lists: IngressRule[][]): Map<string, Route | null> {
+    const table = new Map<string, Route | null>();
+    for (const list of lists) {
+      for (const r of list) {
+        if (!r.hostname || !r.endpoint) continue;
+        const route = parseEndpoint(r.endpoint);
+        if (!route) this.#logger.warn(`ingress ${this.name}: rule ${r.hostname}: endpoint "${r.endpoint}" is not a tunnel ID`);
+        // An unparsable endpoint still claims the host (gost maps it to the zero ID: no route).
+        table.set(ruleKey(r.hostname), route ?? null);
+      }
+    }
+    return table;
+  }
+
+  get size(): number {
+    return this.#table.size;
+  }
+
+  /** The rule for a host, or undefined (no rule, or a rule whose endpoint is not a tunnel ID). */
+  lookup(host: string): Route | undefined {
+    if (!host) return undefined;
+    const h = normalizeHost(host);
+    if (!h) return undefined;
+    const t = this.#table;
+    if (t.has(h)) return t.get(h) ?? undefined;
+    if (t.has('.' + h)) return t.get('.' + h) ?? undefined;
+    let rest = h;
+    for (;;) {
+      const dot = rest.indexOf('.', 1);
+      if (dot < 0) break;
+      rest = rest.slice(dot);
+      if (t.has(rest)) return t.get(rest) ?? undefined;
+      rest = rest.slice(1);
+    }
+    return undefined;
+  }
+
+  /** True when some rule claims the host (used by BIND's hijack check). */
+  hasRule(host: string): boolean {
+    return this.#table.has(normalizeHost(host));
+  }
+
+  /** The exact rule for a host key (no wildcard walk). */
+  exact(host: string): Route | null | undefined {
+    return this.#table.get(normalizeHost(host));
+  }
+
+  close(): void {
+    if (this.#timer) clearInterval(this.#timer);
+    if (this.#watching && this.#filePath) unwatchFile(this.#filePath);
+    this.#watching = false;
+  }
+}

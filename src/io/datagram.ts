@@ -1,0 +1,65 @@
+/**
+ * A datagram view of a byte stream that carries 2-byte length framing (protocol.md §7):
+ * an objectMode Duplex whose chunks are whole datagrams. Writes are framed (one write of
+ * header + payload), reads are decoded from whatever chunking the stream delivers.
+ * Backpressure passes through: a full byte stream holds the datagram writer, a slow datagram
+ * reader pauses the byte stream. Destroying either side destroys the other.
+ */
+import { Duplex } from 'node:stream';
+import { encodeDatagram, UdpFrameDecoder } from '../protocol/udp-frame';
+
+class FramedDatagrams extends Duplex {
+  readonly #inner: Duplex;
+  readonly #decoder = new UdpFrameDecoder();
+
+  constructor(inner: Duplex) {
+    super({ objectMode: true, allowHalfOpen: true, highWaterMark: 64 });
+    this.#inner = inner;
+    inner.on('data', (chunk: Buffer) => {
+      let dgs: Buffer[];
+      try {
+        dgs = this.#decoder.push(chunk);
+      } catch (err) {
+        this.destroy(err as Error);
+        return;
+      }
+      let more = true;
+      for (const d of dgs) more = this.push(d) && more;
+      if (!more) inner.pause();
+    });
+    inner.once('end', () => this.push(null));
+    inner.once('error', (err) => this.destroy(err));
+    inner.once('close', () => {
+      if (!this.destroyed && !this.readableEnded) this.destroy();
+    });
+  }
+
+  override _read(): void {
+    if (this.#inner.isPaused()) this.#inner.resume();
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    let framed: Buffer;
+    try {
+      framed = encodeDatagram(chunk);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    if (this.#inner.write(framed)) cb();
+    else this.#inner.once('drain', () => cb());
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    this.#inner.end(() => cb());
+  }
+
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    if (!this.#inner.destroyed) this.#inner.destroy(err ?? undefined);
+    cb(err);
+  }
+}
+
+export function framedDatagrams(byteStream: Duplex): Duplex {
+  return new FramedDatagrams(byteStream);
+}

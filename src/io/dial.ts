@@ -1,0 +1,128 @@
+/**
+ * Direct dials to targets (the last step of a forward): TCP with TCP_NODELAY and half-close
+ * support, and "connected" UDP sockets wrapped as objectMode Duplexes (one chunk = one datagram).
+ */
+import net from 'node:net';
+import dgram from 'node:dgram';
+import { Duplex } from 'node:stream';
+import { splitHostPort } from '../core/addr';
+import { BurrowError } from '../core/errors';
+import { DEFAULTS } from '../config/model';
+
+/** Go dials localhost for an empty host. */
+function dialHost(host: string): string {
+  return host === '' ? '127.0.0.1' : host;
+}
+
+export function dialTcp(addr: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<net.Socket> {
+  const timeoutMs = opts.timeoutMs ?? DEFAULTS.dialTimeoutMs;
+  let hp;
+  try {
+    hp = splitHostPort(addr);
+  } catch (err) {
+    return Promise.reject(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}: ${(err as Error).message}`));
+  }
+  if (hp.port === 0) {
+    return Promise.reject(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}: missing port`));
+  }
+  return new Promise((resolve, reject) => {
+    const sock = net.connect({ host: dialHost(hp.host), port: hp.port, allowHalfOpen: true, noDelay: true });
+    let done = false;
+    const timer = setTimeout(() => {
+      finish(new BurrowError('BURROW_ERR_TIMEOUT', `dial ${addr}: timed out after ${timeoutMs} ms`));
+    }, timeoutMs);
+    const onAbort = (): void => finish(new BurrowError('BURROW_ERR_CLOSED', `dial ${addr}: aborted`));
+    const finish = (err?: Error): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      sock.off('error', onError);
+      if (err) {
+        sock.destroy();
+        reject(err);
+      } else resolve(sock);
+    };
+    const onError = (err: Error): void =>
+      finish(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}: ${err.message}`, { cause: err }));
+    sock.once('connect', () => finish());
+    sock.once('error', onError);
+    if (opts.signal?.aborted) onAbort();
+    else opts.signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/** A connected UDP socket as an objectMode Duplex. Ends when destroyed. */
+export class UdpDialConn extends Duplex {
+  readonly #socket: dgram.Socket;
+  lastActive = Date.now();
+
+  constructor(socket: dgram.Socket) {
+    super({ objectMode: true, allowHalfOpen: false, highWaterMark: 128 });
+    this.#socket = socket;
+    socket.on('message', (msg) => {
+      this.lastActive = Date.now();
+      // Drop when the reader is far behind: UDP has no backpressure.
+      if (this.readableLength < 1024) this.push(msg);
+    });
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => this.push(null));
+  }
+
+  get localAddress(): string {
+    try {
+      const a = this.#socket.address();
+      return `${a.address}:${a.port}`;
+    } catch {
+      return '';
+    }
+  }
+
+  override _read(): void {}
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.lastActive = Date.now();
+    this.#socket.send(chunk, (err) => cb(err ?? null));
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    cb();
+    this.destroy();
+  }
+
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    try {
+      this.#socket.close();
+    } catch {
+      /* already closed */
+    }
+    cb(err);
+  }
+}
+
+export function dialUdp(addr: string): Promise<UdpDialConn> {
+  let hp;
+  try {
+    hp = splitHostPort(addr);
+  } catch (err) {
+    return Promise.reject(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}: ${(err as Error).message}`));
+  }
+  if (hp.port === 0) return Promise.reject(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}/udp: missing port`));
+  const host = dialHost(hp.host);
+  const type = net.isIP(host) === 6 ? 'udp6' : 'udp4';
+  return new Promise((resolve, reject) => {
+    const s = dgram.createSocket(type);
+    s.once('error', (err) => {
+      try {
+        s.close();
+      } catch {
+        /* ignore */
+      }
+      reject(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}/udp: ${err.message}`, { cause: err }));
+    });
+    s.connect(hp.port, host, () => {
+      s.removeAllListeners('error');
+      resolve(new UdpDialConn(s));
+    });
+  });
+}

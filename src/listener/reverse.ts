@@ -1,0 +1,199 @@
+/**
+ * `rtcp` / `rudp` listeners: the client behind NAT. Instead of listening locally, the listener
+ * BINDs through its chain to a tunnel server and yields the streams the server opens, each as a
+ * `Conn` whose `remote` is the original client and `target` the host it asked for (the stream
+ * header, protocol.md §6). One listener = one transport connection = one connector.
+ *
+ * The tunnel is kept up: when the bind fails or the session dies, it retries with exponential
+ * backoff (1 s, 2 s, 4 s, capped) and ±25 % jitter, so many clients do not reconnect in lock
+ * step; each failure is logged once per attempt. Stream headers are read per stream, in
+ * parallel, with a deadline: one bad stream never takes the session down (gost's would).
+ *
+ * `drain()` (graceful shutdown) tells a burrow server to stop routing new streams here by
+ * opening one stream towards it, and refuses new streams while in-flight ones finish.
+ */
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Conn, StreamListener } from '../core/transport';
+import type { AcceptSession, Network } from '../core/handler';
+import type { Chain } from '../chain/chain';
+import { StreamHeaderReader } from '../protocol/stream-header';
+import { destroy } from '../io/pipe';
+import { joinHostPort, splitHostPort } from '../core/addr';
+import { DEFAULTS } from '../config/model';
+
+export interface ReverseListenerOptions {
+  addr: string;
+  network: Network;
+  chain: Chain;
+  logger: Logger;
+  headerTimeoutMs?: number;
+  /** Called after each successful bind (the CLI prints the public URL). */
+  onBound?: (info: { addr: string; endpoint: string; connectorId: string; tunnelId?: string }) => void;
+}
+
+export interface ReverseListener extends StreamListener {
+  drain(): void;
+  readonly bound: boolean;
+}
+
+export function backoffDelayMs(attempt: number, random = Math.random): number {
+  const base = Math.min(DEFAULTS.reconnectMinDelayMs * 2 ** Math.max(0, attempt), 4000);
+  return Math.round(base * (0.75 + random() * 0.5));
+}
+
+function readStreamHeader(stream: Duplex, timeoutMs: number): Promise<{ src?: string; dst?: string }> {
+  return new Promise((resolve, reject) => {
+    const reader = new StreamHeaderReader();
+    const timer = setTimeout(() => done(new Error(`no stream header within ${timeoutMs} ms`)), timeoutMs);
+    const done = (err?: Error, h?: { src?: string; dst?: string }): void => {
+      clearTimeout(timer);
+      stream.off('data', onData);
+      stream.off('end', onEnd);
+      stream.off('error', onErr);
+      if (err) reject(err);
+      else resolve(h!);
+    };
+    const onData = (chunk: Buffer): void => {
+      let r;
+      try {
+        r = reader.push(chunk);
+      } catch (err) {
+        done(err as Error);
+        return;
+      }
+      if (r) {
+        stream.pause();
+        if (r.rest.length > 0) stream.unshift(r.rest);
+        done(undefined, { src: r.src, dst: r.dst });
+      }
+    };
+    const onEnd = (): void => done(new Error('stream ended before its header'));
+    const onErr = (err: Error): void => done(err);
+    stream.on('data', onData);
+    stream.once('end', onEnd);
+    stream.once('error', onErr);
+  });
+}
+
+export function createReverseListener(opts: ReverseListenerOptions): ReverseListener {
+  const headerTimeoutMs = opts.headerTimeoutMs ?? DEFAULTS.relayHandshakeTimeoutMs;
+  let closed = false;
+  let draining = false;
+  let session: AcceptSession | undefined;
+  let boundAddr = '';
+  let wake: (() => void) | undefined;
+  const abort = new AbortController();
+  const log = opts.logger;
+
+  function serve(s: AcceptSession, onConn: (conn: Conn) => void): void {
+    s.on('stream', (stream: Duplex) => {
+      if (draining || closed) {
+        destroy(stream);
+        return;
+      }
+      stream.on('error', () => {
+        /* reported by the handler that owns it */
+      });
+      readStreamHeader(stream, headerTimeoutMs).then(
+        (h) => {
+          onConn({
+            stream,
+            local: boundAddr,
+            remote: h.src ?? '',
+            target: h.dst,
+            datagram: false,
+          });
+        },
+        (err: Error) => {
+          log.warn(`stream header: ${err.message}`);
+          destroy(stream);
+        },
+      );
+    });
+  }
+
+  async function loop(onConn: (conn: Conn) => void): Promise<void> {
+    let attempt = 0;
+    while (!closed) {
+      try {
+        const r = await opts.chain.bind({ network: opts.network, bindAddr: opts.addr }, abort.signal);
+        if (closed) {
+          r.session.close();
+          return;
+        }
+        session = r.session;
+        boundAddr = r.addr;
+        attempt = 0;
+        const nlog = opts.chain.nodeLogger(r.hop, r.node);
+        const tunnelId = (r.node.connector as { tunnelId?: string }).tunnelId;
+        nlog.info(
+          { endpoint: r.endpoint, tunnel: tunnelId },
+          `create tunnel on ${r.addr}/${opts.network} OK, tunnel=${tunnelId}, connector=${r.connectorId}`,
+        );
+        opts.onBound?.({ addr: r.addr, endpoint: r.endpoint, connectorId: r.connectorId, tunnelId });
+        serve(r.session, onConn);
+        await new Promise<void>((resolve) => {
+          if (r.session.isClosed) resolve();
+          else r.session.on('close', () => resolve());
+        });
+        session = undefined;
+        if (closed) return;
+        const d = backoffDelayMs(0);
+        log.warn(`accept: tunnel session closed, retrying in ${d}ms`);
+        await sleep(d);
+      } catch (err) {
+        if (closed) return;
+        const d = backoffDelayMs(attempt++);
+        log.warn(`accept: ${(err as Error).message}, retrying in ${d}ms`);
+        await sleep(d);
+      }
+    }
+  }
+
+  function sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let t: NodeJS.Timeout | undefined;
+      function done(): void {
+        if (t) clearTimeout(t);
+        wake = undefined;
+        resolve();
+      }
+      t = setTimeout(done, ms);
+      wake = done;
+    });
+  }
+
+  return {
+    get bound() {
+      return session !== undefined && !session.isClosed;
+    },
+    async listen(onConn) {
+      // Validate the bind address now, bind lazily in the background (as gost).
+      splitHostPort(opts.addr);
+      void loop(onConn);
+    },
+    address() {
+      return boundAddr || opts.addr || joinHostPort('', 0);
+    },
+    drain() {
+      if (draining) return;
+      draining = true;
+      if (session && !session.isClosed) {
+        try {
+          const notice = session.openStream();
+          notice.end();
+        } catch {
+          /* session already gone */
+        }
+      }
+    },
+    async close() {
+      if (closed) return;
+      closed = true;
+      abort.abort();
+      wake?.();
+      session?.close();
+    },
+  };
+}

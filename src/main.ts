@@ -1,0 +1,94 @@
+/**
+ * Process entry: argv → config → App; signals; exit codes.
+ *
+ * Exit codes: 0 after a clean stop (SIGINT/SIGTERM) or for -V/--help/-O; 1 when start-up fails
+ * (a port in use, a bad address); 2 for a configuration error. Errors are one line without a
+ * stack trace unless -D.
+ */
+import { parseArgs, HELP_TEXT } from './cli/args';
+import { loadConfig } from './config/load';
+import { renderConfig } from './config/output';
+import { ConfigError } from './core/errors';
+import { createLogger } from './observe/logger';
+import { App } from './app/app';
+import { DEFAULTS } from './config/model';
+import { runDemo } from './demo';
+
+// eslint-disable-next-line @typescript-eslint/no-var-requires
+const pkg = require('../package.json') as { version: string };
+
+function fail(err: unknown, debug: boolean, code: number): never {
+  const msg = err instanceof Error ? err.message : String(err);
+  process.stderr.write(`burrow: ${msg}\n`);
+  if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+  process.exit(code);
+}
+
+export async function main(argv: string[]): Promise<void> {
+  if (argv.length === 1 && argv[0] === '--demo') {
+    await runDemo();
+    return;
+  }
+  let args;
+  try {
+    args = parseArgs(argv);
+  } catch (err) {
+    fail(err, false, 2);
+  }
+  const debug = args.logLevel !== undefined;
+  if (args.help) {
+    process.stdout.write(HELP_TEXT.endsWith('\n') ? HELP_TEXT : HELP_TEXT + '\n');
+    return;
+  }
+  if (args.version) {
+    process.stdout.write(`burrow ${pkg.version} (node ${process.version} ${process.platform}/${process.arch})\n`);
+    return;
+  }
+  let loaded;
+  try {
+    loaded = await loadConfig(args.configs, {
+      listen: args.listen,
+      forward: args.forward,
+      logLevel: args.logLevel,
+      api: args.api,
+      metrics: args.metrics,
+    });
+  } catch (err) {
+    fail(err, debug, err instanceof ConfigError ? 2 : 1);
+  }
+  if (args.output) {
+    process.stdout.write(renderConfig(loaded.config, args.output));
+    return;
+  }
+  const logCfg = { ...(loaded.config.log ?? {}) };
+  if (args.logLevel) logCfg.level = args.logLevel;
+  const logger = createLogger(logCfg);
+  for (const w of loaded.warnings) logger.warn(w);
+  if (!loaded.config.services?.length) {
+    process.stderr.write(`burrow: nothing to run (no services). Try: burrow --help\n`);
+    process.exit(2);
+  }
+  let app: App;
+  try {
+    app = new App(loaded.config, logger);
+    await app.start();
+  } catch (err) {
+    fail(err, debug, err instanceof ConfigError ? 2 : 1);
+  }
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn(`${signal} again: exiting now`);
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info(`${signal}: shutting down (grace ${DEFAULTS.shutdownGraceMs} ms)`);
+    const graceMs = Number(process.env.BURROW_SHUTDOWN_GRACE_MS ?? DEFAULTS.shutdownGraceMs);
+    app.stop(graceMs).then(
+      () => process.exit(0),
+      (err: unknown) => fail(err, debug, 1),
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}

@@ -1,0 +1,113 @@
+/**
+ * smux session settings (spec/protocol.md §5.1, spec/config.md §3.1). Defaults are the gost
+ * tunnel's: version 2 and a 1 MiB per-stream window, the rest as xtaci/smux v1.5.x.
+ */
+import { ConfigError } from '../../core/errors';
+import type { Metadata } from '../../core/metadata';
+import { MAX_FRAME_LENGTH } from './frame';
+
+export interface SmuxConfig {
+  /** Version byte of every frame; both ends must agree (no negotiation). 2 adds UPD windows. */
+  version: 1 | 2;
+  /** No NOPs and no silence check. */
+  keepAliveDisabled: boolean;
+  /** A NOP is sent this often (ms). */
+  keepAliveIntervalMs: number;
+  /** The session closes when no frame at all arrived during a whole window this long (ms). */
+  keepAliveTimeoutMs: number;
+  /** Largest PSH payload we send (bytes, ≤ 65535). */
+  maxFrameSize: number;
+  /** Session-wide budget of received-but-unread bytes; beyond it the conn is paused (bytes). */
+  maxReceiveBuffer: number;
+  /** Per-stream window advertised in UPD (version 2, bytes). */
+  maxStreamBuffer: number;
+  /** Concurrent streams per session, both directions together. Local: not on the wire. */
+  maxStreams: number;
+  /** Accepted streams held while nobody listens for 'stream'; beyond it SYNs get a FIN. */
+  acceptBacklog: number;
+}
+
+export const DEFAULT_SMUX_CONFIG: Readonly<SmuxConfig> = Object.freeze({
+  version: 2,
+  keepAliveDisabled: false,
+  keepAliveIntervalMs: 10_000,
+  keepAliveTimeoutMs: 30_000,
+  maxFrameSize: 32_768,
+  maxReceiveBuffer: 4_194_304,
+  maxStreamBuffer: 1_048_576,
+  maxStreams: 65_536,
+  acceptBacklog: 1024,
+});
+
+const INT32_MAX = 0x7fffffff;
+
+function fail(path: string, message: string): never {
+  throw new ConfigError(message, { path });
+}
+
+function isPositiveInt(n: number): boolean {
+  return Number.isInteger(n) && n > 0;
+}
+
+/**
+ * Checks xtaci/smux's VerifyConfig rules (plus integer checks for our local limits).
+ * @throws ConfigError naming the offending `mux.*` key
+ */
+export function verifySmuxConfig(c: SmuxConfig): void {
+  if (c.version !== 1 && c.version !== 2) fail('mux.version', `unsupported smux version ${String(c.version)}, expected 1 or 2`);
+  if (!c.keepAliveDisabled) {
+    if (!(c.keepAliveIntervalMs > 0)) fail('mux.keepaliveInterval', 'keep-alive interval must be positive');
+    if (!(c.keepAliveTimeoutMs >= c.keepAliveIntervalMs)) {
+      fail('mux.keepaliveTimeout', 'keep-alive timeout must be larger than keep-alive interval');
+    }
+  }
+  if (!isPositiveInt(c.maxFrameSize)) fail('mux.maxFrameSize', 'max frame size must be positive');
+  if (c.maxFrameSize > MAX_FRAME_LENGTH) fail('mux.maxFrameSize', 'max frame size must not be larger than 65535');
+  if (!isPositiveInt(c.maxReceiveBuffer)) fail('mux.maxReceiveBuffer', 'max receive buffer must be positive');
+  if (!isPositiveInt(c.maxStreamBuffer)) fail('mux.maxStreamBuffer', 'max stream buffer must be positive');
+  if (c.maxStreamBuffer > c.maxReceiveBuffer) {
+    fail('mux.maxStreamBuffer', 'max stream buffer must not be larger than max receive buffer');
+  }
+  if (c.maxReceiveBuffer > INT32_MAX) fail('mux.maxReceiveBuffer', 'max receive buffer must not be larger than 2147483647');
+  if (!isPositiveInt(c.maxStreams)) fail('mux.maxStreams', 'max streams must be a positive integer');
+  if (!Number.isInteger(c.acceptBacklog) || c.acceptBacklog < 0) {
+    fail('mux.acceptBacklog', 'accept backlog must be a non-negative integer');
+  }
+}
+
+/** Defaults overlaid with `partial` (undefined fields keep the default), then verified. */
+export function resolveSmuxConfig(partial?: Partial<SmuxConfig>): SmuxConfig {
+  const c: SmuxConfig = { ...DEFAULT_SMUX_CONFIG };
+  if (partial) {
+    for (const k of Object.keys(partial) as (keyof SmuxConfig)[]) {
+      const v = partial[k];
+      if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
+    }
+  }
+  verifySmuxConfig(c);
+  return c;
+}
+
+/**
+ * Reads the `mux.*` keys of a tunnel handler/connector (spec/config.md §3.1). As gost's mux
+ * wrapper does, a missing, zero or negative number means "the default"; the result is then
+ * verified with smux's rules. `mux.type` other than smux is not ours to handle here.
+ * @throws ConfigError for an invalid combination (e.g. timeout < interval, frame size > 65535)
+ */
+export function smuxConfigFromMetadata(md: Metadata): SmuxConfig {
+  const d = DEFAULT_SMUX_CONFIG;
+  const pos = (n: number | undefined, def: number): number => (n !== undefined && n > 0 ? n : def);
+  const version = md.getInt('mux.version');
+  const c: SmuxConfig = {
+    ...d,
+    version: (version !== undefined && version > 0 ? version : d.version) as 1 | 2,
+    keepAliveDisabled: md.getBool('mux.keepaliveDisabled') ?? d.keepAliveDisabled,
+    keepAliveIntervalMs: pos(md.getDurationMs('mux.keepaliveInterval'), d.keepAliveIntervalMs),
+    keepAliveTimeoutMs: pos(md.getDurationMs('mux.keepaliveTimeout'), d.keepAliveTimeoutMs),
+    maxFrameSize: pos(md.getInt('mux.maxFrameSize'), d.maxFrameSize),
+    maxReceiveBuffer: pos(md.getInt('mux.maxReceiveBuffer'), d.maxReceiveBuffer),
+    maxStreamBuffer: pos(md.getInt('mux.maxStreamBuffer'), d.maxStreamBuffer),
+  };
+  verifySmuxConfig(c);
+  return c;
+}

@@ -1,0 +1,421 @@
+/**
+ * An smux session over any Node Duplex (spec/protocol.md §5): a TCP or TLS socket, a WebSocket
+ * stream, or a stream of another session (smux inside smux, as mws/mtls do).
+ *
+ * Ownership: the session owns `conn` from the constructor on. It destroys `conn` when it
+ * closes, and it closes when `conn` ends, errors or closes. Every stream dies with it.
+ *
+ * Parts, as smux names them:
+ * - receive: `conn` 'data' → FrameDecoder → handleSyn/Fin/Psh/Upd/Nop. Receiving is paused
+ *   while the bytes queued in streams exceed `maxReceiveBuffer` (smux's token bucket).
+ * - send: control frames (SYN, FIN, UPD, NOP) are written at once; data frames go through a
+ *   round-robin rotation of streams, one frame per stream per turn, written in corked batches
+ *   and held while `conn` wants a 'drain'.
+ * - keepalive: a NOP every interval; the session dies if a whole timeout window passed with no
+ *   frame received (unless it is our own receive pause that keeps the peer quiet).
+ */
+import { EventEmitter } from 'node:events';
+import type { Duplex } from 'node:stream';
+import { BurrowError, ProtocolError } from '../../core/errors';
+import { resolveSmuxConfig, type SmuxConfig } from './config';
+import { FrameDecoder } from './decoder';
+import {
+  CMD_FIN,
+  CMD_NOP,
+  CMD_PSH,
+  CMD_SYN,
+  CMD_UPD,
+  HEADER_SIZE,
+  encodeFrame,
+  writeHeader,
+} from './frame';
+import {
+  Stream,
+  kData,
+  kFin,
+  kQueued,
+  kSendFrame,
+  kSessionDied,
+  kUpdate,
+  type StreamHost,
+} from './stream';
+
+export interface SessionOptions {
+  /**
+   * smux client role: opens odd stream ids 3, 5, 7 … (the gost tunnel *server* is the smux
+   * client on tunnel connections). Server role opens 2, 4, 6 …
+   */
+  client: boolean;
+  /** Overrides of DEFAULT_SMUX_CONFIG; verified (ConfigError) in the constructor. */
+  config?: Partial<SmuxConfig>;
+}
+
+/** Payload bytes written per send turn before other I/O gets a chance. */
+const FLUSH_BATCH_BYTES = 512 * 1024;
+/** How long a graceful close() waits for `conn` to flush before destroying it (ms). */
+const CLOSE_FLUSH_TIMEOUT_MS = 5_000;
+const MAX_STREAM_ID = 0xffffffff;
+
+export interface Session {
+  on(event: 'stream', listener: (stream: Stream) => void): this;
+  on(event: 'close', listener: (err?: Error) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'stream', listener: (stream: Stream) => void): this;
+  once(event: 'close', listener: (err?: Error) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/**
+ * Events: 'stream' (an incoming stream; held in a backlog of `acceptBacklog` while nobody
+ * listens), 'close' (err?) exactly once; no 'error' event.
+ */
+export class Session extends EventEmitter {
+  readonly #conn: Duplex;
+  readonly #config: Readonly<SmuxConfig>;
+  readonly #decoder: FrameDecoder;
+  readonly #streams = new Map<number, Stream>();
+  readonly #host: StreamHost;
+  #nextId: number;
+  #backlog: Stream[] = [];
+
+  // send rotation
+  #ready: (Stream | undefined)[] = [];
+  #readyHead = 0;
+  #flushScheduled = false;
+  #flushing = false;
+  #waitingDrain = false;
+
+  // receive budget
+  #buffered = 0;
+  #paused = false;
+
+  // keepalive
+  #frameSeen = false;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #deadTimer: NodeJS.Timeout | undefined;
+  #nop: Buffer;
+
+  #closed = false;
+  #closeError: Error | undefined;
+
+  /** @throws ConfigError for an invalid `config` */
+  constructor(conn: Duplex, opts: SessionOptions) {
+    super();
+    this.#config = Object.freeze(resolveSmuxConfig(opts.config));
+    this.#conn = conn;
+    this.#nextId = opts.client ? 1 : 0;
+    this.#nop = encodeFrame(this.#config.version, CMD_NOP, 0);
+    this.#decoder = new FrameDecoder(this.#config.version, this.#onFrame);
+    this.#host = {
+      config: this.#config,
+      writeControl: (frame) => this.#writeControl(frame),
+      wantSend: (s) => this.#wantSend(s),
+      charge: (n) => {
+        this.#buffered += n;
+      },
+      release: (n) => this.#release(n),
+      forget: (s) => this.#forget(s),
+    };
+
+    conn.on('data', this.#onConnData);
+    conn.on('end', this.#onConnEnd);
+    conn.on('error', this.#onConnError);
+    conn.on('close', this.#onConnClose);
+    conn.on('drain', this.#onConnDrain);
+    this.on('newListener', this.#onNewListener);
+
+    if (!this.#config.keepAliveDisabled) {
+      this.#pingTimer = setInterval(() => this.#writeControl(this.#nop), this.#config.keepAliveIntervalMs);
+      this.#pingTimer.unref();
+      this.#deadTimer = setInterval(this.#checkAlive, this.#config.keepAliveTimeoutMs);
+      this.#deadTimer.unref();
+    }
+    if (conn.destroyed || conn.readableEnded) {
+      process.nextTick(() => this.#teardown(new BurrowError('BURROW_ERR_CLOSED', 'smux: connection already closed'), false));
+    }
+  }
+
+  /** The resolved, verified settings. */
+  get config(): Readonly<SmuxConfig> {
+    return this.#config;
+  }
+
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /** Open streams, including accepted ones not yet taken from the backlog. */
+  get numStreams(): number {
+    return this.#streams.size;
+  }
+
+  /** Received bytes queued in streams, not yet read (the receive budget in use). */
+  get receiveBufferedBytes(): number {
+    return this.#buffered;
+  }
+
+  /** The error the session died with, if any. */
+  get closeError(): Error | undefined {
+    return this.#closeError;
+  }
+
+  /**
+   * Opens a stream and writes its SYN now.
+   * @throws BurrowError 'BURROW_ERR_CLOSED' when the session is closed, 'BURROW_ERR_LIMIT'
+   *   at `maxStreams` open streams or when stream ids are exhausted
+   */
+  openStream(): Stream {
+    if (this.#closed) throw new BurrowError('BURROW_ERR_CLOSED', 'smux: session closed');
+    if (this.#streams.size >= this.#config.maxStreams) {
+      throw new BurrowError('BURROW_ERR_LIMIT', `smux: ${this.#config.maxStreams} streams already open`);
+    }
+    let id = this.#nextId;
+    do {
+      id += 2;
+      if (id > MAX_STREAM_ID) {
+        throw new BurrowError('BURROW_ERR_LIMIT', 'smux: stream ids exhausted, start a new session');
+      }
+    } while (this.#streams.has(id));
+    this.#nextId = id;
+    const stream = new Stream(id, this.#host);
+    this.#streams.set(id, stream);
+    this.#writeControl(encodeFrame(this.#config.version, CMD_SYN, id));
+    return stream;
+  }
+
+  /**
+   * Closes the session: every stream is destroyed with BURROW_ERR_CLOSED, what is already
+   * queued on `conn` is flushed, then `conn` is destroyed. Idempotent.
+   */
+  close(): void {
+    this.#teardown(undefined, true);
+  }
+
+  /** Closes at once; `err` (if any) goes to the streams and the 'close' event. Idempotent. */
+  destroy(err?: Error): void {
+    this.#teardown(err, false);
+  }
+
+  // ---- receive ---------------------------------------------------------------------------
+
+  #onConnData = (chunk: Buffer): void => {
+    if (this.#closed) return;
+    try {
+      this.#decoder.push(chunk);
+    } catch (err) {
+      this.#teardown(err as Error, false);
+      if (!(err instanceof ProtocolError)) throw err;
+      return;
+    }
+    if (!this.#paused && this.#buffered >= this.#config.maxReceiveBuffer && !this.#closed) {
+      this.#paused = true;
+      this.#conn.pause();
+    }
+  };
+
+  #onFrame = (cmd: number, sid: number, data: Buffer): void => {
+    this.#frameSeen = true;
+    switch (cmd) {
+      case CMD_PSH:
+        this.#handlePsh(sid, data);
+        break;
+      case CMD_UPD:
+        this.#handleUpd(sid, data);
+        break;
+      case CMD_SYN:
+        this.#handleSyn(sid);
+        break;
+      case CMD_FIN:
+        this.#handleFin(sid);
+        break;
+      case CMD_NOP:
+        break;
+    }
+    if (this.#closed) this.#decoder.halt();
+  };
+
+  #handlePsh(sid: number, data: Buffer): void {
+    if (data.length === 0) return;
+    // Unknown or already closed stream: the payload is dropped (smux does the same).
+    this.#streams.get(sid)?.[kData](data);
+  }
+
+  #handleUpd(sid: number, data: Buffer): void {
+    this.#streams.get(sid)?.[kUpdate](data.readUInt32LE(0), data.readUInt32LE(4));
+  }
+
+  #handleSyn(sid: number): void {
+    if (this.#streams.has(sid)) return;
+    const listening = this.listenerCount('stream') > 0;
+    if (this.#streams.size >= this.#config.maxStreams || (!listening && this.#backlog.length >= this.#config.acceptBacklog)) {
+      // Refused: the peer sees EOF at once. Later frames for the id are dropped as unknown.
+      this.#writeControl(encodeFrame(this.#config.version, CMD_FIN, sid));
+      return;
+    }
+    const stream = new Stream(sid, this.#host);
+    this.#streams.set(sid, stream);
+    if (listening) this.emit('stream', stream);
+    else this.#backlog.push(stream);
+  }
+
+  #handleFin(sid: number): void {
+    this.#streams.get(sid)?.[kFin]();
+  }
+
+  #onNewListener = (event: string | symbol): void => {
+    if (event === 'stream' && this.#backlog.length > 0) process.nextTick(this.#drainBacklog);
+  };
+
+  #drainBacklog = (): void => {
+    while (this.#backlog.length > 0 && !this.#closed && this.listenerCount('stream') > 0) {
+      const s = this.#backlog.shift()!;
+      if (!s.destroyed) this.emit('stream', s);
+    }
+  };
+
+  #release(n: number): void {
+    this.#buffered -= n;
+    if (this.#paused && this.#buffered < this.#config.maxReceiveBuffer && !this.#closed) {
+      this.#paused = false;
+      this.#conn.resume();
+    }
+  }
+
+  #checkAlive = (): void => {
+    if (this.#frameSeen) {
+      this.#frameSeen = false;
+      return;
+    }
+    // A peer kept quiet by our own receive pause is not dead.
+    if (this.#buffered >= this.#config.maxReceiveBuffer) return;
+    this.#teardown(
+      new BurrowError('BURROW_ERR_TIMEOUT', `smux: no frame received for ${this.#config.keepAliveTimeoutMs} ms`),
+      false,
+    );
+  };
+
+  // ---- send ------------------------------------------------------------------------------
+
+  #writeControl(frame: Buffer): void {
+    if (this.#closed) return;
+    this.#conn.write(frame);
+  }
+
+  #writeData = (sid: number, payload: Buffer): void => {
+    const h = Buffer.allocUnsafe(HEADER_SIZE);
+    writeHeader(h, 0, this.#config.version, CMD_PSH, payload.length, sid);
+    this.#conn.write(h);
+    this.#conn.write(payload);
+  };
+
+  #wantSend(s: Stream): void {
+    if (s[kQueued] || this.#closed) return;
+    s[kQueued] = true;
+    this.#ready.push(s);
+    if (!this.#flushScheduled && !this.#flushing && !this.#waitingDrain) {
+      this.#flushScheduled = true;
+      process.nextTick(this.#flush);
+    }
+  }
+
+  /** One send turn: round-robin, one frame per stream per pass, in one corked batch. */
+  #flush = (): void => {
+    this.#flushScheduled = false;
+    if (this.#closed || this.#waitingDrain || this.#flushing) return;
+    const conn = this.#conn;
+    if (conn.writableNeedDrain) {
+      this.#waitingDrain = true;
+      return;
+    }
+    const ready = this.#ready;
+    const maxFrame = this.#config.maxFrameSize;
+    let sent = 0;
+    this.#flushing = true;
+    conn.cork();
+    try {
+      while (this.#readyHead < ready.length && sent < FLUSH_BATCH_BYTES && !this.#closed) {
+        const s = ready[this.#readyHead]!;
+        ready[this.#readyHead++] = undefined;
+        s[kQueued] = false;
+        sent += s[kSendFrame](this.#writeData, maxFrame);
+      }
+    } finally {
+      this.#flushing = false;
+      if (this.#readyHead >= ready.length) {
+        ready.length = 0;
+        this.#readyHead = 0;
+      } else if (this.#readyHead > 1024 && this.#readyHead * 2 > ready.length) {
+        this.#ready = ready.slice(this.#readyHead);
+        this.#readyHead = 0;
+      }
+      conn.uncork();
+    }
+    if (this.#closed || this.#readyHead >= this.#ready.length) return;
+    if (conn.writableNeedDrain) {
+      this.#waitingDrain = true;
+    } else {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
+    }
+  };
+
+  #onConnDrain = (): void => {
+    if (!this.#waitingDrain) return;
+    this.#waitingDrain = false;
+    this.#flush();
+  };
+
+  // ---- lifetime --------------------------------------------------------------------------
+
+  #forget(s: Stream): void {
+    if (this.#streams.get(s.id) === s) this.#streams.delete(s.id);
+  }
+
+  #onConnEnd = (): void => {
+    this.#teardown(new BurrowError('BURROW_ERR_CLOSED', 'smux: connection closed by peer'), false);
+  };
+
+  #onConnError = (err: Error): void => {
+    this.#teardown(err, false);
+  };
+
+  #onConnClose = (): void => {
+    this.#teardown(new BurrowError('BURROW_ERR_CLOSED', 'smux: connection closed'), false);
+  };
+
+  #teardown(err: Error | undefined, graceful: boolean): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#closeError = err;
+    clearInterval(this.#pingTimer);
+    clearInterval(this.#deadTimer);
+    this.#decoder.halt();
+    this.#ready = [];
+    this.#readyHead = 0;
+
+    const conn = this.#conn;
+    conn.off('data', this.#onConnData);
+    conn.off('drain', this.#onConnDrain);
+    // 'error' stays handled: the conn may still report one while it goes away.
+    if (graceful && !conn.destroyed && !conn.writableEnded) {
+      const timer = setTimeout(() => conn.destroy(), CLOSE_FLUSH_TIMEOUT_MS);
+      timer.unref();
+      conn.end(() => {
+        clearTimeout(timer);
+        conn.destroy();
+      });
+    } else {
+      conn.destroy();
+    }
+
+    const streamErr = err ?? new BurrowError('BURROW_ERR_CLOSED', 'smux: session closed');
+    const backlog = this.#backlog;
+    this.#backlog = [];
+    for (const s of backlog) s[kSessionDied]();
+    const streams = [...this.#streams.values()];
+    this.#streams.clear();
+    for (const s of streams) s[kSessionDied](streamErr);
+    this.#buffered = 0;
+    process.nextTick(() => this.emit('close', err));
+  }
+}

@@ -1,0 +1,315 @@
+/**
+ * One smux stream as a Node Duplex (spec/protocol.md §5.3, §5.4).
+ *
+ * Close semantics follow xtaci/smux:
+ * - `end()` sends FIN after everything written before it. Our readable side stays open until
+ *   the peer's FIN arrives (smux itself would drop that late data; keeping it costs nothing).
+ * - A FIN from the peer ends the readable side once buffered data has been read, and writes
+ *   fail with BURROW_ERR_CLOSED (smux's Write returns io.EOF) once that 'end' has happened.
+ *   Until then, writes (including one waiting for window) complete without sending anything:
+ *   the peer has dropped the stream and would discard the data. Failing them earlier would
+ *   destroy the Duplex and throw away the peer's last bytes still waiting for our reader, and
+ *   waiting for window instead would deadlock a reader that only reads while it can write
+ *   (an echo through pipe()).
+ * - The session forgets the stream when FIN went both ways, or when the stream is destroyed;
+ *   `destroy()` sends FIN first if we have not sent one. Later frames for the id are dropped.
+ * - When the session dies every stream is destroyed with its error (BURROW_ERR_CLOSED unless
+ *   the session had a more precise one). Like every Duplex, listen for 'error'.
+ *
+ * Flow control, version 2, exactly as smux: the sender may have at most `peerWindow` bytes in
+ * flight (initially 262144, replaced by each UPD) and holds the Writable callback until UPD
+ * frames open the window. The receiver counts a byte as read when it is handed to the Readable
+ * (`push`), which happens only while the consumer keeps asking (`_read`), and sends
+ * `UPD(consumed, maxStreamBuffer)` after the first read and whenever ≥ maxStreamBuffer/2 more
+ * bytes were read. A reader that stops therefore stops the UPDs and, one window later, the
+ * sender. Bytes waiting in our own queue count against the session's receive budget.
+ */
+import { Duplex } from 'node:stream';
+import { BurrowError, ProtocolError } from '../../core/errors';
+import type { SmuxConfig } from './config';
+import { CMD_FIN, HEADER_SIZE, encodeFrame, encodeUpdFrame } from './frame';
+
+/** smux's starting guess of the peer's window (initialPeerWindow in stream.go). */
+export const INITIAL_PEER_WINDOW = 262_144;
+
+/** What a stream needs from its session. Implemented inside Session; not public API. */
+export interface StreamHost {
+  readonly config: Readonly<SmuxConfig>;
+  /** Writes a complete control frame (SYN/FIN/UPD/NOP) right away, ahead of queued data. */
+  writeControl(frame: Buffer): void;
+  /** Puts the stream in the send rotation (it has data and window). */
+  wantSend(stream: Stream): void;
+  /** Bytes queued in a stream (received, not yet handed to its reader). */
+  charge(n: number): void;
+  /** Bytes leaving a stream's queue. */
+  release(n: number): void;
+  /** The stream is finished with: remove it from the session. Idempotent. */
+  forget(stream: Stream): void;
+}
+
+// Entry points the session calls; symbols keep them off the public surface.
+export const kData = Symbol('smux.data');
+export const kFin = Symbol('smux.fin');
+export const kUpdate = Symbol('smux.update');
+export const kSessionDied = Symbol('smux.sessionDied');
+export const kSendFrame = Symbol('smux.sendFrame');
+export const kQueued = Symbol('smux.queued');
+
+/** Sends one data frame (header + payload). Provided by the session. */
+export type DataFrameWriter = (sid: number, payload: Buffer) => void;
+
+function closedByPeer(): BurrowError {
+  return new BurrowError('BURROW_ERR_CLOSED', 'smux: stream closed by peer');
+}
+
+export class Stream extends Duplex {
+  /** Stream id: odd when opened by the smux client side, even by the server side. */
+  readonly id: number;
+  readonly #host: StreamHost;
+  readonly #v2: boolean;
+  readonly #halfWindow: number;
+
+  // Receive side.
+  #rq: Buffer[] = [];
+  #rqBytes = 0;
+  #wantData = false;
+  #finReceived = false;
+  #eofPushed = false;
+  #numRead = 0;
+  #incr = 0;
+  #updSent = false;
+
+  // Send side.
+  #peerWindow = INITIAL_PEER_WINDOW;
+  #peerConsumed = 0;
+  #numWritten = 0;
+  #out: Buffer | null = null;
+  #outOff = 0;
+  #outCb: ((err?: Error | null) => void) | null = null;
+  #finSent = false;
+  /** The session is gone: no more frames from us. */
+  #sessionGone = false;
+  /** In the session's send rotation. */
+  [kQueued] = false;
+
+  /** @internal Streams are made by Session.openStream() and by incoming SYNs. */
+  constructor(id: number, host: StreamHost) {
+    super({ allowHalfOpen: true, emitClose: true, autoDestroy: true });
+    this.id = id;
+    this.#host = host;
+    this.#v2 = host.config.version === 2;
+    this.#halfWindow = Math.floor(host.config.maxStreamBuffer / 2);
+  }
+
+  /** Received bytes waiting in this stream for its reader (not yet in the Readable buffer). */
+  get queuedBytes(): number {
+    return this.#rqBytes;
+  }
+
+  /** FIN received from the peer. */
+  get remoteClosed(): boolean {
+    return this.#finReceived;
+  }
+
+  /** FIN sent to the peer. */
+  get localClosed(): boolean {
+    return this.#finSent;
+  }
+
+  // ---- receive side ---------------------------------------------------------------------
+
+  override _read(): void {
+    this.#wantData = true;
+    const rq = this.#rq;
+    while (this.#wantData && rq.length > 0) {
+      const buf = rq.shift()!;
+      this.#rqBytes -= buf.length;
+      this.#host.release(buf.length);
+      this.#deliver(buf);
+      if (this.destroyed) return;
+    }
+    if (rq.length === 0 && this.#finReceived) this.#pushEof();
+  }
+
+  /** Hands bytes to the reader and does the smux read accounting. */
+  #deliver(buf: Buffer): void {
+    if (this.#v2) {
+      const n = buf.length;
+      this.#numRead = (this.#numRead + n) >>> 0;
+      this.#incr += n;
+      if (this.#incr >= this.#halfWindow || !this.#updSent) {
+        this.#incr = 0;
+        this.#updSent = true;
+        if (!this.#sessionGone) {
+          this.#host.writeControl(encodeUpdFrame(2, this.id, this.#numRead, this.#host.config.maxStreamBuffer));
+        }
+      }
+    }
+    this.#wantData = this.push(buf);
+  }
+
+  #pushEof(): void {
+    if (this.#eofPushed) return;
+    this.#eofPushed = true;
+    this.push(null);
+  }
+
+  /** PSH payload from the session. */
+  [kData](buf: Buffer): void {
+    // Data after the peer's FIN breaks the protocol; smux would still buffer it, but our
+    // readable side may already have ended, so it is dropped.
+    if (this.#finReceived || this.destroyed) return;
+    if (this.#wantData && this.#rq.length === 0) {
+      this.#deliver(buf);
+    } else {
+      this.#rq.push(buf);
+      this.#rqBytes += buf.length;
+      this.#host.charge(buf.length);
+    }
+  }
+
+  /** FIN from the session. */
+  [kFin](): void {
+    if (this.#finReceived || this.destroyed) return;
+    this.#finReceived = true;
+    if (this.#rq.length === 0) this.#pushEof();
+    if (this.#finSent) this.#host.forget(this);
+    // A write waiting for window will never get it now: complete it, sending nothing.
+    if (this.#outCb) this.#completeOut();
+  }
+
+  // ---- send side ------------------------------------------------------------------------
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    if (this.#sessionGone) {
+      cb(new BurrowError('BURROW_ERR_CLOSED', 'smux: session closed'));
+      return;
+    }
+    if (this.#finReceived) {
+      // See the file comment: dropped while our reader still has the peer's data, then EOF.
+      if (this.readableEnded) cb(closedByPeer());
+      else cb();
+      return;
+    }
+    if (chunk.length === 0) {
+      cb();
+      return;
+    }
+    this.#out = chunk;
+    this.#outOff = 0;
+    this.#outCb = cb;
+    if (this.#sendable() > 0) this.#host.wantSend(this);
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    if (this.#sessionGone) {
+      cb(new BurrowError('BURROW_ERR_CLOSED', 'smux: session closed'));
+      return;
+    }
+    this.#sendFin();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
+    if (!this.#sessionGone) this.#sendFin();
+    if (this.#rqBytes > 0) this.#host.release(this.#rqBytes);
+    this.#rq = [];
+    this.#rqBytes = 0;
+    if (this.#outCb) this.#failOut(err ?? new BurrowError('BURROW_ERR_CLOSED', 'smux: stream destroyed'));
+    this.#host.forget(this);
+    cb(err);
+  }
+
+  #sendFin(): void {
+    if (this.#finSent) return;
+    this.#finSent = true;
+    this.#host.writeControl(encodeFrame(this.#host.config.version, CMD_FIN, this.id));
+    if (this.#finReceived) this.#host.forget(this);
+  }
+
+  #completeOut(): void {
+    const cb = this.#outCb;
+    if (!cb) return;
+    this.#out = null;
+    this.#outCb = null;
+    cb();
+  }
+
+  #failOut(err: Error): void {
+    const cb = this.#outCb;
+    if (!cb) return;
+    this.#out = null;
+    this.#outCb = null;
+    cb(err);
+  }
+
+  /** Bytes the window lets us send now (v1: no limit). */
+  #sendable(): number {
+    if (!this.#v2) return Number.MAX_SAFE_INTEGER;
+    const inflight = (this.#numWritten - this.#peerConsumed) | 0;
+    const win = (this.#peerWindow | 0) - inflight;
+    return win > 0 ? win : 0;
+  }
+
+  /**
+   * Called by the session's send loop: writes at most one frame through `write`. Returns the
+   * payload bytes sent, and re-enters the rotation itself if it has more to send.
+   */
+  [kSendFrame](write: DataFrameWriter, maxFrameSize: number): number {
+    const out = this.#out;
+    if (!out || this.destroyed || this.#finReceived) return 0;
+    const room = this.#sendable();
+    if (room <= 0) return 0;
+    let n = out.length - this.#outOff;
+    if (n > maxFrameSize) n = maxFrameSize;
+    if (n > room) n = room;
+    const start = this.#outOff;
+    write(this.id, start === 0 && n === out.length ? out : out.subarray(start, start + n));
+    this.#numWritten = (this.#numWritten + n) >>> 0;
+    this.#outOff = start + n;
+    if (this.#outOff >= out.length) {
+      const cb = this.#outCb!;
+      this.#out = null;
+      this.#outCb = null;
+      cb();
+    } else if (n < room) {
+      // More to send and the window still has room; otherwise the next UPD re-queues us.
+      this.#host.wantSend(this);
+    }
+    return n + HEADER_SIZE;
+  }
+
+  /** UPD from the session. */
+  [kUpdate](consumed: number, window: number): void {
+    // Version 1 has no windows; smux stores the values and never looks at them.
+    if (!this.#v2 || this.destroyed) return;
+    // "consumed" beyond what we sent: smux fails the stream's writes with ErrConsumed and the
+    // session goes on. We do the same: this stream is destroyed (FIN sent), others are fine.
+    if (((this.#numWritten - consumed) | 0) < 0) {
+      this.destroy(new ProtocolError('bad_frame', 'smux: peer consumed more than sent'));
+      return;
+    }
+    this.#peerConsumed = consumed >>> 0;
+    this.#peerWindow = window >>> 0;
+    if (this.#outCb && !this.#finReceived && this.#sendable() > 0) this.#host.wantSend(this);
+  }
+
+  /**
+   * The session died: no more frames; fail everything that is still open with `err`.
+   * Without `err` (a stream nobody has accepted yet) it is destroyed quietly.
+   */
+  [kSessionDied](err?: Error): void {
+    this.#sessionGone = true;
+    if (this.destroyed) return;
+    if (!err) {
+      this.destroy();
+      return;
+    }
+    if (this.#finReceived && !this.readableEnded) {
+      // The peer had finished; let the reader have its last bytes, then report.
+      this.once('end', () => this.destroy(err));
+      return;
+    }
+    this.destroy(err);
+  }
+}

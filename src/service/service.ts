@@ -1,0 +1,131 @@
+/**
+ * A service = listener + handler. The accept loop owns each accepted connection until it hands
+ * it to the handler, logs one line when it opens and one when it closes (debug level, with
+ * duration and bytes), and tracks in-flight connections so `close()` can drain them within a
+ * grace period before destroying what is left.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Conn, StreamListener } from '../core/transport';
+import type { Handler } from '../core/handler';
+import { destroy } from '../io/pipe';
+import { isPeerGone } from '../core/errors';
+
+const SID_PREFIX = randomBytes(4).toString('hex');
+let sidCounter = 0;
+/** A short, unique per-process connection id (gost uses an xid). */
+export function newSid(): string {
+  sidCounter = (sidCounter + 1) >>> 0;
+  return `${SID_PREFIX}${sidCounter.toString(36).padStart(6, '0')}`;
+}
+
+export interface ServiceOptions {
+  name: string;
+  listener: StreamListener;
+  handler: Handler;
+  listenerType: string;
+  handlerType: string;
+  /** Network shown in the "listening on" line. */
+  network: string;
+  logger: Logger;
+}
+
+export class Service {
+  readonly name: string;
+  readonly #listener: StreamListener;
+  readonly #handler: Handler;
+  readonly #logger: Logger;
+  readonly #network: string;
+  readonly #conns = new Set<Conn>();
+  #closing = false;
+
+  constructor(opts: ServiceOptions) {
+    this.name = opts.name;
+    this.#listener = opts.listener;
+    this.#handler = opts.handler;
+    this.#network = opts.network;
+    this.#logger = opts.logger.child({
+      kind: 'service',
+      service: opts.name,
+      listener: opts.listenerType,
+      handler: opts.handlerType,
+    });
+  }
+
+  get logger(): Logger {
+    return this.#logger;
+  }
+
+  address(): string {
+    return this.#listener.address();
+  }
+
+  get activeConnections(): number {
+    return this.#conns.size;
+  }
+
+  async start(): Promise<void> {
+    await this.#listener.listen((conn) => this.#onConn(conn));
+    try {
+      await this.#handler.start?.();
+    } catch (err) {
+      await this.#listener.close();
+      throw err;
+    }
+    this.#logger.info(`listening on ${this.#listener.address()}/${this.#network}`);
+  }
+
+  #onConn(conn: Conn): void {
+    if (this.#closing) {
+      destroy(conn.stream);
+      return;
+    }
+    this.#conns.add(conn);
+    const started = Date.now();
+    const log = this.#logger.child({ sid: newSid(), remote: conn.remote, local: conn.local, client: conn.remote });
+    if (log.isLevelEnabled('debug')) log.debug(`${conn.remote} <> ${conn.local}`);
+    let result: { inputBytes: number; outputBytes: number } | void;
+    Promise.resolve()
+      .then(() => this.#handler.handle(conn, log))
+      .then(
+        (r) => {
+          result = r;
+        },
+        (err: unknown) => {
+          if (isPeerGone(err)) log.debug(`${(err as Error).message}`);
+          else log.error(`${(err as Error)?.message ?? String(err)}`);
+        },
+      )
+      .finally(() => {
+        destroy(conn.stream);
+        this.#conns.delete(conn);
+        if (log.isLevelEnabled('debug')) {
+          log.debug(
+            {
+              duration: Date.now() - started,
+              inputBytes: result?.inputBytes ?? 0,
+              outputBytes: result?.outputBytes ?? 0,
+            },
+            `${conn.remote} >< ${conn.local}`,
+          );
+        }
+      });
+  }
+
+  /**
+   * Stops accepting, stops what the handler started, waits up to `graceMs` for in-flight
+   * connections to finish, then destroys the rest.
+   */
+  async close(graceMs = 0): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    await this.#listener.close();
+    const deadline = Date.now() + graceMs;
+    while (this.#conns.size > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    for (const c of this.#conns) destroy(c.stream);
+    this.#conns.clear();
+    await this.#handler.close?.();
+  }
+}

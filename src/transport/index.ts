@@ -1,0 +1,28 @@
+/**
+ * Stream transports by name, as gost's listener/dialer registries (protocol.md §8).
+ *
+ * Extension point for the multiplexed variants (mtls, mws, mwss; protocol.md §8.4): each wraps
+ * the matching base transport here (tls, ws, wss) in an outer smux v1 session. A listener
+ * factory `m<x>` builds `LISTENERS[x]`, runs a server session on every accepted Conn and hands
+ * each accepted smux stream to `onConn`; a dialer factory keeps one client session over
+ * `DIALERS[x]` and opens a stream per dial(), releasing the session in `close()`. Add them to
+ * the two maps below under their gost names.
+ */
+import type { DialerFactory, ListenerFactory } from '../core/transport';
+import { createTcpDialer, createTcpListener } from './tcp';
+import { createTlsDialer, createTlsListener } from './tls';
+import { createWsDialer, createWsListener, createWssDialer, createWssListener } from './ws';
+
+export const LISTENERS: Record<string, ListenerFactory> = {
+  tcp: createTcpListener,
+  tls: createTlsListener,
+  ws: createWsListener,
+  wss: createWssListener,
+};
+
+export const DIALERS: Record<string, DialerFactory> = {
+  tcp: createTcpDialer,
+  tls: createTlsDialer,
+  ws: createWsDialer,
+  wss: createWssDialer,
+};

@@ -1,0 +1,70 @@
+/**
+ * `tcp` listener (protocol.md §8.1): a net.Server on a Go-style address. Every accepted socket
+ * gets TCP_NODELAY (Go's default) and, with `keepalive=true`, OS keepalive after
+ * `keepalive.idle` (15 s). Sockets allow half-open so a FIN from the peer can be relayed as a
+ * half-close; the owner of the Conn destroys it.
+ */
+import net from 'node:net';
+import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
+import {
+  DEFAULT_BACKLOG,
+  SOCKET_HIGH_WATER_MARK_BYTES,
+  keepaliveOptions,
+  listenServer,
+  localAddressOf,
+  remoteAddressOf,
+  serverAddress,
+  stopServer,
+  tuneSocket,
+} from './socket';
+
+export class TcpListener implements StreamListener {
+  readonly #opts: ListenerOptions;
+  #server: net.Server | undefined;
+  #address = '';
+  #closed = false;
+
+  constructor(opts: ListenerOptions) {
+    this.#opts = opts;
+  }
+
+  async listen(onConn: (conn: Conn) => void): Promise<void> {
+    const { metadata: md, logger } = this.#opts;
+    const keepalive = keepaliveOptions(md);
+    const server = net.createServer({
+      allowHalfOpen: true,
+      noDelay: true,
+      highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES,
+    });
+    server.on('connection', (sock: net.Socket) => {
+      tuneSocket(sock, keepalive);
+      const conn: Conn = { stream: sock, local: localAddressOf(sock), remote: remoteAddressOf(sock) };
+      try {
+        onConn(conn);
+      } catch (err) {
+        logger.error({ err, remote: conn.remote }, 'connection handler failed');
+        sock.destroy();
+      }
+    });
+    server.on('error', (err) => logger.error({ err }, 'tcp listener error'));
+    this.#server = server;
+    await listenServer(server, this.#opts.addr, md.getInt('backlog') || DEFAULT_BACKLOG);
+    this.#address = serverAddress(server);
+    if (keepalive.enabled) logger.debug({ idleMs: keepalive.idleMs }, 'tcp keepalive enabled');
+  }
+
+  address(): string {
+    if (!this.#address) throw new Error('tcp listener: address() before listen()');
+    return this.#address;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#server) stopServer(this.#server);
+  }
+}
+
+export function createTcpListener(opts: ListenerOptions): StreamListener {
+  return new TcpListener(opts);
+}

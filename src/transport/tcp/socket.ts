@@ -1,0 +1,188 @@
+/**
+ * Plain-socket building blocks shared by every stream transport (tcp, tls, ws, wss):
+ * Go-style address rendering, TCP keepalive options, binding a net.Server to a Go-style
+ * address, and one TCP dial with a deadline and an AbortSignal.
+ */
+import net from 'node:net';
+import type { Metadata } from '../../core/metadata';
+import { joinHostPort, splitHostPort } from '../../core/addr';
+import { BurrowError } from '../../core/errors';
+import { DEFAULTS } from '../../config/model';
+
+/**
+ * Socket buffer size (readable and writable highWaterMark) for transport sockets. Larger than
+ * Node 20's 16 KiB default so a pipe moves bigger chunks per callback; memory is only held
+ * when the consumer applies backpressure.
+ */
+export const SOCKET_HIGH_WATER_MARK_BYTES = 256 * 1024;
+
+/** Default listen backlog, as gost (`backlog` metadata). */
+export const DEFAULT_BACKLOG = 128;
+
+/** Renders a socket address Go style; IPv4-mapped IPv6 ("::ffff:1.2.3.4") shown as IPv4. */
+export function formatAddress(address: string | undefined, port: number | undefined): string {
+  let host = address ?? '';
+  if (host.startsWith('::ffff:') && net.isIPv4(host.slice(7))) host = host.slice(7);
+  return joinHostPort(host, port ?? 0);
+}
+
+export function localAddressOf(sock: net.Socket): string {
+  return formatAddress(sock.localAddress, sock.localPort);
+}
+
+export function remoteAddressOf(sock: net.Socket): string {
+  return formatAddress(sock.remoteAddress, sock.remotePort);
+}
+
+/** OS TCP keepalive settings (gost `keepalive`, `keepalive.idle|interval|count`). */
+export interface KeepaliveOptions {
+  enabled: boolean;
+  /** Idle time before the first probe (Go's default: 15 s). */
+  idleMs: number;
+}
+
+/** Go's net.KeepAliveConfig default idle time. */
+const DEFAULT_KEEPALIVE_IDLE_MS = 15_000;
+
+/**
+ * Reads keepalive settings under `prefix` ("" for tcp, "tcp." for the ws dialer).
+ * Node 20 can set only the idle time; `interval` and `count` keep the OS defaults.
+ */
+export function keepaliveOptions(md: Metadata, prefix = ''): KeepaliveOptions {
+  const enabled = md.getBool(`${prefix}keepalive`) ?? false;
+  const idleMs = md.getDurationMs(`${prefix}keepalive.idle`) || DEFAULT_KEEPALIVE_IDLE_MS;
+  return { enabled, idleMs };
+}
+
+/** TCP_NODELAY and, when asked, SO_KEEPALIVE on a socket. */
+export function tuneSocket(sock: net.Socket, keepalive: KeepaliveOptions): void {
+  sock.setNoDelay(true);
+  if (keepalive.enabled) sock.setKeepAlive(true, keepalive.idleMs);
+}
+
+/**
+ * Binds `server` to a Go-style address (":8443" = all interfaces) and resolves once it
+ * listens; rejects with the bind error (EADDRINUSE, EACCES, ...).
+ */
+export function listenServer(server: net.Server, addr: string, backlog: number): Promise<void> {
+  const { host, port } = splitHostPort(addr);
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      server.off('listening', onListening);
+      reject(err);
+    };
+    const onListening = (): void => {
+      server.off('error', onError);
+      resolve();
+    };
+    server.once('error', onError);
+    server.once('listening', onListening);
+    server.listen({ host: host === '' ? undefined : host, port, backlog });
+  });
+}
+
+/** The bound address of a listening server as "host:port" (Go style). */
+export function serverAddress(server: net.Server): string {
+  const a = server.address();
+  if (a === null) throw new Error('listener is not bound');
+  if (typeof a === 'string') return a;
+  return formatAddress(a.address, a.port);
+}
+
+/**
+ * Stops accepting. Does not wait for the server's 'close' event, which Node only emits once
+ * every accepted connection has closed: connections already handed out are not ours to wait
+ * for. The listening socket itself is closed synchronously.
+ */
+export function stopServer(server: net.Server): void {
+  if (server.listening) server.close();
+}
+
+export interface DialTcpOptions {
+  /** Connect deadline in ms (default 15 s); 0 = none. */
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  keepalive?: KeepaliveOptions;
+}
+
+/** Dial timeout from metadata (`dialTimeout`, default 15 s). */
+export function dialTimeoutMs(md: Metadata): number {
+  return md.getDurationMs('dialTimeout') ?? DEFAULTS.dialTimeoutMs;
+}
+
+/** The host to dial for an address: an empty or unspecified host means this machine. */
+export function dialHost(host: string): string {
+  return host === '' ? '127.0.0.1' : host;
+}
+
+/**
+ * Opens a TCP connection to "host:port" (empty host = 127.0.0.1, as Go dials localhost),
+ * with TCP_NODELAY, within `timeoutMs`. Rejects with a BurrowError naming the address:
+ * BURROW_ERR_TIMEOUT on the deadline, BURROW_ERR_DIAL otherwise (the OS error as `cause`),
+ * or the signal's reason when aborted. The returned socket allows half-open.
+ */
+export function dialTcp(addr: string, opts: DialTcpOptions = {}): Promise<net.Socket> {
+  let host: string;
+  let port: number;
+  try {
+    ({ host, port } = splitHostPort(addr));
+  } catch (err) {
+    return Promise.reject(new BurrowError('BURROW_ERR_DIAL', `dial tcp ${addr}: ${(err as Error).message}`));
+  }
+  const { signal } = opts;
+  if (signal?.aborted) return Promise.reject(abortReason(signal));
+  const timeoutMs = opts.timeoutMs ?? DEFAULTS.dialTimeoutMs;
+  return new Promise((resolve, reject) => {
+    const connectOpts: net.TcpNetConnectOpts & { highWaterMark: number } = {
+      host: dialHost(host),
+      port,
+      noDelay: true,
+      allowHalfOpen: true,
+      // net.Socket passes highWaterMark on to its Duplex; @types/node does not list it.
+      highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES,
+    };
+    if (opts.keepalive?.enabled) {
+      connectOpts.keepAlive = true;
+      connectOpts.keepAliveInitialDelay = opts.keepalive.idleMs;
+    }
+    const sock = net.connect(connectOpts);
+    let timer: NodeJS.Timeout | undefined;
+    const cleanup = (): void => {
+      if (timer) clearTimeout(timer);
+      sock.off('connect', onConnect);
+      sock.off('error', onError);
+      signal?.removeEventListener('abort', onAbort);
+    };
+    const fail = (err: Error): void => {
+      cleanup();
+      sock.destroy();
+      reject(err);
+    };
+    const onConnect = (): void => {
+      cleanup();
+      resolve(sock);
+    };
+    const onError = (err: Error): void => {
+      fail(new BurrowError('BURROW_ERR_DIAL', `dial tcp ${addr}: ${err.message}`, { cause: err }));
+    };
+    const onAbort = (): void => fail(abortReason(signal!));
+    sock.once('connect', onConnect);
+    sock.once('error', onError);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (timeoutMs > 0) {
+      timer = setTimeout(
+        () => fail(new BurrowError('BURROW_ERR_TIMEOUT', `dial tcp ${addr}: i/o timeout after ${timeoutMs}ms`)),
+        timeoutMs,
+      );
+    }
+  });
+}
+
+/** The error to reject with when `signal` aborted. */
+export function abortReason(signal: AbortSignal): Error {
+  const r: unknown = signal.reason;
+  if (r instanceof Error) return r;
+  const err = new Error(typeof r === 'string' ? r : 'The operation was aborted');
+  err.name = 'AbortError';
+  return err;
+}

@@ -1,0 +1,166 @@
+/**
+ * UDP listener: one datagram socket demultiplexed into sessions by client ip:port, as gost's
+ * udp listener does (behavior.md §7.2). Each session is a `Conn` with `datagram: true` whose
+ * stream is an objectMode Duplex: every chunk read is one datagram from the client, every chunk
+ * written is one datagram sent back to it.
+ *
+ * - keepalive=false (default): the session ends right after the first datagram is sent back.
+ * - ttl (default 5 s): a session with no traffic either way between two checks is closed.
+ * - readQueueSize (default 128): datagrams queued per session beyond it are dropped.
+ * - readBufferSize: gost truncates datagrams to 4096 bytes by default; burrow reads whole
+ *   datagrams (up to 65535) unless `readBufferSize` is set explicitly.
+ * - backlog (default 128) bounds sessions not yet handed to the handler; beyond it new clients
+ *   are dropped.
+ */
+import dgram from 'node:dgram';
+import { isIP } from 'node:net';
+import { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
+import { joinHostPort, splitHostPort } from '../../core/addr';
+import { DEFAULTS } from '../../config/model';
+
+export interface UdpSessionOptions {
+  keepalive: boolean;
+  ttlMs: number;
+  readQueueSize: number;
+  readBufferBytes: number;
+}
+
+export function udpSessionOptions(md: ListenerOptions['metadata']): UdpSessionOptions {
+  return {
+    keepalive: md.getBool('keepalive') ?? false,
+    ttlMs: md.getDurationMs('ttl', 'keepalive.ttl') || DEFAULTS.udpTtlMs,
+    readQueueSize: md.getInt('readQueueSize', 'recvQueueSize') || DEFAULTS.udpReadQueueSize,
+    readBufferBytes: md.getInt('readBufferSize', 'udp.bufferSize', 'bufferSize') || 65535,
+  };
+}
+
+class UdpSession extends Duplex {
+  lastActive = Date.now();
+  activeSinceCheck = true;
+  #dropWarned = false;
+  readonly #send: (buf: Buffer, cb: (err?: Error | null) => void) => void;
+  readonly #opts: UdpSessionOptions;
+  readonly #logger: Logger;
+
+  constructor(send: (buf: Buffer, cb: (err?: Error | null) => void) => void, opts: UdpSessionOptions, logger: Logger) {
+    super({ objectMode: true, allowHalfOpen: false, highWaterMark: opts.readQueueSize });
+    this.#send = send;
+    this.#opts = opts;
+    this.#logger = logger;
+  }
+
+  deliver(datagram: Buffer): void {
+    this.lastActive = Date.now();
+    this.activeSinceCheck = true;
+    // objectMode: readableLength counts queued datagrams.
+    if (this.readableLength >= this.#opts.readQueueSize) {
+      if (!this.#dropWarned) {
+        this.#dropWarned = true;
+        this.#logger.warn(`udp: read queue full (${this.#opts.readQueueSize}), dropping datagrams`);
+      }
+      return;
+    }
+    const data = datagram.length > this.#opts.readBufferBytes ? datagram.subarray(0, this.#opts.readBufferBytes) : datagram;
+    this.push(data);
+  }
+
+  override _read(): void {
+    // Datagrams are pushed as they arrive; the count below mirrors what is still queued.
+  }
+
+  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.lastActive = Date.now();
+    this.activeSinceCheck = true;
+    this.#send(chunk, (err) => {
+      cb(err);
+      if (!this.#opts.keepalive) {
+        // gost closes a non-keepalive session right after the first reply.
+        setImmediate(() => this.destroy());
+      }
+    });
+  }
+
+  override _final(cb: (err?: Error | null) => void): void {
+    cb();
+    this.destroy();
+  }
+}
+
+export function createUdpListener(opts: ListenerOptions): StreamListener {
+  const { host, port } = splitHostPort(opts.addr);
+  const sessOpts = udpSessionOptions(opts.metadata);
+  const backlog = opts.metadata.getInt('backlog') || DEFAULTS.udpBacklog;
+  const type = isIP(host) === 4 ? 'udp4' : 'udp6';
+  const socket = dgram.createSocket({ type, reuseAddr: false });
+  const sessions = new Map<string, UdpSession>();
+  let ttlTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+  let bound = '';
+
+  const checkIdle = (): void => {
+    for (const s of sessions.values()) {
+      if (!s.activeSinceCheck) s.destroy();
+      else s.activeSinceCheck = false;
+    }
+  };
+
+  return {
+    listen(onConn: (conn: Conn) => void): Promise<void> {
+      return new Promise((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind({ port, address: host === '' ? (type === 'udp6' ? '::' : '0.0.0.0') : host }, () => {
+          socket.off('error', reject);
+          socket.on('error', (err) => opts.logger.error({ err }, `udp listener: ${err.message}`));
+          const a = socket.address();
+          bound = joinHostPort(a.address, a.port);
+          ttlTimer = setInterval(checkIdle, sessOpts.ttlMs);
+          ttlTimer.unref();
+          socket.on('message', (msg, rinfo) => {
+            const key = `${rinfo.address}|${rinfo.port}`;
+            let s = sessions.get(key);
+            if (!s) {
+              if (closed) return;
+              if (sessions.size >= backlog * 64) return; // hard cap on live sessions
+              const remote = joinHostPort(rinfo.address, rinfo.port);
+              const session = new UdpSession(
+                (buf, cb) => {
+                  if (closed) return cb();
+                  socket.send(buf, rinfo.port, rinfo.address, (err) => cb(err));
+                },
+                sessOpts,
+                opts.logger,
+              );
+              s = session;
+              sessions.set(key, session);
+              session.once('close', () => {
+                if (sessions.get(key) === session) sessions.delete(key);
+              });
+              session.deliver(msg);
+              onConn({ stream: session, local: bound, remote, datagram: true });
+              return;
+            }
+            s.deliver(msg);
+          });
+          resolve();
+        });
+      });
+    },
+    address: () => bound,
+    async close(): Promise<void> {
+      if (closed) return;
+      closed = true;
+      if (ttlTimer) clearInterval(ttlTimer);
+      for (const s of sessions.values()) s.destroy();
+      sessions.clear();
+      await new Promise<void>((r) => {
+        try {
+          socket.close(() => r());
+        } catch {
+          r();
+        }
+      });
+    },
+  };
+}

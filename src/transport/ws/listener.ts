@@ -1,0 +1,253 @@
+/**
+ * `ws` and `wss` listeners (protocol.md §8.2, config.md §3.5): an HTTP(S) server that upgrades
+ * requests for exactly `path` (default `/ws`) to WebSocket; each WebSocket is one Conn whose
+ * stream is a WsStream.
+ *
+ * - Other paths get gost's 404 ("404 page not found"), a plain request on `path` gets 400;
+ *   both are logged once with the peer address and the connection is closed.
+ * - Extra response headers from `header` (`ws.header`); permessage-deflate only with
+ *   `enableCompression=true`; any Origin accepted.
+ * - The upgrade request must arrive within `handshakeTimeout` (`readHeaderTimeout`; 10 s)
+ *   after the TCP (ws) or TLS (wss) connection is up; wss has the same limit on the TLS
+ *   handshake.
+ * - `Conn.remote` is the client IP from `CF-Connecting-IP`, else the first
+ *   `X-Forwarded-For`, else `X-Real-Ip` (port 0, as gost), else the socket peer.
+ */
+import http from 'node:http';
+import https from 'node:https';
+import net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type tls from 'node:tls';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
+import { joinHostPort } from '../../core/addr';
+import {
+  DEFAULT_BACKLOG,
+  keepaliveOptions,
+  listenServer,
+  localAddressOf,
+  remoteAddressOf,
+  serverAddress,
+  stopServer,
+  tuneSocket,
+} from '../tcp/socket';
+import { loadServerTlsOptions, tlsHandshakeTimeoutMs } from '../tls/certs';
+import { rawSocketOf } from '../tls/handshake';
+import { TlsHandshakeTracker } from '../tls/listener';
+import { WS_MAX_MESSAGE_BYTES, WsStream } from './stream';
+
+export const DEFAULT_WS_PATH = '/ws';
+export const DEFAULT_WS_HANDSHAKE_TIMEOUT_MS = 10_000;
+
+/** The `path` metadata, normalised to start with "/". */
+export function wsPath(md: ListenerOptions['metadata']): string {
+  const p = md.getString('path', 'ws.path') || DEFAULT_WS_PATH;
+  return p.startsWith('/') ? p : `/${p}`;
+}
+
+/** Client IP as gost's GetClientIP reads it, or undefined when absent or not an IP. */
+export function forwardedClientIp(headers: http.IncomingHttpHeaders): string | undefined {
+  const first = (v: string | string[] | undefined): string => (Array.isArray(v) ? v[0] ?? '' : v ?? '');
+  let ip = first(headers['cf-connecting-ip']).trim();
+  if (!ip) ip = (first(headers['x-forwarded-for']).split(',')[0] ?? '').trim();
+  if (!ip) ip = first(headers['x-real-ip']).trim();
+  return ip && net.isIP(ip) ? ip : undefined;
+}
+
+/** The request path without its query string. */
+function pathOf(url: string | undefined): string {
+  const u = url ?? '/';
+  const q = u.indexOf('?');
+  return q < 0 ? u : u.slice(0, q);
+}
+
+const NOT_FOUND_BODY = '404 page not found\n';
+const BAD_REQUEST_BODY = 'Bad Request\n';
+
+/** A complete plain-text HTTP/1.1 response that closes the connection. */
+function rawResponse(status: number, reason: string, body: string): string {
+  return (
+    `HTTP/1.1 ${status} ${reason}\r\n` +
+    'Content-Type: text/plain; charset=utf-8\r\n' +
+    'X-Content-Type-Options: nosniff\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    'Connection: close\r\n\r\n' +
+    body
+  );
+}
+
+/** Writes a final response and closes the socket once it is flushed. */
+function answerAndClose(socket: Duplex, response: string): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(response, () => socket.destroy());
+}
+
+export class WsListener implements StreamListener {
+  readonly #opts: ListenerOptions;
+  readonly #secure: boolean;
+  #server: http.Server | https.Server | undefined;
+  #tracker: TlsHandshakeTracker | undefined;
+  /** Sockets connected (and, for wss, past TLS) but not upgraded yet, with their deadline. */
+  readonly #pending = new Map<Duplex, NodeJS.Timeout>();
+  #address = '';
+  #closed = false;
+
+  constructor(opts: ListenerOptions, secure: boolean) {
+    this.#opts = opts;
+    this.#secure = secure;
+  }
+
+  get #kind(): string {
+    return this.#secure ? 'wss' : 'ws';
+  }
+
+  async listen(onConn: (conn: Conn) => void): Promise<void> {
+    const { metadata: md, logger } = this.#opts;
+    const path = wsPath(md);
+    const handshakeMs =
+      md.getDurationMs('handshakeTimeout', 'ws.handshakeTimeout', 'readHeaderTimeout') ??
+      DEFAULT_WS_HANDSHAKE_TIMEOUT_MS;
+    const responseHeaders = md.getStringMap('header', 'ws.header') ?? {};
+    const keepalive = keepaliveOptions(md);
+
+    let server: http.Server | https.Server;
+    if (this.#secure) {
+      const secure = await loadServerTlsOptions(this.#opts);
+      const tlsServer = https.createServer({ ...secure, handshakeTimeout: tlsHandshakeTimeoutMs(md) });
+      this.#tracker = new TlsHandshakeTracker(tlsServer, logger, keepalive);
+      tlsServer.on('secureConnection', (sock: tls.TLSSocket) => {
+        this.#tracker?.handedOut(sock);
+        this.#awaitUpgrade(sock, handshakeMs);
+      });
+      server = tlsServer;
+    } else {
+      server = http.createServer();
+      server.on('connection', (sock: net.Socket) => {
+        tuneSocket(sock, keepalive);
+        this.#awaitUpgrade(sock, handshakeMs);
+      });
+    }
+
+    const wss = new WebSocketServer({
+      noServer: true,
+      clientTracking: false,
+      perMessageDeflate: md.getBool('enableCompression') ?? false,
+      maxPayload: WS_MAX_MESSAGE_BYTES,
+      // Text messages are plain bytes here, as in gost; never reject them for bad UTF-8.
+      skipUTF8Validation: true,
+    });
+    wss.on('headers', (headers: string[]) => {
+      for (const [k, v] of Object.entries(responseHeaders)) headers.push(`${k}: ${v}`);
+    });
+    wss.on('wsClientError', (err: Error, socket: Duplex, req: http.IncomingMessage) => {
+      logger.warn({ remote: this.#peer(socket), method: req.method, url: req.url, err: err.message }, `${this.#kind}: bad websocket handshake`);
+      answerAndClose(socket, rawResponse(400, 'Bad Request', BAD_REQUEST_BODY));
+    });
+
+    server.on('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const notFound = pathOf(req.url) !== path;
+      const status = notFound ? 404 : 400;
+      logger.warn(
+        { remote: this.#peer(req.socket), method: req.method, url: req.url, status },
+        notFound ? `${this.#kind}: no handler for path` : `${this.#kind}: not a websocket request`,
+      );
+      res.writeHead(status, {
+        'Content-Type': 'text/plain; charset=utf-8',
+        'X-Content-Type-Options': 'nosniff',
+        Connection: 'close',
+      });
+      res.end(notFound ? NOT_FOUND_BODY : BAD_REQUEST_BODY);
+    });
+
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      this.#upgraded(socket);
+      if (this.#closed) {
+        socket.destroy();
+        return;
+      }
+      if (pathOf(req.url) !== path) {
+        logger.warn({ remote: this.#peer(socket), method: req.method, url: req.url, status: 404 }, `${this.#kind}: no handler for path`);
+        answerAndClose(socket, rawResponse(404, 'Not Found', NOT_FOUND_BODY));
+        return;
+      }
+      wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+        const stream = new WsStream(ws);
+        const sock = socket as net.Socket;
+        const ip = forwardedClientIp(req.headers);
+        const conn: Conn = {
+          stream,
+          local: localAddressOf(rawSocketOf(sock as tls.TLSSocket) ?? sock),
+          remote: ip ? joinHostPort(ip, 0) : this.#peer(socket),
+        };
+        try {
+          onConn(conn);
+        } catch (err) {
+          logger.error({ err, remote: conn.remote }, 'connection handler failed');
+          stream.destroy();
+        }
+      });
+    });
+
+    server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
+      logger.warn({ remote: this.#peer(socket), code: err.code, err: err.message }, `${this.#kind}: bad HTTP request`);
+      answerAndClose(socket, rawResponse(400, 'Bad Request', BAD_REQUEST_BODY));
+    });
+    server.on('error', (err) => logger.error({ err }, `${this.#kind} listener error`));
+
+    this.#server = server;
+    await listenServer(server, this.#opts.addr, md.getInt('backlog') || DEFAULT_BACKLOG);
+    this.#address = serverAddress(server);
+  }
+
+  /** Starts the upgrade deadline of a fresh connection. */
+  #awaitUpgrade(sock: net.Socket, timeoutMs: number): void {
+    if (timeoutMs <= 0) return;
+    const timer = setTimeout(() => {
+      this.#pending.delete(sock);
+      this.#opts.logger.warn({ remote: this.#peer(sock), timeoutMs }, `${this.#kind}: websocket handshake timed out`);
+      sock.destroy();
+    }, timeoutMs);
+    this.#pending.set(sock, timer);
+    sock.once('close', () => this.#upgraded(sock));
+  }
+
+  /** Clears the upgrade deadline: the socket is upgraded, answered or gone. */
+  #upgraded(sock: Duplex): void {
+    const timer = this.#pending.get(sock);
+    if (timer) clearTimeout(timer);
+    this.#pending.delete(sock);
+  }
+
+  #peer(socket: Duplex): string {
+    const sock = socket as net.Socket;
+    return remoteAddressOf(rawSocketOf(sock as tls.TLSSocket) ?? sock);
+  }
+
+  address(): string {
+    if (!this.#address) throw new Error(`${this.#kind} listener: address() before listen()`);
+    return this.#address;
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#server) stopServer(this.#server);
+    this.#tracker?.dropPending();
+    for (const [sock, timer] of this.#pending) {
+      clearTimeout(timer);
+      sock.destroy();
+    }
+    this.#pending.clear();
+  }
+}
+
+export function createWsListener(opts: ListenerOptions): StreamListener {
+  return new WsListener(opts, false);
+}
+
+export function createWssListener(opts: ListenerOptions): StreamListener {
+  return new WsListener(opts, true);
+}
