@@ -70,7 +70,21 @@ export async function main(argv: string[]): Promise<void> {
   }
   let app: App;
   try {
-    app = new App(loaded.config, logger);
+    const announced = new Set<string>();
+    app = new App(loaded.config, logger, {
+      onBound: (service, info) => {
+        // A plain line telling the user where the service is reachable (public mode servers).
+        if (!info.publicHost) return;
+        const key = `${service}|${info.publicHost}`;
+        if (announced.has(key)) return;
+        announced.add(key);
+        const line =
+          info.network === 'udp'
+            ? `${service}: UDP service reachable with: burrow -L udp://:1053/${info.publicHost} -F <this -F>`
+            : `${service}: public URL: https://${info.publicHost}  (TCP: burrow -L tcp://:2222/${info.publicHost} -F <this -F>)`;
+        process.stdout.write(line + '\n');
+      },
+    });
     await app.start();
   } catch (err) {
     fail(err, debug, err instanceof ConfigError ? 2 : 1);

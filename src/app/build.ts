@@ -13,7 +13,7 @@ import { ConfigError } from '../core/errors';
 import { Metadata, parseGoDurationMs } from '../core/metadata';
 import { LISTENERS, DIALERS } from '../transport';
 import { createUdpListener } from '../transport/udp/listener';
-import { createReverseListener, type ReverseListener } from '../listener/reverse';
+import { createReverseListener, type ReverseListener, type BoundInfo } from '../listener/reverse';
 import { Chain, Hop, type ChainNode } from '../chain/chain';
 import { createTunnelConnector } from '../connector/tunnel/connector';
 import { createTunnelHandler } from '../handler/tunnel/handler';
@@ -37,7 +37,7 @@ export interface BuiltApp {
 }
 
 export interface BuildHooks {
-  onBound?: (service: string, info: { addr: string; endpoint: string; connectorId: string; tunnelId?: string }) => void;
+  onBound?: (service: string, info: BoundInfo) => void;
 }
 
 /** The random tunnel ID of this process for connectors without `tunnel.id` (as gost). */

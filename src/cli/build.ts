@@ -19,7 +19,7 @@ import {
   LISTENER_TYPES,
 } from '../core/parts';
 import { ConfigError } from '../core/errors';
-import { Metadata } from '../core/metadata';
+import { formatDurationMs, Metadata } from '../core/metadata';
 import type {
   AuthConfig,
   ChainConfig,
@@ -34,7 +34,6 @@ import type {
 } from '../config/model';
 import { expandAddr, splitAddr } from '../config/address';
 import { setOrigin } from '../config/origin';
-import { formatDurationMs } from '../core/metadata';
 import { parseGostUrl, type GostUrl } from './url';
 
 /** Listener types whose services bind through the chain (listener.chain) instead of dialing. */
@@ -349,7 +348,7 @@ function defaultServerName(addr: string): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// query helpers (keys are matched case-insensitively, like gost's metadata getters)
+// query parameters (keys are matched case-insensitively, like gost's metadata getters)
 
 function queryRecord(u: GostUrl): MetadataMap {
   const m: MetadataMap = {};

@@ -195,7 +195,7 @@ const EXPECTED: Record<string, string> = {
 function describeIssue(issue: z.core.$ZodIssue): string {
   const input = (issue as { input?: unknown }).input;
   if (issue.code === 'invalid_type') {
-    const expected = EXPECTED[issue.expected] ?? issue.expected;
+    const expected = issue.message.startsWith('expected ') ? issue.message.slice('expected '.length) : (EXPECTED[issue.expected] ?? issue.expected);
     if (input === undefined) return `missing (expected ${expected})`;
     return `expected ${expected}, found ${describeValue(input)}`;
   }

@@ -33,7 +33,7 @@ const str = z.string();
 /** An integer; decimal strings are accepted. */
 const int = z.preprocess(
   (v) => (typeof v === 'string' && /^\s*[+-]?\d+\s*$/.test(v) ? Number.parseInt(v, 10) : v),
-  z.number().int(),
+  z.number({ error: 'expected an integer' }).int({ error: 'expected an integer' }),
 );
 /** A boolean; Go ParseBool strings and numbers are accepted. */
 const bool = z.preprocess((v) => {

@@ -13,6 +13,7 @@
  * opening one stream towards it, and refuses new streams while in-flight ones finish.
  */
 import type { Duplex } from 'node:stream';
+import { isIP } from 'node:net';
 import type { Logger } from 'pino';
 import type { Conn, StreamListener } from '../core/transport';
 import type { AcceptSession, Network } from '../core/handler';
@@ -29,7 +30,27 @@ export interface ReverseListenerOptions {
   logger: Logger;
   headerTimeoutMs?: number;
   /** Called after each successful bind (the CLI prints the public URL). */
-  onBound?: (info: { addr: string; endpoint: string; connectorId: string; tunnelId?: string }) => void;
+  onBound?: (info: BoundInfo) => void;
+}
+
+export interface BoundInfo {
+  addr: string;
+  /** The endpoint name: the first label of the answered host. */
+  endpoint: string;
+  /** The full public host when the server answered one (`<endpoint>.<domain>`), else undefined. */
+  publicHost?: string;
+  connectorId: string;
+  tunnelId?: string;
+  network: Network;
+}
+
+/**
+ * Splits the host a server answered: gost answers the bare endpoint ("134c714b65d54a4f") or
+ * a custom name ("hello"); a burrow server in public mode answers `<endpoint>.<domain>`.
+ */
+export function splitBoundHost(host: string): { endpoint: string; publicHost?: string } {
+  if (!host.includes('.') || isIP(host)) return { endpoint: host };
+  return { endpoint: host.slice(0, host.indexOf('.')), publicHost: host };
 }
 
 export interface ReverseListener extends StreamListener {
@@ -127,11 +148,18 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
         attempt = 0;
         const nlog = opts.chain.nodeLogger(r.hop, r.node);
         const tunnelId = (r.node.connector as { tunnelId?: string }).tunnelId;
+        const { endpoint, publicHost } = splitBoundHost(r.endpoint);
+        let port = 0;
+        try {
+          port = splitHostPort(r.addr).port;
+        } catch {
+          /* keep 0 */
+        }
         nlog.info(
-          { endpoint: r.endpoint, tunnel: tunnelId },
-          `create tunnel on ${r.addr}/${opts.network} OK, tunnel=${tunnelId}, connector=${r.connectorId}`,
+          { endpoint, tunnel: tunnelId },
+          `create tunnel on ${joinHostPort(endpoint, port)}/${opts.network} OK, tunnel=${tunnelId}, connector=${r.connectorId}`,
         );
-        opts.onBound?.({ addr: r.addr, endpoint: r.endpoint, connectorId: r.connectorId, tunnelId });
+        opts.onBound?.({ addr: r.addr, endpoint, publicHost, connectorId: r.connectorId, tunnelId, network: opts.network });
         serve(r.session, onConn);
         await new Promise<void>((resolve) => {
           if (r.session.isClosed) resolve();
@@ -182,6 +210,7 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
       if (session && !session.isClosed) {
         try {
           const notice = session.openStream();
+          notice.on('error', () => undefined);
           notice.end();
         } catch {
           /* session already gone */

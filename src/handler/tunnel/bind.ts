@@ -58,12 +58,15 @@ export async function handleBind(
 
   // Limits are checked before answering OK, so an over-limit client gets a status, not a session.
   server.pool.assertCanAdd(tunnelId);
-  conn.stream.write(buildBindResponse({ host, port: reqPort, connectorId }));
+  // In public mode the answer is the full public name (`<endpoint>.<domain>`), so every client,
+  // gost's included, prints where its service can be reached.
+  const answerHost = server.publicNames ? server.publicNames.hostFor(host) : host;
+  conn.stream.write(buildBindResponse({ host: answerHost, port: reqPort, connectorId }));
   const session = new Session(conn.stream, { client: true, config: server.smux });
   const entry = new ConnectorEntry(cid, tunnelId, network, tid.weight, session, conn.remote);
   server.pool.add(entry);
   server.publicNames?.claim(endpoint, tunnelId);
-  const addr = joinHostPort(host, reqPort);
+  const addr = joinHostPort(answerHost, reqPort);
   log.info(
     { connector: cid, weight: tid.weight, endpoint: host, network },
     `${addr}/${network}: tunnel=${tunnelId}, connector=${cid}, weight=${tid.weight} established`,

@@ -31,6 +31,7 @@ import { encodeStreamHeader } from '../../protocol/stream-header';
 import { readRelayMessage } from '../../io/read-message';
 import { relay, destroy } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
+import { RateLimiter } from '../../limit/rate';
 import { DEFAULTS } from '../../config/model';
 import type { Ingress } from '../../ingress/ingress';
 import type { AnyAuther } from '../../auth/auther';
@@ -88,6 +89,9 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     maxConnectorsPerTunnel: md.getInt('tunnel.maxConnectors') ?? 0,
     maxStreamsPerConnector: md.getInt('tunnel.maxStreams') ?? 0,
   });
+  const connRate = md.getFloat('tunnel.connRate') ?? 0;
+  const limiter =
+    connRate > 0 ? new RateLimiter({ ratePerSec: connRate, burst: md.getInt('tunnel.connBurst') || Math.max(1, Math.ceil(connRate * 2)) }) : undefined;
   const publicDomain = md.getString('tunnel.publicDomain');
   const publicNames = publicDomain
     ? new PublicNames({
@@ -176,6 +180,15 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       for (const ep of entryPoints) await ep.start();
     },
     async handle(conn: Conn, clog: Logger): Promise<HandleResult | void> {
+      if (limiter) {
+        const ip = stripPort(conn.remote);
+        if (!limiter.take(ip)) {
+          // Over the per-IP connection rate: close without a response (as gost's rlimiter).
+          if (limiter.shouldWarn(ip)) clog.warn(`connection rate limit exceeded for ${ip} (tunnel.connRate=${connRate}/s)`);
+          destroy(conn.stream);
+          return;
+        }
+      }
       let req: ParsedRequest;
       try {
         req = parseRequest(decodeRequest(await readRelayMessage(conn.stream, readTimeoutMs)));

@@ -16,6 +16,7 @@ import {
   serverAddress,
   stopServer,
   tuneSocket,
+  unsupportedKeepaliveKeys,
 } from './socket';
 
 export class TcpListener implements StreamListener {
@@ -50,7 +51,10 @@ export class TcpListener implements StreamListener {
     this.#server = server;
     await listenServer(server, this.#opts.addr, md.getInt('backlog') || DEFAULT_BACKLOG);
     this.#address = serverAddress(server);
-    if (keepalive.enabled) logger.debug({ idleMs: keepalive.idleMs }, 'tcp keepalive enabled');
+    if (keepalive.enabled) {
+      const ignored = unsupportedKeepaliveKeys(md);
+      logger.debug({ idleMs: keepalive.idleMs, ...(ignored.length ? { ignored } : {}) }, 'tcp keepalive enabled');
+    }
   }
 
   address(): string {

@@ -54,6 +54,11 @@ export function keepaliveOptions(md: Metadata, prefix = ''): KeepaliveOptions {
   return { enabled, idleMs };
 }
 
+/** Keepalive keys that Node cannot apply (probe interval and count keep the OS defaults). */
+export function unsupportedKeepaliveKeys(md: Metadata, prefix = ''): string[] {
+  return [`${prefix}keepalive.interval`, `${prefix}keepalive.count`].filter((k) => md.has(k));
+}
+
 /** TCP_NODELAY and, when asked, SO_KEEPALIVE on a socket. */
 export function tuneSocket(sock: net.Socket, keepalive: KeepaliveOptions): void {
   sock.setNoDelay(true);

@@ -154,12 +154,14 @@ export class WsListener implements StreamListener {
         { remote: this.#peer(req.socket), method: req.method, url: req.url, status },
         notFound ? `${this.#kind}: no handler for path` : `${this.#kind}: not a websocket request`,
       );
+      const body = notFound ? NOT_FOUND_BODY : BAD_REQUEST_BODY;
       res.writeHead(status, {
         'Content-Type': 'text/plain; charset=utf-8',
         'X-Content-Type-Options': 'nosniff',
+        'Content-Length': Buffer.byteLength(body),
         Connection: 'close',
       });
-      res.end(notFound ? NOT_FOUND_BODY : BAD_REQUEST_BODY);
+      res.end(body);
     });
 
     server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
