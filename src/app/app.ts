@@ -7,15 +7,29 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/model';
 import { buildApp, type BuiltApp, type BuildHooks } from './build';
+import { Metrics } from '../observe/metrics';
 
 export class App {
   readonly built: BuiltApp;
   readonly #logger: Logger;
+  readonly #config: Config;
+  readonly metrics: Metrics | undefined;
   #started = false;
 
   constructor(config: Config, logger: Logger, hooks: BuildHooks = {}) {
     this.#logger = logger;
-    this.built = buildApp(config, logger, hooks);
+    this.#config = config;
+    let built: BuiltApp | undefined;
+    const pools = () => [...(built?.tunnelHandlers.values() ?? [])].map((h) => h.server.pool);
+    this.metrics = config.metrics?.addr
+      ? new Metrics({
+          services: () => built?.services.length ?? 0,
+          tunnels: () => pools().reduce((n, p) => n + p.tunnelCount, 0),
+          connectors: () => pools().reduce((n, p) => n + p.connectorCount, 0),
+        })
+      : undefined;
+    built = buildApp(config, logger, { ...hooks, metrics: this.metrics });
+    this.built = built;
   }
 
   get services() {
@@ -26,6 +40,9 @@ export class App {
   async start(): Promise<void> {
     for (const i of this.built.ingresses.values()) await i.start();
     for (const a of this.built.authers.values()) await a.start();
+    if (this.metrics && this.#config.metrics) {
+      await this.metrics.listen(this.#config.metrics.addr, this.#config.metrics.path || '/metrics', this.#logger);
+    }
     const started = [];
     try {
       for (const s of this.built.services) {
@@ -35,6 +52,7 @@ export class App {
     } catch (err) {
       for (const s of started) await s.close(0);
       this.#closeShared();
+      await this.metrics?.close();
       throw err;
     }
     this.#started = true;
@@ -50,6 +68,7 @@ export class App {
     await Promise.all(this.built.services.map((s) => s.close(graceMs)));
     for (const c of this.built.chains.values()) await c.close();
     this.#closeShared();
+    await this.metrics?.close();
     if (this.#started) this.#logger.info('stopped');
   }
 }

@@ -37,6 +37,7 @@ export interface BuiltApp {
 }
 
 export interface BuildHooks {
+  metrics?: import('../observe/metrics').ServiceMetrics;
   onBound?: (service: string, info: BoundInfo) => void;
 }
 
@@ -207,6 +208,7 @@ export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {})
         handlerType: htype,
         network: ltype === 'udp' || ltype === 'rudp' ? 'udp' : 'tcp',
         logger,
+        metrics: hooks.metrics,
       }),
     );
   });

@@ -10,6 +10,7 @@ import type { Conn, StreamListener } from '../core/transport';
 import type { Handler } from '../core/handler';
 import { destroy } from '../io/pipe';
 import { isPeerGone } from '../core/errors';
+import { NOOP_METRICS, type ServiceMetrics } from '../observe/metrics';
 
 const SID_PREFIX = randomBytes(4).toString('hex');
 let sidCounter = 0;
@@ -28,6 +29,7 @@ export interface ServiceOptions {
   /** Network shown in the "listening on" line. */
   network: string;
   logger: Logger;
+  metrics?: ServiceMetrics;
 }
 
 export class Service {
@@ -37,6 +39,7 @@ export class Service {
   readonly #logger: Logger;
   readonly #network: string;
   readonly #conns = new Set<Conn>();
+  readonly #metrics: ServiceMetrics;
   #closing = false;
 
   constructor(opts: ServiceOptions) {
@@ -44,6 +47,7 @@ export class Service {
     this.#listener = opts.listener;
     this.#handler = opts.handler;
     this.#network = opts.network;
+    this.#metrics = opts.metrics ?? NOOP_METRICS;
     this.#logger = opts.logger.child({
       kind: 'service',
       service: opts.name,
@@ -85,6 +89,8 @@ export class Service {
     const log = this.#logger.child({ sid: newSid(), remote: conn.remote, local: conn.local, client: conn.remote });
     if (log.isLevelEnabled('debug')) log.debug(`${conn.remote} <> ${conn.local}`);
     let result: { inputBytes: number; outputBytes: number } | void;
+    let failed = false;
+    this.#metrics.requestStarted(this.name);
     Promise.resolve()
       .then(() => this.#handler.handle(conn, log))
       .then(
@@ -92,6 +98,7 @@ export class Service {
           result = r;
         },
         (err: unknown) => {
+          failed = true;
           if (isPeerGone(err)) log.debug(`${(err as Error).message}`);
           else log.error(`${(err as Error)?.message ?? String(err)}`);
         },
@@ -99,6 +106,7 @@ export class Service {
       .finally(() => {
         destroy(conn.stream);
         this.#conns.delete(conn);
+        this.#metrics.requestFinished(this.name, Date.now() - started, result?.inputBytes ?? 0, result?.outputBytes ?? 0, failed);
         if (log.isLevelEnabled('debug')) {
           log.debug(
             {

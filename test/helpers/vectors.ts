@@ -3,13 +3,13 @@
  * the small parsers needed to reach the relay messages inside them: smux v1/v2 frame headers
  * (`ver(1) cmd(1) len(2, LE) sid(4, LE)`) and WebSocket framing (RFC 6455).
  *
- * The vectors live outside the repository; set BURROW_VECTORS_DIR to point elsewhere. Tests
+ * The captures are kept in test/fixtures/vectors (a copy of the gost 3.2.6 captures); set BURROW_VECTORS_DIR to point elsewhere. Tests
  * that need them should skip when `vectorsAvailable()` is false.
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
-export const VECTORS_DIR = process.env.BURROW_VECTORS_DIR ?? resolve(__dirname, '../../../shared/vectors');
+export const VECTORS_DIR = process.env.BURROW_VECTORS_DIR ?? resolve(__dirname, '../fixtures/vectors');
 
 export function vectorsAvailable(): boolean {
   return existsSync(join(VECTORS_DIR, 'README.md'));

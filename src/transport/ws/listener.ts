@@ -21,6 +21,7 @@ import type tls from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import { joinHostPort } from '../../core/addr';
+import { isPeerGone } from '../../core/errors';
 import {
   DEFAULT_BACKLOG,
   keepaliveOptions,
@@ -91,7 +92,7 @@ export class WsListener implements StreamListener {
   #server: http.Server | https.Server | undefined;
   #tracker: TlsHandshakeTracker | undefined;
   /** Sockets connected (and, for wss, past TLS) but not upgraded yet, with their deadline. */
-  readonly #pending = new Map<Duplex, NodeJS.Timeout>();
+  readonly #pending = new Map<Duplex, NodeJS.Timeout | undefined>();
   #address = '';
   #closed = false;
 
@@ -194,7 +195,9 @@ export class WsListener implements StreamListener {
     });
 
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
-      logger.warn({ remote: this.#peer(socket), code: err.code, err: err.message }, `${this.#kind}: bad HTTP request`);
+      // A client that went away is not worth a warning; a malformed request is.
+      const level = isPeerGone(err) ? 'debug' : 'warn';
+      logger[level]({ remote: this.#peer(socket), code: err.code, err: err.message }, `${this.#kind}: bad HTTP request`);
       answerAndClose(socket, rawResponse(400, 'Bad Request', BAD_REQUEST_BODY));
     });
     server.on('error', (err) => logger.error({ err }, `${this.#kind} listener error`));
@@ -206,12 +209,14 @@ export class WsListener implements StreamListener {
 
   /** Starts the upgrade deadline of a fresh connection. */
   #awaitUpgrade(sock: net.Socket, timeoutMs: number): void {
-    if (timeoutMs <= 0) return;
-    const timer = setTimeout(() => {
-      this.#pending.delete(sock);
-      this.#opts.logger.warn({ remote: this.#peer(sock), timeoutMs }, `${this.#kind}: websocket handshake timed out`);
-      sock.destroy();
-    }, timeoutMs);
+    const timer =
+      timeoutMs > 0
+        ? setTimeout(() => {
+            this.#pending.delete(sock);
+            this.#opts.logger.warn({ remote: this.#peer(sock), timeoutMs }, `${this.#kind}: websocket handshake timed out`);
+            sock.destroy();
+          }, timeoutMs)
+        : undefined;
     this.#pending.set(sock, timer);
     sock.once('close', () => this.#upgraded(sock));
   }
@@ -239,7 +244,7 @@ export class WsListener implements StreamListener {
     if (this.#server) stopServer(this.#server);
     this.#tracker?.dropPending();
     for (const [sock, timer] of this.#pending) {
-      clearTimeout(timer);
+      if (timer) clearTimeout(timer);
       sock.destroy();
     }
     this.#pending.clear();

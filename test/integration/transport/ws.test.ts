@@ -195,7 +195,7 @@ describe('ws keepalive', () => {
     let pings = 0;
     const conn = await dial(server.addr, { keepalive: true, ttl: '100ms' });
     (conn.stream as WsStream).webSocket.on('pong', () => pings++);
-    await new Promise((r) => setTimeout(r, 550));
+    await new Promise((r) => setTimeout(r, 800));
     assert.ok(pings >= 3, `${pings} pongs`);
     assert.equal(conn.stream.destroyed, false);
     await echoes(conn);
