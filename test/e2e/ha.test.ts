@@ -82,7 +82,7 @@ describe('HA: several clients on one tunnel', () => {
     assert.ok(nb >= 240 && nb <= 360, `weight-3 client got ${nb}/400 (A: ${na})`);
   });
 
-  it('gives all traffic to a weight-255 client', async () => {
+  it('gives all traffic to a weight-255 client; killing it mid-run fails no later request', async (t) => {
     const cc = startClient(port, c.port, 255, 'client-w255');
     const created = await cc.tunnelCreated();
     const cid = /connector=([0-9a-f-]+)/.exec(String(created.msg))![1]!;
@@ -129,7 +129,7 @@ describe('HA: several clients on one tunnel', () => {
     assert.ok(before.length > 0, 'no request completed before the kill');
     assert.deepEqual(before.filter((r) => !r.ok || r.service !== 'C'), [], 'before the kill only C answered');
     const inFlight = results.filter((r) => r.end >= killAt && r.start < goneAt && !r.ok);
-    if (inFlight.length) console.log(`# ${inFlight.length} request(s) in flight at the kill failed: ${[...new Set(inFlight.map((r) => r.err))].join(', ')}`);
+    if (inFlight.length) t.diagnostic(`${inFlight.length} request(s) in flight at the kill failed: ${[...new Set(inFlight.map((r) => r.err))].join(', ')}`);
   });
 
   it('clients reconnect after a server restart and traffic resumes within 6 s', async () => {

@@ -768,3 +768,13 @@ export function sleep(ms: number): Promise<void> {
 export function send(sock: net.Socket, data: Buffer | string): Promise<void> {
   return new Promise((resolve, reject) => sock.write(data, (err) => (err ? reject(err) : resolve())));
 }
+
+/**
+ * Bytes of frames [from, to) of one direction of a plain-TCP capture (frame 0 = the first
+ * smux frame after the relay message), for replaying part of a session.
+ */
+export function frameBytes(capture: Buffer, from: number, to?: number): Buffer {
+  const offs = frameOffsets(capture);
+  const end = to === undefined ? offs[offs.length - 1]! : offs[to]!;
+  return capture.subarray(offs[from]!, end);
+}

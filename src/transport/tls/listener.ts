@@ -9,6 +9,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
+import { isPeerGone } from '../../core/errors';
 import {
   DEFAULT_BACKLOG,
   SOCKET_HIGH_WATER_MARK_BYTES,
@@ -45,7 +46,9 @@ export class TlsHandshakeTracker {
     server.on('tlsClientError', (err: Error & { code?: string }, sock: tls.TLSSocket) => {
       const raw = rawSocketOf(sock);
       const remote = (raw && this.#remote.get(raw)) ?? remoteAddressOf(sock);
-      this.#logger.warn({ remote, code: err.code, err: err.message }, 'tls handshake failed');
+      // A client that simply went away mid-handshake is less interesting than a bad one.
+      const level = isPeerGone(err) ? 'info' : 'warn';
+      this.#logger[level]({ remote, code: err.code, err: err.message }, 'tls handshake failed');
       sock.destroy();
       raw?.destroy();
     });

@@ -1,0 +1,220 @@
+/**
+ * Starting burrow the way a user does (`bin/burrow` with gost's flags) in the three roles of
+ * the seed's iperf example: server (`tunnel` handler, optionally with an HTTP entry point),
+ * client (`rtcp`/`rudp` services whose chain ends in the tunnel connector) and visitor
+ * (`tcp`/`udp` forwards to the tunnel). Readiness is taken from the log lines, never a sleep.
+ */
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { Child, type ProcSample } from './proc';
+import { HOST, errMsg, freeTcpUdpPort, round } from './util';
+
+export const ROOT = path.resolve(__dirname, '..', '..');
+export const BURROW_BIN = path.join(ROOT, 'bin', 'burrow');
+
+export type Role = 'server' | 'client' | 'visitor';
+export type Transport = 'tcp' | 'wss';
+
+export interface BurrowEnv {
+  /** BURROW_HOME for the run (the auto-generated TLS certificate lives there). */
+  home: string;
+  /** When set, each process runs under `node --cpu-prof` and writes its profile here (per role). */
+  cpuProfDir?: string;
+  nofile?: number;
+  netns?: string;
+}
+
+export function spawnBurrow(role: Role, args: string[], env: BurrowEnv): Child {
+  const nodeArgs: string[] = [];
+  if (env.cpuProfDir) {
+    const dir = path.join(env.cpuProfDir, role);
+    mkdirSync(dir, { recursive: true });
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
+  }
+  return new Child({
+    name: `burrow ${role}`,
+    cmd: process.execPath,
+    args: [...nodeArgs, BURROW_BIN, ...args],
+    cwd: ROOT,
+    env: { BURROW_HOME: env.home, BURROW_SHUTDOWN_GRACE_MS: '300' },
+    nofile: env.nofile,
+    netns: env.netns,
+  });
+}
+
+export interface TopologyOptions {
+  transport: Transport;
+  /** Where the client's rtcp (and rudp) services forward to. */
+  targetPort: number;
+  /** Host name routed to the tunnel (`tunnel=<host>:<uuid>`). */
+  host: string;
+  uuid: string;
+  /** Start a visitor (tcp, plus udp when `udp`) on one port free for both. */
+  visitor: boolean;
+  udp?: boolean;
+  /** Give the server an HTTP entry point on a port from the OS. */
+  entrypoint?: boolean;
+  env: BurrowEnv;
+  readyTimeoutMs?: number;
+}
+
+export interface Topology {
+  server: Child;
+  client: Child;
+  visitor?: Child;
+  serverPort: number;
+  visitorPort?: number;
+  entryPort?: number;
+  procs: Array<{ role: Role; child: Child }>;
+  /** Command lines, for the results. */
+  commands: Record<string, string>;
+  /** The first process that exited on its own, if any. */
+  failed(): string | undefined;
+  stop(): Promise<void>;
+}
+
+function connectorUrl(o: TopologyOptions, serverPort: number): string {
+  const scheme = o.transport === 'wss' ? 'tunnel+wss' : 'tunnel';
+  return `${scheme}://${HOST}:${serverPort}?tunnel.id=${o.uuid}`;
+}
+
+async function startOnce(o: TopologyOptions): Promise<Topology> {
+  const timeout = o.readyTimeoutMs ?? 15000;
+  const started: Array<{ role: Role; child: Child }> = [];
+  const stopAll = async (): Promise<void> => {
+    await Promise.all(started.map((p) => p.child.stop()));
+  };
+  try {
+    const scheme = o.transport === 'wss' ? 'tunnel+wss' : 'tunnel';
+    let q = `tunnel=${o.host}:${o.uuid}`;
+    if (o.entrypoint) q = `entrypoint=${HOST}:0&${q}`;
+    const server = spawnBurrow('server', ['-L', `${scheme}://${HOST}:0?${q}`], o.env);
+    started.push({ role: 'server', child: server });
+    const lm = await server.waitFor(/listening on 127\.0\.0\.1:(\d+)\/tcp/, timeout);
+    const serverPort = Number(lm[1]);
+    let entryPort: number | undefined;
+    if (o.entrypoint) {
+      const em = await server.waitFor(/entrypoint: 127\.0\.0\.1:(\d+)/, timeout);
+      entryPort = Number(em[1]);
+    }
+    const fwd = connectorUrl(o, serverPort);
+    const cargs = ['-L', `rtcp://:0/${HOST}:${o.targetPort}`];
+    if (o.udp) cargs.push('-L', `rudp://:0/${HOST}:${o.targetPort}`);
+    cargs.push('-F', fwd);
+    const client = spawnBurrow('client', cargs, o.env);
+    started.push({ role: 'client', child: client });
+    let visitor: Child | undefined;
+    let visitorPort: number | undefined;
+    if (o.visitor) {
+      visitorPort = await freeTcpUdpPort();
+      const vargs = ['-L', `tcp://${HOST}:${visitorPort}/${o.host}`];
+      if (o.udp) vargs.push('-L', `udp://${HOST}:${visitorPort}/${o.host}?keepalive=true`);
+      vargs.push('-F', fwd);
+      visitor = spawnBurrow('visitor', vargs, o.env);
+      started.push({ role: 'visitor', child: visitor });
+    }
+    await client.waitForLines(/create tunnel on /, o.udp ? 2 : 1, timeout);
+    if (visitor) {
+      await visitor.waitFor(new RegExp(`listening on 127\\.0\\.0\\.1:${visitorPort}/tcp`), timeout);
+      if (o.udp) await visitor.waitFor(new RegExp(`listening on 127\\.0\\.0\\.1:${visitorPort}/udp`), timeout);
+    }
+    for (const p of started) p.child.quiet();
+    const commands: Record<string, string> = {};
+    for (const p of started) commands[p.role] = p.child.commandLine.replace(process.execPath, 'node');
+    return {
+      server,
+      client,
+      visitor,
+      serverPort,
+      visitorPort,
+      entryPort,
+      procs: started,
+      commands,
+      failed() {
+        for (const p of started) {
+          if (!p.child.running) {
+            const e = p.child.exitInfo;
+            return `burrow ${p.role} exited (code ${e?.code ?? '?'}${e?.signal ? `, signal ${e.signal}` : ''})${p.child.tailText()}`;
+          }
+        }
+        return undefined;
+      },
+      stop: stopAll,
+    };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+/** Starts server, client and (optionally) visitor; retries with fresh ports if a port was taken. */
+export async function startTopology(o: TopologyOptions): Promise<Topology> {
+  let last: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      return await startOnce(o);
+    } catch (err) {
+      last = err;
+      if (!/EADDRINUSE|address already in use/i.test(errMsg(err))) break;
+    }
+  }
+  throw last;
+}
+
+export interface ProcReport {
+  role: string;
+  pid: number | undefined;
+  /** CPU seconds (user+system) while the tunneled measurements ran. */
+  cpuSecondsMeasured: number;
+  /** CPU seconds over the whole life of the process in this case. */
+  cpuSecondsTotal: number;
+  peakRssMiB: number;
+  finalRssMiB: number;
+}
+
+/** Accumulates each process's CPU time over measurement windows. */
+export class CpuMeter {
+  readonly #procs: Array<{ role: Role; child: Child }>;
+  readonly #measured = new Map<string, number>();
+  #start = new Map<string, ProcSample | undefined>();
+  readonly #last = new Map<string, ProcSample>();
+
+  constructor(procs: Array<{ role: Role; child: Child }>) {
+    this.#procs = procs;
+  }
+
+  begin(): void {
+    this.#start = new Map(this.#procs.map((p) => [p.role, p.child.sample()]));
+  }
+
+  /** Ends a window; returns the CPU seconds of all processes in it. */
+  end(): number {
+    let sum = 0;
+    for (const p of this.#procs) {
+      const a = this.#start.get(p.role);
+      const b = p.child.sample();
+      if (b) this.#last.set(p.role, b);
+      if (a && b) {
+        const d = b.cpuSeconds - a.cpuSeconds;
+        sum += d;
+        this.#measured.set(p.role, (this.#measured.get(p.role) ?? 0) + d);
+      }
+    }
+    return sum;
+  }
+
+  /** Final figures; call while the processes are still running. */
+  report(): ProcReport[] {
+    return this.#procs.map((p) => {
+      const s = p.child.sample() ?? this.#last.get(p.role);
+      return {
+        role: p.role,
+        pid: p.child.pid,
+        cpuSecondsMeasured: round(this.#measured.get(p.role) ?? 0, 3),
+        cpuSecondsTotal: round(s?.cpuSeconds ?? NaN, 3),
+        peakRssMiB: round((s?.peakRssKiB ?? NaN) / 1024, 3),
+        finalRssMiB: round((s?.rssKiB ?? NaN) / 1024, 3),
+      };
+    });
+  }
+}
