@@ -1,0 +1,90 @@
+import { describe, test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { PublicNames } from '../../../src/handler/tunnel/public-names';
+import { Forwarder, hostMatches } from '../../../src/forward/selector';
+import { RateLimiter } from '../../../src/limit/rate';
+import { backoffDelayMs } from '../../../src/listener/reverse';
+
+describe('public names', () => {
+  let now = 1_000_000;
+  const names = new PublicNames({ domain: 'example.net', ttlMs: 1000, customTtlMs: 500, allowCustom: true, now: () => now });
+  after(() => names.close());
+  test('set-if-absent: first binder wins, same tunnel may re-claim', () => {
+    assert.equal(names.claim('134c714b65d54a4f', 't1'), true);
+    assert.equal(names.claim('134c714b65d54a4f', 't1'), true);
+    assert.equal(names.claim('134c714b65d54a4f', 't2'), false);
+    assert.equal(names.lookup('134c714b65d54a4f.example.net'), 't1');
+    assert.equal(names.lookup('134C714B65D54A4F.Example.Net:443'), 't1');
+    assert.equal(names.lookup('x.134c714b65d54a4f.example.net'), undefined);
+  });
+  test('custom names: validated, with their own validity', () => {
+    assert.equal(names.claimCustom('hello', 't1'), true);
+    assert.equal(names.claimCustom('hello', 't2'), false);
+    assert.equal(names.claimCustom('bad_name!', 't2'), false);
+    now += 600;
+    assert.equal(names.lookup('hello.example.net'), undefined, 'custom name expired');
+    assert.equal(names.claimCustom('hello', 't2'), true, 'freed');
+  });
+  test('expiry stops routing and frees the name', () => {
+    now += 1000;
+    assert.equal(names.lookup('134c714b65d54a4f.example.net'), undefined);
+    assert.equal(names.claim('134c714b65d54a4f', 't2'), true);
+  });
+});
+
+describe('forwarder selection (behavior.md §5.2)', () => {
+  const f = new Forwarder([
+    { name: 'example-com', addr: '192.168.1.1:80', filter: { host: 'example.com' } },
+    { name: 'sub', addr: '192.168.1.2:80', filter: { host: 'sub.example.com' } },
+    { name: 'fallback', addr: '192.168.2.1:80' },
+    { name: 'spare', addr: '192.168.3.1:80', metadata: { backup: true } },
+  ]);
+  test('the documented client routing example', () => {
+    assert.equal(f.select('example.com:80')!.name, 'example-com');
+    assert.equal(f.select('sub.example.com')!.name, 'sub');
+    assert.equal(f.select('abc.example.com')!.name, 'fallback');
+  });
+  test('host filters: wildcard forms as gost checkHost', () => {
+    assert.ok(hostMatches('.example.com', 'a.example.com'));
+    assert.ok(hostMatches('.example.com', 'example.com'));
+    assert.ok(!hostMatches('example.com', 'a.example.com'));
+    assert.ok(hostMatches('example.com', 'EXAMPLE.com:443'));
+  });
+  test('backup nodes only when nothing else fits; failed nodes skipped until failTimeout', () => {
+    const g = new Forwarder(
+      [
+        { name: 'a', addr: '1.1.1.1:1' },
+        { name: 'b', addr: '1.1.1.2:1' },
+        { name: 'z', addr: '1.1.1.3:1', metadata: { backup: 'true' } },
+      ],
+      { maxFails: 1, failTimeout: '10s' },
+    );
+    const a = g.nodes[0]!;
+    g.markFailed(a);
+    for (let i = 0; i < 4; i++) assert.equal(g.select()!.name, 'b');
+    const only = new Forwarder([{ name: 'z', addr: '1.1.1.3:1', metadata: { backup: true } }]);
+    assert.equal(only.select('anything')!.name, 'z');
+  });
+});
+
+describe('rate limiter', () => {
+  test('burst then refill', () => {
+    let now = 0;
+    const r = new RateLimiter({ ratePerSec: 2, burst: 3, now: () => now });
+    assert.deepEqual([r.take('ip'), r.take('ip'), r.take('ip'), r.take('ip')], [true, true, true, false]);
+    assert.equal(r.take('other'), true);
+    now += 500;
+    assert.equal(r.take('ip'), true);
+    assert.equal(r.take('ip'), false);
+  });
+});
+
+describe('reconnect backoff', () => {
+  test('doubles from 1 s, capped, with ±25% jitter, never above 5 s', () => {
+    assert.equal(backoffDelayMs(0, () => 0.5), 1000);
+    assert.equal(backoffDelayMs(1, () => 0.5), 2000);
+    assert.equal(backoffDelayMs(10, () => 0.5), 4000);
+    assert.equal(backoffDelayMs(10, () => 0.999999), 5000);
+    assert.equal(backoffDelayMs(0, () => 0), 750);
+  });
+});
