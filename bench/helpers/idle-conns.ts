@@ -72,6 +72,10 @@ async function open(port: number, count: number, concurrency: number, timeoutMs:
     }
   }
   await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+  if (next < count) {
+    failed += count - next;
+    firstError ??= `deadline of ${timeoutMs} ms reached`;
+  }
   const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6;
   emit({ event: 'opened', ok, failed, elapsedMs, accepted: accepted.size, firstError });
 }

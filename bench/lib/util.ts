@@ -99,3 +99,8 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
 export function nowMs(): number {
   return Number(process.hrtime.bigint()) / 1e6;
 }
+
+/** A programming error in the bench itself, as opposed to a failure of what it measures. */
+export function isBenchBug(err: unknown): boolean {
+  return err instanceof TypeError || err instanceof ReferenceError || err instanceof SyntaxError || err instanceof RangeError;
+}

@@ -112,7 +112,7 @@ describe('http-entrypoint: burrow as the tunnel server, replaying the gost clien
     frames = new SmuxLog(tunnelIn);
   });
 
-  it('sends the entry point request down the tunnel as gost does: SYN 3, stream header, the same HTTP request', async () => {
+  it('sends the entry point request down the tunnel as gost does: SYN 3, stream header, the same HTTP request', async (t) => {
     assert.ok(frames, 'needs the BIND');
     curl = await dial(burrow.entrypointPort());
     curlIn = Inbox.of(curl);
@@ -130,6 +130,7 @@ describe('http-entrypoint: burrow as the tunnel server, replaying the gost clien
     assert.equal(addrPort(hdr, 0), curl.localPort, 'src port = the curl connection');
 
     const req = payload.subarray(STREAM_HEADER.length);
+    t.diagnostic(`burrow's request: ${JSON.stringify(req.toString('latin1'))}`);
     const got = parseHead(req)!;
     const want = parseHead(PROXIED_REQUEST)!;
     assert.equal(req.length, got.length, 'no body after the request head');
@@ -155,6 +156,7 @@ describe('http-entrypoint: burrow as the tunnel server, replaying the gost clien
       if (r.dir === 'c2s' && r.offset >= BIND.length) await send(tunnel, r.data);
     }
     const resp = await readHttpResponse(curlIn);
+    t.diagnostic(`curl got: ${JSON.stringify(resp.raw.toString('latin1'))}`);
     assert.match(resp.head.startLine, /^HTTP\/1\.[01] 200 OK$/);
     assert.equal(resp.body.toString('latin1'), BODY);
 
@@ -167,6 +169,32 @@ describe('http-entrypoint: burrow as the tunnel server, replaying the gost clien
     assert.ok(sig.every((f) => f.ver === 2), 'smux v2 frames');
     assert.equal(streamPayloads(sig).get(3)!.length, STREAM_HEADER.length + requestLength, 'nothing sent on stream 3 after the request');
     assert.ok(sig.filter((f) => f.cmd === PSH).length >= 1);
+  });
+});
+
+describe('http-entrypoint: burrow as the tunnel server, BIND weight copied into the connector ID', { skip }, () => {
+  let burrow: RunningBurrow;
+  let sock: net.Socket | undefined;
+
+  before(async () => {
+    burrow = await startBurrow([captureServerUrl()]);
+  });
+  after(async () => {
+    sock?.destroy();
+    await burrow?.stop();
+  });
+
+  it('the captured BIND with weight 7 (its last byte changed) gets a connector ID with weight 7, flag 0', async () => {
+    const bind = Buffer.from(BIND);
+    const [u] = tunnelUuidRange(bind);
+    bind[u + 19] = 7;
+    sock = await dial(burrow.port());
+    const inbox = Inbox.of(sock);
+    await send(sock, bind);
+    const resp = await inbox.readRelay('the BIND response');
+    const expected = Buffer.from(BIND_RESPONSE);
+    expected[tunnelUuidRange(expected)[0] + 19] = 7;
+    assertBytes(resp, expected, 'BIND response', [tunnelUuidRange(expected)]);
   });
 });
 

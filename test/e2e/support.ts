@@ -315,7 +315,7 @@ export async function expectClosed(port: number, send?: Buffer | string, timeout
 
 /**
  * A UDP echo service. Datagrams are echoed as they are, except the text queries `who`
- * (answered with `name`) and `who2` (answered twice: `name#1`, `name#2`).
+ * (answered with `name`) and `who2` … `who9` (answered N times, back to back: `name#1` …).
  */
 export function startUdpService(name: string): Promise<Closeable & { port: number; received: number }> {
   const sock = dgram.createSocket('udp4');
@@ -327,10 +327,10 @@ export function startUdpService(name: string): Promise<Closeable & { port: numbe
   sock.on('message', (msg, rinfo) => {
     state.received++;
     const text = msg.length <= 4 ? msg.toString() : '';
+    const many = /^who([2-9])$/.exec(text);
     if (text === 'who') sock.send(name, rinfo.port, rinfo.address);
-    else if (text === 'who2') {
-      sock.send(`${name}#1`, rinfo.port, rinfo.address);
-      sock.send(`${name}#2`, rinfo.port, rinfo.address);
+    else if (many) {
+      for (let i = 1; i <= Number(many[1]); i++) sock.send(`${name}#${i}`, rinfo.port, rinfo.address);
     } else sock.send(msg, rinfo.port, rinfo.address);
   });
   return new Promise((resolve, reject) => {

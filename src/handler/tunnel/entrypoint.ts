@@ -105,6 +105,16 @@ export class EntryPoint {
     const remote = joinHostPort(socket.remoteAddress ?? '', socket.remotePort ?? 0);
     const local = joinHostPort(socket.localAddress ?? '', socket.localPort ?? 0);
     const log = this.#opts.logger.child({ sid: newSid(), remote, local, client: remote });
+    if (log.isLevelEnabled('debug')) {
+      const started = Date.now();
+      log.debug(`${remote} <> ${local}`);
+      socket.once('close', () =>
+        log.debug(
+          { duration: Date.now() - started, inputBytes: socket.bytesRead, outputBytes: socket.bytesWritten },
+          `${remote} >< ${local}`,
+        ),
+      );
+    }
     peek<number>(socket, (buf) => ({ done: true, value: buf[0]! }), {
       timeoutMs: this.#sniffTimeoutMs,
       maxBytes: 1,
@@ -112,7 +122,7 @@ export class EntryPoint {
       ({ value }) => {
         if (value === 0x01 && this.#relayEnabled) return this.#handleRelay(socket, remote, log);
         if (value === 0x16) return this.#handleTls(socket, remote, log);
-        this.#http.handle(socket);
+        this.#http.handle(socket, log);
         return undefined;
       },
       (err: Error) => {

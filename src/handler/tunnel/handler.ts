@@ -127,7 +127,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     server,
     ingress,
     metadata: md,
-    logger: log.child({ kind: 'entrypoint', handler: 'tunnel', listener: 'tcp', node: nodeId }),
+    logger: log.child({ kind: 'entrypoint', handler: 'tunnel', listener: 'tcp', network: 'tcp', node: nodeId }),
   });
   const primary = md.getString('entrypoint');
   if (primary) entryPoints.push(new EntryPoint(epOpts(primary, opts.ingress)));

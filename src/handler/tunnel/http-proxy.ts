@@ -160,8 +160,11 @@ export class HttpEntryProxy {
     });
   }
 
+  readonly #connLogs = new WeakMap<object, Logger>();
+
   /** Hands a sniffed connection (its first bytes put back) to the HTTP server. */
-  handle(socket: net.Socket): void {
+  handle(socket: net.Socket, log?: Logger): void {
+    if (log) this.#connLogs.set(socket, log);
     this.#http.emit('connection', socket);
   }
 
@@ -171,17 +174,44 @@ export class HttpEntryProxy {
     this.#http.close();
   }
 
+  /** The connection's logger (sid, remote, local, client), as the entry point made it. */
   #log(req: http.IncomingMessage): Logger {
+    const known = this.#connLogs.get(req.socket);
+    if (known) return known;
     const s = req.socket;
     const remote = joinHostPort(s.remoteAddress ?? '', s.remotePort ?? 0);
     return this.#opts.logger.child({ remote, client: remote, local: joinHostPort(s.localAddress ?? '', s.localPort ?? 0) });
   }
 
-  #route(host: string): { ok: true; tunnelId: string } | { ok: false; status: 502; reason: string } {
-    const r = this.#opts.server.lookupPublic(host, this.#opts.ingress);
-    if (!r) return { ok: false, status: 502, reason: `no route to host ${host}` };
-    if (r.private) return { ok: false, status: 502, reason: `tunnel ${r.tunnelId} is private for host ${host}` };
+  /** Routes `dst` ("host:port"): the ingress lookup strips the port. */
+  #route(dst: string): { ok: true; tunnelId: string } | { ok: false; status: 502; reason: string } {
+    const r = this.#opts.server.lookupPublic(dst, this.#opts.ingress);
+    if (!r) return { ok: false, status: 502, reason: `no route to host ${dst}` };
+    if (r.private) return { ok: false, status: 502, reason: `tunnel ${r.tunnelId} is private for host ${dst}` };
     return { ok: true, tunnelId: r.tunnelId };
+  }
+
+  /** gost's per-request lines: `<remote> <-> host` now, `<remote> >-< host` when it ends. */
+  #requestLog(req: http.IncomingMessage, res: http.ServerResponse, log: Logger, dst: string): void {
+    if (!log.isLevelEnabled('debug')) return;
+    const sock = req.socket;
+    const started = Date.now();
+    const read0 = sock.bytesRead;
+    const written0 = sock.bytesWritten;
+    const remote = joinHostPort(sock.remoteAddress ?? '', sock.remotePort ?? 0);
+    const hostOnly = dst.replace(/:\d+$/, '');
+    log.debug({ host: dst }, `${remote} <-> ${hostOnly}`);
+    res.once('close', () => {
+      log.debug(
+        {
+          host: dst,
+          duration: Date.now() - started,
+          inputBytes: sock.bytesRead - read0,
+          outputBytes: sock.bytesWritten - written0,
+        },
+        `${remote} >-< ${hostOnly}`,
+      );
+    });
   }
 
   #fail(res: http.ServerResponse, status: number): void {
@@ -197,8 +227,9 @@ export class HttpEntryProxy {
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const host = req.headers.host ?? '';
     const dst = hostWithPort(host, 80);
-    const log = this.#log(req).child({ host: dst });
-    const route = this.#route(host);
+    const log = this.#log(req);
+    this.#requestLog(req, res, log, dst);
+    const route = this.#route(dst);
     if (!route.ok) {
       log.error(route.reason);
       req.resume();
@@ -289,8 +320,8 @@ export class HttpEntryProxy {
   #onUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): void {
     const host = req.headers.host ?? '';
     const dst = hostWithPort(host, 80);
-    const log = this.#log(req).child({ host: dst });
-    const route = this.#route(host);
+    const log = this.#log(req);
+    const route = this.#route(dst);
     if (!route.ok) {
       log.error(route.reason);
       socket.end(`HTTP/1.1 ${route.status} Bad Gateway\r\nContent-Length: 0\r\n\r\n`);

@@ -1,0 +1,225 @@
+/**
+ * iperf3 through the seed's example tunnel: visitor → server → client → iperf3 server, each
+ * measurement next to direct iperf3 on loopback in the same run (the order alternates between
+ * runs). One TCP stream both directions, over plain `tunnel` and over `tunnel+wss`; UDP at a
+ * fixed offered rate.
+ */
+import { CpuMeter, startTopology, type Topology, type Transport } from '../lib/burrow';
+import { runIperf, startIperfServer, type IperfResult } from '../lib/tools';
+import { metric, type CaseContext, type CaseDef, type CaseResult } from '../lib/types';
+import { errMsg, freeTcpUdpPort, isBenchBug, round } from '../lib/util';
+
+export const TUNNEL_UUID = '22f43305-42f7-4232-bbbc-aa6c042e3bc3';
+export const IPERF_HOST = 'iperf.local';
+
+/** Runs `fn` for the tunnel and records the CPU of the burrow processes around it. */
+async function measured<T>(topo: Topology, meter: CpuMeter, fn: () => Promise<T>): Promise<{ value: T; cpu: number }> {
+  meter.begin();
+  try {
+    const value = await fn();
+    return { value, cpu: meter.end() };
+  } catch (err) {
+    meter.end();
+    const dead = topo.failed();
+    throw new Error(dead ? `${errMsg(err)}; ${dead}` : errMsg(err));
+  }
+}
+
+function tcpCase(transport: Transport): CaseDef {
+  const wss = transport === 'wss';
+  return {
+    id: wss ? 'tcp-stream-wss' : 'tcp-stream',
+    title: wss ? 'One TCP stream over tunnel+wss (iperf3)' : 'One TCP stream (iperf3), visitor → server → client → iperf3',
+    baselineLabel: 'direct iperf3 on loopback',
+    smoke: true,
+    needs: ['iperf3'],
+    async run(ctx: CaseContext, out: CaseResult): Promise<void> {
+      const p = ctx.params;
+      const iperfPort = await freeTcpUdpPort();
+      const iperf = await startIperfServer(iperfPort);
+      let topo: Topology | undefined;
+      let meter: CpuMeter | undefined;
+      try {
+        topo = await startTopology({
+          transport,
+          targetPort: iperfPort,
+          host: IPERF_HOST,
+          uuid: TUNNEL_UUID,
+          visitor: true,
+          env: ctx.env,
+        });
+        out.commands = topo.commands;
+        meter = new CpuMeter(topo.procs);
+        if (p.warmupSeconds > 0) {
+          await runIperf({ port: topo.visitorPort!, seconds: p.warmupSeconds }).catch(() => undefined);
+        }
+        const dirs: Array<'forward' | 'reverse'> = p.bothDirections ? ['forward', 'reverse'] : ['forward'];
+        const data: Record<string, { direct: number[]; burrow: number[]; cpu: number[]; bytes: number[] }> = {};
+        for (const d of dirs) data[d] = { direct: [], burrow: [], cpu: [], bytes: [] };
+        try {
+        for (let run = 0; run < p.runs; run++) {
+          for (const dir of dirs) {
+            const reverse = dir === 'reverse';
+            const row: Record<string, unknown> = { run, direction: dir };
+            const doDirect = async (): Promise<void> => {
+              try {
+                const r = await runIperf({ port: iperfPort, seconds: p.streamSeconds, reverse });
+                data[dir]!.direct[run] = r.bitsPerSecond / 1e9;
+                row.directGbps = round(r.bitsPerSecond / 1e9, 4);
+              } catch (err) {
+                data[dir]!.direct[run] = NaN;
+                out.errors.push(`run ${run + 1} ${dir} direct: ${errMsg(err)}`);
+              }
+            };
+            const doBurrow = async (): Promise<void> => {
+              try {
+                const { value: r, cpu } = await measured(topo!, meter!, () =>
+                  runIperf({ port: topo!.visitorPort!, seconds: p.streamSeconds, reverse }),
+                );
+                data[dir]!.burrow[run] = r.bitsPerSecond / 1e9;
+                data[dir]!.cpu[run] = cpu;
+                data[dir]!.bytes[run] = r.bytes;
+                Object.assign(row, {
+                  burrowGbps: round(r.bitsPerSecond / 1e9, 4),
+                  burrowCpuSeconds: round(cpu, 3),
+                  retransmits: r.retransmits,
+                });
+              } catch (err) {
+                data[dir]!.burrow[run] = NaN;
+                out.errors.push(`run ${run + 1} ${dir} burrow: ${errMsg(err)}`);
+              }
+            };
+            if (run % 2 === 0) {
+              await doDirect();
+              await doBurrow();
+            } else {
+              await doBurrow();
+              await doDirect();
+            }
+            out.runs.push(row);
+            const dead = topo.failed();
+            if (dead) throw new Error(dead);
+          }
+        }
+        } catch (err) {
+          if (isBenchBug(err)) throw err;
+          out.errors.push(errMsg(err));
+        }
+        const target = wss ? 0.12 : 0.3;
+        const gost = wss ? '~1.2 Gbit/s, ~6%' : '~4.5 Gbit/s, ~22%';
+        for (const dir of dirs) {
+          const d = data[dir]!;
+          out.metrics.push(
+            metric(`${dir === 'forward' ? 'visitor → client' : 'client → visitor (-R)'} throughput`, 'Gbit/s', d.burrow, d.direct, {
+              target: `≥ ${target * 100}% of direct`,
+              check: (m) => (m.ratio ? m.ratio.median >= target : undefined),
+              gost,
+            }),
+          );
+          const perGiB = d.cpu.map((c, i) => (d.bytes[i]! > 0 ? c / (d.bytes[i]! / 2 ** 30) : NaN));
+          out.metrics.push(metric(`${dir} burrow CPU per GiB (all processes)`, 'CPU s/GiB', perGiB));
+        }
+      } finally {
+        if (meter) out.processes = meter.report();
+        await topo?.stop();
+        await iperf.stop();
+      }
+    },
+  };
+}
+
+export const tcpStream = tcpCase('tcp');
+export const tcpStreamWss = tcpCase('wss');
+
+export const udpStream: CaseDef = {
+  id: 'udp',
+  title: 'UDP through the tunnel (iperf3 -u, fixed offered rate)',
+  baselineLabel: 'direct iperf3 -u on loopback',
+  smoke: true,
+  needs: ['iperf3'],
+  async run(ctx: CaseContext, out: CaseResult): Promise<void> {
+    const p = ctx.params;
+    const iperfPort = await freeTcpUdpPort();
+    const iperf = await startIperfServer(iperfPort);
+    let topo: Topology | undefined;
+    let meter: CpuMeter | undefined;
+    out.notes.push(
+      `offered ${p.udpRate}bit/s of ${p.udpLen}-byte datagrams for ${p.streamSeconds} s (iperf3 -u -b ${p.udpRate} -l ${p.udpLen} -w 4M)`,
+    );
+    try {
+      topo = await startTopology({
+        transport: 'tcp',
+        targetPort: iperfPort,
+        host: IPERF_HOST,
+        uuid: TUNNEL_UUID,
+        visitor: true,
+        udp: true,
+        env: ctx.env,
+      });
+      out.commands = topo.commands;
+      meter = new CpuMeter(topo.procs);
+      const opts = { seconds: p.streamSeconds, udpRate: p.udpRate, len: p.udpLen, window: '4M' };
+      if (p.warmupSeconds > 0) await runIperf({ ...opts, port: topo.visitorPort!, seconds: p.warmupSeconds }).catch(() => undefined);
+      const direct: IperfResult[] = [];
+      const burrow: Array<IperfResult | undefined> = [];
+      try {
+      for (let run = 0; run < p.runs; run++) {
+        const doDirect = async (): Promise<void> => {
+          try {
+            direct[run] = await runIperf({ ...opts, port: iperfPort });
+          } catch (err) {
+            out.errors.push(`run ${run + 1} direct: ${errMsg(err)}`);
+          }
+        };
+        const doBurrow = async (): Promise<void> => {
+          try {
+            burrow[run] = (await measured(topo!, meter!, () => runIperf({ ...opts, port: topo!.visitorPort! }))).value;
+          } catch (err) {
+            out.errors.push(`run ${run + 1} burrow: ${errMsg(err)}`);
+          }
+        };
+        if (run % 2 === 0) {
+          await doDirect();
+          await doBurrow();
+        } else {
+          await doBurrow();
+          await doDirect();
+        }
+        out.runs.push({
+          run,
+          directReceivedMbps: round((direct[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
+          directLossPercent: direct[run]?.lostPercent,
+          burrowOfferedMbps: round((burrow[run]?.sentBitsPerSecond ?? NaN) / 1e6, 4),
+          burrowReceivedMbps: round((burrow[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
+          burrowLossPercent: burrow[run]?.lostPercent,
+        });
+        const dead = topo.failed();
+        if (dead) throw new Error(dead);
+      }
+      } catch (err) {
+        if (isBenchBug(err)) throw err;
+        out.errors.push(errMsg(err));
+      }
+      const col = (xs: Array<IperfResult | undefined>, f: (r: IperfResult) => number | undefined): number[] =>
+        Array.from({ length: p.runs }, (_, i) => (xs[i] ? (f(xs[i]!) ?? NaN) : NaN));
+      out.metrics.push(
+        metric('offered rate', 'Mbit/s', col(burrow, (r) => r.sentBitsPerSecond / 1e6), col(direct, (r) => r.sentBitsPerSecond / 1e6), {
+          ratio: false,
+        }),
+        metric('received', 'Mbit/s', col(burrow, (r) => r.bitsPerSecond / 1e6), col(direct, (r) => r.bitsPerSecond / 1e6)),
+        metric('loss', '%', col(burrow, (r) => r.lostPercent), col(direct, (r) => r.lostPercent), {
+          ratio: false,
+          target: '≥ 1 Gbit/s offered with < 1% loss',
+          check: (m) => {
+            const offered = p.udpRate.toUpperCase().endsWith('G') ? parseFloat(p.udpRate) * 1000 : parseFloat(p.udpRate);
+            return offered >= 1000 ? m.burrow!.median < 1 : undefined;
+          },
+        }),
+      );
+    } finally {
+      if (meter) out.processes = meter.report();
+      await topo?.stop();
+      await iperf.stop();
+    }
+  },
+};
