@@ -20,7 +20,7 @@ import { summarizeProfile } from './lib/profile';
 import { renderMarkdown, renderProfile, type ProfileRun, type Results } from './lib/report';
 import { ensureTools, runIperf, startIperfServer } from './lib/tools';
 import { MODES, type CaseDef, type CaseResult, type Mode, type Params } from './lib/types';
-import { errMsg, freeTcpUdpPort, isBenchBug, round, withTimeout } from './lib/util';
+import { errMsg, freeTcpUdpPort, isBenchBug, nowMs, round, withTimeout } from './lib/util';
 import { tcpStream, tcpStreamWss, udpStream, IPERF_HOST, TUNNEL_UUID } from './cases/stream';
 import { httpKeepalive, httpNewConnections } from './cases/http';
 import { idleConnections } from './cases/idle';
@@ -157,9 +157,13 @@ async function profilePass(params: Params, home: string, out: string): Promise<P
         env: { home, cpuProfDir: profDir },
       });
       let gbps: number | undefined;
+      let m0 = 0;
+      let m1 = 0;
       try {
         await runIperf({ port: topo.visitorPort!, seconds: 1, reverse: direction === 'reverse' }).catch(() => undefined);
+        m0 = nowMs();
         const r = await runIperf({ port: topo.visitorPort!, seconds, reverse: direction === 'reverse' });
+        m1 = nowMs();
         gbps = r.bitsPerSecond / 1e9;
       } finally {
         await topo.stop();
@@ -172,7 +176,11 @@ async function profilePass(params: Params, home: string, out: string): Promise<P
           log(`profile: no profile written by the ${role}`);
           continue;
         }
-        summaries[role] = summarizeProfile(path.join(rd, files[0]!), ROOT);
+        // Only the measured stream: no start-up, no warm-up (times relative to the spawn; the
+        // profile starts a few ms later, well inside the margin).
+        const child = topo.procs.find((x) => x.role === role)!.child;
+        const window = { fromMs: m0 - child.spawnedAt + 200, toMs: m1 - child.spawnedAt - 200 };
+        summaries[role] = summarizeProfile(path.join(rd, files[0]!), ROOT, 15, window);
         summaries[role]!.file = path.relative(ROOT, summaries[role]!.file);
       }
       runs.push({ direction, gbps: gbps === undefined ? undefined : round(gbps, 4), seconds, summaries });

@@ -4,7 +4,7 @@
  * connections per second (`Connection: close`, one request per connection).
  */
 import path from 'node:path';
-import { CpuMeter, ROOT, startTopology, type Topology } from '../lib/burrow';
+import { CpuMeter, ROOT, noteLogProblems, startTopology, type Topology } from '../lib/burrow';
 import { Child } from '../lib/proc';
 import { runWrk, type WrkResult } from '../lib/tools';
 import { metric, type CaseContext, type CaseDef, type CaseResult } from '../lib/types';
@@ -139,7 +139,7 @@ function httpCase(kind: 'keepalive' | 'cps'): CaseDef {
         out.metrics.push(
           metric(
             'errors (socket + non-2xx)',
-            'count',
+            '',
             col(burrow, (r) => r.socketErrors + r.non2xx),
             col(direct, (r) => r.socketErrors + r.non2xx),
             { ratio: false },
@@ -147,6 +147,7 @@ function httpCase(kind: 'keepalive' | 'cps'): CaseDef {
         );
       } finally {
         if (meter) out.processes = meter.report();
+        if (topo) noteLogProblems(topo.procs, out.notes);
         await topo?.stop();
         await backend.child.stop();
       }

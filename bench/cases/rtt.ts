@@ -7,7 +7,7 @@
  * Needs root, iproute2 and a kernel with netem; otherwise the case is skipped with a note.
  */
 import { spawnSync } from 'node:child_process';
-import { CpuMeter, startTopology, type Topology } from '../lib/burrow';
+import { CpuMeter, noteLogProblems, startTopology, type Topology } from '../lib/burrow';
 import { runIperf, startIperfServer } from '../lib/tools';
 import type { Child } from '../lib/proc';
 import { metric, type CaseContext, type CaseDef, type CaseResult } from '../lib/types';
@@ -131,6 +131,7 @@ export const rttStream: CaseDef = {
       );
     } finally {
       if (meter) out.processes = meter.report();
+      if (topo) noteLogProblems(topo.procs, out.notes);
       await topo?.stop();
       await iperf?.stop();
       removeNetns(ns);

@@ -6,7 +6,7 @@
  *    point that the backend answers (requests are retried back to back until one is routed).
  */
 import http from 'node:http';
-import { spawnBurrow, type ProcReport } from '../lib/burrow';
+import { noteLogProblems, spawnBurrow, type ProcReport } from '../lib/burrow';
 import type { Child } from '../lib/proc';
 import { metric, type CaseContext, type CaseDef, type CaseResult } from '../lib/types';
 import { HOST, errMsg, isBenchBug, nowMs, round, sleep } from '../lib/util';
@@ -112,6 +112,10 @@ export const startup: CaseDef = {
           serverReady[run] ??= NaN;
           firstRouted[run] = NaN;
         } finally {
+          const procs = [];
+          if (server) procs.push({ role: 'server', child: server });
+          if (client) procs.push({ role: 'client', child: client });
+          noteLogProblems(procs, out.notes);
           await Promise.all([client?.stop(), server?.stop()]);
         }
       }

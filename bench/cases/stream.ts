@@ -4,7 +4,7 @@
  * runs). One TCP stream both directions, over plain `tunnel` and over `tunnel+wss`; UDP at a
  * fixed offered rate.
  */
-import { CpuMeter, startTopology, type Topology, type Transport } from '../lib/burrow';
+import { CpuMeter, noteLogProblems, startTopology, type Topology, type Transport } from '../lib/burrow';
 import { runIperf, startIperfServer, type IperfResult } from '../lib/tools';
 import { metric, type CaseContext, type CaseDef, type CaseResult } from '../lib/types';
 import { errMsg, freeTcpUdpPort, isBenchBug, round } from '../lib/util';
@@ -57,50 +57,50 @@ function tcpCase(transport: Transport): CaseDef {
         const data: Record<string, { direct: number[]; burrow: number[]; cpu: number[]; bytes: number[] }> = {};
         for (const d of dirs) data[d] = { direct: [], burrow: [], cpu: [], bytes: [] };
         try {
-        for (let run = 0; run < p.runs; run++) {
-          for (const dir of dirs) {
-            const reverse = dir === 'reverse';
-            const row: Record<string, unknown> = { run, direction: dir };
-            const doDirect = async (): Promise<void> => {
-              try {
-                const r = await runIperf({ port: iperfPort, seconds: p.streamSeconds, reverse });
-                data[dir]!.direct[run] = r.bitsPerSecond / 1e9;
-                row.directGbps = round(r.bitsPerSecond / 1e9, 4);
-              } catch (err) {
-                data[dir]!.direct[run] = NaN;
-                out.errors.push(`run ${run + 1} ${dir} direct: ${errMsg(err)}`);
+          for (let run = 0; run < p.runs; run++) {
+            for (const dir of dirs) {
+              const reverse = dir === 'reverse';
+              const row: Record<string, unknown> = { run, direction: dir };
+              const doDirect = async (): Promise<void> => {
+                try {
+                  const r = await runIperf({ port: iperfPort, seconds: p.streamSeconds, reverse });
+                  data[dir]!.direct[run] = r.bitsPerSecond / 1e9;
+                  row.directGbps = round(r.bitsPerSecond / 1e9, 4);
+                } catch (err) {
+                  data[dir]!.direct[run] = NaN;
+                  out.errors.push(`run ${run + 1} ${dir} direct: ${errMsg(err)}`);
+                }
+              };
+              const doBurrow = async (): Promise<void> => {
+                try {
+                  const { value: r, cpu } = await measured(topo!, meter!, () =>
+                    runIperf({ port: topo!.visitorPort!, seconds: p.streamSeconds, reverse }),
+                  );
+                  data[dir]!.burrow[run] = r.bitsPerSecond / 1e9;
+                  data[dir]!.cpu[run] = cpu;
+                  data[dir]!.bytes[run] = r.bytes;
+                  Object.assign(row, {
+                    burrowGbps: round(r.bitsPerSecond / 1e9, 4),
+                    burrowCpuSeconds: round(cpu, 3),
+                    retransmits: r.retransmits,
+                  });
+                } catch (err) {
+                  data[dir]!.burrow[run] = NaN;
+                  out.errors.push(`run ${run + 1} ${dir} burrow: ${errMsg(err)}`);
+                }
+              };
+              if (run % 2 === 0) {
+                await doDirect();
+                await doBurrow();
+              } else {
+                await doBurrow();
+                await doDirect();
               }
-            };
-            const doBurrow = async (): Promise<void> => {
-              try {
-                const { value: r, cpu } = await measured(topo!, meter!, () =>
-                  runIperf({ port: topo!.visitorPort!, seconds: p.streamSeconds, reverse }),
-                );
-                data[dir]!.burrow[run] = r.bitsPerSecond / 1e9;
-                data[dir]!.cpu[run] = cpu;
-                data[dir]!.bytes[run] = r.bytes;
-                Object.assign(row, {
-                  burrowGbps: round(r.bitsPerSecond / 1e9, 4),
-                  burrowCpuSeconds: round(cpu, 3),
-                  retransmits: r.retransmits,
-                });
-              } catch (err) {
-                data[dir]!.burrow[run] = NaN;
-                out.errors.push(`run ${run + 1} ${dir} burrow: ${errMsg(err)}`);
-              }
-            };
-            if (run % 2 === 0) {
-              await doDirect();
-              await doBurrow();
-            } else {
-              await doBurrow();
-              await doDirect();
+              out.runs.push(row);
+              const dead = topo.failed();
+              if (dead) throw new Error(dead);
             }
-            out.runs.push(row);
-            const dead = topo.failed();
-            if (dead) throw new Error(dead);
           }
-        }
         } catch (err) {
           if (isBenchBug(err)) throw err;
           out.errors.push(errMsg(err));
@@ -111,7 +111,7 @@ function tcpCase(transport: Transport): CaseDef {
           const d = data[dir]!;
           out.metrics.push(
             metric(`${dir === 'forward' ? 'visitor → client' : 'client → visitor (-R)'} throughput`, 'Gbit/s', d.burrow, d.direct, {
-              target: `≥ ${target * 100}% of direct`,
+              target: `≥ ${Math.round(target * 100)}% of direct`,
               check: (m) => (m.ratio ? m.ratio.median >= target : undefined),
               gost,
             }),
@@ -121,6 +121,7 @@ function tcpCase(transport: Transport): CaseDef {
         }
       } finally {
         if (meter) out.processes = meter.report();
+        if (topo) noteLogProblems(topo.procs, out.notes);
         await topo?.stop();
         await iperf.stop();
       }
@@ -163,39 +164,39 @@ export const udpStream: CaseDef = {
       const direct: IperfResult[] = [];
       const burrow: Array<IperfResult | undefined> = [];
       try {
-      for (let run = 0; run < p.runs; run++) {
-        const doDirect = async (): Promise<void> => {
-          try {
-            direct[run] = await runIperf({ ...opts, port: iperfPort });
-          } catch (err) {
-            out.errors.push(`run ${run + 1} direct: ${errMsg(err)}`);
+        for (let run = 0; run < p.runs; run++) {
+          const doDirect = async (): Promise<void> => {
+            try {
+              direct[run] = await runIperf({ ...opts, port: iperfPort });
+            } catch (err) {
+              out.errors.push(`run ${run + 1} direct: ${errMsg(err)}`);
+            }
+          };
+          const doBurrow = async (): Promise<void> => {
+            try {
+              burrow[run] = (await measured(topo!, meter!, () => runIperf({ ...opts, port: topo!.visitorPort! }))).value;
+            } catch (err) {
+              out.errors.push(`run ${run + 1} burrow: ${errMsg(err)}`);
+            }
+          };
+          if (run % 2 === 0) {
+            await doDirect();
+            await doBurrow();
+          } else {
+            await doBurrow();
+            await doDirect();
           }
-        };
-        const doBurrow = async (): Promise<void> => {
-          try {
-            burrow[run] = (await measured(topo!, meter!, () => runIperf({ ...opts, port: topo!.visitorPort! }))).value;
-          } catch (err) {
-            out.errors.push(`run ${run + 1} burrow: ${errMsg(err)}`);
-          }
-        };
-        if (run % 2 === 0) {
-          await doDirect();
-          await doBurrow();
-        } else {
-          await doBurrow();
-          await doDirect();
+          out.runs.push({
+            run,
+            directReceivedMbps: round((direct[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
+            directLossPercent: direct[run]?.lostPercent,
+            burrowOfferedMbps: round((burrow[run]?.sentBitsPerSecond ?? NaN) / 1e6, 4),
+            burrowReceivedMbps: round((burrow[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
+            burrowLossPercent: burrow[run]?.lostPercent,
+          });
+          const dead = topo.failed();
+          if (dead) throw new Error(dead);
         }
-        out.runs.push({
-          run,
-          directReceivedMbps: round((direct[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
-          directLossPercent: direct[run]?.lostPercent,
-          burrowOfferedMbps: round((burrow[run]?.sentBitsPerSecond ?? NaN) / 1e6, 4),
-          burrowReceivedMbps: round((burrow[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
-          burrowLossPercent: burrow[run]?.lostPercent,
-        });
-        const dead = topo.failed();
-        if (dead) throw new Error(dead);
-      }
       } catch (err) {
         if (isBenchBug(err)) throw err;
         out.errors.push(errMsg(err));
@@ -218,6 +219,7 @@ export const udpStream: CaseDef = {
       );
     } finally {
       if (meter) out.processes = meter.report();
+      if (topo) noteLogProblems(topo.procs, out.notes);
       await topo?.stop();
       await iperf.stop();
     }

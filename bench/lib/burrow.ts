@@ -13,6 +13,8 @@ export const ROOT = path.resolve(__dirname, '..', '..');
 export const BURROW_BIN = path.join(ROOT, 'bin', 'burrow');
 
 export type Role = 'server' | 'client' | 'visitor';
+/** A role, or a numbered visitor ("visitor-2") when a case runs several. */
+export type ProcRole = Role | `visitor-${number}`;
 export type Transport = 'tcp' | 'wss';
 
 export interface BurrowEnv {
@@ -51,6 +53,8 @@ export interface TopologyOptions {
   uuid: string;
   /** Start a visitor (tcp, plus udp when `udp`) on one port free for both. */
   visitor: boolean;
+  /** How many visitors (each on its own port; default 1). */
+  visitors?: number;
   udp?: boolean;
   /** Give the server an HTTP entry point on a port from the OS. */
   entrypoint?: boolean;
@@ -64,8 +68,10 @@ export interface Topology {
   visitor?: Child;
   serverPort: number;
   visitorPort?: number;
+  /** Every visitor's port (the first is visitorPort). */
+  visitorPorts: number[];
   entryPort?: number;
-  procs: Array<{ role: Role; child: Child }>;
+  procs: Array<{ role: ProcRole; child: Child }>;
   /** Command lines, for the results. */
   commands: Record<string, string>;
   /** The first process that exited on its own, if any. */
@@ -80,7 +86,7 @@ function connectorUrl(o: TopologyOptions, serverPort: number): string {
 
 async function startOnce(o: TopologyOptions): Promise<Topology> {
   const timeout = o.readyTimeoutMs ?? 15000;
-  const started: Array<{ role: Role; child: Child }> = [];
+  const started: Array<{ role: ProcRole; child: Child }> = [];
   const stopAll = async (): Promise<void> => {
     await Promise.all(started.map((p) => p.child.stop()));
   };
@@ -103,20 +109,21 @@ async function startOnce(o: TopologyOptions): Promise<Topology> {
     cargs.push('-F', fwd);
     const client = spawnBurrow('client', cargs, o.env);
     started.push({ role: 'client', child: client });
-    let visitor: Child | undefined;
-    let visitorPort: number | undefined;
-    if (o.visitor) {
-      visitorPort = await freeTcpUdpPort();
-      const vargs = ['-L', `tcp://${HOST}:${visitorPort}/${o.host}`];
-      if (o.udp) vargs.push('-L', `udp://${HOST}:${visitorPort}/${o.host}?keepalive=true`);
+    const visitors: Array<{ child: Child; port: number }> = [];
+    const nv = o.visitor ? Math.max(1, o.visitors ?? 1) : 0;
+    for (let i = 0; i < nv; i++) {
+      const port = await freeTcpUdpPort();
+      const vargs = ['-L', `tcp://${HOST}:${port}/${o.host}`];
+      if (o.udp) vargs.push('-L', `udp://${HOST}:${port}/${o.host}?keepalive=true`);
       vargs.push('-F', fwd);
-      visitor = spawnBurrow('visitor', vargs, o.env);
-      started.push({ role: 'visitor', child: visitor });
+      const child = spawnBurrow('visitor', vargs, o.env);
+      visitors.push({ child, port });
+      started.push({ role: i === 0 ? 'visitor' : `visitor-${i + 1}`, child });
     }
     await client.waitForLines(/create tunnel on /, o.udp ? 2 : 1, timeout);
-    if (visitor) {
-      await visitor.waitFor(new RegExp(`listening on 127\\.0\\.0\\.1:${visitorPort}/tcp`), timeout);
-      if (o.udp) await visitor.waitFor(new RegExp(`listening on 127\\.0\\.0\\.1:${visitorPort}/udp`), timeout);
+    for (const v of visitors) {
+      await v.child.waitFor(new RegExp(`listening on 127\\.0\\.0\\.1:${v.port}/tcp`), timeout);
+      if (o.udp) await v.child.waitFor(new RegExp(`listening on 127\\.0\\.0\\.1:${v.port}/udp`), timeout);
     }
     for (const p of started) p.child.quiet();
     const commands: Record<string, string> = {};
@@ -124,9 +131,10 @@ async function startOnce(o: TopologyOptions): Promise<Topology> {
     return {
       server,
       client,
-      visitor,
+      visitor: visitors[0]?.child,
       serverPort,
-      visitorPort,
+      visitorPort: visitors[0]?.port,
+      visitorPorts: visitors.map((v) => v.port),
       entryPort,
       procs: started,
       commands,
@@ -161,6 +169,16 @@ export async function startTopology(o: TopologyOptions): Promise<Topology> {
   throw last;
 }
 
+/** Adds a note per process that logged warnings or errors (with the last of them). */
+export function noteLogProblems(procs: Array<{ role: string; child: Child }>, notes: string[]): void {
+  for (const p of procs) {
+    if (!p.child.problemCount) continue;
+    notes.push(
+      `burrow ${p.role} logged ${p.child.problemCount} warning/error line(s); last: ${p.child.problems.slice(-3).join(' ')}`,
+    );
+  }
+}
+
 export interface ProcReport {
   role: string;
   pid: number | undefined;
@@ -174,12 +192,12 @@ export interface ProcReport {
 
 /** Accumulates each process's CPU time over measurement windows. */
 export class CpuMeter {
-  readonly #procs: Array<{ role: Role; child: Child }>;
+  readonly #procs: Array<{ role: ProcRole; child: Child }>;
   readonly #measured = new Map<string, number>();
   #start = new Map<string, ProcSample | undefined>();
   readonly #last = new Map<string, ProcSample>();
 
-  constructor(procs: Array<{ role: Role; child: Child }>) {
+  constructor(procs: Array<{ role: ProcRole; child: Child }>) {
     this.#procs = procs;
   }
 

@@ -91,6 +91,9 @@ export class Child {
   exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   /** Last lines of stdout+stderr, for error reports. */
   readonly tail: string[] = [];
+  /** pino warn/error/fatal lines: how many, and the last few. */
+  problemCount = 0;
+  readonly problems: string[] = [];
   #partial = '';
   #waiters: Waiter[] = [];
   #lineListeners: Array<(line: string) => void> = [];
@@ -176,6 +179,11 @@ export class Child {
       this.tail.push(line.length > 400 ? `${line.slice(0, 400)}…` : line);
       if (this.tail.length > TAIL_LINES) this.tail.splice(0, this.tail.length - TAIL_LINES);
       if (this.#keepHistory) this.#history.push(line);
+      if (/^\{"level":(4|5|6)0,/.test(line)) {
+        this.problemCount++;
+        this.problems.push(line.length > 400 ? `${line.slice(0, 400)}…` : line);
+        if (this.problems.length > 5) this.problems.shift();
+      }
       for (const fn of this.#lineListeners) fn(line);
       if (!this.#waiters.length) continue;
       for (const w of [...this.#waiters]) {

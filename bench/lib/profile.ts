@@ -141,11 +141,23 @@ function category(cf: CallFrame, root: string): string {
   return 'other';
 }
 
-export function summarizeProfile(file: string, root: string, top = 15): ProfileSummary {
+/**
+ * `window` (ms since the profile started) limits the summary to the samples taken in it, e.g.
+ * the measurement without start-up and warm-up.
+ */
+export function summarizeProfile(
+  file: string,
+  root: string,
+  top = 15,
+  window?: { fromMs: number; toMs: number },
+): ProfileSummary {
   const prof = JSON.parse(readFileSync(file, 'utf8')) as CpuProfile;
   const byId = new Map(prof.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
+  let t = 0;
   for (let i = 0; i < prof.samples.length; i++) {
+    t += prof.timeDeltas[i] ?? 0;
+    if (window && (t / 1000 < window.fromMs || t / 1000 > window.toMs)) continue;
     const dt = prof.timeDeltas[i + 1] ?? 0;
     self.set(prof.samples[i]!, (self.get(prof.samples[i]!) ?? 0) + dt);
   }
@@ -187,6 +199,7 @@ export function summarizeProfile(file: string, root: string, top = 15): ProfileS
   visit(root0);
   const rows = (m: Map<string, number>): HotFunction[] =>
     [...m.entries()]
+      .filter(([, us]) => us >= 100)
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([k, us]) => {

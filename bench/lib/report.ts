@@ -62,7 +62,7 @@ export function renderMarkdown(r: Results): string {
       const ratio = x.ratio ? `${fmtNum(x.ratio.median * 100)}%${x.ratio.n > 1 && x.ratio.min !== x.ratio.max ? ` (${fmtNum(x.ratio.min * 100)}–${fmtNum(x.ratio.max * 100)}%)` : ''}` : '—';
       const met = x.met === undefined ? '' : x.met ? 'yes' : '**no**';
       L.push(
-        `| ${i === 0 ? title : ''} | ${esc(x.name)} | ${fmtStat(x.baseline, x.unit)} | ${fmtStat(x.burrow, x.unit)} | ${ratio} | ${esc(x.target ?? '')} | ${met} | ${esc(x.gost ?? '')} |`,
+        `| ${i === 0 ? title : ''} | ${esc(x.name)}${x.unit ? ` (${esc(x.unit)})` : ''} | ${fmtStat(x.baseline)} | ${fmtStat(x.burrow)} | ${ratio} | ${esc(x.target ?? '')} | ${met} | ${esc(x.gost ?? '')} |`,
       );
     });
   }

@@ -20,7 +20,7 @@ function has(cmd: string): boolean {
 function version(cmd: string, args: string[]): string | undefined {
   const r = spawnSync(cmd, args, { encoding: 'utf8' });
   if (r.error) return undefined;
-  const text = `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]?.trim();
+  const text = `${r.stdout ?? ''}${r.stderr ?? ''}`.split('\n')[0]?.replace(/\s*Copyright.*$/, '').trim();
   return text || 'unknown';
 }
 
@@ -93,7 +93,7 @@ export function run(
 // iperf3
 
 export async function startIperfServer(port: number, netns?: string): Promise<Child> {
-  const c = new Child({ name: 'iperf3 server', cmd: 'iperf3', args: ['-s', '-B', HOST, '-p', String(port), '--idle-timeout', '20'], netns });
+  const c = new Child({ name: 'iperf3 server', cmd: 'iperf3', args: ['-s', '-B', HOST, '-p', String(port), '--idle-timeout', '20', '--forceflush'], netns });
   await c.waitFor(/Server listening on/, 5000);
   c.quiet();
   return c;

@@ -48,7 +48,7 @@ export const MODES: Record<Mode, Params> = {
     runs: 3,
     streamSeconds: 2,
     httpSeconds: 2,
-    warmupSeconds: 1,
+    warmupSeconds: 0,
     idleConnections: 10_000,
     idleRuns: 1,
     startupRuns: 5,

@@ -106,6 +106,10 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
   let wake: (() => void) | undefined;
   const abort = new AbortController();
   const log = opts.logger;
+  /** Streams handed out (or having their header read) that have not closed yet. */
+  const live = new Set<Duplex>();
+  /** Set by close() while streams are in flight: closes the session after the last one. */
+  let closeWhenIdle: (() => void) | undefined;
 
   function serve(s: AcceptSession, onConn: (conn: Conn) => void): void {
     s.on('stream', (stream: Duplex) => {
@@ -113,6 +117,11 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
         destroy(stream);
         return;
       }
+      live.add(stream);
+      stream.once('close', () => {
+        live.delete(stream);
+        if (live.size === 0) closeWhenIdle?.();
+      });
       stream.on('error', () => {
         /* reported by the handler that owns it */
       });
@@ -192,6 +201,20 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
     });
   }
 
+  function drain(): void {
+    if (draining) return;
+    draining = true;
+    if (session && !session.isClosed) {
+      try {
+        const notice = session.openStream();
+        notice.on('error', () => undefined);
+        notice.end();
+      } catch {
+        /* session already gone */
+      }
+    }
+  }
+
   return {
     get bound() {
       return session !== undefined && !session.isClosed;
@@ -204,25 +227,19 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
     address() {
       return boundAddr || opts.addr || joinHostPort('', 0);
     },
-    drain() {
-      if (draining) return;
-      draining = true;
-      if (session && !session.isClosed) {
-        try {
-          const notice = session.openStream();
-          notice.on('error', () => undefined);
-          notice.end();
-        } catch {
-          /* session already gone */
-        }
-      }
-    },
+    drain,
     async close() {
       if (closed) return;
+      drain();
       closed = true;
       abort.abort();
       wake?.();
-      session?.close();
+      // In-flight streams keep the session until they finish (the service destroys what is
+      // left when its grace period ends); closing it now would cut them off mid-transfer.
+      const s = session;
+      if (!s) return;
+      if (live.size === 0) s.close();
+      else closeWhenIdle = () => s.close();
     },
   };
 }

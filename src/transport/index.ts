@@ -12,12 +12,16 @@ import type { DialerFactory, ListenerFactory } from '../core/transport';
 import { createTcpDialer, createTcpListener } from './tcp';
 import { createTlsDialer, createTlsListener } from './tls';
 import { createWsDialer, createWsListener, createWssDialer, createWssListener } from './ws';
+import { muxDialer, muxListener } from './mux';
 
 export const LISTENERS: Record<string, ListenerFactory> = {
   tcp: createTcpListener,
   tls: createTlsListener,
   ws: createWsListener,
   wss: createWssListener,
+  mtls: muxListener(createTlsListener),
+  mws: muxListener(createWsListener),
+  mwss: muxListener(createWssListener),
 };
 
 export const DIALERS: Record<string, DialerFactory> = {
@@ -25,4 +29,7 @@ export const DIALERS: Record<string, DialerFactory> = {
   tls: createTlsDialer,
   ws: createWsDialer,
   wss: createWssDialer,
+  mtls: muxDialer(createTlsDialer),
+  mws: muxDialer(createWsDialer),
+  mwss: muxDialer(createWssDialer),
 };

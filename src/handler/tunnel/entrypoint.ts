@@ -115,7 +115,9 @@ export class EntryPoint {
         ),
       );
     }
-    peek<number>(socket, (buf) => ({ done: true, value: buf[0]! }), {
+    // A peer that closes before sending a byte is not a decision (the socket would go to the
+    // HTTP server already ended, which never notices and keeps it open): peek rejects instead.
+    peek<number>(socket, (buf) => (buf.length > 0 ? { done: true, value: buf[0]! } : { done: false }), {
       timeoutMs: this.#sniffTimeoutMs,
       maxBytes: 1,
     }).then(

@@ -115,8 +115,11 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       return t ? { tunnelId: t, private: false } : undefined;
     },
     openTunnelStream(tunnelId, network, src, dst) {
+      // Encode first: an address that cannot be encoded (a CONNECT without Addr features)
+      // must fail before a stream is opened, or the stream would be left open for good.
+      const header = encodeStreamHeader(src, dst);
       const { stream } = pool.openStream(tunnelId, network);
-      stream.write(encodeStreamHeader(src, dst));
+      stream.write(header);
       return stream;
     },
   };

@@ -3,7 +3,9 @@
  * out through a callback, no object per frame.
  *
  * - A payload that sits inside one chunk is handed out as a `subarray` of that chunk (no copy).
- *   Only a payload split across chunks is joined, once, when its last byte arrives.
+ *   A payload split across chunks is joined, once, when its last byte arrives, unless
+ *   `splitPayloads` is set: then PSH data is handed out piece by piece as it arrives (still no
+ *   copy), which is what a byte stream needs and what the session uses.
  * - The version is checked first, then the command, and only then the length; the length is a
  *   u16, so no frame can ask for more than 65535 bytes.
  * - Control frames must carry exactly the data smux gives them: SYN/FIN/NOP 0 bytes, UPD 8
@@ -27,6 +29,11 @@ import {
  */
 export type FrameHandler = (cmd: number, sid: number, data: Buffer) => void;
 
+export interface FrameDecoderOptions {
+  /** Hand PSH data out in pieces as it arrives instead of joining split payloads. */
+  splitPayloads?: boolean;
+}
+
 const EMPTY = Buffer.alloc(0);
 
 export class FrameDecoder {
@@ -43,14 +50,16 @@ export class FrameDecoder {
   #partsLen = 0;
   #halted = false;
   #frames = 0;
+  readonly #split: boolean;
 
   /**
    * @param version the session's version byte (1 or 2); any other version is a ProtocolError.
-   * @param onFrame called synchronously for every frame, in order.
+   * @param onFrame called synchronously for every frame (or PSH piece), in order.
    */
-  constructor(version: number, onFrame: FrameHandler) {
+  constructor(version: number, onFrame: FrameHandler, opts: FrameDecoderOptions = {}) {
     this.#version = version;
     this.#onFrame = onFrame;
+    this.#split = opts.splitPayloads === true;
   }
 
   /** Frames decoded so far. */
@@ -61,6 +70,11 @@ export class FrameDecoder {
   /** Bytes of an incomplete frame seen so far (header included). */
   get pendingBytes(): number {
     return this.#need > 0 ? HEADER_SIZE + this.#partsLen : this.#hdrLen;
+  }
+
+  /** Payload bytes still expected for the frame in progress. */
+  get payloadRemaining(): number {
+    return this.#need;
   }
 
   /** True between frames (no partial header or payload held). */
@@ -154,6 +168,12 @@ export class FrameDecoder {
       return off + need;
     }
     const take = avail < need ? avail : need;
+    if (this.#split && this.#cmd === CMD_PSH) {
+      this.#need = need - take;
+      if (this.#need === 0) this.#frames++;
+      this.#onFrame(CMD_PSH, this.#sid, chunk.subarray(off, off + take));
+      return off + take;
+    }
     this.#parts.push(chunk.subarray(off, off + take));
     this.#partsLen += take;
     this.#need = need - take;

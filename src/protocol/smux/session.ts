@@ -105,7 +105,7 @@ export class Session extends EventEmitter {
     this.#conn = conn;
     this.#nextId = opts.client ? 1 : 0;
     this.#nop = encodeFrame(this.#config.version, CMD_NOP, 0);
-    this.#decoder = new FrameDecoder(this.#config.version, this.#onFrame);
+    this.#decoder = new FrameDecoder(this.#config.version, this.#onFrame, { splitPayloads: true });
     this.#host = {
       config: this.#config,
       writeControl: (frame) => this.#writeControl(frame),

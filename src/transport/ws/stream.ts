@@ -76,9 +76,11 @@ export class WsStream extends Duplex {
       cb(closedError());
       return;
     }
-    const last = chunks.length - 1;
-    for (let i = 0; i < last; i++) this.#ws.send(chunks[i]!.chunk, { binary: true });
-    this.#ws.send(chunks[last]!.chunk, { binary: true }, cb);
+    // One message per batch: a multiplexer writes a frame header and its payload as two
+    // chunks, and they belong in one message (gost sends one message per frame; its reader,
+    // like ours, treats messages as one byte stream, so several frames per message are fine).
+    const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
+    this.#ws.send(data, { binary: true }, cb);
   }
 
   override _final(cb: (err?: Error | null) => void): void {

@@ -162,7 +162,8 @@ describe('ws listener fed the gost client bytes', { skip }, () => {
     assert.equal(h.has('sec-websocket-extensions'), false);
 
     // Server → client: each write one unmasked binary message, as in the capture.
-    for (const f of s2cFrames) conn.stream.write(f.payload);
+    // One write at a time: writes queued together go out as one message (one per batch).
+    for (const f of s2cFrames) await new Promise<void>((r) => conn.stream.write(f.payload, () => r()));
     await waitFor(() => parseFrames(splitHead(received).body).frames.length === s2cFrames.length, 5_000, 'frames');
     const got = parseFrames(splitHead(received).body).frames;
     assert.deepEqual(
@@ -244,7 +245,7 @@ describe('ws dialer against a server replaying the gost answer', { skip }, () =>
     assert.deepEqual(delivered, s2cPayload);
 
     // Client → server: replay gost's writes; each must be one masked binary message.
-    for (const f of c2sFrames) conn.stream.write(f.payload);
+    for (const f of c2sFrames) await new Promise<void>((r) => conn.stream.write(f.payload, () => r()));
     await waitFor(() => parseFrames(afterHead).frames.length >= c2sFrames.length, 5_000, 'client frames');
     const got = parseFrames(afterHead).frames;
     assert.deepEqual(

@@ -1,0 +1,371 @@
+/**
+ * Shared pieces of the reliability tests: real burrow processes (server, clients, visitors)
+ * through test/helpers/cli.ts, local origins (HTTP with echo/SSE/long-poll routes, TCP echo),
+ * transfers checked by SHA-256, and /proc and /metrics readings of a process. Everything
+ * listens on 127.0.0.1 with an OS-assigned port.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import { burrow, type BurrowProcess, type LogLine } from '../helpers/cli';
+import { readN } from '../helpers/net';
+
+export const LOCAL = '127.0.0.1';
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+export const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+export const newTid = (): string => randomUUID();
+
+// ---------------------------------------------------------------------------------------------
+// processes
+
+export interface ServerProc {
+  proc: BurrowProcess;
+  port: number;
+  ep: number;
+  metricsPort?: number;
+}
+
+/**
+ * A tunnel server with an entry point: `tunnel://127.0.0.1:<port>?entrypoint=127.0.0.1:<ep>&<query>`.
+ * With `metrics`, also `-metrics 127.0.0.1:0`.
+ */
+export async function startServer(
+  query: string,
+  opts: { name?: string; port?: number; ep?: number; metrics?: boolean; debug?: boolean; env?: NodeJS.ProcessEnv } = {},
+): Promise<ServerProc> {
+  const args = ['-L', `tunnel://${LOCAL}:${opts.port ?? 0}?entrypoint=${LOCAL}:${opts.ep ?? 0}${query ? `&${query}` : ''}`];
+  if (opts.metrics) args.push('-metrics', `${LOCAL}:0`);
+  if (opts.debug) args.push('-D');
+  const proc = burrow(args, { name: opts.name ?? 'server', env: opts.env });
+  const port = await proc.listeningPort({ timeoutMs: 15_000 });
+  const ep = await proc.entrypointPort(0, 15_000);
+  let metricsPort: number | undefined;
+  if (opts.metrics) {
+    const l = await proc.waitForMsg(/^metrics: http:\/\//, { timeoutMs: 15_000 });
+    metricsPort = Number(/:(\d+)\/metrics$/.exec(String(l.msg))![1]);
+  }
+  return { proc, port, ep, metricsPort };
+}
+
+/** A client: `-L rtcp://:0/<target> -F tunnel://127.0.0.1:<serverPort>?tunnel.id=<tid>&<query>`. */
+export function spawnClient(
+  serverPort: number,
+  tid: string,
+  target: string,
+  opts: { name?: string; query?: string; env?: NodeJS.ProcessEnv; network?: 'tcp' | 'udp'; debug?: boolean; extraL?: string[] } = {},
+): BurrowProcess {
+  const l = `${opts.network === 'udp' ? 'rudp' : 'rtcp'}://:0/${target}`;
+  const f = `tunnel://${LOCAL}:${serverPort}?tunnel.id=${tid}${opts.query ? `&${opts.query}` : ''}`;
+  const args = ['-L', l, ...(opts.extraL ?? []).flatMap((x) => ['-L', x]), '-F', f];
+  if (opts.debug) args.push('-D');
+  return burrow(args, { name: opts.name ?? 'client', env: opts.env });
+}
+
+export async function startClient(
+  serverPort: number,
+  tid: string,
+  target: string,
+  opts: Parameters<typeof spawnClient>[3] = {},
+): Promise<{ proc: BurrowProcess; connector: string }> {
+  const proc = spawnClient(serverPort, tid, target, opts);
+  const line = await proc.tunnelCreated({ timeoutMs: 15_000 });
+  return { proc, connector: connectorOf(line) };
+}
+
+/** The connector ID of a client's "create tunnel ... OK" line. */
+export function connectorOf(line: LogLine): string {
+  return /connector=([0-9a-f-]+)/.exec(String(line.msg))![1]!;
+}
+
+/** A TCP visitor: `-L tcp://127.0.0.1:0/<dst> -F tunnel://127.0.0.1:<serverPort>?tunnel.id=<tid>`. */
+export async function startTcpVisitor(
+  serverPort: number,
+  tid: string,
+  dst: string,
+  opts: { name?: string; query?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ proc: BurrowProcess; port: number }> {
+  const proc = burrow(
+    ['-L', `tcp://${LOCAL}:0/${dst}`, '-F', `tunnel://${LOCAL}:${serverPort}?tunnel.id=${tid}${opts.query ? `&${opts.query}` : ''}`],
+    { name: opts.name ?? 'visitor', env: opts.env },
+  );
+  return { proc, port: await proc.listeningPort({ timeoutMs: 15_000 }) };
+}
+
+/** Waits for the server's `... connector=<cid>, weight=N established` line. */
+export function established(server: BurrowProcess, cid: string, timeoutMs = 10_000): Promise<LogLine> {
+  return server.waitForMsg(new RegExp(`connector=${cid}, weight=\\d+ established$`), { timeoutMs });
+}
+
+/** Waits for the server's `remove connector: <tid> <cid>` line. */
+export function removed(server: BurrowProcess, tid: string, cid: string, opts: { from?: number; timeoutMs?: number } = {}): Promise<LogLine> {
+  return server.waitForMsg(new RegExp(`^remove connector: ${tid} ${cid}$`), { timeoutMs: 10_000, ...opts });
+}
+
+// ---------------------------------------------------------------------------------------------
+// /proc and /metrics
+
+/** Resident set size of a process in bytes (Linux). */
+export function rssOf(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
+
+/** Open sockets of a process (Linux). */
+export function socketsOf(pid: number): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:')) n++;
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return n;
+}
+
+/** Scrapes a Prometheus endpoint; returns `name{labels}` → value. */
+export async function scrape(port: number): Promise<Map<string, number>> {
+  const text = await new Promise<string>((resolve, reject) => {
+    http
+      .get({ host: LOCAL, port, path: '/metrics', agent: false }, (res) => {
+        let s = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (s += c));
+        res.on('end', () => resolve(s));
+      })
+      .on('error', reject);
+  });
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+/** Sum of every series of a metric (all label sets). */
+export function metricSum(m: Map<string, number>, name: string): number {
+  let n = 0;
+  for (const [k, v] of m) if (k === name || k.startsWith(`${name}{`)) n += v;
+  return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// origins
+
+export interface Origin {
+  port: number;
+  /** Requests whose response was closed before it finished (visitor went away). */
+  aborted: Array<{ url: string; at: number }>;
+  /** Requests seen, by url. */
+  seen: string[];
+  close(): Promise<void>;
+}
+
+/**
+ * An HTTP origin:
+ * - `POST /echo` streams the request body back;
+ * - `GET /sse?n=N&every=MS` sends N events `data: <i> <sent-at-ms>` every MS ms, then ends;
+ *   `n=0` sends forever;
+ * - `GET /poll?delay=MS` answers `polled <sent-at-ms>` after MS ms (long polling);
+ * - `GET /slowhead?delay=MS` writes nothing for MS ms, then answers 200;
+ * - anything else: 200 `ok <url>`.
+ */
+export async function startOrigin(): Promise<Origin> {
+  const aborted: Origin['aborted'] = [];
+  const seen: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    seen.push(req.url ?? '');
+    const timers: NodeJS.Timeout[] = [];
+    res.on('close', () => {
+      for (const t of timers) clearTimeout(t), clearInterval(t);
+      if (!res.writableFinished) aborted.push({ url: req.url ?? '', at: Date.now() });
+    });
+    switch (url.pathname) {
+      case '/echo':
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        req.pipe(res);
+        return;
+      case '/sse': {
+        const n = Number(url.searchParams.get('n') ?? '5');
+        const every = Number(url.searchParams.get('every') ?? '200');
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        res.flushHeaders();
+        let i = 0;
+        const t = setInterval(() => {
+          res.write(`data: ${i} ${Date.now()}\n\n`);
+          i++;
+          if (n > 0 && i >= n) {
+            clearInterval(t);
+            res.end();
+          }
+        }, every);
+        timers.push(t);
+        req.resume();
+        return;
+      }
+      case '/poll': {
+        const delay = Number(url.searchParams.get('delay') ?? '1000');
+        req.resume();
+        timers.push(
+          setTimeout(() => {
+            res.writeHead(200, { 'content-type': 'text/plain' });
+            res.end(`polled ${Date.now()}`);
+          }, delay),
+        );
+        return;
+      }
+      case '/slowhead': {
+        const delay = Number(url.searchParams.get('delay') ?? '3000');
+        req.resume();
+        timers.push(
+          setTimeout(() => {
+            res.writeHead(200, { 'content-type': 'text/plain' });
+            res.end('late');
+          }, delay),
+        );
+        return;
+      }
+      default:
+        req.resume();
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`ok ${req.url}`);
+    }
+  });
+  server.on('connection', (s: net.Socket) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  await new Promise<void>((r) => server.listen(0, LOCAL, () => r()));
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    aborted,
+    seen,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// transfers
+
+export function connectTcp(port: number, host = LOCAL, localAddress?: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ port, host, localAddress, allowHalfOpen: true, noDelay: true });
+    s.once('connect', () => {
+      s.off('error', reject);
+      resolve(s);
+    });
+    s.once('error', reject);
+  });
+}
+
+/**
+ * Sends `data` through a TCP echo path and reads it back without half-closing first (the
+ * write side is closed only after everything came back). Resolves with the echoed bytes.
+ */
+export async function tcpEcho(port: number, data: Buffer, timeoutMs = 60_000): Promise<Buffer> {
+  const sock = await connectTcp(port);
+  sock.on('error', () => undefined);
+  try {
+    sock.write(data);
+    const got = await readN(sock, data.length, timeoutMs);
+    sock.resume();
+    sock.end();
+    return got;
+  } finally {
+    setTimeout(() => sock.destroy(), 2_000).unref();
+  }
+}
+
+export interface HttpResponse {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+  complete: boolean;
+}
+
+/** One request on a fresh connection (no agent) to 127.0.0.1:`port`. */
+export function request(
+  port: number,
+  opts: { host: string; path?: string; method?: string; body?: Buffer | string; headers?: Record<string, string>; timeoutMs?: number; localAddress?: string },
+): Promise<HttpResponse> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { host: opts.host, ...(opts.headers ?? {}) };
+    if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
+    const req = http.request(
+      {
+        host: LOCAL,
+        port,
+        path: opts.path ?? '/',
+        method: opts.method ?? (opts.body !== undefined ? 'POST' : 'GET'),
+        headers,
+        agent: false,
+        setHost: false,
+        localAddress: opts.localAddress,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete: res.complete });
+        });
+        res.on('error', (err) => {
+          clearTimeout(timer);
+          reject(err);
+        });
+      },
+    );
+    const timer = setTimeout(() => req.destroy(new Error(`HTTP request timed out after ${opts.timeoutMs ?? 15_000} ms`)), opts.timeoutMs ?? 15_000);
+    req.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    req.end(opts.body);
+  });
+}
+
+/**
+ * A raw exchange: connects, writes `data`, collects everything until the peer closes or
+ * `timeoutMs` passes. `closedAfterMs` is undefined when the peer never closed.
+ */
+export async function rawExchange(
+  port: number,
+  data: Buffer | string,
+  timeoutMs = 5_000,
+  localAddress?: string,
+): Promise<{ data: Buffer; closedAfterMs?: number }> {
+  const sock = await connectTcp(port, LOCAL, localAddress);
+  const t0 = Date.now();
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let done = false;
+    const finish = (closed: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      resolve({ data: Buffer.concat(chunks), closedAfterMs: closed ? Date.now() - t0 : undefined });
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    sock.on('data', (c: Buffer) => chunks.push(c));
+    sock.on('error', () => finish(true));
+    sock.on('end', () => finish(true));
+    sock.on('close', () => finish(true));
+    if (data.length) sock.write(data);
+  });
+}
+
+/** Lines at warn level or above (pino's "level" field) whose msg matches `re`. */
+export function warnings(p: BurrowProcess, re: RegExp, from = 0): LogLine[] {
+  return p.filter((l) => (l.level === 'warn' || l.level === 'error' || l.level === 'fatal') && re.test(String(l.msg)), from);
+}
