@@ -16,7 +16,7 @@ import type { Stream } from '../src/protocol/smux/stream';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const SLICES = Math.max(1, Number(process.env.BENCH_SLICES ?? 5));
 const INPROC = process.env.BENCH_INPROC === '1';
-const CHUNK = 256 * 1024;
+const CHUNK = Number(process.env.BENCH_CHUNK_KIB ?? 256) * 1024;
 
 type Mode = 'raw' | 'mux';
 type Report = (mode: Mode, bytes: number) => void;

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { ROOT, startTopology } from './lib/burrow';
 import { killAllChildren } from './lib/proc';
 import { summarizeProfile } from './lib/profile';
+import { loadSample, otherCores } from './lib/sysload';
 import { renderMarkdown, renderProfile, type ProfileRun, type Results } from './lib/report';
 import { ensureTools, runIperf, startIperfServer } from './lib/tools';
 import { MODES, type CaseDef, type CaseResult, type Mode, type Params } from './lib/types';
@@ -217,6 +218,7 @@ async function main(): Promise<void> {
     });
   }
   const startedAt = new Date().toISOString();
+  const suiteLoad = loadSample();
   log(`mode ${opts.mode}${opts.profile ? ' (profile)' : ''}: checking tools`);
   const tools = ensureTools(log);
   for (const n of tools.notes) log(n);
@@ -249,6 +251,7 @@ async function main(): Promise<void> {
       }
       log(`${c.id}: ${c.title}`);
       const c0 = Date.now();
+      const l0 = loadSample();
       try {
         await withTimeout(c.run({ mode: opts.mode, params, env: { home }, tools, log }, r), 300_000, c.id);
       } catch (err) {
@@ -258,6 +261,8 @@ async function main(): Promise<void> {
         killAllChildren();
       }
       r.durationSec = round((Date.now() - c0) / 1000, 3);
+      const oc = otherCores(l0, loadSample());
+      if (oc !== undefined) r.otherCpuCores = round(oc, 3);
       if (r.status !== 'skipped') {
         const measured = r.metrics.some((m) => m.burrow);
         if (r.errors.length) {
@@ -281,7 +286,7 @@ async function main(): Promise<void> {
       startedAt,
       finishedAt,
       durationSec: round((Date.now() - t0) / 1000, 4),
-      machine: machineInfo(),
+      machine: { ...machineInfo(), otherCpuCores: round(otherCores(suiteLoad, loadSample()) ?? NaN, 3) },
       tools,
       cases: results,
     };

@@ -117,7 +117,7 @@ function tcpCase(transport: Transport): CaseDef {
             }),
           );
           const perGiB = d.cpu.map((c, i) => (d.bytes[i]! > 0 ? c / (d.bytes[i]! / 2 ** 30) : NaN));
-          out.metrics.push(metric(`${dir} burrow CPU per GiB (all processes)`, 'CPU s/GiB', perGiB));
+          out.metrics.push(metric(`${dir}: CPU of all burrow processes per GiB moved`, 'CPU s/GiB', perGiB));
         }
       } finally {
         if (meter) out.processes = meter.report();

@@ -42,6 +42,16 @@ export function renderMarkdown(r: Results): string {
       ` · iperf3 ${r.tools.iperf3 ?? 'missing'} · ${r.tools.wrk ?? 'wrk missing'}` +
       (m.commit ? ` · burrow ${m.commit}${m.dirty ? ' (modified)' : ''}` : ''),
   );
+  const cpus = Number(m.cpus) || 1;
+  const busy = r.cases.filter((c) => (c.otherCpuCores ?? 0) >= 0.2);
+  if (busy.length) {
+    L.push('');
+    L.push(
+      `**The machine was not idle**: processes outside the bench used on average ${fmtNum(Number(m.otherCpuCores))} of the ` +
+        `${cpus} cores during the suite (${busy.map((c) => `${c.id} ${fmtNum(c.otherCpuCores)}`).join(', ')}), so absolute ` +
+        `figures may be low and noisy; ratios to the same-run baselines suffer less.`,
+    );
+  }
   L.push('');
   L.push(
     `Medians over ${r.params.runs} runs (min–max in parentheses); each burrow measurement runs next to its baseline ` +

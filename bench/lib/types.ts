@@ -42,7 +42,7 @@ export const MODES: Record<Mode, Params> = {
     udpRate: '1G',
     udpLen: 1400,
     rttMs: 50,
-    rttSeconds: 6,
+    rttSeconds: 5,
   },
   quick: {
     runs: 3,
@@ -113,6 +113,8 @@ export interface CaseResult {
   /** Raw per-run figures. */
   runs: Array<Record<string, unknown>>;
   durationSec: number;
+  /** Cores used on average by processes outside the bench while the case ran (they skew figures). */
+  otherCpuCores?: number;
 }
 
 export interface CaseDef {

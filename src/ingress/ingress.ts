@@ -13,8 +13,7 @@
  * Sources: inline `rules`, a `file` (reloaded when it changes, and every `reload` period), both
  * merged in gost's order (inline, then file; later wins).
  */
-import { readFile } from 'node:fs/promises';
-import { watchFile, unwatchFile } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { splitHostPort } from '../core/addr';
 
@@ -98,6 +97,18 @@ export function parseTunnelShorthand(value: string): IngressRule[] {
   return rules;
 }
 
+const FILE_POLL_MS = 500;
+
+/** Identifies a version of a file: inode, size and mtime ("missing" when it cannot be read). */
+async function fileSignature(path: string): Promise<string> {
+  try {
+    const st = await stat(path);
+    return `${st.ino}:${st.size}:${st.mtimeMs}`;
+  } catch {
+    return 'missing';
+  }
+}
+
 export interface IngressOptions {
   name: string;
   rules?: IngressRule[];
@@ -114,7 +125,10 @@ export class Ingress {
   readonly #reloadMs: number;
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | undefined;
-  #watching = false;
+  #pollTimer: NodeJS.Timeout | undefined;
+  /** Signature (inode, size, mtime) of the rule file as it was just before the last read. */
+  #fileSig: string | undefined;
+  #polling = false;
 
   constructor(opts: IngressOptions) {
     this.name = opts.name;
@@ -129,11 +143,10 @@ export class Ingress {
   async start(): Promise<void> {
     await this.reload();
     if (this.#filePath) {
-      const path = this.#filePath;
-      watchFile(path, { interval: 500, persistent: false }, (cur, prev) => {
-        if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size || cur.ino !== prev.ino) void this.reload();
-      });
-      this.#watching = true;
+      // Polled against the signature taken before the last read (not fs.watchFile, whose
+      // baseline is taken later, so a change made right after start could go unnoticed).
+      this.#pollTimer = setInterval(() => void this.#pollFile(), FILE_POLL_MS);
+      this.#pollTimer.unref();
     }
     if (this.#reloadMs) {
       this.#timer = setInterval(() => void this.reload(), this.#reloadMs);
@@ -144,6 +157,8 @@ export class Ingress {
   async reload(): Promise<void> {
     let fileRules: IngressRule[] = [];
     if (this.#filePath) {
+      // Taken before reading: a change during the read is picked up by the next poll.
+      this.#fileSig = await fileSignature(this.#filePath);
       try {
         fileRules = parseRuleText(await readFile(this.#filePath, 'utf8'));
       } catch (err) {
@@ -201,9 +216,20 @@ export class Ingress {
     return this.#table.get(normalizeHost(host));
   }
 
+  async #pollFile(): Promise<void> {
+    if (this.#polling || !this.#filePath) return;
+    this.#polling = true;
+    try {
+      if ((await fileSignature(this.#filePath)) !== this.#fileSig) await this.reload();
+    } finally {
+      this.#polling = false;
+    }
+  }
+
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
-    if (this.#watching && this.#filePath) unwatchFile(this.#filePath);
-    this.#watching = false;
+    if (this.#pollTimer) clearInterval(this.#pollTimer);
+    this.#timer = undefined;
+    this.#pollTimer = undefined;
   }
 }

@@ -342,7 +342,7 @@ export function startUdpService(name: string): Promise<Closeable & { port: numbe
   });
 }
 
-/** A UDP client socket with request/response helpers. */
+/** A UDP client socket with send, receive and ask (send + wait for one reply). */
 export class UdpClient {
   readonly sock = dgram.createSocket('udp4');
   readonly #queue: Buffer[] = [];

@@ -55,6 +55,9 @@ function checkDist(): void {
   if (!existsSync(DIST_MAIN)) {
     throw new Error(`${DIST_MAIN} is missing: build first (npx tsc -p tsconfig.json)`);
   }
+  if (distIsStale()) {
+    process.stderr.write(`warning: src/ is newer than dist/: the CLI under test may be out of date (npx tsc -p tsconfig.json)\n`);
+  }
 }
 
 function installExitHook(): void {

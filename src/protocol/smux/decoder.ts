@@ -49,6 +49,7 @@ export class FrameDecoder {
   #parts: Buffer[] = [];
   #partsLen = 0;
   #halted = false;
+  #failure: ProtocolError | undefined;
   #frames = 0;
   readonly #split: boolean;
 
@@ -93,6 +94,17 @@ export class FrameDecoder {
     return this.#halted;
   }
 
+  /** The ProtocolError this decoder threw, if any (to tell it from a handler's own throw). */
+  get failure(): ProtocolError | undefined {
+    return this.#failure;
+  }
+
+  #fail(err: ProtocolError): never {
+    this.#failure = err;
+    this.halt();
+    throw err;
+  }
+
   /**
    * Decodes as many frames as `chunk` completes. The handler may call `halt()`.
    * @throws ProtocolError 'bad_version' | 'bad_command' | 'bad_length' (the decoder halts)
@@ -134,24 +146,16 @@ export class FrameDecoder {
   #header(h: Buffer, o: number): number {
     const version = h[o]!;
     if (version !== this.#version) {
-      this.halt();
-      throw new ProtocolError('bad_version', `smux: version ${version}, expected ${this.#version}`);
+      this.#fail(new ProtocolError('bad_version', `smux: version ${version}, expected ${this.#version}`));
     }
     const cmd = h[o + 1]!;
-    if (!isKnownCmd(cmd)) {
-      this.halt();
-      throw new ProtocolError('bad_command', `smux: unknown command ${cmd}`);
-    }
+    if (!isKnownCmd(cmd)) this.#fail(new ProtocolError('bad_command', `smux: unknown command ${cmd}`));
     const length = h[o + 2]! | (h[o + 3]! << 8);
     const sid = h.readUInt32LE(o + 4);
     if (cmd !== CMD_PSH) {
       const want = cmd === CMD_UPD ? UPD_SIZE : 0;
       if (length !== want) {
-        this.halt();
-        throw new ProtocolError(
-          'bad_length',
-          `smux: ${cmdName(cmd)} frame with length ${length}, expected ${want}`,
-        );
+        this.#fail(new ProtocolError('bad_length', `smux: ${cmdName(cmd)} frame with length ${length}, expected ${want}`));
       }
     }
     this.#cmd = cmd;

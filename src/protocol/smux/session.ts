@@ -16,7 +16,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { BurrowError, ProtocolError } from '../../core/errors';
+import { BurrowError } from '../../core/errors';
 import { resolveSmuxConfig, type SmuxConfig } from './config';
 import { FrameDecoder } from './decoder';
 import {
@@ -203,8 +203,11 @@ export class Session extends EventEmitter {
     try {
       this.#decoder.push(chunk);
     } catch (err) {
+      // Bad bytes from the peer end the session. Anything else was thrown by a listener we
+      // called (a 'stream' or 'data' handler): the rest of the chunk is lost, so the session
+      // cannot go on either, and the error is not ours to swallow.
       this.#teardown(err as Error, false);
-      if (!(err instanceof ProtocolError)) throw err;
+      if (err !== this.#decoder.failure) throw err;
       return;
     }
     if (!this.#paused && this.#buffered >= this.#config.maxReceiveBuffer && !this.#closed) {

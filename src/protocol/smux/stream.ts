@@ -181,6 +181,25 @@ export class Stream extends Duplex {
   // ---- send side ------------------------------------------------------------------------
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
+    this.#startWrite(chunk, cb);
+  }
+
+  /**
+   * Several writes were buffered (a corked writer, or one that writes faster than the window
+   * opens): send them as one run of full frames. The copy matters for smux inside smux, where
+   * the inner session writes each 8-byte header separately and would otherwise cost an outer
+   * frame per header.
+   */
+  override _writev(chunks: { chunk: Buffer }[], cb: (err?: Error | null) => void): void {
+    let total = 0;
+    for (const c of chunks) total += c.chunk.length;
+    const buf = Buffer.allocUnsafe(total);
+    let off = 0;
+    for (const c of chunks) off += c.chunk.copy(buf, off);
+    this.#startWrite(buf, cb);
+  }
+
+  #startWrite(chunk: Buffer, cb: (err?: Error | null) => void): void {
     if (this.#sessionGone) {
       cb(new BurrowError('BURROW_ERR_CLOSED', 'smux: session closed'));
       return;
@@ -243,7 +262,10 @@ export class Stream extends Duplex {
     cb(err);
   }
 
-  /** Bytes the window lets us send now (v1: no limit). */
+  /**
+   * Bytes the window lets us send now (v1: no limit). int32 arithmetic on u32 counters, as
+   * smux does it, so the counters may wrap.
+   */
   #sendable(): number {
     if (!this.#v2) return Number.MAX_SAFE_INTEGER;
     const inflight = (this.#numWritten - this.#peerConsumed) | 0;
@@ -252,8 +274,9 @@ export class Stream extends Duplex {
   }
 
   /**
-   * Called by the session's send loop: writes at most one frame through `write`. Returns the
-   * payload bytes sent, and re-enters the rotation itself if it has more to send.
+   * Called by the session's send loop: writes at most one frame through `write` and returns
+   * its size on the wire (0 if nothing could be sent). Re-enters the rotation itself when it
+   * has more to send and window left.
    */
   [kSendFrame](write: DataFrameWriter, maxFrameSize: number): number {
     const out = this.#out;
@@ -268,10 +291,7 @@ export class Stream extends Duplex {
     this.#numWritten = (this.#numWritten + n) >>> 0;
     this.#outOff = start + n;
     if (this.#outOff >= out.length) {
-      const cb = this.#outCb!;
-      this.#out = null;
-      this.#outCb = null;
-      cb();
+      this.#completeOut();
     } else if (n < room) {
       // More to send and the window still has room; otherwise the next UPD re-queues us.
       this.#host.wantSend(this);

@@ -70,16 +70,26 @@ class UdpSession extends Duplex {
     // Datagrams are pushed as they arrive; the count below mirrors what is still queued.
   }
 
+  #replied = false;
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.lastActive = Date.now();
     this.activeSinceCheck = true;
-    this.#send(chunk, (err) => {
-      cb(err);
-      if (!this.#opts.keepalive) {
-        // gost closes a non-keepalive session right after the first reply.
-        setImmediate(() => this.destroy());
+    if (!this.#opts.keepalive) {
+      // gost closes a non-keepalive session right after the first reply: exactly one reply
+      // reaches the client, later ones are dropped.
+      if (this.#replied) {
+        cb();
+        return;
       }
-    });
+      this.#replied = true;
+      this.#send(chunk, (err) => {
+        cb(err);
+        this.destroy();
+      });
+      return;
+    }
+    this.#send(chunk, (err) => cb(err));
   }
 
   override _final(cb: (err?: Error | null) => void): void {

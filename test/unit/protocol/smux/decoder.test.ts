@@ -107,6 +107,42 @@ describe('smux FrameDecoder', () => {
     assert.equal(seen[0]!.byteOffset, chunk.byteOffset + 8);
   });
 
+  test('with splitPayloads, hands out PSH data piece by piece as it arrives, without copying', () => {
+    const payload = randomBytes(1000);
+    const bytes = Buffer.concat([encodeFrame(2, CMD_PSH, 9, payload), encodeFrame(2, CMD_UPD, 9, Buffer.alloc(8, 1))]);
+    for (const cut of [3, 8, 9, 500, 1007, 1008, 1010]) {
+      const pieces: Buffer[] = [];
+      const chunks = [bytes.subarray(0, cut), bytes.subarray(cut, cut + 300), bytes.subarray(cut + 300)];
+      const seen: number[] = [];
+      const dec = new FrameDecoder(
+        2,
+        (cmd, sid, data) => {
+          seen.push(cmd);
+          if (cmd === CMD_PSH) {
+            assert.equal(sid, 9);
+            assert.ok(chunks.some((c) => c.buffer === data.buffer), 'a view of an input chunk');
+            pieces.push(data);
+          }
+        },
+        { splitPayloads: true },
+      );
+      for (const c of chunks) dec.push(c);
+      assert.ok(Buffer.concat(pieces).equals(payload), `cut at ${cut}`);
+      assert.equal(seen.at(-1), CMD_UPD);
+      assert.equal(dec.frames, 2);
+    }
+  });
+
+  test('splitPayloads still joins UPD data split across chunks', () => {
+    const upd = encodeUpdFrame(2, 3, 7, 1048576);
+    const got: Buffer[] = [];
+    const dec = new FrameDecoder(2, (_c, _s, d) => got.push(d), { splitPayloads: true });
+    dec.push(upd.subarray(0, 11));
+    dec.push(upd.subarray(11));
+    assert.equal(got.length, 1);
+    assert.equal(got[0]!.toString('hex'), upd.subarray(8).toString('hex'));
+  });
+
   test('joins a payload split across chunks', () => {
     const frame = encodeFrame(2, CMD_PSH, 1, Buffer.from('abcdef'));
     const { frames } = decodeFrames(2, [frame.subarray(0, 10), frame.subarray(10, 12), frame.subarray(12)]);
@@ -176,10 +212,14 @@ describe('smux FrameDecoder', () => {
     });
   }
 
-  test('halts after an error and ignores later input', () => {
+  test('halts after an error, keeps it as `failure` and ignores later input', () => {
     const seen: number[] = [];
     const dec = new FrameDecoder(2, (cmd) => seen.push(cmd));
-    assert.throws(() => dec.push(Buffer.concat([encodeFrame(2, CMD_NOP, 0), encodeFrame(1, CMD_NOP, 0)])));
+    assert.equal(dec.failure, undefined);
+    assert.throws(
+      () => dec.push(Buffer.concat([encodeFrame(2, CMD_NOP, 0), encodeFrame(1, CMD_NOP, 0)])),
+      (e: unknown) => e === dec.failure,
+    );
     dec.push(encodeFrame(2, CMD_NOP, 0));
     assert.deepEqual(seen, [CMD_NOP]);
     assert.equal(dec.halted, true);

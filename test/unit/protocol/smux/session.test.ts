@@ -250,6 +250,52 @@ describe('smux Session: flow control (version 2, spec §5.4)', () => {
   });
 });
 
+describe('smux Session: sending', () => {
+  test('corked writes leave as one frame', async () => {
+    const { s, p } = setup(true);
+    const st = open(s);
+    st.cork();
+    st.write(Buffer.from('head'));
+    st.write(Buffer.from('er'));
+    st.write(Buffer.from('+body'));
+    st.uncork();
+    await ticks(3);
+    assert.deepEqual(summary(p), [
+      [CMD_SYN, 3, 0],
+      [CMD_PSH, 3, 11],
+    ]);
+    assert.equal(p.frames[1]!.data.toString(), 'header+body');
+    s.close();
+  });
+
+  test('big writes are cut at maxFrameSize', async () => {
+    const { s, p } = setup(true, { maxFrameSize: 1000 });
+    const st = open(s);
+    st.write(Buffer.alloc(2500, 1));
+    await ticks(3);
+    assert.deepEqual(summary(p).slice(1), [
+      [CMD_PSH, 3, 1000],
+      [CMD_PSH, 3, 1000],
+      [CMD_PSH, 3, 500],
+    ]);
+    s.close();
+  });
+
+  test('streams take turns, one frame each', async () => {
+    const { s, p } = setup(true, { maxFrameSize: 100 });
+    const a = open(s);
+    const b = open(s);
+    a.write(Buffer.alloc(300, 1));
+    b.write(Buffer.alloc(300, 2));
+    await ticks(3);
+    assert.deepEqual(
+      summary(p).filter(([c]) => c === CMD_PSH).map(([, sid]) => sid),
+      [3, 5, 3, 5, 3, 5],
+    );
+    s.close();
+  });
+});
+
 describe('smux Session: close semantics (spec §5.3)', () => {
   test('end() sends FIN after the data; FIN from the peer ends reads; the stream is then gone', async () => {
     const { s, p } = setup(true);
@@ -485,6 +531,19 @@ describe('smux Session: lifetime', () => {
     clearInterval(iv);
     assert.equal(s.isClosed, false);
     s.close();
+  });
+
+  test("a listener's own exception is not swallowed; the session cannot go on and closes", async () => {
+    const { s, p } = setup(false);
+    const boom = new Error('listener bug');
+    s.on('stream', (st) => {
+      st.on('error', noop);
+      throw boom;
+    });
+    // Deliver the bytes synchronously, as a socket's 'data' event would.
+    assert.throws(() => p.conn.emit('data', encodeFrame(2, CMD_SYN, 3)), (e: unknown) => e === boom);
+    assert.equal(s.isClosed, true);
+    assert.equal(s.closeError, boom);
   });
 
   test('a session on a conn that is already gone closes', async () => {
