@@ -102,13 +102,7 @@ for (const sniffing of [true, false]) {
       sniffing
         ? 'sniffed HTTP is proxied per request: one visitor connection, each request by its own Host'
         : 'without sniffing one visitor connection is spliced to one node',
-      sniffing
-        ? {
-            todo:
-              'rtcp sniffing peeks the first request only and then splices the stream to that node; ' +
-              'gost proxies sniffed HTTP per request (behavior.md §5.2 step 1)',
-          }
-        : {},
+      {},
       async () => {
         const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
         try {

@@ -356,19 +356,15 @@ describe('HTTP visitors (V2 sniffing, V3 manual host) and isolation', () => {
     assert.equal(b.status, 200);
     await orgClient.waitFor((l) => /\(host srv-2\.local:80\)$/.test(String(l.msg)), { from: mark, what: 'dst srv-2.local:80' });
     await orgClient.waitFor((l) => /\(host srv-3\.local:80\)$/.test(String(l.msg)), { from: mark, what: 'dst srv-3.local:80' });
-    const refused = await rawHttp(sniffPort, 'GET / HTTP/1.1\r\nHost: srv-0.local\r\n\r\n');
-    assert.equal(refused.closed, true);
-    assert.equal(refused.data, '');
+    // Sniffed HTTP is proxied per request: a host the server refuses (0x06) gets an empty 502.
+    const refused = await rawHttp(sniffPort, 'GET / HTTP/1.1\r\nHost: srv-0.local\r\nConnection: close\r\n\r\n');
+    assert.match(refused.data, /^HTTP\/1\.1 502 Bad Gateway\r\n/);
+    assert.match(refused.data, /\r\nContent-Length: 0\r\n/);
     assert.equal(await relayStatus(serverPort, { tunnelId: TID.org, dst: 'srv-0.local:80' }), S.hostUnreachable);
   });
 
   it(
     'V2: sniffed HTTP is proxied per request (each request of one connection routed by its Host)',
-    {
-      todo:
-        'the tcp visitor sniffs only the first request and splices the connection to its target; gost ' +
-        'proxies sniffed HTTP per request (behavior.md §7.1)',
-    },
     async () => {
       const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
       const mark = orgClient.mark();
@@ -454,14 +450,15 @@ describe('public visitor: tunnel.id = entrypoint.id (§6.3, V1)', () => {
     }
   });
 
-  it('gets 0x06 for a private rule and 0x07 for no rule; the local connection is closed', async () => {
+  it('gets 0x06 for a private rule and 0x07 for no rule; the sniffing visitor answers 502', async () => {
     assert.equal(await relayStatus(serverPort, { tunnelId: TID.public, dst: 'srv-2.local:80' }), S.hostUnreachable);
     assert.equal(await relayStatus(serverPort, { tunnelId: TID.public, dst: 'nothing.local:80' }), S.networkUnreachable);
     assert.equal(await relayStatus(serverPort, { tunnelId: TID.public, dst: 'srv-0.local:80' }), S.unavailable);
+    // Sniffed HTTP is proxied per request, so a refused host gets an empty 502, not a silent close.
     for (const host of ['srv-2.local', 'nothing.local']) {
-      const r = await rawHttp(sniffPort, `GET / HTTP/1.1\r\nHost: ${host}\r\n\r\n`);
+      const r = await rawHttp(sniffPort, `GET / HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`);
+      assert.match(r.data, /^HTTP\/1\.1 502 Bad Gateway\r\n/, host);
       assert.equal(r.closed, true, host);
-      assert.equal(r.data, '', host);
     }
   });
 });

@@ -18,7 +18,8 @@ import { relay, destroy } from '../../io/pipe';
 import { dialTcp, dialUdp } from '../../io/dial';
 import { BurrowError } from '../../core/errors';
 import { Metadata } from '../../core/metadata';
-import { sniffTarget } from './sniff';
+import { sniffProtocol } from './sniff';
+import { HttpForwarder } from './http-forward';
 import { framedDatagrams } from '../../io/datagram';
 import { DEFAULTS } from '../../config/model';
 
@@ -44,6 +45,8 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
   const sniffing = md.getBool('sniffing') ?? false;
   const sniffTimeoutMs = md.getDurationMs('sniffing.timeout') || DEFAULTS.entrypointSniffTimeoutMs;
   const idleTimeoutMs = md.getDurationMs('idleTimeout') || 0;
+  const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
+  let httpForwarder: HttpForwarder | undefined;
 
   async function upstream(network: Network, dst: string, src: string): Promise<Duplex> {
     let lastErr: unknown;
@@ -59,14 +62,30 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
   }
 
   return {
+    async close() {
+      httpForwarder?.close();
+    },
     async handle(conn: Conn, log: Logger): Promise<HandleResult> {
       const network: Network = conn.datagram ? 'udp' : 'tcp';
       const node = opts.forwarder.select();
       let dst: string;
-      if (node) {
+      if (!node && sniffing && network === 'tcp') {
+        const sniffed = await sniffProtocol(conn.stream, sniffTimeoutMs);
+        if (sniffed.kind === 'http') {
+          // Each request goes to its own Host (port 80 by default) through the chain.
+          httpForwarder ??= new HttpForwarder({ headersTimeoutMs: sniffTimeoutMs });
+          await httpForwarder.serve(conn.stream, {
+            open: (target) => upstream('tcp', target, conn.remote),
+            log,
+            readTimeoutMs,
+          });
+          return { inputBytes: 0, outputBytes: 0 };
+        }
+        if (sniffed.kind === 'tls' && sniffed.target) dst = sniffed.target;
+        else if (opts.chain) dst = ':0';
+        else throw new BurrowError('BURROW_ERR_DIAL', 'node not available (nothing to route by in the traffic)');
+      } else if (node) {
         dst = withPort(node.addr);
-      } else if (sniffing && network === 'tcp') {
-        dst = await sniffTarget(conn.stream, sniffTimeoutMs);
       } else if (opts.chain) {
         dst = ':0';
       } else {

@@ -20,9 +20,10 @@ import { dialTcp, dialUdp } from '../../io/dial';
 import { framedDatagrams } from '../../io/datagram';
 import { splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
-import { peek } from '../../io/peek';
-import { sniffHost } from '../../protocol/sniff/host';
 import { withPort } from './local';
+import { sniffProtocol } from './sniff';
+import { HttpForwarder } from './http-forward';
+import { DEFAULTS } from '../../config/model';
 
 export interface RemoteForwardOptions {
   network: Network;
@@ -35,31 +36,53 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
   const sniffing = opts.network === 'tcp' && (md.getBool('sniffing') ?? false);
   const sniffTimeoutMs = md.getDurationMs('sniffing.timeout') || 15_000;
   const idleTimeoutMs = md.getDurationMs('idleTimeout') || 0;
+  const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
+  let httpForwarder: HttpForwarder | undefined;
+
+  /** The target for a host: its forwarder node, else the host itself if it has a port. */
+  function targetFor(host: string): { target?: string; node?: ReturnType<Forwarder['select']> } {
+    const node = opts.forwarder.select(host);
+    if (node) return { target: withPort(node.addr), node };
+    try {
+      if (host && splitHostPort(host).port !== 0) return { target: host };
+    } catch {
+      /* no usable host */
+    }
+    return {};
+  }
 
   return {
+    async close() {
+      httpForwarder?.close();
+    },
     async handle(conn: Conn, log: Logger): Promise<HandleResult> {
       let host = conn.target ?? '';
       if (sniffing) {
-        try {
-          const { value } = await peek(conn.stream, (buf, eof) => sniffHost(buf, eof), {
-            timeoutMs: sniffTimeoutMs,
-            maxBytes: 64 * 1024,
+        const sniffed = await sniffProtocol(conn.stream, sniffTimeoutMs);
+        if (sniffed.kind === 'http') {
+          // Each request is routed by its own Host (gost's sniffing handler proxies per request).
+          httpForwarder ??= new HttpForwarder({ headersTimeoutMs: sniffTimeoutMs });
+          await httpForwarder.serve(conn.stream, {
+            open: async (reqHost) => {
+              const { target, node } = targetFor(reqHost);
+              if (!target) throw new BurrowError('BURROW_ERR_DIAL', `node not available for host ${reqHost}`);
+              try {
+                const s = await dialTcp(target);
+                if (node) opts.forwarder.markOk(node);
+                return s;
+              } catch (err) {
+                if (node) opts.forwarder.markFailed(node);
+                throw err;
+              }
+            },
+            log,
+            readTimeoutMs,
           });
-          if (value) host = value;
-        } catch (err) {
-          log.debug(`sniffing: ${(err as Error).message}`);
+          return { inputBytes: 0, outputBytes: 0 };
         }
+        if (sniffed.kind === 'tls' && sniffed.target) host = sniffed.target;
       }
-      const node = opts.forwarder.select(host);
-      let target: string | undefined;
-      if (node) target = withPort(node.addr);
-      else {
-        try {
-          if (host && splitHostPort(host).port !== 0) target = host;
-        } catch {
-          /* no usable host */
-        }
-      }
+      const { target, node } = targetFor(host);
       if (!target) {
         destroy(conn.stream);
         throw new BurrowError('BURROW_ERR_DIAL', `node not available for host ${host || '(none)'}`);

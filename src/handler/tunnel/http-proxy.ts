@@ -21,7 +21,8 @@ import { joinHostPort, splitHostPort } from '../../core/addr';
 import { DEFAULTS } from '../../config/model';
 import type { Ingress } from '../../ingress/ingress';
 import type { TunnelServer } from './handler';
-import { destroy, relay } from '../../io/pipe';
+import { relay, destroy } from '../../io/pipe';
+import { HOP_BY_HOP, socketLike, hostWithPort, failResponse, relayHttpExchange, requestHead } from '../../io/http-relay';
 import { newSid } from '../../service/service';
 
 export interface HttpEntryProxyOptions {
@@ -32,17 +33,6 @@ export interface HttpEntryProxyOptions {
   headersTimeoutMs: number;
 }
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
 
 /** Go's textproto.CanonicalMIMEHeaderKey for ASCII names. */
 export function canonicalHeaderKey(name: string): string {
@@ -106,16 +96,6 @@ export function buildUpstreamHeaders(
   }
   out['Connection'] = extra.keepalive ? 'keep-alive' : 'close';
   return out;
-}
-
-/** Gives a tunnel stream the socket methods Node's HTTP client and agent call. */
-function socketLike(stream: Duplex): net.Socket {
-  const s = stream as unknown as Record<string, unknown>;
-  for (const m of ['setKeepAlive', 'setNoDelay', 'ref', 'unref']) {
-    if (typeof s[m] !== 'function') s[m] = () => stream;
-  }
-  if (typeof s.setTimeout !== 'function') s.setTimeout = () => stream;
-  return stream as unknown as net.Socket;
 }
 
 class TunnelAgent extends http.Agent {
@@ -214,16 +194,6 @@ export class HttpEntryProxy {
     });
   }
 
-  #fail(res: http.ServerResponse, status: number): void {
-    if (res.headersSent) {
-      destroy(res.socket ?? undefined);
-      return;
-    }
-    res.sendDate = false;
-    res.writeHead(status, { 'Content-Length': '0' });
-    res.end();
-  }
-
   #onRequest(req: http.IncomingMessage, res: http.ServerResponse): void {
     const host = req.headers.host ?? '';
     const dst = hostWithPort(host, 80);
@@ -233,14 +203,14 @@ export class HttpEntryProxy {
     if (!route.ok) {
       log.error(route.reason);
       req.resume();
-      this.#fail(res, route.status);
+      failResponse(res, route.status);
       return;
     }
     const fwd = req.headers['gost-forwarded-node'];
     if (typeof fwd === 'string' && fwd.includes(this.#opts.server.nodeId)) {
       log.error('forwarding loop detected');
       req.resume();
-      this.#fail(res, 503);
+      failResponse(res, 503);
       return;
     }
     const peer = joinHostPort(req.socket.remoteAddress ?? '', req.socket.remotePort ?? 0);
@@ -263,48 +233,10 @@ export class HttpEntryProxy {
     } catch (err) {
       log.error((err as Error).message);
       req.resume();
-      this.#fail(res, 503);
+      failResponse(res, 503);
       return;
     }
-    const timer = setTimeout(() => {
-      log.error(`no response from tunnel ${route.tunnelId} within ${this.#readTimeoutMs} ms`);
-      upReq.destroy();
-      this.#fail(res, 503);
-    }, this.#readTimeoutMs);
-    timer.unref();
-    upReq.on('response', (upRes) => {
-      clearTimeout(timer);
-      const headers: Record<string, string | string[]> = {};
-      const raw = upRes.rawHeaders;
-      for (let i = 0; i + 1 < raw.length; i += 2) {
-        const k = raw[i]!;
-        if (HOP_BY_HOP.has(k.toLowerCase())) continue;
-        const prev = headers[k];
-        if (prev === undefined) headers[k] = raw[i + 1]!;
-        else headers[k] = Array.isArray(prev) ? [...prev, raw[i + 1]!] : [prev, raw[i + 1]!];
-      }
-      res.sendDate = false;
-      res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);
-      res.flushHeaders();
-      upRes.on('data', (chunk: Buffer) => {
-        if (!res.write(chunk)) upRes.pause();
-      });
-      res.on('drain', () => upRes.resume());
-      upRes.once('end', () => res.end());
-      upRes.once('error', () => destroy(res.socket ?? undefined));
-      upRes.once('aborted', () => destroy(res.socket ?? undefined));
-    });
-    upReq.on('error', (err) => {
-      clearTimeout(timer);
-      log.error(err.message);
-      this.#fail(res, 503);
-    });
-    // A visitor that goes away aborts the request upstream (reaches the origin as a close).
-    res.once('close', () => {
-      clearTimeout(timer);
-      if (!res.writableFinished) upReq.destroy();
-    });
-    req.pipe(upReq);
+    relayHttpExchange(req, res, upReq, { log, readTimeoutMs: this.#readTimeoutMs, what: `tunnel ${route.tunnelId}` });
   }
 
   #agentFor(tunnelId: string, open: () => Duplex): TunnelAgent {
@@ -336,24 +268,9 @@ export class HttpEntryProxy {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n');
       return;
     }
-    let headText = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
-    const raw = req.rawHeaders;
-    for (let i = 0; i + 1 < raw.length; i += 2) {
-      if (raw[i]!.toLowerCase() === 'gost-forwarded-node') continue;
-      headText += `${raw[i]}: ${raw[i + 1]}\r\n`;
-    }
-    headText += `Gost-Forwarded-Node: ${this.#opts.server.nodeId}\r\n\r\n`;
+    const headText = requestHead(req, [['Gost-Forwarded-Node', this.#opts.server.nodeId]], new Set(['gost-forwarded-node']));
     stream.write(headText);
     if (head.length) stream.write(head);
     void relay(socket, stream);
-  }
-}
-
-function hostWithPort(host: string, defPort: number): string {
-  try {
-    const hp = splitHostPort(host);
-    return joinHostPort(hp.host, hp.port || defPort);
-  } catch {
-    return joinHostPort(host, defPort);
   }
 }

@@ -14,14 +14,7 @@
  *   a frame instead of guessing where the next header starts.
  */
 import { ProtocolError } from '../../core/errors';
-import {
-  CMD_PSH,
-  CMD_UPD,
-  HEADER_SIZE,
-  UPD_SIZE,
-  cmdName,
-  isKnownCmd,
-} from './frame';
+import { CMD_PSH, CMD_UPD, HEADER_SIZE, UPD_SIZE, cmdName, isKnownCmd } from './frame';
 
 /**
  * Receives each decoded frame. `data` is empty for SYN/FIN/NOP and 0-length PSH; it may be a
@@ -45,6 +38,7 @@ export class FrameDecoder {
   /** Current frame while its payload is being collected; #need > 0 means "in payload". */
   #cmd = 0;
   #sid = 0;
+  #len = 0;
   #need = 0;
   #parts: Buffer[] = [];
   #partsLen = 0;
@@ -70,7 +64,7 @@ export class FrameDecoder {
 
   /** Bytes of an incomplete frame seen so far (header included). */
   get pendingBytes(): number {
-    return this.#need > 0 ? HEADER_SIZE + this.#partsLen : this.#hdrLen;
+    return this.#need > 0 ? HEADER_SIZE + this.#len - this.#need : this.#hdrLen;
   }
 
   /** Payload bytes still expected for the frame in progress. */
@@ -137,6 +131,7 @@ export class FrameDecoder {
       if (length === 0) {
         this.#emit(this.#cmd, this.#sid, EMPTY);
       } else {
+        this.#len = length;
         this.#need = length;
       }
     }

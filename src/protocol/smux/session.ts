@@ -19,26 +19,8 @@ import type { Duplex } from 'node:stream';
 import { BurrowError } from '../../core/errors';
 import { resolveSmuxConfig, type SmuxConfig } from './config';
 import { FrameDecoder } from './decoder';
-import {
-  CMD_FIN,
-  CMD_NOP,
-  CMD_PSH,
-  CMD_SYN,
-  CMD_UPD,
-  HEADER_SIZE,
-  encodeFrame,
-  writeHeader,
-} from './frame';
-import {
-  Stream,
-  kData,
-  kFin,
-  kQueued,
-  kSendFrame,
-  kSessionDied,
-  kUpdate,
-  type StreamHost,
-} from './stream';
+import { CMD_FIN, CMD_NOP, CMD_PSH, CMD_SYN, CMD_UPD, HEADER_SIZE, encodeFrame, writeHeader } from './frame';
+import { Stream, kData, kFin, kQueued, kSendFrame, kSessionDied, kUpdate, type StreamHost } from './stream';
 
 export interface SessionOptions {
   /**
@@ -91,6 +73,8 @@ export class Session extends EventEmitter {
 
   // keepalive
   #frameSeen = false;
+  /** When the silence check last saw that frames had arrived (ms). */
+  #aliveAt = Date.now();
   #pingTimer: NodeJS.Timeout | undefined;
   #deadTimer: NodeJS.Timeout | undefined;
   #nop: Buffer;
@@ -127,7 +111,10 @@ export class Session extends EventEmitter {
     if (!this.#config.keepAliveDisabled) {
       this.#pingTimer = setInterval(() => this.#writeControl(this.#nop), this.#config.keepAliveIntervalMs);
       this.#pingTimer.unref();
-      this.#deadTimer = setInterval(this.#checkAlive, this.#config.keepAliveTimeoutMs);
+      // Checked several times per timeout window, so a silent peer is dropped about
+      // keepAliveTimeout after its last frame (smux checks once per window: up to twice that).
+      const tick = Math.max(1, Math.min(this.#config.keepAliveIntervalMs, Math.floor(this.#config.keepAliveTimeoutMs / 4)));
+      this.#deadTimer = setInterval(this.#checkAlive, tick);
       this.#deadTimer.unref();
     }
     if (conn.destroyed || conn.readableEnded) {
@@ -191,7 +178,10 @@ export class Session extends EventEmitter {
     this.#teardown(undefined, true);
   }
 
-  /** Closes at once; `err` (if any) goes to the streams and the 'close' event. Idempotent. */
+  /**
+   * Closes at once. `err` (if any) is the 'close' event's argument and the `cause` of the
+   * BURROW_ERR_CLOSED every open stream is destroyed with. Idempotent.
+   */
   destroy(err?: Error): void {
     this.#teardown(err, false);
   }
@@ -285,12 +275,14 @@ export class Session extends EventEmitter {
   }
 
   #checkAlive = (): void => {
-    if (this.#frameSeen) {
+    const now = Date.now();
+    // A peer kept quiet by our own receive pause is not dead.
+    if (this.#frameSeen || this.#buffered >= this.#config.maxReceiveBuffer) {
       this.#frameSeen = false;
+      this.#aliveAt = now;
       return;
     }
-    // A peer kept quiet by our own receive pause is not dead.
-    if (this.#buffered >= this.#config.maxReceiveBuffer) return;
+    if (now - this.#aliveAt < this.#config.keepAliveTimeoutMs) return;
     this.#teardown(
       new BurrowError('BURROW_ERR_TIMEOUT', `smux: no frame received for ${this.#config.keepAliveTimeoutMs} ms`),
       false,
@@ -343,8 +335,11 @@ export class Session extends EventEmitter {
         sent += s[kSendFrame](this.#writeData, maxFrame);
       }
     } finally {
+      // `finally`: a write callback of the user's may throw; the session must not stay corked.
       this.#flushing = false;
-      if (this.#readyHead >= ready.length) {
+      if (this.#closed) {
+        // teardown already dropped the rotation
+      } else if (this.#readyHead >= ready.length) {
         ready.length = 0;
         this.#readyHead = 0;
       } else if (this.#readyHead > 1024 && this.#readyHead * 2 > ready.length) {
@@ -411,7 +406,13 @@ export class Session extends EventEmitter {
       conn.destroy();
     }
 
-    const streamErr = err ?? new BurrowError('BURROW_ERR_CLOSED', 'smux: session closed');
+    // Streams always see BURROW_ERR_CLOSED ("peer gone" to the relay); the reason is its cause.
+    const streamErr =
+      err instanceof BurrowError && err.code === 'BURROW_ERR_CLOSED'
+        ? err
+        : new BurrowError('BURROW_ERR_CLOSED', err ? `smux: session closed: ${err.message}` : 'smux: session closed', {
+            cause: err,
+          });
     const backlog = this.#backlog;
     this.#backlog = [];
     for (const s of backlog) s[kSessionDied]();

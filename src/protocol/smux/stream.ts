@@ -13,8 +13,9 @@
  *   (an echo through pipe()).
  * - The session forgets the stream when FIN went both ways, or when the stream is destroyed;
  *   `destroy()` sends FIN first if we have not sent one. Later frames for the id are dropped.
- * - When the session dies every stream is destroyed with its error (BURROW_ERR_CLOSED unless
- *   the session had a more precise one). Like every Duplex, listen for 'error'.
+ * - When the session dies every stream is destroyed with BURROW_ERR_CLOSED, whose `cause` is
+ *   the session's own error (protocol error, keepalive timeout, socket error). Like every
+ *   Duplex, listen for 'error'.
  *
  * Flow control, version 2, exactly as smux: the sender may have at most `peerWindow` bytes in
  * flight (initially 262144, replaced by each UPD) and holds the Writable callback until UPD

@@ -248,11 +248,15 @@ describe('smux over loopback TCP', () => {
     raw.on('data', (d: Buffer) => dec.push(d));
     const started = Date.now();
     const s = new Session(sock, { client: true, config: { keepAliveIntervalMs: 100, keepAliveTimeoutMs: 300 } });
+    const st = s.openStream();
+    const streamErr = once(st, 'error');
     const [err] = (await once(s, 'close')) as [Error | undefined];
     const elapsed = Date.now() - started;
     assert.ok(err instanceof BurrowError && err.code === 'BURROW_ERR_TIMEOUT', String(err));
     assert.ok(elapsed >= 290 && elapsed < 1500, `closed after ${elapsed} ms`);
     assert.ok(nops.length >= 2, `${nops.length} NOPs`);
+    const [se] = (await streamErr) as [Error];
+    assert.ok(se instanceof BurrowError && se.code === 'BURROW_ERR_CLOSED' && se.cause === err);
     await once(raw, 'end');
     assert.equal(sock.destroyed, true);
   });
@@ -283,7 +287,7 @@ describe('smux over loopback TCP', () => {
     p.clientSocket.destroy();
     await Promise.all(closes);
     for (const [e] of (await Promise.all([...clientErrors, ...serverErrors])) as [Error][]) {
-      assert.ok(e instanceof Error);
+      assert.ok(e instanceof BurrowError && e.code === 'BURROW_ERR_CLOSED', String(e));
     }
     assert.equal(p.client.numStreams, 0);
     assert.equal(p.server.numStreams, 0);

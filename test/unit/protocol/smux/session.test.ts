@@ -121,7 +121,9 @@ describe('smux Session: receiver rules (spec §5.2)', () => {
       assert.ok(err instanceof ProtocolError);
       assert.equal(err.kind, kind);
       assert.equal(s.isClosed, true);
-      assert.equal(await streamErr, err);
+      const se = await streamErr;
+      assert.ok(se instanceof BurrowError && se.code === 'BURROW_ERR_CLOSED');
+      assert.equal(se.cause, err);
       await tick();
       assert.equal(p.conn.destroyed, true);
     });
@@ -464,14 +466,16 @@ describe('smux Session: lifetime', () => {
     assert.throws(() => s.openStream(), (x: unknown) => x instanceof BurrowError && x.code === 'BURROW_ERR_CLOSED');
   });
 
-  test('destroy(err) hands err to the streams and the close event', async () => {
+  test('destroy(err) gives err to the close event and, as cause, to the streams', async () => {
     const { s } = setup(true);
     const st = open(s);
     const boom = new Error('boom');
     const err = errorOf(st);
     const closed = closeEvent(s);
     s.destroy(boom);
-    assert.equal(await err, boom);
+    const e = await err;
+    assert.ok(e instanceof BurrowError && e.code === 'BURROW_ERR_CLOSED');
+    assert.equal(e.cause, boom);
     assert.equal(await closed, boom);
   });
 

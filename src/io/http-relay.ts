@@ -1,0 +1,135 @@
+/**
+ * Pieces shared by the two per-request HTTP proxies (the server's entry point and sniffed
+ * HTTP on visitors/clients): relaying one upstream response back to the client with
+ * backpressure and a response-head deadline, empty error responses, and the socket shim that
+ * lets Node's HTTP client and server run over a tunnel stream.
+ */
+import http from 'node:http';
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { joinHostPort, splitHostPort } from '../core/addr';
+import { destroy } from './pipe';
+
+/** Hop-by-hop headers, never forwarded as they are. */
+export const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/** Gives a stream the socket methods Node's HTTP client, server and agent call. */
+export function socketLike(stream: Duplex): net.Socket {
+  const s = stream as unknown as Record<string, unknown>;
+  for (const m of ['setKeepAlive', 'setNoDelay', 'ref', 'unref', 'setTimeout']) {
+    if (typeof s[m] !== 'function') s[m] = () => stream;
+  }
+  return stream as unknown as net.Socket;
+}
+
+/** "host" or "host:port" → "host:port" with a default port. */
+export function hostWithPort(host: string, defPort: number): string {
+  try {
+    const hp = splitHostPort(host);
+    return joinHostPort(hp.host, hp.port || defPort);
+  } catch {
+    return joinHostPort(host, defPort);
+  }
+}
+
+/** An empty error response (`Content-Length: 0`); destroys the connection if a head went out. */
+export function failResponse(res: http.ServerResponse, status: number): void {
+  if (res.headersSent) {
+    destroy(res.socket ?? undefined);
+    return;
+  }
+  res.sendDate = false;
+  res.writeHead(status, { 'Content-Length': '0' });
+  res.end();
+}
+
+/** Request headers as an ordered object, hop-by-hop headers dropped (Transfer-Encoding kept). */
+export function forwardableHeaders(req: http.IncomingMessage, connection: string): Record<string, string | string[]> {
+  const out: Record<string, string | string[]> = {};
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i]!;
+    const lower = k.toLowerCase();
+    if (HOP_BY_HOP.has(lower) && lower !== 'transfer-encoding') continue;
+    const prev = out[k];
+    if (prev === undefined) out[k] = raw[i + 1]!;
+    else out[k] = Array.isArray(prev) ? [...prev, raw[i + 1]!] : [prev, raw[i + 1]!];
+  }
+  out['Connection'] = connection;
+  return out;
+}
+
+/**
+ * Sends `req` upstream as `upReq` and relays the response into `res`: 503 when no response
+ * head arrives within `readTimeoutMs` or the upstream fails before answering; the response
+ * body is streamed with backpressure (no buffering: each chunk goes out when it arrives); a
+ * client that goes away aborts the upstream request.
+ */
+export function relayHttpExchange(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  upReq: http.ClientRequest,
+  opts: { log: Logger; readTimeoutMs: number; what: string },
+): void {
+  const timer = setTimeout(() => {
+    opts.log.error(`no response from ${opts.what} within ${opts.readTimeoutMs} ms`);
+    upReq.destroy();
+    failResponse(res, 503);
+  }, opts.readTimeoutMs);
+  timer.unref();
+  upReq.on('response', (upRes) => {
+    clearTimeout(timer);
+    const headers: Record<string, string | string[]> = {};
+    const raw = upRes.rawHeaders;
+    for (let i = 0; i + 1 < raw.length; i += 2) {
+      const k = raw[i]!;
+      if (HOP_BY_HOP.has(k.toLowerCase())) continue;
+      const prev = headers[k];
+      if (prev === undefined) headers[k] = raw[i + 1]!;
+      else headers[k] = Array.isArray(prev) ? [...prev, raw[i + 1]!] : [prev, raw[i + 1]!];
+    }
+    res.sendDate = false;
+    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);
+    res.flushHeaders();
+    upRes.on('data', (chunk: Buffer) => {
+      if (!res.write(chunk)) upRes.pause();
+    });
+    res.on('drain', () => upRes.resume());
+    upRes.once('end', () => res.end());
+    upRes.once('error', () => destroy(res.socket ?? undefined));
+    upRes.once('aborted', () => destroy(res.socket ?? undefined));
+  });
+  upReq.on('error', (err) => {
+    clearTimeout(timer);
+    opts.log.error(err.message);
+    failResponse(res, 503);
+  });
+  res.once('close', () => {
+    clearTimeout(timer);
+    if (!res.writableFinished) upReq.destroy();
+  });
+  req.pipe(upReq);
+}
+
+/** Re-serialises an upgrade request head (for splicing after a 101). */
+export function requestHead(req: http.IncomingMessage, extra: Array<[string, string]> = [], drop: Set<string> = new Set()): string {
+  let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    if (drop.has(raw[i]!.toLowerCase())) continue;
+    text += `${raw[i]}: ${raw[i + 1]}\r\n`;
+  }
+  for (const [k, v] of extra) text += `${k}: ${v}\r\n`;
+  return text + '\r\n';
+}
