@@ -113,7 +113,7 @@ export class Session extends EventEmitter {
       this.#pingTimer.unref();
       // Checked several times per timeout window, so a silent peer is dropped about
       // keepAliveTimeout after its last frame (smux checks once per window: up to twice that).
-      const tick = Math.max(1, Math.min(this.#config.keepAliveIntervalMs, Math.floor(this.#config.keepAliveTimeoutMs / 4)));
+      const tick = Math.max(1, Math.min(this.#config.keepAliveIntervalMs, Math.floor(this.#config.keepAliveTimeoutMs / 10)));
       this.#deadTimer = setInterval(this.#checkAlive, tick);
       this.#deadTimer.unref();
     }

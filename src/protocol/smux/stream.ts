@@ -4,13 +4,12 @@
  * Close semantics follow xtaci/smux:
  * - `end()` sends FIN after everything written before it. Our readable side stays open until
  *   the peer's FIN arrives (smux itself would drop that late data; keeping it costs nothing).
- * - A FIN from the peer ends the readable side once buffered data has been read, and writes
- *   fail with BURROW_ERR_CLOSED (smux's Write returns io.EOF) once that 'end' has happened.
- *   Until then, writes (including one waiting for window) complete without sending anything:
- *   the peer has dropped the stream and would discard the data. Failing them earlier would
- *   destroy the Duplex and throw away the peer's last bytes still waiting for our reader, and
- *   waiting for window instead would deadlock a reader that only reads while it can write
- *   (an echo through pipe()).
+ * - A FIN from the peer ends the readable side once buffered data has been read. Our writable
+ *   side stays open until we end it: that is a half-close, so a client that shuts down its write
+ *   side still receives the whole response. (smux's Write fails after the peer's FIN; a gost
+ *   peer that has sent FIN has forgotten the stream and discards later data, which is harmless.
+ *   Against such a peer a write can wait for window that never comes; the owner's half-close
+ *   idle timeout bounds that.)
  * - The session forgets the stream when FIN went both ways, or when the stream is destroyed;
  *   `destroy()` sends FIN first if we have not sent one. Later frames for the id are dropped.
  * - When the session dies every stream is destroyed with BURROW_ERR_CLOSED, whose `cause` is
@@ -58,10 +57,6 @@ export const kQueued = Symbol('smux.queued');
 
 /** Sends one data frame (header + payload). Provided by the session. */
 export type DataFrameWriter = (sid: number, payload: Buffer) => void;
-
-function closedByPeer(): BurrowError {
-  return new BurrowError('BURROW_ERR_CLOSED', 'smux: stream closed by peer');
-}
 
 export class Stream extends Duplex {
   /** Stream id: odd when opened by the smux client side, even by the server side. */
@@ -175,8 +170,6 @@ export class Stream extends Duplex {
     this.#finReceived = true;
     if (this.#rq.length === 0) this.#pushEof();
     if (this.#finSent) this.#host.forget(this);
-    // A write waiting for window will never get it now: complete it, sending nothing.
-    if (this.#outCb) this.#completeOut();
   }
 
   // ---- send side ------------------------------------------------------------------------
@@ -203,12 +196,6 @@ export class Stream extends Duplex {
   #startWrite(chunk: Buffer, cb: (err?: Error | null) => void): void {
     if (this.#sessionGone) {
       cb(new BurrowError('BURROW_ERR_CLOSED', 'smux: session closed'));
-      return;
-    }
-    if (this.#finReceived) {
-      // See the file comment: dropped while our reader still has the peer's data, then EOF.
-      if (this.readableEnded) cb(closedByPeer());
-      else cb();
       return;
     }
     if (chunk.length === 0) {
@@ -281,7 +268,7 @@ export class Stream extends Duplex {
    */
   [kSendFrame](write: DataFrameWriter, maxFrameSize: number): number {
     const out = this.#out;
-    if (!out || this.destroyed || this.#finReceived) return 0;
+    if (!out || this.destroyed) return 0;
     const room = this.#sendable();
     if (room <= 0) return 0;
     let n = out.length - this.#outOff;
@@ -312,7 +299,7 @@ export class Stream extends Duplex {
     }
     this.#peerConsumed = consumed >>> 0;
     this.#peerWindow = window >>> 0;
-    if (this.#outCb && !this.#finReceived && this.#sendable() > 0) this.#host.wantSend(this);
+    if (this.#outCb && this.#sendable() > 0) this.#host.wantSend(this);
   }
 
   /**

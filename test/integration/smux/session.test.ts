@@ -4,14 +4,13 @@
  */
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { once } from 'node:events';
 import { createHash, randomBytes } from 'node:crypto';
 import { BurrowError } from '../../../src/core/errors';
 import { Session } from '../../../src/protocol/smux/session';
 import type { Stream } from '../../../src/protocol/smux/stream';
 import { FrameDecoder } from '../../../src/protocol/smux/decoder';
-import { CMD_NOP, CMD_UPD } from '../../../src/protocol/smux/frame';
+import { CMD_NOP, CMD_PSH, CMD_SYN, CMD_UPD, encodeFrame } from '../../../src/protocol/smux/frame';
 import { DEFAULT_SMUX_CONFIG } from '../../../src/protocol/smux/config';
 import { nextStream, readAll, sessionPair, sleep, tcpPair, waitFor } from './helpers';
 
@@ -175,11 +174,8 @@ describe('smux over loopback TCP', () => {
       const { srv, acked } = await stall(100 * 1024);
       assert.ok(acked() > 1_000_000, `the 1 MiB window was used (${acked()})`);
       // Reading again lets everything through.
-      let more = 0;
-      srv.on('data', (d: Buffer) => (more += d.length));
       srv.resume();
       await waitFor(() => acked() >= 64 * 1024 * 1024, 30_000, 'all 64 MiB acknowledged');
-      assert.equal(more + 0 >= 0, true);
     });
   });
 
@@ -233,7 +229,7 @@ describe('smux over loopback TCP', () => {
     const wb = pump(b, total, () => chunk).then(() => b.end());
     await waitFor(() => done.length >= 1, 30_000, 'first stream done');
     const other = received[1 - done[0]!]!;
-    assert.ok(other >= total * 0.5, `the other stream had ${(other / total * 100).toFixed(0)}% when the first finished`);
+    assert.ok(other >= total * 0.4, `the other stream had ${(other / total * 100).toFixed(0)}% when the first finished`);
     await Promise.all([wa, wb]);
     await waitFor(() => done.length === 2, 30_000, 'second stream done');
   });
@@ -262,10 +258,10 @@ describe('smux over loopback TCP', () => {
   });
 
   test('keepalive: two live sessions keep each other up', async () => {
-    const cfg = { keepAliveIntervalMs: 50, keepAliveTimeoutMs: 150 };
+    const cfg = { keepAliveIntervalMs: 100, keepAliveTimeoutMs: 400 };
     const p = await sessionPair(cfg);
     after(() => p.close());
-    await sleep(700);
+    await sleep(1300);
     assert.equal(p.client.isClosed, false);
     assert.equal(p.server.isClosed, false);
   });
@@ -294,8 +290,8 @@ describe('smux over loopback TCP', () => {
     assert.equal(p.serverSocket.destroyed, true);
   });
 
-  describe('half close, as smux does it', () => {
-    test("after A.end(), A still reads what B sent before B saw A's FIN", async () => {
+  describe('half close', () => {
+    test("after A.end(), B reads EOF and can still write: A reads everything until B's FIN", async () => {
       const p = await sessionPair();
       after(() => p.close());
       const accepted = nextStream(p.server);
@@ -307,23 +303,20 @@ describe('smux over loopback TCP', () => {
       b.on('error', noop);
       const [ping] = (await once(b, 'data')) as [Buffer];
       assert.equal(ping.toString(), 'ping');
-      // Below the initial 256 KiB window: A is paused and sends no UPD yet.
       const reply = randomBytes(200_000);
       await new Promise<void>((r) => b.write(reply, () => r()));
       a.end();
-      // B reads EOF; its writes from now on fail (smux: Write returns io.EOF after FIN).
       await once(b, 'end');
-      const failed = once(b, 'error');
-      b.write('too late');
-      const [err] = (await failed) as [Error];
-      assert.ok(err instanceof BurrowError && err.code === 'BURROW_ERR_CLOSED');
-      // A gets everything B had sent, then EOF (B's FIN from its destroy).
-      const got = await readAll(a);
-      assert.ok(got.equals(reply));
+      // Beyond the initial 256 KiB window: this only completes if A keeps reading and sending UPDs.
+      const late = randomBytes(600_000);
+      const reading = readAll(a);
+      await new Promise<void>((r, j) => b.end(late, (err?: Error | null) => (err ? j(err) : r())));
+      const got = await reading;
+      assert.ok(got.equals(Buffer.concat([reply, late])));
       await waitFor(() => p.client.numStreams === 0 && p.server.numStreams === 0, 2000, 'streams forgotten');
     });
 
-    test('an echo through pipe() after end() terminates instead of hanging', async () => {
+    test('an echo through pipe() after end() returns every byte, then both sides close', async () => {
       const p = await sessionPair();
       after(() => p.close());
       p.server.on('stream', (st) => {
@@ -336,9 +329,8 @@ describe('smux over loopback TCP', () => {
       const reading = readAll(a);
       a.end(data);
       const got = await reading;
-      // Whatever was echoed before B saw the FIN comes back, in order; the rest was dropped.
-      assert.ok(got.length <= data.length);
-      assert.ok(got.equals(data.subarray(0, got.length)));
+      assert.equal(got.length, data.length);
+      assert.ok(got.equals(data));
       await waitFor(() => p.client.numStreams === 0 && p.server.numStreams === 0, 5000, 'streams forgotten');
     });
 
@@ -427,7 +419,6 @@ describe('smux over loopback TCP', () => {
     raw.on('data', (d: Buffer) => dec.push(d));
     let read = 0;
     s.on('stream', (st) => st.on('error', noop).on('data', (d: Buffer) => (read += d.length)));
-    const { encodeFrame, CMD_SYN, CMD_PSH } = await import('../../../src/protocol/smux/frame');
     raw.write(encodeFrame(2, CMD_SYN, 3));
     raw.write(encodeFrame(2, CMD_PSH, 3, Buffer.alloc(36)));
     await waitFor(() => upds.length === 1, 2000, 'first UPD');
@@ -440,6 +431,3 @@ describe('smux over loopback TCP', () => {
     assert.equal(upds[1]![2], 1_048_576);
   });
 });
-
-/** Keep `net` referenced for readers of this file: sockets come from helpers.tcpPair. */
-void net;

@@ -325,7 +325,7 @@ describe('smux Session: close semantics (spec §5.3)', () => {
     s.close();
   });
 
-  test('after the peer FIN, writes are dropped until our reader saw EOF, then fail', async () => {
+  test('after the peer FIN, our writes still go out (half-close) until we end', async () => {
     const { s, p } = setup(false);
     let st: Stream | undefined;
     s.on('stream', (x) => (st = x.on('error', noop)));
@@ -335,26 +335,25 @@ describe('smux Session: close semantics (spec §5.3)', () => {
     await ticks(3);
     assert.ok(st);
     assert.equal(st.remoteClosed, true);
-    let cbErr: Error | null | undefined = new Error('not called');
-    st.write(Buffer.from('dropped'), (e) => (cbErr = e));
-    await ticks(3);
-    assert.equal(cbErr ?? null, null, 'write completes while the peer data is unread');
-    assert.equal(summary(p).filter(([c]) => c === CMD_PSH).length, 0);
     const data: Buffer[] = [];
     st.on('data', (d: Buffer) => data.push(d));
     await new Promise((r) => st!.once('end', r));
     assert.equal(Buffer.concat(data).toString(), 'last words');
-    const err = errorOf(st);
-    st.write(Buffer.from('too late'));
-    const e = await err;
-    assert.ok(e instanceof BurrowError && e.code === 'BURROW_ERR_CLOSED');
+    let cbErr: Error | null | undefined = new Error('not called');
+    st.end(Buffer.from('the answer'), () => (cbErr = null));
+    await ticks(3);
+    assert.equal(cbErr, null);
+    const frames = summary(p);
+    assert.deepEqual(frames.slice(-2), [
+      [CMD_PSH, 3, 10],
+      [CMD_FIN, 3, 0],
+    ]);
     await ticks(2);
-    assert.deepEqual(summary(p).at(-1), [CMD_FIN, 3, 0], 'the destroyed stream sends its FIN');
-    assert.equal(s.numStreams, 0);
+    assert.equal(s.numStreams, 0, 'FIN went both ways: the stream is forgotten');
     s.close();
   });
 
-  test('a write waiting for window completes when the peer FINs', async () => {
+  test('after the peer FIN, a write waiting for window still waits for the UPD', async () => {
     const { s, p } = setup(true);
     const st = open(s);
     st.resume();
@@ -364,6 +363,12 @@ describe('smux Session: close semantics (spec §5.3)', () => {
     assert.equal(done, false);
     p.send(CMD_FIN, 3);
     await ticks(3);
+    assert.equal(done, false, 'the window is still closed');
+    const upd = Buffer.alloc(8);
+    upd.writeUInt32LE(262_144, 0);
+    upd.writeUInt32LE(1_048_576, 4);
+    p.send(CMD_UPD, 3, upd);
+    await ticks(5);
     assert.equal(done, true);
     s.close();
   });
