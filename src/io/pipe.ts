@@ -54,6 +54,8 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       if (idleTimer) clearInterval(idleTimer);
       a.off('data', onAData);
       b.off('data', onBData);
+      a.off('peerend', onPeerEnd);
+      b.off('peerend', onPeerEnd);
       a.unpipe(b);
       b.unpipe(a);
       destroy(a);
@@ -92,6 +94,13 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
 
     a.on('data', onAData);
     b.on('data', onBData);
+    // A multiplexed stream tells us when its peer finished even if data is still queued for a
+    // reader that does not read: from then on the half-close idle timer bounds the wait.
+    const onPeerEnd = (): void => {
+      if (!halfTimer) armHalfTimer();
+    };
+    a.once('peerend', onPeerEnd);
+    b.once('peerend', onPeerEnd);
     a.once('end', onEnd);
     b.once('end', onEnd);
     a.on('error', onError);

@@ -73,10 +73,12 @@ export async function handleBind(
   );
   // A client never opens streams towards the server; burrow clients open one to announce a
   // graceful drain (gost servers simply close it). Stop routing new streams here.
+  // Only the first one means anything: later ones (a flood of SYNs) are closed without a word.
   session.on('stream', (s) => {
+    s.destroy();
+    if (entry.draining) return;
     entry.draining = true;
     log.info({ connector: cid }, `connector ${cid} is draining`);
-    s.destroy();
   });
   await new Promise<void>((resolve) => {
     if (session.isClosed) resolve();

@@ -127,9 +127,16 @@ export class HttpEntryProxy {
         keepAliveTimeout: (opts.metadata.getDurationMs('entrypoint.idleTimeout') || 60_000),
         maxHeaderSize: 64 * 1024,
         noDelay: true,
+        // How often headersTimeout is checked (Node's default, 30 s, would let a slow head live
+        // up to 30 s past its deadline).
+        connectionsCheckingInterval: Math.max(100, Math.min(1_000, Math.floor(opts.headersTimeoutMs / 2))),
       },
       (req, res) => this.#onRequest(req, res),
     );
+    // This server never listens (connections are handed to it), and Node only starts the
+    // headersTimeout checks on 'listening': without them a request head trickled in byte by
+    // byte (slowloris) would hold the connection forever.
+    this.#http.emit('listening');
     this.#http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.#http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       // Not HTTP, or a malformed/oversized head: close without a response (as gost) unless

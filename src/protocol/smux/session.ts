@@ -6,8 +6,12 @@
  * closes, and it closes when `conn` ends, errors or closes. Every stream dies with it.
  *
  * Parts, as smux names them:
- * - receive: `conn` 'data' → FrameDecoder → handleSyn/Fin/Psh/Upd/Nop. Receiving is paused
- *   while the bytes queued in streams exceed `maxReceiveBuffer` (smux's token bucket).
+ * - receive: `conn` 'data' → FrameDecoder → handleSyn/Fin/Psh/Upd/Nop. Version 1 has no
+ *   windows: receiving is paused while the bytes queued in streams exceed `maxReceiveBuffer`
+ *   (smux's token bucket). Version 2 bounds every stream by its window instead (a peer that
+ *   sends past it loses that stream), and never pauses the whole session for one stream's slow
+ *   reader: smux's shared bucket lets a few unread streams stall every other stream of the
+ *   connection (head-of-line blocking), which is the failure a tunnel must not have.
  * - send: control frames (SYN, FIN, UPD, NOP) are written at once; data frames go through a
  *   round-robin rotation of streams, one frame per stream per turn, written in corked batches
  *   and held while `conn` wants a 'drain'.
@@ -200,7 +204,7 @@ export class Session extends EventEmitter {
       if (err !== this.#decoder.failure) throw err;
       return;
     }
-    if (!this.#paused && this.#buffered >= this.#config.maxReceiveBuffer && !this.#closed) {
+    if (this.#config.version === 1 && !this.#paused && this.#buffered >= this.#config.maxReceiveBuffer && !this.#closed) {
       this.#paused = true;
       this.#conn.pause();
     }

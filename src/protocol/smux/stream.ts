@@ -68,6 +68,7 @@ export class Stream extends Duplex {
   // Receive side.
   #rq: Buffer[] = [];
   #rqBytes = 0;
+  readonly #rqLimit: number;
   #wantData = false;
   #finReceived = false;
   #eofPushed = false;
@@ -94,6 +95,9 @@ export class Stream extends Duplex {
     this.id = id;
     this.#host = host;
     this.#v2 = host.config.version === 2;
+    // What a peer that honours our windows can have in flight: the window we advertise (or
+    // the initial guess a sender starts with, if larger), plus one frame of slack.
+    this.#rqLimit = Math.max(host.config.maxStreamBuffer, INITIAL_PEER_WINDOW) + host.config.maxFrameSize;
     this.#halfWindow = Math.floor(host.config.maxStreamBuffer / 2);
   }
 
@@ -158,6 +162,11 @@ export class Stream extends Duplex {
     if (this.#wantData && this.#rq.length === 0) {
       this.#deliver(buf);
     } else {
+      if (this.#v2 && this.#rqBytes + buf.length > this.#rqLimit) {
+        // The peer ignores our window: this stream goes, the session and its other streams stay.
+        this.destroy(new ProtocolError('bad_frame', `smux: stream ${this.id}: peer sent past the ${this.#rqLimit}-byte window`));
+        return;
+      }
       this.#rq.push(buf);
       this.#rqBytes += buf.length;
       this.#host.charge(buf.length);
@@ -169,6 +178,10 @@ export class Stream extends Duplex {
     if (this.#finReceived || this.destroyed) return;
     this.#finReceived = true;
     if (this.#rq.length === 0) this.#pushEof();
+    // Emitted as soon as the FIN arrives, even while earlier data still waits for our reader
+    // ('end' comes only after that data is read): owners use it to bound how long a stream
+    // whose consumer never reads can linger.
+    this.emit('peerend');
     if (this.#finSent) this.#host.forget(this);
   }
 

@@ -432,8 +432,8 @@ describe('smux Session: limits', () => {
     s.close();
   });
 
-  test('the receive budget pauses the conn and resumes it when readers drain', async () => {
-    const { s, p } = setup(false, { maxReceiveBuffer: 65536, maxStreamBuffer: 32768 });
+  test('version 1: the receive budget pauses the conn and resumes it when readers drain', async () => {
+    const { s, p } = setup(false, { version: 1, maxReceiveBuffer: 65536, maxStreamBuffer: 32768 });
     let st: Stream | undefined;
     s.on('stream', (x) => (st = x.on('error', noop)));
     p.send(CMD_SYN, 3);
@@ -447,6 +447,33 @@ describe('smux Session: limits', () => {
     await ticks(6);
     assert.equal(got, 6 * 16384);
     assert.equal(p.conn.isPaused(), false);
+    s.close();
+  });
+
+  test('version 2: an unread stream never pauses the session; a peer ignoring the window loses only that stream', async () => {
+    const { s, p } = setup(false, { maxReceiveBuffer: 65536, maxStreamBuffer: 32768 });
+    const streams = new Map<number, Stream>();
+    s.on('stream', (x) => streams.set(x.id, x.on('error', noop)));
+    p.send(CMD_SYN, 3);
+    p.send(CMD_SYN, 5);
+    // Stream 3 is never read; its peer stays within the initial 256 KiB window.
+    for (let i = 0; i < 8; i++) p.send(CMD_PSH, 3, Buffer.alloc(32768));
+    await ticks(4);
+    assert.equal(p.conn.isPaused(), false, 'no head-of-line blocking');
+    let got5 = 0;
+    streams.get(5)!.on('data', (d: Buffer) => (got5 += d.length));
+    p.send(CMD_PSH, 5, Buffer.alloc(1000));
+    await ticks(4);
+    assert.equal(got5, 1000, 'the other stream still flows');
+    // Past the window (+ one frame of slack): stream 3 is reset, the session lives on.
+    const err = errorOf(streams.get(3)!);
+    for (let i = 0; i < 2; i++) p.send(CMD_PSH, 3, Buffer.alloc(32768));
+    const e = await err;
+    assert.ok(e instanceof ProtocolError, String(e));
+    assert.equal(s.isClosed, false);
+    p.send(CMD_PSH, 5, Buffer.alloc(24));
+    await ticks(4);
+    assert.equal(got5, 1024);
     s.close();
   });
 });
