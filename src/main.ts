@@ -7,7 +7,6 @@
  */
 import { parseArgs, HELP_TEXT } from './cli/args';
 import { loadConfig } from './config/load';
-import { renderConfig } from './config/output';
 import { ConfigError } from './core/errors';
 import { createLogger } from './observe/logger';
 import { App } from './app/app';
@@ -57,6 +56,9 @@ export async function main(argv: string[]): Promise<void> {
     fail(err, debug, err instanceof ConfigError ? 2 : 1);
   }
   if (args.output) {
+    // Loaded on demand: printing the config needs the YAML writer, running does not.
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { renderConfig } = require('./config/output') as typeof import('./config/output');
     process.stdout.write(renderConfig(loaded.config, args.output));
     return;
   }

@@ -7,7 +7,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/model';
 import { buildApp, type BuiltApp, type BuildHooks } from './build';
-import { Metrics } from '../observe/metrics';
+import type { Metrics } from '../observe/metrics';
 
 export class App {
   readonly built: BuiltApp;
@@ -22,7 +22,9 @@ export class App {
     let built: BuiltApp | undefined;
     const pools = () => [...(built?.tunnelHandlers.values() ?? [])].map((h) => h.server.pool);
     this.metrics = config.metrics?.addr
-      ? new Metrics({
+      ? // prom-client is loaded only when metrics are on.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        new (require('../observe/metrics') as typeof import('../observe/metrics')).Metrics({
           services: () => built?.services.length ?? 0,
           tunnels: () => pools().reduce((n, p) => n + p.tunnelCount, 0),
           connectors: () => pools().reduce((n, p) => n + p.connectorCount, 0),
@@ -64,7 +66,9 @@ export class App {
   }
 
   async stop(graceMs: number): Promise<void> {
-    for (const r of this.built.reverseListeners) r.drain();
+    // Servers stop routing to our reverse listeners; what they sent before they knew is still
+    // served, then the services stop accepting and drain within the grace period.
+    await Promise.all(this.built.reverseListeners.map((r) => r.drain(Math.min(graceMs, 2_000))));
     await Promise.all(this.built.services.map((s) => s.close(graceMs)));
     for (const c of this.built.chains.values()) await c.close();
     this.#closeShared();

@@ -37,7 +37,7 @@ export interface BuiltApp {
 }
 
 export interface BuildHooks {
-  metrics?: import('../observe/metrics').ServiceMetrics;
+  metrics?: import('../observe/service-metrics').ServiceMetrics;
   onBound?: (service: string, info: BoundInfo) => void;
 }
 

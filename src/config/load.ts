@@ -13,11 +13,24 @@
 import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { extname, join } from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node as YamlNode } from 'yaml';
+import type { Document, Node as YamlNode } from 'yaml';
+import type * as YamlModule from 'yaml';
 import { buildConfigFromCli } from '../cli/build';
 import { ConfigError } from '../core/errors';
 import type { ApiConfig, AuthConfig, Config, MetricsConfig } from './model';
-import { normalizeConfig, type Locator, type PathSeg } from './normalize';
+import type { Locator, PathSeg } from './normalize';
+import type * as NormalizeModule from './normalize';
+
+// The YAML parser and the schema are loaded on first use: a start from -L/-F flags alone needs
+// neither, which keeps process start-up short.
+/* eslint-disable @typescript-eslint/no-require-imports */
+function yamlLib(): typeof YamlModule {
+  return require('yaml') as typeof YamlModule;
+}
+function normalizeConfig(...args: Parameters<typeof NormalizeModule.normalizeConfig>): ReturnType<typeof NormalizeModule.normalizeConfig> {
+  return (require('./normalize') as typeof NormalizeModule).normalizeConfig(...args);
+}
+/* eslint-enable @typescript-eslint/no-require-imports */
 import { verifyConfig } from './verify';
 
 export type SourceFormat = 'yaml' | 'json';
@@ -186,10 +199,10 @@ interface Parsed {
 const MAX_DEPTH = 200;
 
 function parseYaml(text: string, source: string, warnings: string[]): Parsed {
-  const lineCounter = new LineCounter();
+  const lineCounter = new (yamlLib().LineCounter)();
   let doc: Document;
   try {
-    doc = parseDocument(text, { lineCounter, uniqueKeys: true, merge: true, prettyErrors: false });
+    doc = yamlLib().parseDocument(text, { lineCounter, uniqueKeys: true, merge: true, prettyErrors: false });
   } catch (err) {
     throw new ConfigError(`YAML cannot be parsed: ${(err as Error).message}`, { source, cause: err });
   }
@@ -220,14 +233,14 @@ function parseYaml(text: string, source: string, warnings: string[]): Parsed {
 }
 
 function keyText(key: unknown): string | undefined {
-  if (isScalar(key)) return String(key.value);
+  if (yamlLib().isScalar(key)) return String(key.value);
   return undefined;
 }
 
 /** First duplicate key (exact spelling) in the document, as a message with both lines. */
 function findDuplicateKey(node: unknown, lineOf: (offset: number) => number, depth: number): string | undefined {
   if (depth > MAX_DEPTH) return undefined;
-  if (isMap(node)) {
+  if (yamlLib().isMap(node)) {
     const seen = new Map<string, number>();
     for (const pair of node.items) {
       const k = keyText(pair.key);
@@ -241,7 +254,7 @@ function findDuplicateKey(node: unknown, lineOf: (offset: number) => number, dep
       const inner = findDuplicateKey(pair.value, lineOf, depth + 1);
       if (inner) return inner;
     }
-  } else if (isSeq(node)) {
+  } else if (yamlLib().isSeq(node)) {
     for (const item of node.items) {
       const inner = findDuplicateKey(item, lineOf, depth + 1);
       if (inner) return inner;
@@ -256,11 +269,11 @@ function locateInDoc(doc: Document, path: PathSeg[], lineOf: (offset: number) =>
   let offset: number | undefined = (node as YamlNode | null)?.range?.[0];
   for (const seg of path) {
     if (typeof seg === 'number') {
-      if (!isSeq(node)) return undefined;
+      if (!yamlLib().isSeq(node)) return undefined;
       node = node.items[seg];
       offset = (node as YamlNode | undefined)?.range?.[0] ?? offset;
     } else {
-      if (!isMap(node)) return undefined;
+      if (!yamlLib().isMap(node)) return undefined;
       const pair = node.items.find((p) => keyText(p.key) === seg);
       if (!pair) return undefined;
       offset = (pair.key as YamlNode | null)?.range?.[0] ?? offset;
@@ -282,10 +295,10 @@ function parseJson(text: string, source: string): Parsed {
   }
   // JSON is YAML: the YAML parser gives line numbers and catches duplicate keys, which
   // JSON.parse silently resolves to the last one.
-  const lineCounter = new LineCounter();
+  const lineCounter = new (yamlLib().LineCounter)();
   let doc: Document | undefined;
   try {
-    doc = parseDocument(text, { lineCounter, uniqueKeys: true });
+    doc = yamlLib().parseDocument(text, { lineCounter, uniqueKeys: true });
   } catch {
     doc = undefined;
   }

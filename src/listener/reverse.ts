@@ -10,7 +10,9 @@
  * parallel, with a deadline: one bad stream never takes the session down (gost's would).
  *
  * `drain()` (graceful shutdown) tells a burrow server to stop routing new streams here by
- * opening one stream towards it, and refuses new streams while in-flight ones finish.
+ * opening one stream towards it, and resolves once the server has closed that stream: streams
+ * it opened before arrive ahead of that close on the same connection and are still served.
+ * `close()` then refuses new streams while in-flight ones finish.
  */
 import type { Duplex } from 'node:stream';
 import { isIP } from 'node:net';
@@ -54,7 +56,8 @@ export function splitBoundHost(host: string): { endpoint: string; publicHost?: s
 }
 
 export interface ReverseListener extends StreamListener {
-  drain(): void;
+  /** Resolves when the server has acknowledged the drain notice, or after `timeoutMs`. */
+  drain(timeoutMs?: number): Promise<void>;
   readonly bound: boolean;
 }
 
@@ -113,7 +116,7 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
 
   function serve(s: AcceptSession, onConn: (conn: Conn) => void): void {
     s.on('stream', (stream: Duplex) => {
-      if (draining || closed) {
+      if (closed) {
         destroy(stream);
         return;
       }
@@ -175,7 +178,8 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
           else r.session.on('close', () => resolve());
         });
         session = undefined;
-        if (closed) return;
+        // Draining: the process is stopping, a new session would only attract new streams.
+        if (closed || draining) return;
         const d = backoffDelayMs(0);
         log.warn(`accept: tunnel session closed, retrying in ${d}ms`);
         await sleep(d);
@@ -201,18 +205,33 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
     });
   }
 
-  function drain(): void {
-    if (draining) return;
+  let drained: Promise<void> | undefined;
+  function drain(timeoutMs = 2_000): Promise<void> {
+    if (drained) return drained;
     draining = true;
-    if (session && !session.isClosed) {
+    const s = session;
+    if (!s || s.isClosed) return (drained = Promise.resolve());
+    drained = new Promise<void>((resolve) => {
+      let notice: Duplex;
       try {
-        const notice = session.openStream();
-        notice.on('error', () => undefined);
-        notice.end();
+        notice = s.openStream();
       } catch {
-        /* session already gone */
+        resolve(); // session already gone
+        return;
       }
-    }
+      const timer = setTimeout(() => done(), timeoutMs);
+      const done = (): void => {
+        clearTimeout(timer);
+        resolve();
+      };
+      // The server's answer is to close the notice stream (burrow and gost servers alike).
+      notice.on('error', done);
+      notice.once('end', done);
+      notice.once('close', done);
+      notice.resume();
+      notice.end();
+    });
+    return drained;
   }
 
   return {
@@ -230,7 +249,7 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
     drain,
     async close() {
       if (closed) return;
-      drain();
+      void drain(0);
       closed = true;
       abort.abort();
       wake?.();

@@ -9,15 +9,7 @@ import client from 'prom-client';
 import type { Logger } from 'pino';
 import { splitHostPort, joinHostPort } from '../core/addr';
 
-export interface ServiceMetrics {
-  requestStarted(service: string): void;
-  requestFinished(service: string, durationMs: number, inputBytes: number, outputBytes: number, failed: boolean): void;
-}
-
-export const NOOP_METRICS: ServiceMetrics = {
-  requestStarted() {},
-  requestFinished() {},
-};
+import type { ServiceMetrics } from './service-metrics';
 
 export class Metrics implements ServiceMetrics {
   readonly registry = new client.Registry();

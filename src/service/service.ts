@@ -10,7 +10,7 @@ import type { Conn, StreamListener } from '../core/transport';
 import type { Handler } from '../core/handler';
 import { destroy } from '../io/pipe';
 import { isPeerGone } from '../core/errors';
-import { NOOP_METRICS, type ServiceMetrics } from '../observe/metrics';
+import { NOOP_METRICS, type ServiceMetrics } from '../observe/service-metrics';
 
 const SID_PREFIX = randomBytes(4).toString('hex');
 let sidCounter = 0;

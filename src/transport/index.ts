@@ -11,7 +11,15 @@
 import type { DialerFactory, ListenerFactory } from '../core/transport';
 import { createTcpDialer, createTcpListener } from './tcp';
 import { createTlsDialer, createTlsListener } from './tls';
-import { createWsDialer, createWsListener, createWssDialer, createWssListener } from './ws';
+import type * as WsModule from './ws';
+
+/** The WebSocket transports (and the `ws` package) are loaded only when a service uses them. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const ws = (): typeof WsModule => require('./ws') as typeof WsModule;
+const createWsListener: ListenerFactory = (o) => ws().createWsListener(o);
+const createWssListener: ListenerFactory = (o) => ws().createWssListener(o);
+const createWsDialer: DialerFactory = (o) => ws().createWsDialer(o);
+const createWssDialer: DialerFactory = (o) => ws().createWssDialer(o);
 import { muxDialer, muxListener } from './mux';
 
 export const LISTENERS: Record<string, ListenerFactory> = {
