@@ -80,15 +80,17 @@ export function relayHttpExchange(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   upReq: http.ClientRequest,
-  opts: { log: Logger; readTimeoutMs: number; what: string },
+  opts: { log: Logger; readTimeoutMs: number; what: string; retry?: () => http.ClientRequest },
 ): void {
+  let current = upReq;
+  let retried = false;
   const timer = setTimeout(() => {
     opts.log.error(`no response from ${opts.what} within ${opts.readTimeoutMs} ms`);
-    upReq.destroy();
+    current.destroy();
     failResponse(res, 503);
   }, opts.readTimeoutMs);
   timer.unref();
-  upReq.on('response', (upRes) => {
+  const onResponse = (upRes: http.IncomingMessage): void => {
     clearTimeout(timer);
     const headers: Record<string, string | string[]> = {};
     const raw = upRes.rawHeaders;
@@ -101,7 +103,12 @@ export function relayHttpExchange(
     }
     res.sendDate = false;
     res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);
-    res.flushHeaders();
+    // The head goes out with the first body bytes when they come in the same turn (one write
+    // for a small response); a response whose body comes later (server-sent events, long
+    // polls) still gets its head at once.
+    setImmediate(() => {
+      if (!res.headersSent && !res.writableEnded) res.flushHeaders();
+    });
     upRes.on('data', (chunk: Buffer) => {
       if (!res.write(chunk)) upRes.pause();
     });
@@ -109,17 +116,39 @@ export function relayHttpExchange(
     upRes.once('end', () => res.end());
     upRes.once('error', () => destroy(res.socket ?? undefined));
     upRes.once('aborted', () => destroy(res.socket ?? undefined));
-  });
-  upReq.on('error', (err) => {
+  };
+  const onError = (err: Error): void => {
+    // A pooled stream that the far side closed while idle fails at once; an idempotent
+    // request without a body is safe to send again on a fresh stream (once).
+    if (!retried && opts.retry && current.reusedSocket && !res.headersSent && isReplayable(req)) {
+      retried = true;
+      current = opts.retry();
+      wire(current);
+      current.end();
+      return;
+    }
     clearTimeout(timer);
     opts.log.error(err.message);
     failResponse(res, 503);
-  });
+  };
+  const wire = (r: http.ClientRequest): void => {
+    r.on('response', onResponse);
+    r.on('error', onError);
+  };
+  wire(upReq);
   res.once('close', () => {
     clearTimeout(timer);
-    if (!res.writableFinished) upReq.destroy();
+    if (!res.writableFinished) current.destroy();
   });
   req.pipe(upReq);
+}
+
+/** A request that can be sent twice: idempotent method and no body. */
+function isReplayable(req: http.IncomingMessage): boolean {
+  const m = req.method ?? 'GET';
+  if (m !== 'GET' && m !== 'HEAD' && m !== 'OPTIONS') return false;
+  const len = req.headers['content-length'];
+  return !req.headers['transfer-encoding'] && (len === undefined || len === '0');
 }
 
 /** Re-serialises an upgrade request head (for splicing after a 101). */

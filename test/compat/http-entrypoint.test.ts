@@ -90,7 +90,9 @@ describe('http-entrypoint: burrow as the tunnel server, replaying the gost clien
   let requestLength = 0;
 
   before(async () => {
-    burrow = await startBurrow([captureServerUrl()]);
+    // gost's entry point default made explicit: one stream per request, `Connection: close`.
+    // burrow's default (entrypoint.keepalive=true) differs only in that header; see below.
+    burrow = await startBurrow([`${captureServerUrl()}&entrypoint.keepalive=false`]);
   });
   after(async () => {
     tunnel?.destroy();
@@ -169,6 +171,39 @@ describe('http-entrypoint: burrow as the tunnel server, replaying the gost clien
     assert.ok(sig.every((f) => f.ver === 2), 'smux v2 frames');
     assert.equal(streamPayloads(sig).get(3)!.length, STREAM_HEADER.length + requestLength, 'nothing sent on stream 3 after the request');
     assert.ok(sig.filter((f) => f.cmd === PSH).length >= 1);
+  });
+});
+
+describe('http-entrypoint: burrow as the tunnel server with its default entrypoint.keepalive', { skip }, () => {
+  let burrow: RunningBurrow;
+  let tunnel: net.Socket | undefined;
+  let curl: net.Socket | undefined;
+  before(async () => {
+    burrow = await startBurrow([captureServerUrl()]);
+  });
+  after(async () => {
+    tunnel?.destroy();
+    curl?.destroy();
+    await burrow?.stop();
+  });
+
+  it('sends the same request as gost except `Connection: keep-alive` (the stream is kept for the next request)', async () => {
+    tunnel = await dial(burrow.port());
+    const tunnelIn = Inbox.of(tunnel);
+    await send(tunnel, BIND);
+    await tunnelIn.readRelay('the BIND response');
+    const frames = new SmuxLog(tunnelIn);
+    curl = await dial(burrow.entrypointPort());
+    await send(curl, curlRequest());
+    const head = await frames.until((fs) => {
+      const p = streamPayloads(fs).get(3);
+      return !!p && p.length > STREAM_HEADER.length && !!parseHead(p.subarray(STREAM_HEADER.length));
+    }, 'the HTTP request head on stream 3');
+    const got = parseHead(streamPayloads(head).get(3)!.subarray(STREAM_HEADER.length))!;
+    const want = parseHead(PROXIED_REQUEST)!;
+    assert.deepEqual(got.headers.map(([k]) => k), want.headers.map(([k]) => k), 'same header lines in the same order');
+    assert.equal(got.headers.find(([k]) => k === 'Connection')?.[1], 'keep-alive');
+    assert.equal(want.headers.find(([k]) => k === 'Connection')?.[1], 'close');
   });
 });
 

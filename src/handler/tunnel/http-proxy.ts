@@ -8,7 +8,11 @@
  * carries the client address (CF-Connecting-IP / X-Forwarded-For / X-Real-Ip, else the peer)
  * and `host:80`; it is written in Go's header order (Host, User-Agent, the rest sorted,
  * `Connection: close`) with `Gost-Sid` and `Gost-Forwarded-Node` set as gost does.
- * With `entrypoint.keepalive=true` idle streams are pooled per tunnel and reused.
+ * With `entrypoint.keepalive` (burrow's default; gost's is false) a keep-alive client connection
+ * keeps its tunnel stream (one per tunnel, host and client address) for its next requests, so
+ * it does not pay for a new stream and a new backend connection per request, and the stream
+ * header still names the right client; `entrypoint.keepalive=false` gives gost's exact bytes
+ * (`Connection: close`, one stream per request).
  *
  * No per-request delay: sockets have TCP_NODELAY, responses are streamed as they arrive.
  */
@@ -98,6 +102,9 @@ export function buildUpstreamHeaders(
   return out;
 }
 
+/** Stream pools one visitor connection keeps (tunnel × host × client); the oldest goes beyond it. */
+const MAX_AGENTS_PER_CONNECTION = 16;
+
 class TunnelAgent extends http.Agent {
   constructor(
     private readonly open: () => Duplex,
@@ -114,12 +121,12 @@ export class HttpEntryProxy {
   readonly #http: http.Server;
   readonly #readTimeoutMs: number;
   readonly #keepalive: boolean;
-  readonly #agents = new Map<string, TunnelAgent>();
+  readonly #agents = new WeakMap<object, Map<string, TunnelAgent>>();
 
   constructor(opts: HttpEntryProxyOptions) {
     this.#opts = opts;
     this.#readTimeoutMs = opts.metadata.getDurationMs('entrypoint.readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
-    this.#keepalive = opts.metadata.getBool('entrypoint.keepalive') ?? false;
+    this.#keepalive = opts.metadata.getBool('entrypoint.keepalive') ?? true;
     this.#http = http.createServer(
       {
         headersTimeout: opts.headersTimeoutMs,
@@ -155,9 +162,8 @@ export class HttpEntryProxy {
     this.#http.emit('connection', socket);
   }
 
+  /** Stops serving; pooled streams go with their visitor connections, which the entry point closes. */
   close(): void {
-    for (const a of this.#agents.values()) a.destroy();
-    this.#agents.clear();
     this.#http.close();
   }
 
@@ -224,15 +230,17 @@ export class HttpEntryProxy {
     const src = clientAddr(req.headers, peer);
     const open = (): Duplex => this.#opts.server.openTunnelStream(route.tunnelId, 'tcp', src, dst);
     let upReq: http.ClientRequest;
+    const headers = buildUpstreamHeaders(req, {
+      sid: newSid(),
+      nodeId: this.#opts.server.nodeId,
+      keepalive: this.#keepalive,
+    });
+    const base = { method: req.method, path: req.url, headers, setHost: false };
+    const pooled = (): http.ClientRequest =>
+      http.request({ ...base, agent: this.#agentFor(req.socket, `${route.tunnelId}|${dst.toLowerCase()}|${src}`, open) });
     try {
-      const headers = buildUpstreamHeaders(req, {
-        sid: newSid(),
-        nodeId: this.#opts.server.nodeId,
-        keepalive: this.#keepalive,
-      });
-      const base = { method: req.method, path: req.url, headers, setHost: false };
       if (this.#keepalive) {
-        upReq = http.request({ ...base, agent: this.#agentFor(route.tunnelId, open) });
+        upReq = pooled();
       } else {
         const stream = open();
         upReq = http.request({ ...base, createConnection: () => socketLike(stream) });
@@ -243,14 +251,39 @@ export class HttpEntryProxy {
       failResponse(res, 503);
       return;
     }
-    relayHttpExchange(req, res, upReq, { log, readTimeoutMs: this.#readTimeoutMs, what: `tunnel ${route.tunnelId}` });
+    relayHttpExchange(req, res, upReq, {
+      log,
+      readTimeoutMs: this.#readTimeoutMs,
+      what: `tunnel ${route.tunnelId}`,
+      retry: this.#keepalive ? pooled : undefined,
+    });
   }
 
-  #agentFor(tunnelId: string, open: () => Duplex): TunnelAgent {
-    let a = this.#agents.get(tunnelId);
+  /**
+   * The streams a visitor connection keeps for its requests, by tunnel, host and client address
+   * (the client routes a stream by the host in its header and reports its client address).
+   * They are closed with the visitor connection.
+   */
+  #agentFor(socket: object, key: string, open: () => Duplex): TunnelAgent {
+    let agents = this.#agents.get(socket);
+    if (!agents) {
+      const map = new Map<string, TunnelAgent>();
+      agents = map;
+      this.#agents.set(socket, map);
+      (socket as Duplex).once('close', () => {
+        for (const a of map.values()) a.destroy();
+        map.clear();
+      });
+    }
+    let a = agents.get(key);
     if (!a) {
+      if (agents.size >= MAX_AGENTS_PER_CONNECTION) {
+        const [oldKey, oldest] = agents.entries().next().value as [string, TunnelAgent];
+        oldest.destroy();
+        agents.delete(oldKey);
+      }
       a = new TunnelAgent(open);
-      this.#agents.set(tunnelId, a);
+      agents.set(key, a);
     }
     return a;
   }
