@@ -7,49 +7,23 @@ import dgram from 'node:dgram';
 import { Duplex } from 'node:stream';
 import { splitHostPort } from '../core/addr';
 import { BurrowError } from '../core/errors';
-import { DEFAULTS } from '../config/model';
+import { dialTcp as transportDialTcp } from '../transport/tcp/socket';
 
 /** Go dials localhost for an empty host. */
 function dialHost(host: string): string {
   return host === '' ? '127.0.0.1' : host;
 }
 
+/** A TCP dial to a forward target; a target without a port is refused before dialing. */
 export function dialTcp(addr: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<net.Socket> {
-  const timeoutMs = opts.timeoutMs ?? DEFAULTS.dialTimeoutMs;
-  let hp;
   try {
-    hp = splitHostPort(addr);
+    if (splitHostPort(addr).port === 0) {
+      return Promise.reject(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}: missing port`));
+    }
   } catch (err) {
     return Promise.reject(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}: ${(err as Error).message}`));
   }
-  if (hp.port === 0) {
-    return Promise.reject(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}: missing port`));
-  }
-  return new Promise((resolve, reject) => {
-    const sock = net.connect({ host: dialHost(hp.host), port: hp.port, allowHalfOpen: true, noDelay: true });
-    let done = false;
-    const timer = setTimeout(() => {
-      finish(new BurrowError('BURROW_ERR_TIMEOUT', `dial ${addr}: timed out after ${timeoutMs} ms`));
-    }, timeoutMs);
-    const onAbort = (): void => finish(new BurrowError('BURROW_ERR_CLOSED', `dial ${addr}: aborted`));
-    const finish = (err?: Error): void => {
-      if (done) return;
-      done = true;
-      clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
-      sock.off('error', onError);
-      if (err) {
-        sock.destroy();
-        reject(err);
-      } else resolve(sock);
-    };
-    const onError = (err: Error): void =>
-      finish(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}: ${err.message}`, { cause: err }));
-    sock.once('connect', () => finish());
-    sock.once('error', onError);
-    if (opts.signal?.aborted) onAbort();
-    else opts.signal?.addEventListener('abort', onAbort, { once: true });
-  });
+  return transportDialTcp(addr, opts);
 }
 
 /** A connected UDP socket as an objectMode Duplex. Ends when destroyed. */

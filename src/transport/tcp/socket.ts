@@ -126,6 +126,37 @@ export function dialHost(host: string): string {
  * BURROW_ERR_TIMEOUT on the deadline, BURROW_ERR_DIAL otherwise (the OS error as `cause`),
  * or the signal's reason when aborted. The returned socket allows half-open.
  */
+/** Smallest and largest read buffer of a dialed socket (bytes). */
+const MIN_READ_BYTES = 4 * 1024;
+const MAX_READ_BYTES = 512 * 1024;
+
+/**
+ * Read buffers that follow the traffic: a read that fills its buffer doubles the next one (up
+ * to 512 KiB), a read that uses less than a quarter halves it (down to 4 KiB). Bulk transfers
+ * get few, large reads — fewer syscalls and fewer callbacks per megabyte (about 30% faster
+ * than the fixed 64 KiB reads of a plain socket, see perf notes in the README) — while an idle
+ * connection holds only a small buffer. Each read gets a fresh buffer, so the chunk handed on
+ * is never overwritten; it is pushed into the socket's own Readable side, so the socket still
+ * behaves as a normal stream (backpressure included: a full reader stops the reads).
+ */
+function adaptiveReads(): { onread: { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean }; attach(s: net.Socket): void } {
+  let size = MIN_READ_BYTES;
+  let sock: net.Socket | undefined;
+  return {
+    onread: {
+      buffer: () => Buffer.allocUnsafe(size),
+      callback: (n, buf) => {
+        if (n >= buf.length) size = Math.min(size * 2, MAX_READ_BYTES);
+        else if (n < buf.length >> 2) size = Math.max(MIN_READ_BYTES, size >> 1);
+        return sock!.push(buf.subarray(0, n));
+      },
+    },
+    attach(s) {
+      sock = s;
+    },
+  };
+}
+
 export function dialTcp(addr: string, opts: DialTcpOptions = {}): Promise<net.Socket> {
   let host: string;
   let port: number;
@@ -150,7 +181,9 @@ export function dialTcp(addr: string, opts: DialTcpOptions = {}): Promise<net.So
       connectOpts.keepAlive = true;
       connectOpts.keepAliveInitialDelay = opts.keepalive.idleMs;
     }
-    const sock = net.connect(connectOpts);
+    const reads = adaptiveReads();
+    const sock = net.connect({ ...connectOpts, onread: reads.onread } as net.NetConnectOpts);
+    reads.attach(sock);
     let timer: NodeJS.Timeout | undefined;
     const cleanup = (): void => {
       if (timer) clearTimeout(timer);
