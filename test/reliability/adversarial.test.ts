@@ -13,7 +13,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import net from 'node:net';
-import { burrow, stopAll, type BurrowProcess, type LogLine } from '../helpers/cli';
+import { burrow, stopAll } from '../helpers/cli';
 import { waitFor } from '../helpers/net';
 import { buildBindRequest, buildConnectRequest, decodeResponse, encodeRequest } from '../../src/protocol/relay/message';
 import { parseTunnelId } from '../../src/protocol/relay/tunnel-id';
@@ -99,17 +99,6 @@ async function assertCanary(c: ReturnType<typeof canary>, what: string): Promise
   assert.ok(r.maxMs < 1_500, `${what}: a request through the other tunnel took ${r.maxMs} ms`);
 }
 
-/** Warn-or-worse server lines since `from` that mention one of the attacking peers. */
-function peerWarnings(p: BurrowProcess, from: number): Map<string, LogLine[]> {
-  const out = new Map<string, LogLine[]>(PEERS.map((x) => [x, []]));
-  for (const l of p.lines.slice(from)) {
-    if (l.level !== 'warn' && l.level !== 'error' && l.level !== 'fatal') continue;
-    const text = JSON.stringify(l);
-    for (const peer of PEERS) if (text.includes(peer)) out.get(peer)!.push(l);
-  }
-  return out;
-}
-
 /** Resolves when the peer ends or closes the connection (our side may allow half-open). */
 function gone(s: net.Socket): Promise<void> {
   return new Promise((resolve) => {
@@ -187,7 +176,9 @@ describe('adversarial peers', () => {
     origin = await startOrigin();
     hose = await firehose();
     server = await startServer(
-      `tunnel=good.example.com:${TID_GOOD},evil.example.com:${TID_EVIL}&entrypoint.sniffTimeout=2s&readTimeout=2s`,
+      // backlog=1024: the tunnel port's listen backlog (gost's default is 128, with which the
+      // kernel itself drops part of a burst of 10,000 connects and retries them a second later).
+      `tunnel=good.example.com:${TID_GOOD},evil.example.com:${TID_EVIL}&entrypoint.sniffTimeout=2s&readTimeout=2s&backlog=1024`,
       { name: 'server' },
     );
     const good = await startClient(server.port, TID_GOOD, `${LOCAL}:${origin.port}`, { name: 'good-client' });
@@ -269,10 +260,9 @@ describe('adversarial peers', () => {
       const base = socketsOf(server.proc.pid);
       const c = canary(server.ep);
       const t0 = Date.now();
-      // Both peers' batches together stay under the listen backlog (the tunnel port's is 128, gost's
-      // default; the entry point's 511), so
-      // the kernel does not drop connections before the server can accept them.
-      const sets = await Promise.all(PEERS.map((p) => openMany(port, IDLE / 2, p, where === "entry point" ? 200 : 60)));
+      // Both peers' batches together stay under the listen backlogs (entry point 511, tunnel
+      // port 1024 here), so the kernel does not drop connects before the server accepts them.
+      const sets = await Promise.all(PEERS.map((p) => openMany(port, IDLE / 2, p, 200)));
       onCleanup(() => {
         for (const set of sets) for (const x of set.socks) x.destroy();
       });
@@ -353,12 +343,6 @@ describe('adversarial peers', () => {
 
   it(
     'visitors that never read their downloads do not stall the other visitors of the same tunnel',
-    {
-      todo:
-        'head-of-line blocking in the server: each unread download keeps up to mux.maxStreamBuffer (1 MiB) queued in ' +
-        "the connector's session and at mux.maxReceiveBuffer (4 MiB) the session stops reading, so four visitors " +
-        'that do not read stop every other visitor of that tunnel',
-    },
     async () => {
       const tid = newTid();
       const srv3 = await startServer(`tunnel=hose.example.com:${tid}`, { name: 'server-hose-2' });
@@ -370,13 +354,14 @@ describe('adversarial peers', () => {
       const line = await cl.tunnelCreated();
       await established(srv3.proc, /connector=([0-9a-f-]+)/.exec(String(line.msg))![1]!);
       const v = await startTcpVisitor(srv3.port, tid, 'hose.example.com:80', { name: 'visitor-hose-2' });
-      const stalled = await Promise.all(Array.from({ length: 8 }, () => connectTcp(v.port)));
+      const stalled = await Promise.all(Array.from({ length: 16 }, () => connectTcp(v.port)));
       for (const r of stalled) {
         r.on('error', () => undefined);
         r.pause();
         onCleanup(() => r.destroy());
       }
-      await sleep(1_500);
+      // Long enough for the socket buffers on the way to fill up.
+      await sleep(3_000);
       try {
         // Another visitor of the same tunnel reads its download normally.
         const s = await connectTcp(v.port);
@@ -468,28 +453,39 @@ describe('adversarial peers', () => {
   });
 
   it(
-    'every attack above is logged, at most once per peer',
+    'every attack above is logged once per attacking peer (warn level), naming its limit',
     {
-      todo: '',
+      todo:
+        'the tunnel port logs one warning per connection ("relay: no complete header within 2000 ms": 5,000 lines per ' +
+        'peer for the idle connections, 20 for the slowloris, and one per oversized relay request), the entry point ' +
+        'logs its deadlines only at debug level, and a client that never reads, abuses window updates or floods ' +
+        'SYNs is not logged at all',
     },
     () => {
-      const report: string[] = [];
+      const who: Record<string, string[]> = {
+        'slowloris-ep': PEERS,
+        'slowloris-tunnel': PEERS,
+        'idle-entry point': PEERS,
+        'idle-tunnel port': PEERS,
+        'unread-client': [PEERS[0]!],
+        'upd-overflow': [PEERS[1]!],
+        'syn-flood': [PEERS[0]!],
+        oversized: PEERS,
+      };
       const keys = [...marks.keys()];
+      const report: string[] = [];
       keys.forEach((k, i) => {
+        if (!who[k]) return;
         const from = marks.get(k)!;
         const to = i + 1 < keys.length ? marks.get(keys[i + 1]!)! : server.proc.lines.length;
-        const slice = server.proc.lines.slice(from, to);
-        const per = new Map<string, number>(PEERS.map((p) => [p, 0]));
-        for (const l of slice) {
-          if (l.level !== 'warn' && l.level !== 'error') continue;
-          const text = JSON.stringify(l);
-          for (const p of PEERS) if (text.includes(p)) per.set(p, per.get(p)! + 1);
+        const warned = server.proc.lines.slice(from, to).filter((l) => l.level === 'warn' || l.level === 'error' || l.level === 'fatal');
+        for (const p of who[k]) {
+          const n = warned.filter((l) => JSON.stringify(l).includes(p)).length;
+          if (n !== 1) report.push(`${k}: ${n} warning(s) for ${p}`);
         }
-        report.push(`${k}: ${[...per].map(([p, n]) => `${p}=${n}`).join(' ')}`);
-        const texts = new Set(slice.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => String(l.msg).replace(/\d+/g, 'N')));
-        report.push(`   ${[...texts].join(' | ')}`);
       });
-      assert.deepEqual(report, [], report.join('\n'));
+      assert.ok(keys.length >= 8, 'run the whole file: every attack sets its mark');
+      assert.deepEqual(report, []);
     },
   );
 });

@@ -167,10 +167,13 @@ describe('graceful drain of a client (SIGTERM)', () => {
       env: { BURROW_SHUTDOWN_GRACE_MS: '3000' },
     });
     await established(server.proc, d.connector);
+    // Its peer on the tunnel, which takes over.
+    const e = await startClient(server.port, TID, `${LOCAL}:${originB.port}`, { name: 'client-e' });
+    await established(server.proc, e.connector);
     const failures: string[] = [];
     let ok = 0;
     let running = true;
-    const loops = Array.from({ length: 6 }, async () => {
+    const loops = Array.from({ length: 12 }, async () => {
       while (running) {
         try {
           const r = await request(server.ep, { host: 'x.example.com', path: '/loop', timeoutMs: 5_000 });
@@ -190,4 +193,62 @@ describe('graceful drain of a client (SIGTERM)', () => {
     t.diagnostic(`${ok} requests ok, ${failures.length} failed: ${[...new Set(failures)].join(', ')}`);
     assert.deepEqual(failures, []);
   });
+
+  it(
+    'no request fails across a graceful client stop for keep-alive visitors sending POSTs',
+    async (t) => {
+    const f = await startClient(server.port, TID, `${LOCAL}:${originA.port}`, {
+      name: 'client-f',
+      env: { BURROW_SHUTDOWN_GRACE_MS: '3000' },
+    });
+    await established(server.proc, f.connector);
+    const g = await startClient(server.port, TID, `${LOCAL}:${originB.port}`, { name: 'client-g' });
+    await established(server.proc, g.connector);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 6 });
+    const failures: string[] = [];
+    let ok = 0;
+    let running = true;
+    const post = (): Promise<number> =>
+      new Promise((resolve, reject) => {
+        const body = Buffer.alloc(2048, 0x62);
+        const req = http.request(
+          { host: LOCAL, port: server.ep, method: 'POST', path: '/echo', agent, headers: { host: 'x.example.com', 'content-length': String(body.length) } },
+          (res) => {
+            let n = 0;
+            res.on('data', (c: Buffer) => (n += c.length));
+            res.on('end', () => resolve(res.statusCode === 200 && n !== body.length ? -1 : res.statusCode ?? 0));
+            res.on('error', reject);
+          },
+        );
+        req.setTimeout(5_000, () => req.destroy(new Error('timeout')));
+        req.on('error', reject);
+        req.end(body);
+      });
+    const loops = Array.from({ length: 6 }, async () => {
+      while (running) {
+        try {
+          const st = await post();
+          if (st === 200) ok++;
+          else failures.push(`HTTP ${st}`);
+        } catch (err) {
+          failures.push((err as Error).message);
+        }
+      }
+    });
+    try {
+      await sleep(500);
+      const termAt = Date.now();
+      f.proc.proc.kill('SIGTERM');
+      await f.proc.exited;
+      t.diagnostic(`client exited ${Date.now() - termAt} ms after SIGTERM`);
+      await sleep(500);
+    } finally {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+    }
+    t.diagnostic(`${ok} requests ok, ${failures.length} failed: ${[...new Set(failures)].join(', ')}`);
+    assert.deepEqual(failures, []);
+  },
+  );
 });

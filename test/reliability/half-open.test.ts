@@ -100,8 +100,9 @@ describe('half-open connector (SIGSTOP)', () => {
     assert.equal(originA.seen.length, seenA);
     for (const s of streams) s.res.destroy();
 
-    // Within the configured timeout: one keepalive window with no frame, plus scheduling slack.
-    assert.ok(detectedAfter <= TIMEOUT_MS + 300, `the silent connector was removed ${detectedAfter} ms after it stopped (keepaliveTimeout ${TIMEOUT_MS} ms)`);
+    // Within the configured timeout after the last frame, plus scheduling slack (a check runs
+    // every tenth of the timeout); smux's once-per-window check would take up to twice the timeout.
+    assert.ok(detectedAfter <= TIMEOUT_MS + 500, `the silent connector was removed ${detectedAfter} ms after it stopped (keepaliveTimeout ${TIMEOUT_MS} ms)`);
   });
 
   it('the paused client, resumed, registers again and serves', async () => {

@@ -272,12 +272,6 @@ describe('nothing lost', () => {
 
   it(
     'half-close through a TCP visitor: a client that shuts down its write side still gets the whole response',
-    {
-      todo:
-        "the visitor's FIN becomes an smux FIN, and a stream that received FIN drops everything written to it " +
-        'afterwards (smux close is a full close): the client throws the response away and the visitor sees a clean, ' +
-        'early EOF',
-    },
     async () => {
       const req = randomBytes(1 << 20);
       const sock = await connectTcp(eofVisitor.port);
@@ -293,11 +287,6 @@ describe('nothing lost', () => {
 
   it(
     'half-close from the target: a service that answers and shuts down its write side still receives all the client sends',
-    {
-      todo:
-        "the target's FIN becomes an smux FIN towards the server, which then drops what the visitor still sends " +
-        'into that stream: the target never receives it',
-    },
     async () => {
       const sock = await connectTcp(eofVisitor.port);
       const answer = new Promise<Buffer>((r) => {
@@ -342,7 +331,8 @@ describe('nothing lost', () => {
         .on('error', reject);
     });
     assert.equal(delays.length, 10);
-    assert.ok(Math.max(...delays) < 150, `event delays ${delays.join(', ')} ms`);
+    // Buffering would hold events for the whole stream (seconds); 400 ms leaves room for a busy machine.
+    assert.ok(Math.max(...delays) < 400, `event delays ${delays.join(', ')} ms`);
     // Spread over ~2 s as sent, not delivered in one burst at the end.
     assert.ok(arrivals[9]! - arrivals[0]! > 1_500, `events arrived within ${arrivals[9]! - arrivals[0]!} ms`);
   });
@@ -365,7 +355,8 @@ describe('nothing lost', () => {
     s.write('GET /sse?n=8&every=150 HTTP/1.1\r\nHost: web.example.com\r\n\r\n');
     await done;
     s.destroy();
-    assert.ok(Math.max(...delays) < 150, `event delays ${delays.join(', ')} ms`);
+    // Buffering would hold events for the whole stream (seconds); 400 ms leaves room for a busy machine.
+    assert.ok(Math.max(...delays) < 400, `event delays ${delays.join(', ')} ms`);
   });
 
   it('a long poll is answered the moment the origin answers', async () => {
@@ -382,7 +373,7 @@ describe('nothing lost', () => {
     });
     const now = Date.now();
     const sentAt = Number(/^polled (\d+)$/.exec(body)![1]);
-    assert.ok(now - sentAt < 150, `answer arrived ${now - sentAt} ms after it was sent`);
+    assert.ok(now - sentAt < 400, `answer arrived ${now - sentAt} ms after it was sent`);
     assert.ok(now - t0 >= 1_450, `long poll returned after ${now - t0} ms`);
   });
 

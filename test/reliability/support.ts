@@ -162,6 +162,8 @@ export interface Origin {
   aborted: Array<{ url: string; at: number }>;
   /** Requests seen, by url. */
   seen: string[];
+  /** TCP connections accepted (HTTP or not). */
+  connections: number;
   close(): Promise<void>;
 }
 
@@ -237,21 +239,26 @@ export async function startOrigin(): Promise<Origin> {
         res.end(`ok ${req.url}`);
     }
   });
-  server.on('connection', (s: net.Socket) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  await new Promise<void>((r) => server.listen(0, LOCAL, () => r()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
+  const origin: Origin = {
+    port: 0,
     aborted,
     seen,
+    connections: 0,
     close: () =>
       new Promise<void>((r) => {
         for (const s of sockets) s.destroy();
         server.close(() => r());
       }),
   };
+  server.on('connection', (s: net.Socket) => {
+    origin.connections++;
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+  });
+  server.on('clientError', (_err, s) => s.destroy());
+  await new Promise<void>((r) => server.listen(0, LOCAL, () => r()));
+  origin.port = (server.address() as net.AddressInfo).port;
+  return origin;
 }
 
 // ---------------------------------------------------------------------------------------------

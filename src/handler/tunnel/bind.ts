@@ -76,8 +76,7 @@ export async function handleBind(
   // Only the first one means anything: later ones (a flood of SYNs) are closed without a word.
   session.on('stream', (s) => {
     s.destroy();
-    if (entry.draining) return;
-    entry.draining = true;
+    if (!entry.drain()) return;
     log.info({ connector: cid }, `connector ${cid} is draining`);
   });
   await new Promise<void>((resolve) => {

@@ -28,6 +28,7 @@ import type { TunnelServer } from './handler';
 import { relay, destroy } from '../../io/pipe';
 import { HOP_BY_HOP, socketLike, hostWithPort, failResponse, relayHttpExchange, requestHead } from '../../io/http-relay';
 import { newSid } from '../../service/service';
+import { IDLE_STREAM, STREAM_CONNECTOR, type ConnectorEntry } from './pool';
 
 export interface HttpEntryProxyOptions {
   server: TunnelServer;
@@ -113,6 +114,20 @@ class TunnelAgent extends http.Agent {
   }
   override createConnection(): Duplex {
     return socketLike(this.open());
+  }
+
+  /** A stream goes back to the pool only while its connector takes new streams. */
+  override keepSocketAlive(socket: net.Socket): boolean {
+    const entry = (socket as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
+    if (entry && !entry.usable) return false;
+    (socket as unknown as Record<symbol, unknown>)[IDLE_STREAM] = true;
+    // Node documents a boolean result; @types/node declares void.
+    return (super.keepSocketAlive(socket) as unknown as boolean | undefined) !== false;
+  }
+
+  override reuseSocket(socket: net.Socket, req: http.ClientRequest): void {
+    (socket as unknown as Record<symbol, unknown>)[IDLE_STREAM] = false;
+    super.reuseSocket(socket, req);
   }
 }
 

@@ -23,9 +23,16 @@ export interface PoolSession {
 
 export type Network = 'tcp' | 'udp';
 
+/** Marks a stream that sits idle in an entry point pool (set and cleared by the pool's owner). */
+export const IDLE_STREAM = Symbol('burrow.idleStream');
+/** The connector a stream was opened on. */
+export const STREAM_CONNECTOR = Symbol('burrow.streamConnector');
+
 export class ConnectorEntry {
   draining = false;
   streams = 0;
+  /** Streams opened on this connector and not closed yet. */
+  readonly openStreams = new Set<Duplex>();
   readonly createdAt = Date.now();
   constructor(
     readonly id: string,
@@ -38,6 +45,19 @@ export class ConnectorEntry {
 
   get usable(): boolean {
     return !this.draining && !this.session.isClosed;
+  }
+
+  /**
+   * Stops routing new streams here; streams kept idle for reuse (entry point keep-alive) are
+   * closed now, so no new request goes to a draining client. Returns false if already draining.
+   */
+  drain(): boolean {
+    if (this.draining) return false;
+    this.draining = true;
+    for (const s of this.openStreams) {
+      if ((s as unknown as Record<symbol, unknown>)[IDLE_STREAM]) s.destroy();
+    }
+    return true;
   }
 }
 
@@ -166,11 +186,14 @@ export class TunnelPool {
       try {
         const stream = entry.session.openStream();
         entry.streams++;
+        entry.openStreams.add(stream);
+        (stream as unknown as Record<symbol, unknown>)[STREAM_CONNECTOR] = entry;
         let counted = true;
         const release = (): void => {
           if (counted) {
             counted = false;
             entry.streams--;
+            entry.openStreams.delete(stream);
           }
         };
         stream.once('close', release);
