@@ -16,6 +16,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import { splitHostPort } from '../core/addr';
+import { domainToASCII } from 'node:url';
 
 export interface IngressRule {
   hostname: string;
@@ -51,6 +52,26 @@ export function parseEndpoint(endpoint: string): Route | undefined {
   return { tunnelId: id, private: priv };
 }
 
+/**
+ * Internationalised names compare in their ASCII (punycode) form, which is what browsers send:
+ * a rule or a Host written in Unicode matches its punycode twin. A name that has no valid ASCII
+ * form matches nothing (rather than falling through to a wildcard as raw bytes).
+ */
+function toAscii(name: string): string {
+  // eslint-disable-next-line no-control-regex
+  if (/^[\x00-\x7f]*$/.test(name)) return name.toLowerCase();
+  // HTTP header values arrive as latin1 text, so the raw UTF-8 bytes of a Host come as mojibake:
+  // read them back as UTF-8 when they are valid UTF-8 (a name typed in Unicode is not).
+  if (!/[^\x00-\xff]/.test(name)) {
+    const utf8 = Buffer.from(name, 'latin1').toString('utf8');
+    if (!utf8.includes('\ufffd')) name = utf8;
+  }
+  const leadingDot = name.startsWith('.');
+  const a = domainToASCII(leadingDot ? name.slice(1) : name);
+  if (!a) return '\u0000invalid';
+  return (leadingDot ? '.' : '') + a;
+}
+
 /** Canonical lookup key of a host: port stripped, lower-cased, one trailing dot removed. */
 export function normalizeHost(host: string): string {
   let h = host.trim();
@@ -59,14 +80,15 @@ export function normalizeHost(host: string): string {
   } catch {
     /* keep as is */
   }
-  h = h.toLowerCase();
+  h = toAscii(h);
   if (h.endsWith('.') && h.length > 1) h = h.slice(0, -1);
   return h;
 }
 
 function ruleKey(hostname: string): string {
-  let k = hostname.trim().toLowerCase();
+  let k = hostname.trim();
   if (k.startsWith('*')) k = k.slice(1);
+  k = toAscii(k);
   if (k.endsWith('.') && k.length > 1) k = k.slice(0, -1);
   return k;
 }

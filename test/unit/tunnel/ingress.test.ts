@@ -43,6 +43,14 @@ describe('ingress lookup (behavior.md §1.2)', () => {
       assert.equal(ing.lookup(host)?.tunnelId, want);
     });
   }
+  test('internationalised names match in punycode form, whatever the spelling', () => {
+    const i = new Ingress({ name: 'idn', rules: [{ hostname: 'bücher.example.com', endpoint: `$${B}` }], logger: silentLogger });
+    const want = { tunnelId: B, private: true };
+    assert.deepEqual(i.lookup('xn--bcher-kva.example.com'), want);
+    assert.deepEqual(i.lookup('BÜCHER.example.com:80'), want);
+    // A Host header's raw UTF-8 bytes, as Node's HTTP parser hands them over (latin1).
+    assert.deepEqual(i.lookup(Buffer.from('bücher.example.com', 'utf8').toString('latin1')), want);
+  });
   test('a $ rule is private, its UUID lowercased', () => {
     assert.deepEqual(ing.lookup('private.example.net'), { tunnelId: B, private: true });
   });
