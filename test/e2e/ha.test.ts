@@ -26,8 +26,13 @@ function startClient(serverPort: number, target: number, weight: number, name: s
 }
 
 /** `n` requests, `concurrency` at a time on keep-alive connections; counts answers by service. */
-async function fire(ep: number, n: number, concurrency = 4): Promise<{ by: Map<string, number>; failures: string[] }> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
+/**
+ * `n` requests, `concurrency` at a time. With `keepAlive` the requests share a few client
+ * connections, and the entry point keeps one tunnel stream per connection (entrypoint.keepalive),
+ * so the connector is chosen per connection; without it every request is a new pick.
+ */
+async function fire(ep: number, n: number, concurrency = 4, keepAlive = true): Promise<{ by: Map<string, number>; failures: string[] }> {
+  const agent = new http.Agent({ keepAlive, maxSockets: concurrency });
   const by = new Map<string, number>();
   const failures: string[] = [];
   let next = 0;
@@ -74,7 +79,8 @@ describe('HA: several clients on one tunnel', () => {
     const cb = startClient(port, b.port, 3, 'client-w3');
     await Promise.all([ca.tunnelCreated(), cb.tunnelCreated()]);
     await server.waitFor(() => server.count((l) => /established$/.test(String(l.msg))) >= 2, { what: 'two connectors' });
-    const { by, failures } = await fire(ep, 400);
+    // A new client connection per request: each one is a fresh weighted pick.
+    const { by, failures } = await fire(ep, 400, 4, false);
     assert.deepEqual(failures, []);
     const nb = by.get('B') ?? 0;
     const na = by.get('A') ?? 0;
