@@ -66,3 +66,23 @@ export function createLogger(opts: LogOptions = {}, destination?: DestinationStr
 
 /** A logger that drops everything (tests, libraries). */
 export const silentLogger: Logger = pino({ level: 'silent' });
+
+/**
+ * A child logger made on first use. Services give every connection a logger with its bindings
+ * (sid, remote, local); most connections never log at the default level, so building a pino
+ * child for each would only cost memory (thousands of idle connections) and time.
+ */
+export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
+  let real: Logger | undefined;
+  const get = (): Logger => (real ??= parent.child(bindings));
+  const level = parent.level;
+  return new Proxy({} as Logger, {
+    get(_t, prop) {
+      if (prop === 'isLevelEnabled') return (l: string) => parent.isLevelEnabled(l);
+      if (prop === 'level') return real?.level ?? level;
+      if (prop === 'bindings') return () => ({ ...parent.bindings(), ...bindings });
+      const v = (get() as unknown as Record<string | symbol, unknown>)[prop];
+      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(real) : v;
+    },
+  });
+}

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
+import { lazyChild } from '../observe/logger';
 import type { Conn, StreamListener } from '../core/transport';
 import type { Handler } from '../core/handler';
 import { destroy } from '../io/pipe';
@@ -86,7 +87,7 @@ export class Service {
     }
     this.#conns.add(conn);
     const started = Date.now();
-    const log = this.#logger.child({ sid: newSid(), remote: conn.remote, local: conn.local, client: conn.remote });
+    const log = lazyChild(this.#logger, { sid: newSid(), remote: conn.remote, local: conn.local, client: conn.remote });
     if (log.isLevelEnabled('debug')) log.debug(`${conn.remote} <> ${conn.local}`);
     let result: { inputBytes: number; outputBytes: number } | void;
     let failed = false;

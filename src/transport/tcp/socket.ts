@@ -127,14 +127,14 @@ export function dialHost(host: string): string {
  * or the signal's reason when aborted. The returned socket allows half-open.
  */
 /** Smallest and largest read buffer of a dialed socket (bytes). */
-const MIN_READ_BYTES = 4 * 1024;
+const MIN_READ_BYTES = 1024;
 const MAX_READ_BYTES = 512 * 1024;
 
 /**
  * Read buffers that follow the traffic: a read that fills its buffer doubles the next one (up
- * to 512 KiB), a read that uses less than a quarter halves it (down to 4 KiB). Bulk transfers
+ * to 512 KiB), a read that uses less than a quarter halves it (down to 1 KiB). Bulk transfers
  * get few, large reads — fewer syscalls and fewer callbacks per megabyte (about 30% faster
- * than the fixed 64 KiB reads of a plain socket, see perf notes in the README) — while an idle
+ * than the fixed 64 KiB reads of a plain socket) — while an idle
  * connection holds only a small buffer. Each read gets a fresh buffer, so the chunk handed on
  * is never overwritten; it is pushed into the socket's own Readable side, so the socket still
  * behaves as a normal stream (backpressure included: a full reader stops the reads).
