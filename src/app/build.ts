@@ -49,6 +49,13 @@ function unknown(kind: string, type: string, known: readonly string[], where: st
 }
 
 function buildChain(cfg: ChainConfig, namedHops: Map<string, HopConfig>, logger: Logger): Chain {
+  if (cfg.hops.length > 1) {
+    // Reaching a later hop needs a proxy connector on the earlier ones (http, socks, relay),
+    // which burrow does not implement: refuse rather than silently skip hops.
+    throw new ConfigError(`chain "${cfg.name}" has ${cfg.hops.length} hops; burrow dials one hop per chain (one -F)`, {
+      path: `chains[${cfg.name}].hops`,
+    });
+  }
   const hops = cfg.hops.map((h, hi) => {
     const hop = (!h.nodes || h.nodes.length === 0) && namedHops.has(h.name) ? namedHops.get(h.name)! : h;
     const nodes: ChainNode[] = (hop.nodes ?? []).map((n, ni) => {
@@ -67,6 +74,10 @@ function buildChain(cfg: ChainConfig, namedHops: Map<string, HopConfig>, logger:
         } catch (err) {
           throw new ConfigError((err as Error).message, { path: `${where}.connector.metadata` });
         }
+      } else if (connectorType === 'forward') {
+        // gost's forward connector: the node itself forwards to a fixed target (a port
+        // forwarder in front), so the connection is the payload stream as it is.
+        connector = { connect: async (conn) => conn.stream };
       } else throw unknown('connector', connectorType, CONNECTOR_TYPES, `${where}.connector.type`);
       return {
         name: n.name,

@@ -1,8 +1,9 @@
 /**
  * Chains: hops of nodes, each node a dialer + connector (`-F tunnel+wss://host:443?...`).
- * burrow's connectors end the chain (the tunnel connector speaks CONNECT/BIND to the server),
- * so a chain has one hop; a hop with several nodes is selected round-robin, skipping nodes
- * whose last dial failed within `failTimeout`.
+ * burrow's connectors end the chain (the tunnel connector speaks CONNECT/BIND to the server;
+ * the forward connector hands over the dialed connection to a node that forwards by itself), so
+ * the last hop is the one dialed; a hop with several nodes is selected round-robin, skipping
+ * nodes whose last dial failed within `failTimeout`.
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';

@@ -64,6 +64,23 @@ describe('tcp forwarding', () => {
     assert.deepEqual(seen.sort(), ['A', 'A', 'A', 'B', 'B', 'B']);
   });
 
+  test('through a chain: -F forward://node hands the connection to a forwarding node', async () => {
+    const echo = await listenEcho();
+    after(() => echo.close());
+    const node = burrow(['-L', `tcp://127.0.0.1:0/127.0.0.1:${echo.port}`], { name: 'forward-node' });
+    const nodePort = await node.listeningPort();
+    const p = burrow(['-L', 'tcp://127.0.0.1:0/unused.example:1', '-F', `forward://127.0.0.1:${nodePort}`], { name: 'forward-entry' });
+    const port = await p.listeningPort();
+    const c = await connect(port);
+    const data = randomBytes(256 * 1024);
+    c.end(data);
+    assert.equal(sha256(await readAll(c)), sha256(data));
+    // Several hops would need proxy connectors: refused with a clear error.
+    const r = run(['-L', 'tcp://127.0.0.1:0/x:1', '-F', 'forward://127.0.0.1:1', '-F', 'forward://127.0.0.1:2']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /2 hops; burrow dials one hop per chain/);
+  });
+
   test('a target that refuses connections closes the client connection and the service survives', async () => {
     const dead = await nameServer('x');
     dead.close();
