@@ -54,3 +54,26 @@ export class RateLimiter {
     if (this.#buckets.size >= this.#o.maxKeys) this.#buckets.clear();
   }
 }
+
+/**
+ * "Logged once per peer": true the first time a key is seen in each `periodMs` window, so a
+ * peer that opens thousands of bad connections costs one warning a minute, not thousands.
+ */
+export class OncePerKey {
+  readonly #seen = new Map<string, number>();
+  constructor(
+    readonly periodMs = 60_000,
+    readonly maxKeys = 10_000,
+  ) {}
+
+  take(key: string, now = Date.now()): boolean {
+    const last = this.#seen.get(key);
+    if (last !== undefined && now - last < this.periodMs) return false;
+    if (this.#seen.size >= this.maxKeys) {
+      for (const [k, t] of this.#seen) if (now - t >= this.periodMs) this.#seen.delete(k);
+      if (this.#seen.size >= this.maxKeys) this.#seen.clear();
+    }
+    this.#seen.set(key, now);
+    return true;
+  }
+}

@@ -27,6 +27,7 @@ import type { Ingress } from '../../ingress/ingress';
 import type { TunnelServer } from './handler';
 import { HttpEntryProxy } from './http-proxy';
 import { newSid } from '../../service/service';
+import { OncePerKey } from '../../limit/rate';
 
 export interface EntryPointOptions {
   addr: string;
@@ -45,6 +46,7 @@ export class EntryPoint {
   readonly #http: HttpEntryProxy;
   readonly #sniffTimeoutMs: number;
   readonly #relayEnabled: boolean;
+  readonly #warnings = new OncePerKey();
   #address = '';
 
   constructor(opts: EntryPointOptions) {
@@ -128,7 +130,9 @@ export class EntryPoint {
         return undefined;
       },
       (err: Error) => {
-        log.debug(`entrypoint: ${err.message}`);
+        if (!isPeerGone(err) && this.#warnings.take(socket.remoteAddress ?? '')) {
+          log.warn(`entrypoint: ${err.message} (entrypoint.sniffTimeout ${this.#sniffTimeoutMs} ms; further ones from this peer at debug for a minute)`);
+        } else log.debug(`entrypoint: ${err.message}`);
         destroy(socket);
       },
     ).catch((err: Error) => {

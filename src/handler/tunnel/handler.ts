@@ -31,7 +31,7 @@ import { encodeStreamHeader } from '../../protocol/stream-header';
 import { readRelayMessage } from '../../io/read-message';
 import { relay, destroy } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
-import { RateLimiter } from '../../limit/rate';
+import { RateLimiter, OncePerKey } from '../../limit/rate';
 import { DEFAULTS } from '../../config/model';
 import type { Ingress } from '../../ingress/ingress';
 import type { AnyAuther } from '../../auth/auther';
@@ -89,6 +89,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     maxConnectorsPerTunnel: md.getInt('tunnel.maxConnectors') ?? 0,
     maxStreamsPerConnector: md.getInt('tunnel.maxStreams') ?? 0,
   });
+  const badRequestWarnings = new OncePerKey();
   const connRate = md.getFloat('tunnel.connRate') ?? 0;
   const limiter =
     connRate > 0 ? new RateLimiter({ ratePerSec: connRate, burst: md.getInt('tunnel.connBurst') || Math.max(1, Math.ceil(connRate * 2)) }) : undefined;
@@ -197,8 +198,11 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
         req = parseRequest(decodeRequest(await readRelayMessage(conn.stream, readTimeoutMs)));
       } catch (err) {
         // Bad version, undecodable features, silence: close without a response, as gost.
-        if (isPeerGone(err)) clog.debug(`relay: ${(err as Error).message}`);
-        else clog.warn(`relay: ${(err as Error).message}`);
+        // One warning per peer per minute (a flood of bad or idle connections is one line);
+        // every case at debug.
+        if (!isPeerGone(err) && badRequestWarnings.take(stripPort(conn.remote))) {
+          clog.warn(`relay: ${(err as Error).message} (readTimeout ${readTimeoutMs} ms; further ones from this peer at debug for a minute)`);
+        } else clog.debug(`relay: ${(err as Error).message}`);
         destroy(conn.stream);
         return;
       }

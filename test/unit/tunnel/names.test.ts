@@ -2,7 +2,7 @@ import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { PublicNames } from '../../../src/handler/tunnel/public-names';
 import { Forwarder, hostMatches } from '../../../src/forward/selector';
-import { RateLimiter } from '../../../src/limit/rate';
+import { RateLimiter, OncePerKey } from '../../../src/limit/rate';
 import { backoffDelayMs } from '../../../src/listener/reverse';
 
 describe('public names', () => {
@@ -76,6 +76,16 @@ describe('rate limiter', () => {
     now += 500;
     assert.equal(r.take('ip'), true);
     assert.equal(r.take('ip'), false);
+  });
+});
+
+describe('once per key', () => {
+  test('one warning per peer per period', () => {
+    const o = new OncePerKey(60_000);
+    assert.equal(o.take('10.0.0.1', 0), true);
+    assert.equal(o.take('10.0.0.1', 59_999), false);
+    assert.equal(o.take('10.0.0.2', 1), true);
+    assert.equal(o.take('10.0.0.1', 60_000), true);
   });
 });
 
