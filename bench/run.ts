@@ -10,12 +10,12 @@
  *
  * Other flags: --only=<id,...> --skip=<id,...> --runs=N --out=<dir> --list
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
-import { ROOT, startTopology } from './lib/burrow';
-import { killAllChildren } from './lib/proc';
+import { ROOT, burrowDir, startTopology, useSnapshot } from './lib/burrow';
+import { killAllChildren, type ProcSample } from './lib/proc';
 import { summarizeProfile } from './lib/profile';
 import { loadSample, otherCores } from './lib/sysload';
 import { renderMarkdown, renderProfile, type ProfileRun, type Results } from './lib/report';
@@ -119,6 +119,7 @@ function machineInfo(): Record<string, unknown> {
     hostname: os.hostname(),
     commit,
     dirty,
+    distBuiltAt: existsSync(path.join(ROOT, 'dist', 'main.js')) ? statSync(path.join(ROOT, 'dist', 'main.js')).mtime.toISOString() : undefined,
   };
 }
 
@@ -160,11 +161,15 @@ async function profilePass(params: Params, home: string, out: string): Promise<P
       let gbps: number | undefined;
       let m0 = 0;
       let m1 = 0;
+      let s0: Array<ProcSample | undefined> = [];
+      let s1: Array<ProcSample | undefined> = [];
       try {
         await runIperf({ port: topo.visitorPort!, seconds: 1, reverse: direction === 'reverse' }).catch(() => undefined);
+        s0 = topo.procs.map((x) => x.child.sample());
         m0 = nowMs();
         const r = await runIperf({ port: topo.visitorPort!, seconds, reverse: direction === 'reverse' });
         m1 = nowMs();
+        s1 = topo.procs.map((x) => x.child.sample());
         gbps = r.bitsPerSecond / 1e9;
       } finally {
         await topo.stop();
@@ -181,8 +186,21 @@ async function profilePass(params: Params, home: string, out: string): Promise<P
         // profile starts a few ms later, well inside the margin).
         const child = topo.procs.find((x) => x.role === role)!.child;
         const window = { fromMs: m0 - child.spawnedAt + 200, toMs: m1 - child.spawnedAt - 200 };
-        summaries[role] = summarizeProfile(path.join(rd, files[0]!), ROOT, 15, window);
-        summaries[role]!.file = path.relative(ROOT, summaries[role]!.file);
+        const sum = summarizeProfile(path.join(rd, files[0]!), burrowDir(), 15, window);
+        sum.file = path.relative(ROOT, sum.file);
+        const i = topo.procs.findIndex((x) => x.role === role);
+        const a = s0[i]?.io;
+        const b = s1[i]?.io;
+        const secs = (m1 - m0) / 1000;
+        if (a && b && secs > 0) {
+          sum.syscalls = {
+            readsPerSec: round((b.syscr - a.syscr) / secs, 3),
+            readKiB: round((b.rchar - a.rchar) / Math.max(1, b.syscr - a.syscr) / 1024, 3),
+            writesPerSec: round((b.syscw - a.syscw) / secs, 3),
+            writeKiB: round((b.wchar - a.wchar) / Math.max(1, b.syscw - a.syscw) / 1024, 3),
+          };
+        }
+        summaries[role] = sum;
       }
       runs.push({ direction, gbps: gbps === undefined ? undefined : round(gbps, 4), seconds, summaries });
     }
@@ -205,6 +223,9 @@ async function main(): Promise<void> {
   }
   mkdirSync(opts.out, { recursive: true });
   const home = mkdtempSync(path.join(os.tmpdir(), 'burrow-bench-'));
+  // What is measured: the checkout as built now (a copy, immune to rebuilds during the run).
+  const machine = machineInfo();
+  useSnapshot(path.join(home, 'burrow'));
   const cleanup = (): void => {
     killAllChildren();
     removeNetns(`burrow-bench-${process.pid}`);
@@ -229,7 +250,7 @@ async function main(): Promise<void> {
       const runs = await profilePass(params, home, opts.out);
       const md = runs.map(renderProfile).join('\n\n');
       writeFileSync(path.join(opts.out, 'profile.md'), `# burrow CPU profiles\n\n${startedAt}\n\n${md}\n`);
-      writeFileSync(path.join(opts.out, 'profile.json'), `${JSON.stringify({ startedAt, machine: machineInfo(), runs }, null, 2)}\n`);
+      writeFileSync(path.join(opts.out, 'profile.json'), `${JSON.stringify({ startedAt, machine, runs }, null, 2)}\n`);
       process.stdout.write(`${md}\n`);
       log(`wrote ${path.relative(process.cwd(), path.join(opts.out, 'profile.md'))} and profiles/`);
       return;
@@ -286,7 +307,7 @@ async function main(): Promise<void> {
       startedAt,
       finishedAt,
       durationSec: round((Date.now() - t0) / 1000, 4),
-      machine: { ...machineInfo(), otherCpuCores: round(otherCores(suiteLoad, loadSample()) ?? NaN, 3) },
+      machine: { ...machine, otherCpuCores: round(otherCores(suiteLoad, loadSample()) ?? NaN, 3) },
       tools,
       cases: results,
     };

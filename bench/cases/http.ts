@@ -13,12 +13,12 @@ import { HOST, errMsg, isBenchBug, round } from '../lib/util';
 export const HTTP_UUID = '4d6c2f0e-8a3b-4c1d-9e2f-5b7a1c3d9e01';
 export const HTTP_HOST = 'bench.local';
 
-/** The static responder (bench/helpers/http-backend.ts) in its own process. */
+/** The static responder (bench/endpoints/http-backend.ts) in its own process. */
 export async function startHttpBackend(): Promise<{ child: Child; port: number }> {
   const child = new Child({
     name: 'http backend',
     cmd: process.execPath,
-    args: ['--import', 'tsx', path.join(ROOT, 'bench', 'helpers', 'http-backend.ts')],
+    args: ['--import', 'tsx', path.join(ROOT, 'bench', 'endpoints', 'http-backend.ts')],
     cwd: ROOT,
   });
   const m = await child.waitFor(/"port":(\d+)/, 15000);

@@ -38,8 +38,8 @@ interface Opened {
   errors: Record<string, number>;
 }
 
-/** One helper process (bench/helpers/idle-conns.ts) in the `backend` or `clients` role. */
-class IdleHelper {
+/** One endpoint process (bench/endpoints/idle-conns.ts) in the `backend` or `clients` role. */
+class IdleEndpoint {
   readonly child: Child;
   #events: Array<Record<string, unknown>> = [];
   #wake: (() => void) | undefined;
@@ -48,7 +48,7 @@ class IdleHelper {
     this.child = new Child({
       name: `idle connections ${role}`,
       cmd: process.execPath,
-      args: ['--import', 'tsx', path.join(ROOT, 'bench', 'helpers', 'idle-conns.ts'), role],
+      args: ['--import', 'tsx', path.join(ROOT, 'bench', 'endpoints', 'idle-conns.ts'), role],
       cwd: ROOT,
       nofile: NOFILE,
     });
@@ -126,7 +126,7 @@ export const idleConnections: CaseDef = {
     // server and the client (what the RSS target is about) still carry every connection.
     const limit = effectiveNofile();
     const perVisitor = Math.max(100, Math.floor((limit - 256) / 2));
-    // Server, client and the helpers need one descriptor per connection (plus a margin); more
+    // Server, client and the endpoint processes need one descriptor per connection (plus a margin); more
     // than four visitors would measure process count rather than the tunnel.
     const n = Math.max(100, Math.min(p.idleConnections, limit - 512, 4 * perVisitor));
     const visitors = Math.max(1, Math.ceil(n / perVisitor));
@@ -141,8 +141,8 @@ export const idleConnections: CaseDef = {
       `open-files limit per process: ${limit}${limit < NOFILE ? ` (could not raise to ${NOFILE})` : ''}` +
         (visitors > 1 ? `; load spread over ${visitors} visitor processes (2 descriptors per connection each)` : ''),
     );
-    const backend = new IdleHelper('backend');
-    const clients = new IdleHelper('clients');
+    const backend = new IdleEndpoint('backend');
+    const clients = new IdleEndpoint('clients');
     try {
       const port = Number((await backend.next('listening', 15000)).port);
       for (let run = 0; run < p.idleRuns; run++) {
@@ -222,7 +222,7 @@ export const idleConnections: CaseDef = {
     }
     out.metrics.push(
       metric('connections open', '', opened, undefined, {
-        target: `all ${n}`,
+        target: `all ${n.toLocaleString('en-US')}`,
         check: (m) => m.burrow!.min >= n,
       }),
       metric('time to open all', 's', openS, undefined, { target: '≤ 10 s', check: (m) => m.burrow!.median <= 10 }),

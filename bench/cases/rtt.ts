@@ -83,7 +83,7 @@ export const rttStream: CaseDef = {
         readyTimeoutMs: 20000,
       });
       out.commands = topo.commands;
-      meter = new CpuMeter(topo.procs);
+      meter = new CpuMeter(topo.procs, true);
       const opts = { seconds: p.rttSeconds, omit: 1, netns: ns };
       try {
         for (let run = 0; run < p.runs; run++) {

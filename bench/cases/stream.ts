@@ -49,7 +49,7 @@ function tcpCase(transport: Transport): CaseDef {
           env: ctx.env,
         });
         out.commands = topo.commands;
-        meter = new CpuMeter(topo.procs);
+        meter = new CpuMeter(topo.procs, true);
         if (p.warmupSeconds > 0) {
           await runIperf({ port: topo.visitorPort!, seconds: p.warmupSeconds }).catch(() => undefined);
         }

@@ -4,13 +4,29 @@
  * client (`rtcp`/`rudp` services whose chain ends in the tunnel connector) and visitor
  * (`tcp`/`udp` forwards to the tunnel). Readiness is taken from the log lines, never a sleep.
  */
-import { mkdirSync } from 'node:fs';
+import { cpSync, mkdirSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Child, type ProcSample } from './proc';
 import { HOST, errMsg, freeTcpUdpPort, round } from './util';
 
 export const ROOT = path.resolve(__dirname, '..', '..');
-export const BURROW_BIN = path.join(ROOT, 'bin', 'burrow');
+/** Where the burrow under test lives: the checkout, or a snapshot of its build. */
+let burrowRoot = ROOT;
+
+export function burrowDir(): string {
+  return burrowRoot;
+}
+
+/**
+ * Copies bin/, dist/ and package.json to `dir` (node_modules linked) and runs burrow from there,
+ * so a rebuild of the checkout while the bench runs cannot change what is measured.
+ */
+export function useSnapshot(dir: string): void {
+  mkdirSync(dir, { recursive: true });
+  for (const d of ['bin', 'dist', 'package.json']) cpSync(path.join(ROOT, d), path.join(dir, d), { recursive: true });
+  symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
+  burrowRoot = dir;
+}
 
 export type Role = 'server' | 'client' | 'visitor';
 /** A role, or a numbered visitor ("visitor-2") when a case runs several. */
@@ -36,7 +52,7 @@ export function spawnBurrow(role: Role, args: string[], env: BurrowEnv): Child {
   return new Child({
     name: `burrow ${role}`,
     cmd: process.execPath,
-    args: [...nodeArgs, BURROW_BIN, ...args],
+    args: [...nodeArgs, path.join(burrowRoot, 'bin', 'burrow'), ...args],
     cwd: ROOT,
     env: { BURROW_HOME: env.home, BURROW_SHUTDOWN_GRACE_MS: '300' },
     nofile: env.nofile,
@@ -188,17 +204,25 @@ export interface ProcReport {
   cpuSecondsTotal: number;
   peakRssMiB: number;
   finalRssMiB: number;
+  /** Average bytes per read / write syscall while measured (from /proc/<pid>/io), KiB. */
+  readKiBPerSyscall?: number;
+  writeKiBPerSyscall?: number;
 }
 
 /** Accumulates each process's CPU time over measurement windows. */
 export class CpuMeter {
   readonly #procs: Array<{ role: ProcRole; child: Child }>;
   readonly #measured = new Map<string, number>();
+  readonly #io = new Map<string, { rchar: number; wchar: number; syscr: number; syscw: number }>();
   #start = new Map<string, ProcSample | undefined>();
   readonly #last = new Map<string, ProcSample>();
 
-  constructor(procs: Array<{ role: ProcRole; child: Child }>) {
+  readonly #withIo: boolean;
+
+  /** `withIo`: report bytes per read/write syscall (meaningful for TCP streams, which use read/write). */
+  constructor(procs: Array<{ role: ProcRole; child: Child }>, withIo = false) {
     this.#procs = procs;
+    this.#withIo = withIo;
   }
 
   begin(): void {
@@ -216,6 +240,14 @@ export class CpuMeter {
         const d = b.cpuSeconds - a.cpuSeconds;
         sum += d;
         this.#measured.set(p.role, (this.#measured.get(p.role) ?? 0) + d);
+        if (a.io && b.io) {
+          const acc = this.#io.get(p.role) ?? { rchar: 0, wchar: 0, syscr: 0, syscw: 0 };
+          acc.rchar += b.io.rchar - a.io.rchar;
+          acc.wchar += b.io.wchar - a.io.wchar;
+          acc.syscr += b.io.syscr - a.io.syscr;
+          acc.syscw += b.io.syscw - a.io.syscw;
+          this.#io.set(p.role, acc);
+        }
       }
     }
     return sum;
@@ -225,6 +257,7 @@ export class CpuMeter {
   report(): ProcReport[] {
     return this.#procs.map((p) => {
       const s = p.child.sample() ?? this.#last.get(p.role);
+      const io = this.#withIo ? this.#io.get(p.role) : undefined;
       return {
         role: p.role,
         pid: p.child.pid,
@@ -232,6 +265,8 @@ export class CpuMeter {
         cpuSecondsTotal: round(s?.cpuSeconds ?? NaN, 3),
         peakRssMiB: round((s?.peakRssKiB ?? NaN) / 1024, 3),
         finalRssMiB: round((s?.rssKiB ?? NaN) / 1024, 3),
+        readKiBPerSyscall: io && io.syscr > 0 ? round(io.rchar / io.syscr / 1024, 3) : undefined,
+        writeKiBPerSyscall: io && io.syscw > 0 ? round(io.wchar / io.syscw / 1024, 3) : undefined,
       };
     });
   }

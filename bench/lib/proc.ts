@@ -25,6 +25,8 @@ export interface ProcSample {
   /** Peak resident set size (VmHWM), KiB. */
   peakRssKiB: number;
   fds?: number;
+  /** /proc/<pid>/io: bytes and calls of read-like and write-like syscalls (sockets included). */
+  io?: { rchar: number; wchar: number; syscr: number; syscw: number };
 }
 
 /** CPU time and memory of a live process from /proc; undefined once it is gone. */
@@ -47,7 +49,15 @@ export function sampleProc(pid: number | undefined): ProcSample | undefined {
     } catch {
       fds = undefined;
     }
-    return { cpuSeconds: (utime + stime) / clkTck, rssKiB: kib('VmRSS'), peakRssKiB: kib('VmHWM'), fds };
+    let io: ProcSample['io'];
+    try {
+      const t = readFileSync(`/proc/${pid}/io`, 'utf8');
+      const get = (k: string): number => Number(new RegExp(`^${k}: (\\d+)`, 'm').exec(t)?.[1] ?? NaN);
+      io = { rchar: get('rchar'), wchar: get('wchar'), syscr: get('syscr'), syscw: get('syscw') };
+    } catch {
+      io = undefined;
+    }
+    return { cpuSeconds: (utime + stime) / clkTck, rssKiB: kib('VmRSS'), peakRssKiB: kib('VmHWM'), fds, io };
   } catch {
     return undefined;
   }

@@ -126,6 +126,8 @@ export interface ProfileSummary {
   topSelf: HotFunction[];
   /** burrow's own functions (src/) by inclusive time. */
   topInclusiveBurrow: HotFunction[];
+  /** Read-like / write-like syscalls while profiled (from /proc/<pid>/io), when known. */
+  syscalls?: { readsPerSec: number; readKiB: number; writesPerSec: number; writeKiB: number };
 }
 
 function category(cf: CallFrame, root: string): string {

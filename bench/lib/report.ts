@@ -79,14 +79,17 @@ export function renderMarkdown(r: Results): string {
   L.push('');
   L.push('## burrow processes (from /proc)');
   L.push('');
-  L.push('CPU seconds are user+system; "measured" counts only the windows in which burrow was under load.');
+  L.push(
+    'CPU seconds are user+system; "measured" counts only the windows in which burrow was under load. KiB per read / ' +
+      'write (TCP stream cases): average bytes per read / write syscall while measured, from /proc/<pid>/io.',
+  );
   L.push('');
-  L.push('| case | process | CPU s measured | CPU s total | peak RSS MiB | RSS at end MiB |');
-  L.push('| --- | --- | --- | --- | --- | --- |');
+  L.push('| case | process | CPU s measured | CPU s total | peak RSS MiB | RSS at end MiB | KiB/read | KiB/write |');
+  L.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const c of r.cases) {
     c.processes.forEach((p, i) => {
       L.push(
-        `| ${i === 0 ? esc(c.id) : ''} | ${esc(p.role)} | ${fmtNum(p.cpuSecondsMeasured)} | ${fmtNum(p.cpuSecondsTotal)} | ${fmtNum(p.peakRssMiB)} | ${fmtNum(p.finalRssMiB)} |`,
+        `| ${i === 0 ? esc(c.id) : ''} | ${esc(p.role)} | ${fmtNum(p.cpuSecondsMeasured)} | ${fmtNum(p.cpuSecondsTotal)} | ${fmtNum(p.peakRssMiB)} | ${fmtNum(p.finalRssMiB)} | ${fmtNum(p.readKiBPerSyscall)} | ${fmtNum(p.writeKiBPerSyscall)} |`,
       );
     });
   }
@@ -117,6 +120,14 @@ export function renderProfile(p: ProfileRun): string {
     L.push('');
     L.push(`### ${role} — busy ${fmtNum(s.totalMs - s.idleMs)} ms of ${fmtNum(s.totalMs)} ms sampled`);
     L.push('');
+    if (s.syscalls) {
+      const k = s.syscalls;
+      L.push(
+        `Syscalls: ${fmtNum(k.readsPerSec)} reads/s of ${fmtNum(k.readKiB)} KiB on average, ` +
+          `${fmtNum(k.writesPerSec)} writes/s of ${fmtNum(k.writeKiB)} KiB on average.`,
+      );
+      L.push('');
+    }
     L.push(
       `Busy time by kind: ${Object.entries(s.categories)
         .map(([k, v]) => `${k} ${fmtNum(v)}%`)

@@ -1,7 +1,7 @@
 /**
- * How busy the machine was with work that is not the bench's: CPU time of the whole system
- * (/proc/stat) minus that of the bench's own process tree (itself, its reaped children and its
- * live descendants). Figures measured next to other load are low and noisy; the results say so.
+ * How busy the machine was with work that is not the bench's: the CPU time of every process
+ * outside the bench's own process tree, from /proc. Figures measured next to other load are low
+ * and noisy; the results say so.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { spawnSync } from 'node:child_process';
@@ -14,13 +14,6 @@ try {
   /* keep 100 */
 }
 
-/** user + nice + system of all CPUs, seconds (interrupt time left out: it is not attributable). */
-function systemCpuSeconds(): number {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-  const f = line.trim().split(/\s+/).slice(1).map(Number);
-  return (f[0]! + f[1]! + f[2]!) / clkTck;
-}
-
 function statFields(pid: string): string[] | undefined {
   try {
     const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -30,8 +23,12 @@ function statFields(pid: string): string[] | undefined {
   }
 }
 
-/** CPU seconds of this process, its reaped children and its live descendants. */
-function ownCpuSeconds(): number {
+/**
+ * CPU seconds (own + reaped children) of every user-space process that is not the bench or one
+ * of its descendants (the sum is conserved when a process ends and its parent reaps it). Kernel threads are left out: loopback traffic is partly processed by
+ * ksoftirqd, on the bench's behalf.
+ */
+function othersCpu(): Map<string, number> {
   const parent = new Map<string, string>();
   const cpu = new Map<string, number>();
   for (const pid of readdirSync('/proc')) {
@@ -40,40 +37,43 @@ function ownCpuSeconds(): number {
     if (!f) continue;
     // After the name: state(0) ppid(1) … utime(11) stime(12) cutime(13) cstime(14).
     parent.set(pid, f[1]!);
+    if (pid === '2' || f[1] === '2') continue;
     cpu.set(pid, (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / clkTck);
   }
   const self = String(process.pid);
-  let sum = 0;
-  for (const [pid, secs] of cpu) {
+  for (const pid of [...cpu.keys()]) {
     let p: string | undefined = pid;
     for (let depth = 0; p && p !== '0' && depth < 64; depth++) {
       if (p === self) {
-        sum += secs;
+        cpu.delete(pid);
         break;
       }
       p = parent.get(p);
     }
   }
-  return sum;
+  return cpu;
 }
 
 export interface LoadSample {
   at: number;
-  system: number;
-  own: number;
+  others: Map<string, number>;
 }
 
 export function loadSample(): LoadSample | undefined {
   try {
-    return { at: Date.now(), system: systemCpuSeconds(), own: ownCpuSeconds() };
+    return { at: Date.now(), others: othersCpu() };
   } catch {
     return undefined;
   }
 }
 
-/** Average number of cores used by other processes between two samples. */
+/**
+ * Average number of cores used by other processes between two samples. Totals, not per-process
+ * differences: a process that ended moved its time into its parent's reaped-children time, and
+ * one that started in between counts from zero.
+ */
 export function otherCores(a: LoadSample | undefined, b: LoadSample | undefined): number | undefined {
   if (!a || !b || b.at <= a.at) return undefined;
-  const other = b.system - a.system - (b.own - a.own);
-  return Math.max(0, other) / ((b.at - a.at) / 1000);
+  const total = (m: Map<string, number>): number => [...m.values()].reduce((x, y) => x + y, 0);
+  return Math.max(0, total(b.others) - total(a.others)) / ((b.at - a.at) / 1000);
 }

@@ -46,7 +46,7 @@ export const MODES: Record<Mode, Params> = {
   },
   quick: {
     runs: 3,
-    streamSeconds: 2,
+    streamSeconds: 1,
     httpSeconds: 2,
     warmupSeconds: 0,
     idleConnections: 10_000,

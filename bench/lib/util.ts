@@ -1,5 +1,5 @@
 /**
- * Small helpers shared by the bench: ports from the OS, statistics, formatting, timeouts.
+ * Small utilities shared by the bench: ports from the OS, statistics, formatting, timeouts.
  */
 import dgram from 'node:dgram';
 import net from 'node:net';

@@ -163,7 +163,7 @@ describe('HA: several clients on one tunnel', () => {
       timeoutMs: 8_000,
       what: 'both clients re-registered',
     });
-    const { by, failures } = await fire(ep, 100);
+    const { by, failures } = await fire(ep, 100, 4, false);
     assert.deepEqual(failures, []);
     assert.ok((by.get('A') ?? 0) > 0 && (by.get('B') ?? 0) > (by.get('A') ?? 0), JSON.stringify([...by]));
   });
