@@ -8,7 +8,7 @@
  * passes. Passwords are compared in constant time and never logged.
  */
 import { readFile } from 'node:fs/promises';
-import { watchFile, unwatchFile } from 'node:fs';
+import { FilePoller } from '../io/file-watch';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { stripPort } from '../core/addr';
@@ -47,7 +47,7 @@ export class Auther {
   readonly #maxFailures: number;
   readonly #windowMs: number;
   #timer: NodeJS.Timeout | undefined;
-  #watching = false;
+  readonly #poller: FilePoller | undefined;
 
   constructor(opts: AutherOptions) {
     this.name = opts.name;
@@ -55,16 +55,13 @@ export class Auther {
     this.#inline = new Map((opts.auths ?? []).map((a) => [a.username, digest(a.password)]));
     this.#maxFailures = opts.maxFailures ?? 5;
     this.#windowMs = opts.windowMs ?? 60_000;
+    this.#poller = opts.filePath ? new FilePoller(opts.filePath, () => this.reload()) : undefined;
   }
 
   async start(): Promise<void> {
     if (!this.#opts.filePath) return;
     await this.reload();
-    const path = this.#opts.filePath;
-    watchFile(path, { interval: 500, persistent: false }, (cur, prev) => {
-      if (cur.mtimeMs !== prev.mtimeMs || cur.size !== prev.size) void this.reload();
-    });
-    this.#watching = true;
+    this.#poller?.start();
     if (this.#opts.reloadMs && this.#opts.reloadMs > 0) {
       this.#timer = setInterval(() => void this.reload(), Math.max(1000, this.#opts.reloadMs));
       this.#timer.unref();
@@ -73,6 +70,7 @@ export class Auther {
 
   async reload(): Promise<void> {
     if (!this.#opts.filePath) return;
+    await this.#poller?.mark();
     try {
       const list = parseAuthText(await readFile(this.#opts.filePath, 'utf8'));
       this.#file = new Map(list.map((a) => [a.username, digest(a.password)]));
@@ -101,7 +99,7 @@ export class Auther {
 
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
-    if (this.#watching && this.#opts.filePath) unwatchFile(this.#opts.filePath);
+    this.#poller?.stop();
   }
 }
 

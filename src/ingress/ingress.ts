@@ -13,7 +13,8 @@
  * Sources: inline `rules`, a `file` (reloaded when it changes, and every `reload` period), both
  * merged in gost's order (inline, then file; later wins).
  */
-import { readFile, stat } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { FilePoller } from '../io/file-watch';
 import type { Logger } from 'pino';
 import { splitHostPort } from '../core/addr';
 import { domainToASCII } from 'node:url';
@@ -119,18 +120,6 @@ export function parseTunnelShorthand(value: string): IngressRule[] {
   return rules;
 }
 
-const FILE_POLL_MS = 500;
-
-/** Identifies a version of a file: inode, size and mtime ("missing" when it cannot be read). */
-async function fileSignature(path: string): Promise<string> {
-  try {
-    const st = await stat(path);
-    return `${st.ino}:${st.size}:${st.mtimeMs}`;
-  } catch {
-    return 'missing';
-  }
-}
-
 export interface IngressOptions {
   name: string;
   rules?: IngressRule[];
@@ -147,10 +136,7 @@ export class Ingress {
   readonly #reloadMs: number;
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | undefined;
-  #pollTimer: NodeJS.Timeout | undefined;
-  /** Signature (inode, size, mtime) of the rule file as it was just before the last read. */
-  #fileSig: string | undefined;
-  #polling = false;
+  readonly #poller: FilePoller | undefined;
 
   constructor(opts: IngressOptions) {
     this.name = opts.name;
@@ -159,17 +145,13 @@ export class Ingress {
     this.#reloadMs = opts.reloadMs && opts.reloadMs > 0 ? Math.max(opts.reloadMs, 1000) : 0;
     this.#logger = opts.logger.child({ kind: 'ingress', ingress: opts.name });
     this.#table = this.#build(this.#inline, []);
+    this.#poller = opts.filePath ? new FilePoller(opts.filePath, () => this.reload()) : undefined;
   }
 
   /** Loads external sources and starts watching them. */
   async start(): Promise<void> {
     await this.reload();
-    if (this.#filePath) {
-      // Polled against the signature taken before the last read (not fs.watchFile, whose
-      // baseline is taken later, so a change made right after start could go unnoticed).
-      this.#pollTimer = setInterval(() => void this.#pollFile(), FILE_POLL_MS);
-      this.#pollTimer.unref();
-    }
+    this.#poller?.start();
     if (this.#reloadMs) {
       this.#timer = setInterval(() => void this.reload(), this.#reloadMs);
       this.#timer.unref();
@@ -179,8 +161,7 @@ export class Ingress {
   async reload(): Promise<void> {
     let fileRules: IngressRule[] = [];
     if (this.#filePath) {
-      // Taken before reading: a change during the read is picked up by the next poll.
-      this.#fileSig = await fileSignature(this.#filePath);
+      await this.#poller?.mark();
       try {
         fileRules = parseRuleText(await readFile(this.#filePath, 'utf8'));
       } catch (err) {
@@ -238,20 +219,9 @@ export class Ingress {
     return this.#table.get(normalizeHost(host));
   }
 
-  async #pollFile(): Promise<void> {
-    if (this.#polling || !this.#filePath) return;
-    this.#polling = true;
-    try {
-      if ((await fileSignature(this.#filePath)) !== this.#fileSig) await this.reload();
-    } finally {
-      this.#polling = false;
-    }
-  }
-
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
-    if (this.#pollTimer) clearInterval(this.#pollTimer);
+    this.#poller?.stop();
     this.#timer = undefined;
-    this.#pollTimer = undefined;
   }
 }

@@ -16,8 +16,12 @@ import {
   FLAG_CONNECTOR_UDP,
 } from '../../protocol/relay/tunnel-id';
 import { Session } from '../../protocol/smux/session';
+import { BurrowError } from '../../core/errors';
 import { ConnectorEntry, type Network } from './pool';
 import type { TunnelServer } from './handler';
+
+/** Streams a client may open towards the server (burrow's drain notice is one). */
+const MAX_CLIENT_OPENED_STREAMS = 16;
 
 /** Which name the server answers for a BIND (protocol.md §2.2 step 3, plus public mode). */
 export function bindHost(server: TunnelServer, tunnelId: string, endpoint: string, requested: string): string {
@@ -74,8 +78,18 @@ export async function handleBind(
   // A client never opens streams towards the server; burrow clients open one to announce a
   // graceful drain (gost servers simply close it). Stop routing new streams here.
   // Only the first one means anything: later ones (a flood of SYNs) are closed without a word.
+  let clientOpened = 0;
   session.on('stream', (s) => {
     s.destroy();
+    if (++clientOpened > MAX_CLIENT_OPENED_STREAMS) {
+      // gost clients open none and burrow clients one: a flood of SYNs is abuse. Closing the
+      // session ends it at once (only this connector; the client may reconnect).
+      if (!session.isClosed) {
+        log.warn({ connector: cid }, `client opened more than ${MAX_CLIENT_OPENED_STREAMS} streams; closing its session`);
+        session.destroy(new BurrowError('BURROW_ERR_LIMIT', 'client opened too many streams'));
+      }
+      return;
+    }
     if (!entry.drain()) return;
     log.info({ connector: cid }, `connector ${cid} is draining`);
   });
