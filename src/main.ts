@@ -66,6 +66,7 @@ export async function main(argv: string[]): Promise<void> {
   if (args.logLevel) logCfg.level = args.logLevel;
   const logger = createLogger(logCfg);
   for (const w of loaded.warnings) logger.warn(w);
+  if (loaded.config.api) logger.warn(`api ${loaded.config.api.addr}: the Web API is not supported by burrow yet; ignored`);
   if (!loaded.config.services?.length) {
     process.stderr.write(`burrow: nothing to run (no services). Try: burrow --help\n`);
     process.exit(2);

@@ -204,6 +204,29 @@ describe('command line', () => {
     assert.match(y.stderr, /bad\.yaml/);
   });
 
+  test('-metrics serves Prometheus metrics with gost\'s names', async () => {
+    const echo = await listenEcho();
+    after(() => echo.close());
+    const p = burrow(['-L', `tcp://127.0.0.1:0/127.0.0.1:${echo.port}`, '-metrics', '127.0.0.1:0']);
+    const port = await p.listeningPort();
+    const line = await p.waitForMsg(/^metrics: http:\/\//, { what: 'metrics address' });
+    const url = String(line.msg).slice('metrics: '.length);
+    const c = await connect(port);
+    c.end('ping');
+    assert.equal((await readAll(c)).toString(), 'ping');
+    const deadline = Date.now() + 5000;
+    let text = '';
+    while (Date.now() < deadline) {
+      text = await (await fetch(url)).text();
+      if (/gost_service_requests_total\{service="service-0"\} 1/.test(text) && /gost_service_transfer_input_bytes_total\{service="service-0"\} 4/.test(text)) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.match(text, /gost_services 1/);
+    assert.match(text, /gost_service_requests_total\{service="service-0"\} 1/);
+    assert.match(text, /gost_service_transfer_input_bytes_total\{service="service-0"\} 4/);
+    assert.match(text, /gost_service_requests_in_flight\{service="service-0"\} 0/);
+  });
+
   test('log.format text and log.output to a file', async () => {
     const echo = await listenEcho();
     after(() => echo.close());
