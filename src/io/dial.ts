@@ -8,6 +8,7 @@ import { Duplex } from 'node:stream';
 import { splitHostPort } from '../core/addr';
 import { BurrowError } from '../core/errors';
 import { dialTcp as transportDialTcp } from '../transport/tcp/socket';
+import { UDP_SOCKET_BUFFER_BYTES } from '../transport/udp/listener';
 
 /** Go dials localhost for an empty host. */
 function dialHost(host: string): string {
@@ -85,7 +86,7 @@ export function dialUdp(addr: string): Promise<UdpDialConn> {
   const host = dialHost(hp.host);
   const type = net.isIP(host) === 6 ? 'udp6' : 'udp4';
   return new Promise((resolve, reject) => {
-    const s = dgram.createSocket(type);
+    const s = dgram.createSocket({ type, recvBufferSize: UDP_SOCKET_BUFFER_BYTES, sendBufferSize: UDP_SOCKET_BUFFER_BYTES });
     s.once('error', (err) => {
       try {
         s.close();

@@ -20,6 +20,9 @@ import type { Conn, ListenerOptions, StreamListener } from '../../core/transport
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { DEFAULTS } from '../../config/model';
 
+/** Kernel receive/send buffer asked for on UDP sockets (bytes). */
+export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
 export interface UdpSessionOptions {
   keepalive: boolean;
   ttlMs: number;
@@ -103,7 +106,8 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
   const sessOpts = udpSessionOptions(opts.metadata);
   const backlog = opts.metadata.getInt('backlog') || DEFAULTS.udpBacklog;
   const type = isIP(host) === 4 ? 'udp4' : 'udp6';
-  const socket = dgram.createSocket({ type, reuseAddr: false });
+  // Large kernel buffers absorb bursts while the tunnel catches up (capped by net.core.rmem_max).
+  const socket = dgram.createSocket({ type, reuseAddr: false, recvBufferSize: UDP_SOCKET_BUFFER_BYTES, sendBufferSize: UDP_SOCKET_BUFFER_BYTES });
   const sessions = new Map<string, UdpSession>();
   let ttlTimer: NodeJS.Timeout | undefined;
   let closed = false;
