@@ -6,7 +6,7 @@
  * reader pauses the byte stream. Destroying either side destroys the other.
  */
 import { Duplex } from 'node:stream';
-import { encodeDatagram, UdpFrameDecoder } from '../protocol/udp-frame';
+import { encodeDatagram, encodeDatagramHeader, UdpFrameDecoder } from '../protocol/udp-frame';
 
 class FramedDatagrams extends Duplex {
   readonly #inner: Duplex;
@@ -47,6 +47,19 @@ class FramedDatagrams extends Duplex {
       return;
     }
     if (this.#inner.write(framed)) cb();
+    else this.#inner.once('drain', () => cb());
+  }
+
+  /** Datagrams queued together go out as one write (one multiplexer frame, not one each). */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    const parts: Buffer[] = [];
+    try {
+      for (const { chunk } of chunks) parts.push(encodeDatagramHeader(chunk.length), chunk);
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    if (this.#inner.write(Buffer.concat(parts))) cb();
     else this.#inner.once('drain', () => cb());
   }
 
