@@ -17,6 +17,7 @@ import {
   stopServer,
   tuneSocket,
   unsupportedKeepaliveKeys,
+  handOff,
 } from './socket';
 
 export class TcpListener implements StreamListener {
@@ -40,12 +41,7 @@ export class TcpListener implements StreamListener {
     server.on('connection', (sock: net.Socket) => {
       tuneSocket(sock, keepalive);
       const conn: Conn = { stream: sock, local: localAddressOf(sock), remote: remoteAddressOf(sock) };
-      try {
-        onConn(conn);
-      } catch (err) {
-        logger.error({ err, remote: conn.remote }, 'connection handler failed');
-        sock.destroy();
-      }
+      handOff(onConn, conn, logger);
     });
     server.on('error', (err) => logger.error({ err }, 'tcp listener error'));
     this.#server = server;

@@ -4,6 +4,8 @@
  * address, and one TCP dial with a deadline and an AbortSignal.
  */
 import net from 'node:net';
+import type { Logger } from 'pino';
+import type { Conn } from '../../core/transport';
 import type { Metadata } from '../../core/metadata';
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
@@ -223,4 +225,17 @@ export function abortReason(signal: AbortSignal): Error {
   const err = new Error(typeof r === 'string' ? r : 'The operation was aborted');
   err.name = 'AbortError';
   return err;
+}
+
+/**
+ * Hands an accepted connection to the listener's owner. A throwing owner must not take the
+ * accept loop down: the error is logged and that one connection destroyed.
+ */
+export function handOff(onConn: (conn: Conn) => void, conn: Conn, logger: Logger): void {
+  try {
+    onConn(conn);
+  } catch (err) {
+    logger.error({ err, remote: conn.remote }, 'connection handler failed');
+    conn.stream.destroy();
+  }
 }

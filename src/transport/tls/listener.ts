@@ -21,6 +21,7 @@ import {
   stopServer,
   tuneSocket,
   type KeepaliveOptions,
+  handOff,
 } from '../tcp/socket';
 import { loadServerTlsOptions, tlsHandshakeTimeoutMs } from './certs';
 import { rawSocketOf } from './handshake';
@@ -97,12 +98,7 @@ export class TlsListener implements StreamListener {
       }
       const raw = rawSocketOf(sock) ?? sock;
       const conn: Conn = { stream: sock, local: localAddressOf(raw), remote: remoteAddressOf(raw) };
-      try {
-        onConn(conn);
-      } catch (err) {
-        logger.error({ err, remote: conn.remote }, 'connection handler failed');
-        sock.destroy();
-      }
+      handOff(onConn, conn, logger);
     });
     server.on('error', (err) => logger.error({ err }, 'tls listener error'));
     this.#server = server;

@@ -31,6 +31,7 @@ import {
   serverAddress,
   stopServer,
   tuneSocket,
+  handOff,
 } from '../tcp/socket';
 import { loadServerTlsOptions, tlsHandshakeTimeoutMs } from '../tls/certs';
 import { rawSocketOf } from '../tls/handshake';
@@ -185,12 +186,7 @@ export class WsListener implements StreamListener {
           local: localAddressOf(rawSocketOf(sock as tls.TLSSocket) ?? sock),
           remote: ip ? joinHostPort(ip, 0) : this.#peer(socket),
         };
-        try {
-          onConn(conn);
-        } catch (err) {
-          logger.error({ err, remote: conn.remote }, 'connection handler failed');
-          stream.destroy();
-        }
+        handOff(onConn, conn, logger);
       });
     });
 
