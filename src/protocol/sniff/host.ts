@@ -21,26 +21,42 @@ export type SniffDecision = { done: true; value: string | undefined } | { done: 
 
 export type SniffOptions = HttpHeadOptions & ClientHelloOptions;
 
+/** What a stream starts with: HTTP/1.x, TLS (with its SNI target, when it has one), or other. */
+export type SniffedProtocol = { kind: 'http' } | { kind: 'tls'; target?: string } | { kind: 'other' };
+
+export type ProtocolDecision = { done: true; value: SniffedProtocol } | { done: false };
+
+/**
+ * Classifies the bytes seen so far. HTTP is decided on its method prefix alone (the head is
+ * then the HTTP parser's to read); TLS waits for the whole ClientHello to name its SNI target.
+ * At `eof` an undecided prefix is 'other' (an incomplete ClientHello: 'tls' without target).
+ * Throws ProtocolError for a malformed ClientHello.
+ */
+export function sniffProtocol(buf: Buffer, eof = false, opts: ClientHelloOptions = {}): ProtocolDecision {
+  const tls = isTlsHandshakeStart(buf);
+  if (tls === true) {
+    const r = parseClientHelloSni(buf, opts);
+    if (r.complete) return { done: true, value: { kind: 'tls', target: r.sni === undefined ? undefined : joinHostPort(r.sni, TLS_DEFAULT_PORT) } };
+    return eof ? { done: true, value: { kind: 'tls' } } : { done: false };
+  }
+  const http = isHttpRequestStart(buf);
+  if (http === true) return { done: true, value: { kind: 'http' } };
+  if ((tls === undefined || http === undefined) && !eof) return { done: false };
+  return { done: true, value: { kind: 'other' } };
+}
+
 /**
  * Decides the target for the bytes seen so far. `{done: false}` asks for more bytes; at
  * `eof` (no more bytes will come) an undecided prefix yields `{done: true, value: undefined}`.
  * Throws ProtocolError when the bytes look like HTTP or TLS but are malformed.
  */
 export function sniffHost(buf: Buffer, eof = false, opts: SniffOptions = {}): SniffDecision {
-  const undecided: SniffDecision = eof ? { done: true, value: undefined } : { done: false };
-  const tls = isTlsHandshakeStart(buf);
-  if (tls === true) {
-    const r = parseClientHelloSni(buf, opts);
-    if (!r.complete) return undecided;
-    return { done: true, value: r.sni === undefined ? undefined : joinHostPort(r.sni, TLS_DEFAULT_PORT) };
-  }
-  const http = isHttpRequestStart(buf);
-  if (http === true) {
-    const r = parseHttpRequestHead(buf, opts);
-    if (!r.complete) return undecided;
-    if (r.hostname === undefined || r.hostname === '') return { done: true, value: undefined };
-    return { done: true, value: joinHostPort(r.hostname, r.port ?? HTTP_DEFAULT_PORT) };
-  }
-  if (tls === undefined || http === undefined) return undecided;
-  return { done: true, value: undefined };
+  const p = sniffProtocol(buf, eof, opts);
+  if (!p.done) return p;
+  if (p.value.kind === 'tls') return { done: true, value: p.value.target };
+  if (p.value.kind === 'other') return { done: true, value: undefined };
+  const r = parseHttpRequestHead(buf, opts);
+  if (!r.complete) return eof ? { done: true, value: undefined } : { done: false };
+  if (r.hostname === undefined || r.hostname === '') return { done: true, value: undefined };
+  return { done: true, value: joinHostPort(r.hostname, r.port ?? HTTP_DEFAULT_PORT) };
 }

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ProtocolError } from '../../../../src/core/errors';
-import { sniffHost } from '../../../../src/protocol/sniff/host';
+import { sniffHost, sniffProtocol } from '../../../../src/protocol/sniff/host';
 
 function tlsHelloWithSni(name: string): Buffer {
   const host = Buffer.from(name);
@@ -55,5 +55,23 @@ describe('sniffHost', () => {
   test('malformed HTTP or TLS throws ProtocolError', () => {
     assert.throws(() => sniffHost(Buffer.from('GET /\r\n\r\n')), ProtocolError);
     assert.throws(() => sniffHost(Buffer.from([0x16, 0x03, 0x01, 0x00, 0x00])), ProtocolError);
+  });
+});
+
+describe('sniffProtocol', () => {
+  test('HTTP is decided on the method prefix, before the head is complete', () => {
+    assert.deepEqual(sniffProtocol(Buffer.from('GET / HT')), { done: true, value: { kind: 'http' } });
+  });
+  test('too few bytes wait; at eof they are other', () => {
+    assert.deepEqual(sniffProtocol(Buffer.from('G')), { done: false });
+    assert.deepEqual(sniffProtocol(Buffer.from('G'), true), { done: true, value: { kind: 'other' } });
+  });
+  test('anything else is other at once', () => {
+    assert.deepEqual(sniffProtocol(Buffer.from('SSH-2.0-OpenSSH\r\n')), { done: true, value: { kind: 'other' } });
+  });
+  test('an incomplete ClientHello waits, and is tls without target at eof', () => {
+    const start = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]);
+    assert.deepEqual(sniffProtocol(start), { done: false });
+    assert.deepEqual(sniffProtocol(start, true), { done: true, value: { kind: 'tls' } });
   });
 });
