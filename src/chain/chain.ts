@@ -7,11 +7,12 @@
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Dialer } from '../core/transport';
+import type { Conn, Dialer } from '../core/transport';
 import type { BindRequest, BindResult, ConnectRequest, Connector } from '../core/handler';
 import { BurrowError } from '../core/errors';
 import { destroy } from '../io/pipe';
 import { Metadata } from '../core/metadata';
+import { RoundRobin } from '../forward/round-robin';
 
 export interface ChainNode {
   name: string;
@@ -26,21 +27,19 @@ export interface ChainNode {
 }
 
 export class Hop {
-  #rr = 0;
+  readonly rr: RoundRobin;
   constructor(
     readonly name: string,
     readonly nodes: ChainNode[],
-    readonly failTimeoutMs: number,
-    readonly maxFails: number,
-  ) {}
+    failTimeoutMs: number,
+    maxFails: number,
+  ) {
+    this.rr = new RoundRobin(maxFails, failTimeoutMs);
+  }
 
   select(): ChainNode {
-    if (this.nodes.length === 0) throw new BurrowError('BURROW_ERR_DIAL', `hop ${this.name}: no nodes`);
-    const now = Date.now();
-    const alive = this.nodes.filter((n) => n.fails < this.maxFails || now - n.failedAt >= this.failTimeoutMs);
-    const from = alive.length ? alive : this.nodes;
-    const n = from[this.#rr % from.length]!;
-    this.#rr = (this.#rr + 1) >>> 0;
+    const n = this.rr.pick(this.nodes);
+    if (!n) throw new BurrowError('BURROW_ERR_DIAL', `hop ${this.name}: no nodes`);
     return n;
   }
 }
@@ -68,48 +67,37 @@ export class Chain {
     });
   }
 
-  /** Dials through the chain and runs the connect exchange; returns the payload stream. */
-  async connect(req: ConnectRequest, signal?: AbortSignal): Promise<Duplex> {
-    const { node } = this.#node();
-    let conn;
+  /** Dials the node (marking it failed or healthy) and runs `exchange` on the new conn. */
+  async #through<T>(hop: Hop, node: ChainNode, signal: AbortSignal | undefined, exchange: (conn: Conn) => Promise<T>): Promise<T> {
+    let conn: Conn;
     try {
       conn = await node.dialer.dial(node.addr, signal);
     } catch (err) {
-      node.fails++;
-      node.failedAt = Date.now();
+      hop.rr.failed(node);
       throw err;
     }
-    node.fails = 0;
+    hop.rr.ok(node);
     try {
-      return await node.connector.connect(conn, req, signal);
+      return await exchange(conn);
     } catch (err) {
       destroy(conn.stream);
       throw err;
     }
   }
 
+  /** Dials through the chain and runs the connect exchange; returns the payload stream. */
+  connect(req: ConnectRequest, signal?: AbortSignal): Promise<Duplex> {
+    const { hop, node } = this.#node();
+    return this.#through(hop, node, signal, (conn) => node.connector.connect(conn, req, signal));
+  }
+
   /** Dials through the chain and registers a reverse endpoint (BIND). */
   async bind(req: BindRequest, signal?: AbortSignal): Promise<BindResult & { node: ChainNode; hop: Hop }> {
     const { hop, node } = this.#node();
-    if (!node.connector.bind) {
-      throw new BurrowError('BURROW_ERR_CONFIG', `connector ${node.connectorType} cannot bind`);
-    }
-    let conn;
-    try {
-      conn = await node.dialer.dial(node.addr, signal);
-    } catch (err) {
-      node.fails++;
-      node.failedAt = Date.now();
-      throw err;
-    }
-    node.fails = 0;
-    try {
-      const r = await node.connector.bind(conn, req, signal);
-      return { ...r, node, hop };
-    } catch (err) {
-      destroy(conn.stream);
-      throw err;
-    }
+    const bind = node.connector.bind?.bind(node.connector);
+    if (!bind) throw new BurrowError('BURROW_ERR_CONFIG', `connector ${node.connectorType} cannot bind`);
+    const r = await this.#through(hop, node, signal, (conn) => bind(conn, req, signal));
+    return { ...r, node, hop };
   }
 
   async close(): Promise<void> {

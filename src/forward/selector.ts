@@ -12,6 +12,7 @@ import type { ForwardNodeConfig, SelectorConfig } from '../config/model';
 import { Metadata, parseGoDurationMs } from '../core/metadata';
 import { stripPort } from '../core/addr';
 import { DEFAULTS } from '../config/model';
+import { RoundRobin } from './round-robin';
 
 export interface ForwardNode {
   name: string;
@@ -41,9 +42,7 @@ export function hostMatches(filter: string, host: string): boolean {
 
 export class Forwarder {
   readonly nodes: ForwardNode[];
-  readonly #maxFails: number;
-  readonly #failTimeoutMs: number;
-  #rr = 0;
+  readonly #rr: RoundRobin;
 
   constructor(nodes: ForwardNodeConfig[] = [], selector?: SelectorConfig) {
     this.nodes = nodes.map((n) => {
@@ -59,27 +58,18 @@ export class Forwarder {
         failedAt: 0,
       };
     });
-    this.#maxFails = selector?.maxFails && selector.maxFails > 0 ? selector.maxFails : DEFAULTS.selectorMaxFails;
-    this.#failTimeoutMs =
-      (selector?.failTimeout ? parseGoDurationMs(selector.failTimeout) : undefined) ?? DEFAULTS.selectorFailTimeoutMs;
+    this.#rr = new RoundRobin(
+      selector?.maxFails && selector.maxFails > 0 ? selector.maxFails : DEFAULTS.selectorMaxFails,
+      (selector?.failTimeout ? parseGoDurationMs(selector.failTimeout) : undefined) ?? DEFAULTS.selectorFailTimeoutMs,
+    );
   }
 
   get size(): number {
     return this.nodes.length;
   }
 
-  #alive(n: ForwardNode, now: number): boolean {
-    return n.fails < this.#maxFails || now - n.failedAt >= this.#failTimeoutMs;
-  }
-
   #pick(list: ForwardNode[]): ForwardNode | undefined {
-    if (list.length === 0) return undefined;
-    const now = Date.now();
-    const alive = list.filter((n) => this.#alive(n, now));
-    const from = alive.length > 0 ? alive : list;
-    const n = from[this.#rr % from.length];
-    this.#rr = (this.#rr + 1) >>> 0;
-    return n;
+    return this.#rr.pick(list);
   }
 
   /** Picks a node for `host` (the stream header's dst or a sniffed Host/SNI), or undefined. */
@@ -97,11 +87,10 @@ export class Forwarder {
   }
 
   markFailed(n: ForwardNode): void {
-    n.fails++;
-    n.failedAt = Date.now();
+    this.#rr.failed(n);
   }
 
   markOk(n: ForwardNode): void {
-    n.fails = 0;
+    this.#rr.ok(n);
   }
 }
