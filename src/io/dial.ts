@@ -7,13 +7,8 @@ import dgram from 'node:dgram';
 import { Duplex } from 'node:stream';
 import { splitHostPort } from '../core/addr';
 import { BurrowError } from '../core/errors';
-import { dialTcp as transportDialTcp } from '../transport/tcp/socket';
+import { dialHost, dialTcp as transportDialTcp } from '../transport/tcp/socket';
 import { UDP_SOCKET_BUFFER_BYTES } from '../transport/udp/listener';
-
-/** Go dials localhost for an empty host. */
-function dialHost(host: string): string {
-  return host === '' ? '127.0.0.1' : host;
-}
 
 /** A TCP dial to a forward target; a target without a port is refused before dialing. */
 export function dialTcp(addr: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<net.Socket> {
