@@ -76,6 +76,9 @@ export function forwardableHeaders(req: http.IncomingMessage, connection: string
  * body is streamed with backpressure (no buffering: each chunk goes out when it arrives); a
  * client that goes away aborts the upstream request.
  */
+/** The latest exchange of each client connection (see relayHttpExchange's half-close). */
+const latestExchange = new WeakMap<object, object>();
+
 export function relayHttpExchange(
   req: http.IncomingMessage,
   res: http.ServerResponse,
@@ -136,8 +139,30 @@ export function relayHttpExchange(
     r.on('error', onError);
   };
   wire(upReq);
+  // Half-close: a client that shuts down its write side (FIN) after its request is not taken
+  // for gone (the server runs with httpAllowHalfOpen); its FIN is passed on to the upstream once
+  // the request has been sent, so the origin decides, as it would facing the client directly:
+  // one that honours half-close answers in full, one that takes a FIN for a disconnect (Node's
+  // and Go's default) aborts, and the abort comes back as the end of the response.
+  // Only the connection's latest request passes the FIN on (a pipelined earlier one must not
+  // end a stream the next request still needs).
+  const client = req.socket;
+  const token = {};
+  latestExchange.set(client, token);
+  const passFin = (): void => {
+    if (latestExchange.get(client) !== token) return;
+    const endUpstream = (): void => {
+      const s = current.socket;
+      if (s && !s.destroyed && s.writable) s.end();
+    };
+    if (current.writableFinished) endUpstream();
+    else current.once('finish', endUpstream);
+  };
+  if (client.readableEnded) passFin();
+  else client.once('end', passFin);
   res.once('close', () => {
     clearTimeout(timer);
+    client.off('end', passFin);
     if (!res.writableFinished) current.destroy();
   });
   req.pipe(upReq);

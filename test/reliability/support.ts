@@ -175,8 +175,10 @@ export interface Origin {
  * - `GET /poll?delay=MS` answers `polled <sent-at-ms>` after MS ms (long polling);
  * - `GET /slowhead?delay=MS` writes nothing for MS ms, then answers 200;
  * - anything else: 200 `ok <url>`.
+ * With `halfOpen`, a client's FIN after its request is a half-close (the response still goes
+ * out); by default it is a disconnect, as in Node's and Go's HTTP servers.
  */
-export async function startOrigin(): Promise<Origin> {
+export async function startOrigin(opts: { halfOpen?: boolean } = {}): Promise<Origin> {
   const aborted: Origin['aborted'] = [];
   const seen: string[] = [];
   const sockets = new Set<net.Socket>();
@@ -256,6 +258,7 @@ export async function startOrigin(): Promise<Origin> {
     s.on('close', () => sockets.delete(s));
   });
   server.on('clientError', (_err, s) => s.destroy());
+  if (opts.halfOpen) (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   await new Promise<void>((r) => server.listen(0, LOCAL, () => r()));
   origin.port = (server.address() as net.AddressInfo).port;
   return origin;

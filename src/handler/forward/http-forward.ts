@@ -36,6 +36,9 @@ export class HttpForwarder {
     );
     this.#server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.#server.on('clientError', (_err: Error, socket: Duplex) => destroy(socket));
+    // A client's FIN after its request is a half-close, not a disconnect: the response still
+    // goes out (relayHttpExchange passes the FIN on to the upstream).
+    (this.#server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
   }
 
   /** Serves one connection (its sniffed bytes put back); resolves when it is closed. */

@@ -159,6 +159,9 @@ export class HttpEntryProxy {
     // headersTimeout checks on 'listening': without them a request head trickled in byte by
     // byte (slowloris) would hold the connection forever.
     this.#http.emit('listening');
+    // A client's FIN after its request is a half-close, not a disconnect: the response still
+    // goes out (relayHttpExchange passes the FIN on to the upstream).
+    (this.#http as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
     this.#http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.#http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       // Not HTTP, or a malformed/oversized head: close without a response (as gost) unless
