@@ -203,6 +203,7 @@ export const DEFAULTS = {
   reconnectMaxDelayMs: 5_000,
   shutdownGraceMs: 5_000,
   halfCloseReadTimeoutMs: 10_000,
+  sendTimeoutMs: 60_000,
   selectorMaxFails: 1,
   selectorFailTimeoutMs: 10_000,
 } as const;

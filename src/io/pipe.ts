@@ -6,9 +6,16 @@
  * remaining direction keeps flowing until it ends too, or until it has been idle for
  * `halfCloseIdleMs` (gost gives it a fixed 10 s read deadline; we reset the timer on data, so a
  * long response after a half-close is never cut off while it is still flowing).
+ *
+ * Send timeout: a side that stops reading altogether (its writes wait for a 'drain' that does
+ * not come for `sendTimeoutMs`, 60 s by default, as nginx's send_timeout) ends the relay. Without
+ * it a connection whose reader never reads is held forever, and so is the other side even after
+ * it has left: its FIN waits unread behind the bytes backpressure stopped reading. The clock
+ * runs only while a write waits, so a slow reader that makes any progress is never cut off.
  */
 import type { Duplex } from 'node:stream';
 import { DEFAULTS } from '../config/model';
+import { BurrowError } from '../core/errors';
 
 export interface RelayResult {
   /** Bytes read from `a` and written to `b`. */
@@ -23,6 +30,13 @@ export interface RelayOptions {
   halfCloseIdleMs?: number;
   /** Idle timeout for the whole relay (no data either way); 0 = none. */
   idleTimeoutMs?: number;
+  /** Longest wait for a side to take more bytes (no 'drain'); 0 = none. */
+  sendTimeoutMs?: number;
+}
+
+/** The relay ended because one side took no bytes for its send timeout. */
+export function isSendTimeout(err: unknown): boolean {
+  return err instanceof BurrowError && err.code === 'BURROW_ERR_TIMEOUT' && /^send timeout/.test(err.message);
 }
 
 /** Destroys a stream, tolerating one that is already destroyed. */
@@ -38,6 +52,7 @@ export function destroy(s: Duplex | undefined | null, err?: Error): void {
 export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<RelayResult> {
   const halfCloseIdleMs = opts.halfCloseIdleMs ?? DEFAULTS.halfCloseReadTimeoutMs;
   const idleTimeoutMs = opts.idleTimeoutMs ?? 0;
+  const sendTimeoutMs = opts.sendTimeoutMs ?? DEFAULTS.sendTimeoutMs;
   return new Promise((resolve) => {
     const result: RelayResult = { aToB: 0, bToA: 0 };
     let ended = 0;
@@ -45,6 +60,10 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
     let halfTimer: NodeJS.Timeout | undefined;
     let idleTimer: NodeJS.Timeout | undefined;
     let lastActivity = Date.now();
+    // Since when `b` (resp. `a`) has been waiting for a drain; 0 = it is not.
+    let bWaitsSince = 0;
+    let aWaitsSince = 0;
+    let sendTimer: NodeJS.Timeout | undefined;
 
     const finish = (err?: Error): void => {
       if (settled) return;
@@ -52,8 +71,11 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       if (err && !result.error) result.error = err;
       if (halfTimer) clearTimeout(halfTimer);
       if (idleTimer) clearInterval(idleTimer);
+      if (sendTimer) clearTimeout(sendTimer);
       a.off('data', onAData);
       b.off('data', onBData);
+      a.off('drain', onADrain);
+      b.off('drain', onBDrain);
       a.off('peerend', onPeerEnd);
       b.off('peerend', onPeerEnd);
       a.unpipe(b);
@@ -67,15 +89,47 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       halfTimer = setTimeout(() => finish(), halfCloseIdleMs);
       halfTimer.unref?.();
     };
+    // One timer at most, armed when a write starts waiting; it re-arms itself while one waits.
+    const checkSend = (): void => {
+      sendTimer = undefined;
+      const since = Math.min(bWaitsSince || Infinity, aWaitsSince || Infinity);
+      if (since === Infinity) return;
+      const left = since + sendTimeoutMs - Date.now();
+      if (left <= 0) {
+        const who = bWaitsSince && bWaitsSince <= (aWaitsSince || Infinity) ? 'b' : 'a';
+        finish(new BurrowError('BURROW_ERR_TIMEOUT', `send timeout: ${who === 'b' ? 'the far side' : 'the near side'} took no bytes for ${sendTimeoutMs} ms`));
+        return;
+      }
+      sendTimer = setTimeout(checkSend, left);
+      sendTimer.unref?.();
+    };
+    const waiting = (): void => {
+      if (!sendTimer && !settled) checkSend();
+    };
     const onAData = (chunk: Buffer): void => {
       result.aToB += chunk.length;
       lastActivity = Date.now();
       if (halfTimer) armHalfTimer();
+      // Runs after pipe's write of this chunk (registered after pipe()).
+      if (sendTimeoutMs > 0 && bWaitsSince === 0 && b.writableNeedDrain) {
+        bWaitsSince = lastActivity;
+        waiting();
+      }
     };
     const onBData = (chunk: Buffer): void => {
       result.bToA += chunk.length;
       lastActivity = Date.now();
       if (halfTimer) armHalfTimer();
+      if (sendTimeoutMs > 0 && aWaitsSince === 0 && a.writableNeedDrain) {
+        aWaitsSince = lastActivity;
+        waiting();
+      }
+    };
+    const onBDrain = (): void => {
+      bWaitsSince = 0;
+    };
+    const onADrain = (): void => {
+      aWaitsSince = 0;
     };
     const onEnd = (): void => {
       ended++;
@@ -92,8 +146,6 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       if (!settled) setImmediate(() => finish());
     };
 
-    a.on('data', onAData);
-    b.on('data', onBData);
     // A multiplexed stream tells us when its peer finished even if data is still queued for a
     // reader that does not read: from then on the half-close idle timer bounds the wait.
     const onPeerEnd = (): void => {
@@ -115,5 +167,12 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
     }
     a.pipe(b);
     b.pipe(a);
+    // After pipe(): each data listener runs once pipe has written the chunk.
+    a.on('data', onAData);
+    b.on('data', onBData);
+    if (sendTimeoutMs > 0) {
+      a.on('drain', onADrain);
+      b.on('drain', onBDrain);
+    }
   });
 }

@@ -14,7 +14,7 @@ import type { Conn } from '../../core/transport';
 import type { Handler, HandleResult, Network } from '../../core/handler';
 import type { Chain } from '../../chain/chain';
 import { Forwarder } from '../../forward/selector';
-import { relay, destroy } from '../../io/pipe';
+import { relay, destroy, isSendTimeout } from '../../io/pipe';
 import { dialTcp, dialUdp } from '../../io/dial';
 import { BurrowError } from '../../core/errors';
 import { Metadata } from '../../core/metadata';
@@ -45,6 +45,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
   const sniffing = md.getBool('sniffing') ?? false;
   const sniffTimeoutMs = md.getDurationMs('sniffing.timeout') || DEFAULTS.entrypointSniffTimeoutMs;
   const idleTimeoutMs = md.getDurationMs('idleTimeout') || 0;
+  const sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
   const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
   let httpForwarder: HttpForwarder | undefined;
 
@@ -103,7 +104,8 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
       if (node) opts.forwarder.markOk(node);
       // Through a chain, UDP rides the tunnel stream with 2-byte length framing.
       const far = network === 'udp' && opts.chain ? framedDatagrams(up) : up;
-      const r = await relay(conn.stream, far, { idleTimeoutMs });
+      const r = await relay(conn.stream, far, { idleTimeoutMs, sendTimeoutMs });
+      if (r.error && isSendTimeout(r.error)) log.info(`${conn.remote} >< ${dst}: ${r.error.message} (sendTimeout)`);
       return { inputBytes: r.aToB, outputBytes: r.bToA };
     },
   };

@@ -15,7 +15,7 @@ import type { Conn } from '../../core/transport';
 import type { Handler, HandleResult, Network } from '../../core/handler';
 import { Forwarder } from '../../forward/selector';
 import { Metadata } from '../../core/metadata';
-import { relay, destroy } from '../../io/pipe';
+import { relay, destroy, isSendTimeout } from '../../io/pipe';
 import { dialTcp, dialUdp } from '../../io/dial';
 import { framedDatagrams } from '../../io/datagram';
 import { splitHostPort } from '../../core/addr';
@@ -36,6 +36,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
   const sniffing = opts.network === 'tcp' && (md.getBool('sniffing') ?? false);
   const sniffTimeoutMs = md.getDurationMs('sniffing.timeout') || 15_000;
   const idleTimeoutMs = md.getDurationMs('idleTimeout') || 0;
+  const sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
   const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
   let httpForwarder: HttpForwarder | undefined;
 
@@ -98,7 +99,8 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
       }
       if (node) opts.forwarder.markOk(node);
       const near = opts.network === 'udp' ? framedDatagrams(conn.stream) : conn.stream;
-      const r = await relay(near, up, { idleTimeoutMs });
+      const r = await relay(near, up, { idleTimeoutMs, sendTimeoutMs });
+      if (r.error && isSendTimeout(r.error)) log.info(`${conn.remote} >< ${target}: ${r.error.message} (sendTimeout)`);
       return { inputBytes: r.aToB, outputBytes: r.bToA };
     },
   };

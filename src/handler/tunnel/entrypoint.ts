@@ -45,6 +45,7 @@ export class EntryPoint {
   readonly #sockets = new Set<net.Socket>();
   readonly #http: HttpEntryProxy;
   readonly #sniffTimeoutMs: number;
+  readonly #sendTimeoutMs: number;
   readonly #relayEnabled: boolean;
   readonly #warnings = new OncePerKey();
   #address = '';
@@ -53,6 +54,7 @@ export class EntryPoint {
     this.#opts = opts;
     const md = opts.metadata;
     this.#sniffTimeoutMs = md.getDurationMs('entrypoint.sniffTimeout') || DEFAULTS.entrypointSniffTimeoutMs;
+    this.#sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
     this.#relayEnabled = md.getBool('entrypoint.relay') ?? true;
     this.#http = new HttpEntryProxy({
       server: opts.server,
@@ -176,7 +178,7 @@ export class EntryPoint {
       return;
     }
     log.debug({ host: sni, tunnel: route.tunnelId }, `${remote} <-> ${sni}`);
-    await relay(socket, stream);
+    await relay(socket, stream, { sendTimeoutMs: this.#sendTimeoutMs });
   }
 
   async #handleRelay(socket: net.Socket, remote: string, log: Logger): Promise<void> {
@@ -199,6 +201,6 @@ export class EntryPoint {
       return;
     }
     socket.write(statusResponse(0));
-    await relay(socket, stream);
+    await relay(socket, stream, { sendTimeoutMs: this.#sendTimeoutMs });
   }
 }

@@ -83,6 +83,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
   const direct = md.getBool('tunnel.direct') ?? false;
   const entrypointId = safeParseTunnelIdText(md.getString('entrypoint.id'));
   const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.relayHandshakeTimeoutMs;
+  const sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
   const smux = smuxConfigFromMetadata(md);
   const pool = new TunnelPool({
     maxTunnels: md.getInt('tunnel.maxTunnels') ?? 0,
@@ -173,7 +174,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     }
     clog.debug(`connect to tunnel=${d.tunnelId} OK`);
     conn.stream.write(statusResponse(0));
-    const r = await relay(conn.stream, stream);
+    const r = await relay(conn.stream, stream, { sendTimeoutMs });
     return { inputBytes: r.aToB, outputBytes: r.bToA + 4 };
   }
 

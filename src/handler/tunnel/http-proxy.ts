@@ -329,6 +329,6 @@ export class HttpEntryProxy {
     const headText = requestHead(req, [['Gost-Forwarded-Node', this.#opts.server.nodeId]], new Set(['gost-forwarded-node']));
     stream.write(headText);
     if (head.length) stream.write(head);
-    void relay(socket, stream);
+    void relay(socket, stream, { sendTimeoutMs: this.#opts.metadata.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs });
   }
 }
