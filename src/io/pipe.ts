@@ -34,9 +34,18 @@ export interface RelayOptions {
   sendTimeoutMs?: number;
 }
 
-/** The relay ended because one side took no bytes for its send timeout. */
-export function isSendTimeout(err: unknown): boolean {
-  return err instanceof BurrowError && err.code === 'BURROW_ERR_TIMEOUT' && /^send timeout/.test(err.message);
+/** The relay ended because one side (`a` or `b`) took no bytes for its send timeout. */
+export class SendTimeoutError extends BurrowError {
+  constructor(
+    readonly side: 'a' | 'b',
+    ms: number,
+  ) {
+    super('BURROW_ERR_TIMEOUT', `send timeout: ${side === 'b' ? 'the far side' : 'the near side'} took no bytes for ${ms} ms`);
+  }
+}
+
+export function isSendTimeout(err: unknown): err is SendTimeoutError {
+  return err instanceof SendTimeoutError;
 }
 
 /** Destroys a stream, tolerating one that is already destroyed. */
@@ -96,8 +105,7 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       if (since === Infinity) return;
       const left = since + sendTimeoutMs - Date.now();
       if (left <= 0) {
-        const who = bWaitsSince && bWaitsSince <= (aWaitsSince || Infinity) ? 'b' : 'a';
-        finish(new BurrowError('BURROW_ERR_TIMEOUT', `send timeout: ${who === 'b' ? 'the far side' : 'the near side'} took no bytes for ${sendTimeoutMs} ms`));
+        finish(new SendTimeoutError(bWaitsSince && bWaitsSince <= (aWaitsSince || Infinity) ? 'b' : 'a', sendTimeoutMs));
         return;
       }
       sendTimer = setTimeout(checkSend, left);

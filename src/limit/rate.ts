@@ -1,3 +1,5 @@
+import type { Logger } from 'pino';
+
 /**
  * Per-key token buckets (e.g. connections per client IP). `take(key)` answers whether one
  * more event is allowed now. Idle buckets are forgotten, so the map stays bounded by the
@@ -75,5 +77,24 @@ export class OncePerKey {
     }
     this.#seen.set(key, now);
     return true;
+  }
+}
+
+/**
+ * "Logged once per peer": a peer that hits a limit is warned about once a minute per limit
+ * (naming the limit), and every further hit goes to debug, so a flood of bad connections from
+ * one address costs one line per limit, while a second attack on another limit is still seen.
+ */
+export class PeerWarnings {
+  readonly #once = new OncePerKey();
+
+  /**
+   * @param peer the attacking address (host, no port)
+   * @param limit the limit's name as users configure it (e.g. `readTimeout`)
+   * @param msg what happened, with the limit's value
+   */
+  warn(log: Pick<Logger, 'warn' | 'debug'>, peer: string, limit: string, msg: string): void {
+    if (this.#once.take(`${limit}|${peer}`)) log.warn(`${msg} (limit: ${limit}; further ones from ${peer} at debug for a minute)`);
+    else log.debug(`${msg} (limit: ${limit})`);
   }
 }

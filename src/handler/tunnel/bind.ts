@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
 import type { HandleResult } from '../../core/handler';
-import { splitHostPort, isUnspecifiedHost, joinHostPort } from '../../core/addr';
+import { splitHostPort, isUnspecifiedHost, joinHostPort, stripPort } from '../../core/addr';
 import { buildBindResponse, type ParsedRequest } from '../../protocol/relay/message';
 import {
   makeTunnelId,
@@ -79,13 +79,20 @@ export async function handleBind(
   // graceful drain (gost servers simply close it). Stop routing new streams here.
   // Only the first one means anything: later ones (a flood of SYNs) are closed without a word.
   let clientOpened = 0;
+  const peer = stripPort(conn.remote);
+  const clog = log.child({ connector: cid });
   session.on('stream', (s) => {
     s.destroy();
     if (++clientOpened > MAX_CLIENT_OPENED_STREAMS) {
       // gost clients open none and burrow clients one: a flood of SYNs is abuse. Closing the
       // session ends it at once (only this connector; the client may reconnect).
       if (!session.isClosed) {
-        log.warn({ connector: cid }, `client opened more than ${MAX_CLIENT_OPENED_STREAMS} streams; closing its session`);
+        server.warnings.warn(
+          clog,
+          peer,
+          'streams opened by a client',
+          `client opened more than ${MAX_CLIENT_OPENED_STREAMS} streams; closing its session`,
+        );
         session.destroy(new BurrowError('BURROW_ERR_LIMIT', 'client opened too many streams'));
       }
       return;
@@ -93,10 +100,21 @@ export async function handleBind(
     if (!entry.drain()) return;
     log.info({ connector: cid }, `connector ${cid} is draining`);
   });
+  // A client breaking the protocol on a stream (past its window, bogus window updates) loses
+  // that stream; one warning per client address and kind a minute.
+  session.on('violation', (err: Error) => {
+    const limit = /mux\.\w+/.exec(err.message)?.[0] ?? 'smux protocol';
+    server.warnings.warn(clog, peer, limit, `client broke the smux protocol: ${err.message}`);
+  });
   await new Promise<void>((resolve) => {
     if (session.isClosed) resolve();
     else session.once('close', () => resolve());
   });
+  const why = session.closeError;
+  if (why instanceof BurrowError && why.code === 'BURROW_ERR_TIMEOUT' && /send timeout/.test(why.message)) {
+    // A client that sends (keepalives) but stopped reading holds every stream routed to it.
+    server.warnings.warn(clog, peer, 'sendTimeout', `client stopped reading, closing its session: ${why.message}`);
+  }
   server.pool.remove(entry);
   log.info({ connector: cid }, `remove connector: ${tunnelId} ${cid}`);
   return { inputBytes: 0, outputBytes: 0 };

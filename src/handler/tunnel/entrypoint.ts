@@ -17,7 +17,7 @@ import { Metadata } from '../../core/metadata';
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { STATUS_BAD_REQUEST, STATUS_SERVICE_UNAVAILABLE, isPeerGone } from '../../core/errors';
 import { peek } from '../../io/peek';
-import { relay, destroy } from '../../io/pipe';
+import { destroy } from '../../io/pipe';
 import { readRelayMessage } from '../../io/read-message';
 import { decodeRequest, parseRequest, statusResponse } from '../../protocol/relay/message';
 import { isZero, tunnelIdToString } from '../../protocol/relay/tunnel-id';
@@ -27,7 +27,6 @@ import type { Ingress } from '../../ingress/ingress';
 import type { TunnelServer } from './handler';
 import { HttpEntryProxy } from './http-proxy';
 import { newSid } from '../../service/service';
-import { OncePerKey } from '../../limit/rate';
 
 export interface EntryPointOptions {
   addr: string;
@@ -45,16 +44,13 @@ export class EntryPoint {
   readonly #sockets = new Set<net.Socket>();
   readonly #http: HttpEntryProxy;
   readonly #sniffTimeoutMs: number;
-  readonly #sendTimeoutMs: number;
   readonly #relayEnabled: boolean;
-  readonly #warnings = new OncePerKey();
   #address = '';
 
   constructor(opts: EntryPointOptions) {
     this.#opts = opts;
     const md = opts.metadata;
     this.#sniffTimeoutMs = md.getDurationMs('entrypoint.sniffTimeout') || DEFAULTS.entrypointSniffTimeoutMs;
-    this.#sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
     this.#relayEnabled = md.getBool('entrypoint.relay') ?? true;
     this.#http = new HttpEntryProxy({
       server: opts.server,
@@ -131,17 +127,23 @@ export class EntryPoint {
         this.#http.handle(socket, log);
         return undefined;
       },
-      (err: Error) => {
-        if (!isPeerGone(err) && this.#warnings.take(socket.remoteAddress ?? '')) {
-          log.warn(`entrypoint: ${err.message} (entrypoint.sniffTimeout ${this.#sniffTimeoutMs} ms; further ones from this peer at debug for a minute)`);
-        } else log.debug(`entrypoint: ${err.message}`);
-        destroy(socket);
-      },
-    ).catch((err: Error) => {
-      if (isPeerGone(err)) log.debug(err.message);
-      else log.warn(err.message);
-      destroy(socket);
-    });
+      (err: Error) => this.#refuse(socket, log, err),
+    ).catch((err: Error) => this.#refuse(socket, log, err));
+  }
+
+  /**
+   * Closes a connection that broke a rule: a deadline (entrypoint.sniffTimeout), a size limit,
+   * the protocol. One warning per peer and limit a minute, the rest at debug.
+   */
+  #refuse(socket: net.Socket, log: Logger, err: Error): void {
+    destroy(socket);
+    const peer = socket.remoteAddress ?? '';
+    const code = (err as { code?: string }).code;
+    if (isPeerGone(err)) log.debug(`entrypoint: ${err.message}`);
+    else if (code === 'BURROW_ERR_TIMEOUT') {
+      this.#opts.server.warnings.warn(log, peer, 'entrypoint.sniffTimeout', `entrypoint: ${err.message} (entrypoint.sniffTimeout ${this.#sniffTimeoutMs} ms)`);
+    } else if (code === 'BURROW_ERR_LIMIT') this.#opts.server.warnings.warn(log, peer, 'header size', `entrypoint: ${err.message}`);
+    else this.#opts.server.warnings.warn(log, peer, 'protocol', `entrypoint: ${err.message}`);
   }
 
   async #handleTls(socket: net.Socket, remote: string, log: Logger): Promise<void> {
@@ -154,7 +156,7 @@ export class EntryPoint {
       { timeoutMs: this.#sniffTimeoutMs, maxBytes: TLS_MAX_HELLO_BYTES },
     );
     if (!sni) {
-      log.warn('tls: no SNI in ClientHello, closing');
+      this.#opts.server.warnings.warn(log, socket.remoteAddress ?? '', 'SNI required', 'tls: no SNI in ClientHello, closing');
       destroy(socket);
       return;
     }
@@ -178,7 +180,7 @@ export class EntryPoint {
       return;
     }
     log.debug({ host: sni, tunnel: route.tunnelId }, `${remote} <-> ${sni}`);
-    await relay(socket, stream, { sendTimeoutMs: this.#sendTimeoutMs });
+    await this.#opts.server.splice(socket, stream, remote, log);
   }
 
   async #handleRelay(socket: net.Socket, remote: string, log: Logger): Promise<void> {
@@ -201,6 +203,6 @@ export class EntryPoint {
       return;
     }
     socket.write(statusResponse(0));
-    await relay(socket, stream, { sendTimeoutMs: this.#sendTimeoutMs });
+    await this.#opts.server.splice(socket, stream, remote, log);
   }
 }

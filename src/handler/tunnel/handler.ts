@@ -29,13 +29,13 @@ import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from 
 import { isZero, tunnelIdToString, parseTunnelId } from '../../protocol/relay/tunnel-id';
 import { encodeStreamHeader } from '../../protocol/stream-header';
 import { readRelayMessage } from '../../io/read-message';
-import { relay, destroy } from '../../io/pipe';
+import { relay, destroy, isSendTimeout, type RelayResult } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
-import { RateLimiter, OncePerKey } from '../../limit/rate';
+import { RateLimiter, PeerWarnings } from '../../limit/rate';
 import { DEFAULTS } from '../../config/model';
 import type { Ingress } from '../../ingress/ingress';
 import type { AnyAuther } from '../../auth/auther';
-import { TunnelPool, type Network } from './pool';
+import { TunnelPool, STREAM_CONNECTOR, type ConnectorEntry, type Network } from './pool';
 import { routeConnect } from './router';
 import { handleBind } from './bind';
 import { EntryPoint, type EntryPointOptions } from './entrypoint';
@@ -60,10 +60,18 @@ export interface TunnelServer {
   readonly ingress: Ingress | undefined;
   readonly publicNames: PublicNames | undefined;
   readonly smux: Partial<SmuxConfig>;
+  /** One warning per attacking peer and limit a minute (entry points, tunnel port, sessions). */
+  readonly warnings: PeerWarnings;
   /** Tunnel for a host at a public entry point (ingress, then public names). */
   lookupPublic(host: string, ingress?: Ingress): { tunnelId: string; private: boolean } | undefined;
   /** Opens a stream to the tunnel and writes the stream header. */
   openTunnelStream(tunnelId: string, network: Network, src: string, dst: string): Duplex;
+  /**
+   * Splices a visitor connection (`near`, from `nearAddr`) and its tunnel stream until both
+   * end, bounded by `sendTimeout`: a side that takes no bytes that long ends both, with one
+   * warning per peer (the tunnel client or the visitor) a minute.
+   */
+  splice(near: Duplex, stream: Duplex, nearAddr: string, log: Logger): Promise<RelayResult>;
 }
 
 function safeParseTunnelIdText(text: string | undefined): string | undefined {
@@ -90,7 +98,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     maxConnectorsPerTunnel: md.getInt('tunnel.maxConnectors') ?? 0,
     maxStreamsPerConnector: md.getInt('tunnel.maxStreams') ?? 0,
   });
-  const badRequestWarnings = new OncePerKey();
+  const warnings = new PeerWarnings();
   const connRate = md.getFloat('tunnel.connRate') ?? 0;
   const limiter =
     connRate > 0 ? new RateLimiter({ ratePerSec: connRate, burst: md.getInt('tunnel.connBurst') || Math.max(1, Math.ceil(connRate * 2)) }) : undefined;
@@ -110,11 +118,29 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     ingress: opts.ingress,
     publicNames,
     smux,
+    warnings,
     lookupPublic(host, ingress = opts.ingress) {
       const r = ingress?.lookup(host);
       if (r) return r;
       const t = publicNames?.lookup(host);
       return t ? { tunnelId: t, private: false } : undefined;
+    },
+    async splice(near, stream, nearAddr, log) {
+      const r = await relay(near, stream, { sendTimeoutMs });
+      if (isSendTimeout(r.error)) {
+        const connector = (stream as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
+        if (r.error.side === 'b') {
+          warnings.warn(
+            log.child({ connector: connector?.id }),
+            stripPort(connector?.remote ?? ''),
+            'sendTimeout',
+            `the tunnel client took no bytes on a stream for ${sendTimeoutMs} ms (a target that does not read, or a client that does not); stream closed`,
+          );
+        } else {
+          warnings.warn(log, stripPort(nearAddr), 'sendTimeout', `a visitor took no bytes for ${sendTimeoutMs} ms; connection closed`);
+        }
+      }
+      return r;
     },
     openTunnelStream(tunnelId, network, src, dst) {
       // Encode first: an address that cannot be encoded (a CONNECT without Addr features)
@@ -174,7 +200,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     }
     clog.debug(`connect to tunnel=${d.tunnelId} OK`);
     conn.stream.write(statusResponse(0));
-    const r = await relay(conn.stream, stream, { sendTimeoutMs });
+    const r = await server.splice(conn.stream, stream, conn.remote, clog);
     return { inputBytes: r.aToB, outputBytes: r.bToA + 4 };
   }
 
@@ -199,11 +225,15 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
         req = parseRequest(decodeRequest(await readRelayMessage(conn.stream, readTimeoutMs)));
       } catch (err) {
         // Bad version, undecodable features, silence: close without a response, as gost.
-        // One warning per peer per minute (a flood of bad or idle connections is one line);
-        // every case at debug.
-        if (!isPeerGone(err) && badRequestWarnings.take(stripPort(conn.remote))) {
-          clog.warn(`relay: ${(err as Error).message} (readTimeout ${readTimeoutMs} ms; further ones from this peer at debug for a minute)`);
-        } else clog.debug(`relay: ${(err as Error).message}`);
+        // One warning per peer and limit a minute (a flood of bad or idle connections is one
+        // line); every case at debug.
+        if (isPeerGone(err)) clog.debug(`relay: ${(err as Error).message}`);
+        else if (err instanceof BurrowError && err.code === 'BURROW_ERR_TIMEOUT') {
+          warnings.warn(clog, stripPort(conn.remote), 'readTimeout', `relay: ${err.message} (readTimeout ${readTimeoutMs} ms)`);
+        } else {
+          const limit = err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT' ? 'relay request size' : 'relay request format';
+          warnings.warn(clog, stripPort(conn.remote), limit, `relay: bad request: ${(err as Error).message}`);
+        }
         destroy(conn.stream);
         return;
       }

@@ -25,7 +25,7 @@ import { joinHostPort, splitHostPort } from '../../core/addr';
 import { DEFAULTS } from '../../config/model';
 import type { Ingress } from '../../ingress/ingress';
 import type { TunnelServer } from './handler';
-import { relay, destroy } from '../../io/pipe';
+import { destroy } from '../../io/pipe';
 import { HOP_BY_HOP, socketLike, hostWithPort, failResponse, relayHttpExchange, requestHead } from '../../io/http-relay';
 import { newSid } from '../../service/service';
 import { IDLE_STREAM, STREAM_CONNECTOR, type ConnectorEntry } from './pool';
@@ -131,6 +131,9 @@ class TunnelAgent extends http.Agent {
   }
 }
 
+/** The largest request head the entry point reads (Node's maxHeaderSize); larger ones get 431. */
+const MAX_HEADER_BYTES = 64 * 1024;
+
 export class HttpEntryProxy {
   readonly #opts: HttpEntryProxyOptions;
   readonly #http: http.Server;
@@ -147,7 +150,7 @@ export class HttpEntryProxy {
         headersTimeout: opts.headersTimeoutMs,
         requestTimeout: 0,
         keepAliveTimeout: (opts.metadata.getDurationMs('entrypoint.idleTimeout') || 60_000),
-        maxHeaderSize: 64 * 1024,
+        maxHeaderSize: MAX_HEADER_BYTES,
         noDelay: true,
         // How often headersTimeout is checked (Node's default, 30 s, would let a slow head live
         // up to 30 s past its deadline).
@@ -165,10 +168,22 @@ export class HttpEntryProxy {
     this.#http.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.#http.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       // Not HTTP, or a malformed/oversized head: close without a response (as gost) unless
-      // the head was merely too large, which gets 431.
-      if (err.code === 'HPE_HEADER_OVERFLOW' && (socket as net.Socket).writable) {
-        socket.end('HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
-      } else destroy(socket);
+      // the head was merely too large, which gets 431. One warning per peer and limit a minute.
+      const log = this.#connLogs.get(socket) ?? this.#opts.logger;
+      const peer = (socket as net.Socket).remoteAddress ?? '';
+      const warn = (limit: string, msg: string): void => this.#opts.server.warnings.warn(log, peer, limit, msg);
+      if (err.code === 'HPE_HEADER_OVERFLOW') {
+        warn('request head size', `entrypoint: request head larger than ${MAX_HEADER_BYTES / 1024} KiB, answered 431`);
+        if ((socket as net.Socket).writable) {
+          socket.end('HTTP/1.1 431 Request Header Fields Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+          return;
+        }
+      } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+        warn('entrypoint.sniffTimeout', `entrypoint: no complete request head within ${opts.headersTimeoutMs} ms (entrypoint.sniffTimeout)`);
+      } else if (err.code !== 'ECONNRESET') {
+        warn('HTTP request format', `entrypoint: bad HTTP request: ${err.message}`);
+      }
+      destroy(socket);
     });
   }
 
@@ -329,6 +344,6 @@ export class HttpEntryProxy {
     const headText = requestHead(req, [['Gost-Forwarded-Node', this.#opts.server.nodeId]], new Set(['gost-forwarded-node']));
     stream.write(headText);
     if (head.length) stream.write(head);
-    void relay(socket, stream, { sendTimeoutMs: this.#opts.metadata.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs });
+    void this.#opts.server.splice(socket, stream, peer, log);
   }
 }

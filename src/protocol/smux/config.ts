@@ -25,6 +25,11 @@ export interface SmuxConfig {
   maxStreams: number;
   /** Accepted streams held while nobody listens for 'stream'; beyond it SYNs get a FIN. */
   acceptBacklog: number;
+  /**
+   * The session closes when the connection has taken no bytes for this long while frames wait
+   * to be sent (a peer that stopped reading); 0 = never. Local: not on the wire (ms).
+   */
+  sendTimeoutMs: number;
 }
 
 export const DEFAULT_SMUX_CONFIG: Readonly<SmuxConfig> = Object.freeze({
@@ -37,6 +42,7 @@ export const DEFAULT_SMUX_CONFIG: Readonly<SmuxConfig> = Object.freeze({
   maxStreamBuffer: 1_048_576,
   maxStreams: 65_536,
   acceptBacklog: 1024,
+  sendTimeoutMs: 60_000,
 });
 
 const INT32_MAX = 0x7fffffff;
@@ -107,6 +113,8 @@ export function smuxConfigFromMetadata(md: Metadata): SmuxConfig {
     maxFrameSize: pos(md.getInt('mux.maxFrameSize'), d.maxFrameSize),
     maxReceiveBuffer: pos(md.getInt('mux.maxReceiveBuffer'), d.maxReceiveBuffer),
     maxStreamBuffer: pos(md.getInt('mux.maxStreamBuffer'), d.maxStreamBuffer),
+    // The handler's/connector's `sendTimeout`, which also bounds its spliced connections.
+    sendTimeoutMs: md.getDurationMs('sendTimeout') ?? d.sendTimeoutMs,
   };
   verifySmuxConfig(c);
   return c;

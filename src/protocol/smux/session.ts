@@ -17,6 +17,11 @@
  *   and held while `conn` wants a 'drain'.
  * - keepalive: a NOP every interval; the session dies if a whole timeout window passed with no
  *   frame received (unless it is our own receive pause that keeps the peer quiet).
+ * - send timeout: the session dies if `conn` took no bytes for `sendTimeoutMs` while frames
+ *   waited (a peer that keeps sending, NOPs included, but stopped reading).
+ * - 'violation' (err): the peer broke the protocol on one stream (sent past its window, claimed
+ *   more consumed than sent) or opened a stream past `maxStreams`; that stream is closed and the
+ *   session goes on. For the owner to log.
  */
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
@@ -45,6 +50,7 @@ const MAX_STREAM_ID = 0xffffffff;
 export interface Session {
   on(event: 'stream', listener: (stream: Stream) => void): this;
   on(event: 'close', listener: (err?: Error) => void): this;
+  on(event: 'violation', listener: (err: Error) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'stream', listener: (stream: Stream) => void): this;
   once(event: 'close', listener: (err?: Error) => void): this;
@@ -70,6 +76,9 @@ export class Session extends EventEmitter {
   #flushScheduled = false;
   #flushing = false;
   #waitingDrain = false;
+  /** Since when a send turn has been waiting for `conn` to drain (ms); 0 = not waiting. */
+  #waitingSince = 0;
+  #sendTimer: NodeJS.Timeout | undefined;
 
   // receive budget
   #buffered = 0;
@@ -103,6 +112,7 @@ export class Session extends EventEmitter {
       },
       release: (n) => this.#release(n),
       forget: (s) => this.#forget(s),
+      violation: (err) => this.emit('violation', err),
     };
 
     conn.on('data', this.#onConnData);
@@ -247,6 +257,15 @@ export class Session extends EventEmitter {
     if (this.#streams.size >= this.#config.maxStreams || (!listening && this.#backlog.length >= this.#config.acceptBacklog)) {
       // Refused: the peer sees EOF at once. Later frames for the id are dropped as unknown.
       this.#writeControl(encodeFrame(this.#config.version, CMD_FIN, sid));
+      this.emit(
+        'violation',
+        new BurrowError(
+          'BURROW_ERR_LIMIT',
+          this.#streams.size >= this.#config.maxStreams
+            ? `smux: stream ${sid} refused: ${this.#config.maxStreams} streams open (mux.maxStreams)`
+            : `smux: stream ${sid} refused: ${this.#config.acceptBacklog} streams waiting to be accepted`,
+        ),
+      );
       return;
     }
     const stream = new Stream(sid, this.#host);
@@ -323,7 +342,7 @@ export class Session extends EventEmitter {
     if (this.#closed || this.#waitingDrain || this.#flushing) return;
     const conn = this.#conn;
     if (conn.writableNeedDrain) {
-      this.#waitingDrain = true;
+      this.#waitForDrain();
       return;
     }
     const ready = this.#ready;
@@ -354,16 +373,39 @@ export class Session extends EventEmitter {
     }
     if (this.#closed || this.#readyHead >= this.#ready.length) return;
     if (conn.writableNeedDrain) {
-      this.#waitingDrain = true;
+      this.#waitForDrain();
     } else {
       this.#flushScheduled = true;
       setImmediate(this.#flush);
     }
   };
 
+  #waitForDrain(): void {
+    this.#waitingDrain = true;
+    if (this.#waitingSince === 0) this.#waitingSince = Date.now();
+    if (this.#config.sendTimeoutMs > 0 && !this.#sendTimer) this.#checkSend();
+  }
+
+  /** One timer at most, armed while a send turn waits; it re-arms itself for the time left. */
+  #checkSend = (): void => {
+    this.#sendTimer = undefined;
+    if (this.#closed || !this.#waitingDrain) return;
+    const left = this.#waitingSince + this.#config.sendTimeoutMs - Date.now();
+    if (left <= 0) {
+      this.#teardown(
+        new BurrowError('BURROW_ERR_TIMEOUT', `smux: send timeout: the peer took no bytes for ${this.#config.sendTimeoutMs} ms`),
+        false,
+      );
+      return;
+    }
+    this.#sendTimer = setTimeout(this.#checkSend, left);
+    this.#sendTimer.unref();
+  };
+
   #onConnDrain = (): void => {
     if (!this.#waitingDrain) return;
     this.#waitingDrain = false;
+    this.#waitingSince = 0;
     this.#flush();
   };
 
@@ -391,6 +433,7 @@ export class Session extends EventEmitter {
     this.#closeError = err;
     clearInterval(this.#pingTimer);
     clearInterval(this.#deadTimer);
+    clearTimeout(this.#sendTimer);
     this.#decoder.halt();
     this.#ready = [];
     this.#readyHead = 0;

@@ -45,6 +45,8 @@ export interface StreamHost {
   release(n: number): void;
   /** The stream is finished with: remove it from the session. Idempotent. */
   forget(stream: Stream): void;
+  /** The peer broke the protocol on this stream (the stream is closed, the session goes on). */
+  violation(err: Error): void;
 }
 
 // Entry points the session calls; symbols keep them off the public surface.
@@ -164,7 +166,9 @@ export class Stream extends Duplex {
     } else {
       if (this.#v2 && this.#rqBytes + buf.length > this.#rqLimit) {
         // The peer ignores our window: this stream goes, the session and its other streams stay.
-        this.destroy(new ProtocolError('bad_frame', `smux: stream ${this.id}: peer sent past the ${this.#rqLimit}-byte window`));
+        const err = new ProtocolError('bad_frame', `smux: stream ${this.id}: peer sent past the ${this.#rqLimit}-byte window (mux.maxStreamBuffer)`);
+        this.#host.violation(err);
+        this.destroy(err);
         return;
       }
       this.#rq.push(buf);
@@ -307,7 +311,9 @@ export class Stream extends Duplex {
     // "consumed" beyond what we sent: smux fails the stream's writes with ErrConsumed and the
     // session goes on. We do the same: this stream is destroyed (FIN sent), others are fine.
     if (((this.#numWritten - consumed) | 0) < 0) {
-      this.destroy(new ProtocolError('bad_frame', 'smux: peer consumed more than sent'));
+      const err = new ProtocolError('bad_frame', `smux: stream ${this.id}: window update claims more bytes consumed than were sent`);
+      this.#host.violation(err);
+      this.destroy(err);
       return;
     }
     this.#peerConsumed = consumed >>> 0;

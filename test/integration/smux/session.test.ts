@@ -10,7 +10,7 @@ import { BurrowError } from '../../../src/core/errors';
 import { Session } from '../../../src/protocol/smux/session';
 import type { Stream } from '../../../src/protocol/smux/stream';
 import { FrameDecoder } from '../../../src/protocol/smux/decoder';
-import { CMD_NOP, CMD_PSH, CMD_SYN, CMD_UPD, encodeFrame } from '../../../src/protocol/smux/frame';
+import { CMD_NOP, CMD_PSH, CMD_SYN, CMD_UPD, encodeFrame, encodeUpdFrame } from '../../../src/protocol/smux/frame';
 import { DEFAULT_SMUX_CONFIG } from '../../../src/protocol/smux/config';
 import { nextStream, readAll, sessionPair, sleep, tcpPair, waitFor } from './helpers';
 
@@ -255,6 +255,96 @@ describe('smux over loopback TCP', () => {
     assert.ok(se instanceof BurrowError && se.code === 'BURROW_ERR_CLOSED' && se.cause === err);
     await once(raw, 'end');
     assert.equal(sock.destroyed, true);
+  });
+
+  describe('send timeout: a peer that sends (NOPs) but never reads', () => {
+    /** A session streaming into a raw peer that never reads and sends a NOP every 50 ms. */
+    async function stuffed(sendTimeoutMs: number): Promise<{ s: Session; closed: Promise<Error | undefined>; startedAt: () => number; stop(): void }> {
+      const [raw, sock] = await tcpPair();
+      raw.pause();
+      const nop = setInterval(() => raw.write(encodeFrame(1, CMD_NOP, 0)), 50);
+      const s = new Session(sock, { client: true, config: { version: 1, keepAliveIntervalMs: 100, keepAliveTimeoutMs: 1000, sendTimeoutMs } });
+      const st = s.openStream();
+      st.on('error', noop);
+      const chunk = Buffer.alloc(256 * 1024);
+      let stalledAt = 0;
+      const push = (): void => {
+        while (!st.destroyed && st.write(chunk));
+        if (!st.destroyed) {
+          stalledAt = Date.now();
+          st.once('drain', push);
+        }
+      };
+      push();
+      const closed = once(s, 'close').then(([err]) => err as Error | undefined);
+      return {
+        s,
+        closed,
+        startedAt: () => stalledAt,
+        stop() {
+          clearInterval(nop);
+          s.destroy();
+          raw.destroy();
+        },
+      };
+    }
+
+    test('the session closes once the connection has taken no bytes for sendTimeout', async () => {
+      const x = await stuffed(500);
+      after(() => x.stop());
+      const err = await x.closed;
+      const waited = Date.now() - x.startedAt();
+      assert.ok(err instanceof BurrowError && err.code === 'BURROW_ERR_TIMEOUT' && /send timeout/.test(err.message), String(err));
+      assert.ok(waited >= 400 && waited < 3_000, `closed ${waited} ms after the last write was accepted`);
+    });
+
+    test('sendTimeout 0: keepalive alone keeps it open', async () => {
+      const x = await stuffed(0);
+      after(() => x.stop());
+      await sleep(1_500);
+      assert.equal(x.s.isClosed, false);
+    });
+  });
+
+  /** A session whose peer is a raw socket we write frames to; its 'violation' events collected. */
+  async function rawPeer(client: boolean): Promise<{ raw: import('node:net').Socket; s: Session; violations: Error[] }> {
+    const [raw, sock] = await tcpPair();
+    after(() => raw.destroy());
+    raw.on('data', noop);
+    const s = new Session(sock, { client });
+    after(() => s.destroy());
+    const violations: Error[] = [];
+    s.on('violation', (e) => violations.push(e));
+    return { raw, s, violations };
+  }
+
+  test("'violation': a window update claiming more consumed than sent closes that stream only", async () => {
+    const { raw, s, violations } = await rawPeer(true);
+    const bad = s.openStream();
+    const good = s.openStream();
+    good.on('error', noop);
+    const badErr = once(bad, 'error');
+    bad.write('x');
+    raw.write(encodeUpdFrame(2, bad.id, 0x80000000, 0x7fffffff));
+    const [e] = (await badErr) as [Error];
+    assert.match(e.message, /consumed than were sent/);
+    assert.equal(violations.length, 1);
+    assert.equal(violations[0], e);
+    assert.equal(good.destroyed, false);
+    assert.equal(s.isClosed, false);
+  });
+
+  test("'violation': a peer sending past the window loses that stream, named after mux.maxStreamBuffer", async () => {
+    const { raw, s, violations } = await rawPeer(false);
+    const accepted = nextStream(s);
+    raw.write(encodeFrame(2, CMD_SYN, 3));
+    const st = await accepted;
+    st.pause();
+    st.on('error', noop);
+    for (let i = 0; i < 80; i++) raw.write(encodeFrame(2, CMD_PSH, 3, Buffer.alloc(32768)));
+    await waitFor(() => violations.length > 0, 2000, 'a violation');
+    assert.match(violations[0]!.message, /past the \d+-byte window \(mux\.maxStreamBuffer\)/);
+    assert.equal(s.isClosed, false);
   });
 
   test('keepalive: two live sessions keep each other up', async () => {

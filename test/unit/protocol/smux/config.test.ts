@@ -24,6 +24,8 @@ describe('smux config', () => {
         maxStreamBuffer: 1_048_576,
         maxStreams: 65_536,
         acceptBacklog: 1024,
+        // burrow's: a peer that stopped reading (not on the wire).
+        sendTimeoutMs: 60_000,
       },
     );
     assert.doesNotThrow(() => verifySmuxConfig({ ...DEFAULT_SMUX_CONFIG }));
