@@ -69,9 +69,11 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
     let halfTimer: NodeJS.Timeout | undefined;
     let idleTimer: NodeJS.Timeout | undefined;
     let lastActivity = Date.now();
-    // Since when `b` (resp. `a`) has been waiting for a drain; 0 = it is not.
-    let bWaitsSince = 0;
-    let aWaitsSince = 0;
+    // Per destination: since when it has held bytes it does not take (0 = it is not waiting),
+    // and how many it held then (fewer later is progress: a side that is ending gets no
+    // 'drain', only its buffer shrinks).
+    const waitA = { since: 0, len: 0 };
+    const waitB = { since: 0, len: 0 };
     let sendTimer: NodeJS.Timeout | undefined;
 
     const finish = (err?: Error): void => {
@@ -99,13 +101,25 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       halfTimer.unref?.();
     };
     // One timer at most, armed when a write starts waiting; it re-arms itself while one waits.
+    const progressed = (w: { since: number; len: number }, s: Duplex, now: number): void => {
+      if (w.since === 0) return;
+      const len = s.writableLength;
+      if (len === 0) w.since = 0;
+      else if (len < w.len) {
+        w.since = now;
+        w.len = len;
+      }
+    };
     const checkSend = (): void => {
       sendTimer = undefined;
-      const since = Math.min(bWaitsSince || Infinity, aWaitsSince || Infinity);
+      const now = Date.now();
+      progressed(waitA, a, now);
+      progressed(waitB, b, now);
+      const since = Math.min(waitB.since || Infinity, waitA.since || Infinity);
       if (since === Infinity) return;
-      const left = since + sendTimeoutMs - Date.now();
+      const left = since + sendTimeoutMs - now;
       if (left <= 0) {
-        finish(new SendTimeoutError(bWaitsSince && bWaitsSince <= (aWaitsSince || Infinity) ? 'b' : 'a', sendTimeoutMs));
+        finish(new SendTimeoutError(waitB.since && waitB.since <= (waitA.since || Infinity) ? 'b' : 'a', sendTimeoutMs));
         return;
       }
       sendTimer = setTimeout(checkSend, left);
@@ -119,8 +133,9 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       lastActivity = Date.now();
       if (halfTimer) armHalfTimer();
       // Runs after pipe's write of this chunk (registered after pipe()).
-      if (sendTimeoutMs > 0 && bWaitsSince === 0 && b.writableNeedDrain) {
-        bWaitsSince = lastActivity;
+      if (sendTimeoutMs > 0 && waitB.since === 0 && b.writableNeedDrain) {
+        waitB.since = lastActivity;
+        waitB.len = b.writableLength;
         waiting();
       }
     };
@@ -128,16 +143,17 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       result.bToA += chunk.length;
       lastActivity = Date.now();
       if (halfTimer) armHalfTimer();
-      if (sendTimeoutMs > 0 && aWaitsSince === 0 && a.writableNeedDrain) {
-        aWaitsSince = lastActivity;
+      if (sendTimeoutMs > 0 && waitA.since === 0 && a.writableNeedDrain) {
+        waitA.since = lastActivity;
+        waitA.len = a.writableLength;
         waiting();
       }
     };
     const onBDrain = (): void => {
-      bWaitsSince = 0;
+      waitB.since = 0;
     };
     const onADrain = (): void => {
-      aWaitsSince = 0;
+      waitA.since = 0;
     };
     const onEnd = (): void => {
       ended++;
