@@ -5,7 +5,9 @@
  * path. EOF on one side becomes `end()` (a half-close: TCP FIN, smux FIN) on the other; the
  * remaining direction keeps flowing until it ends too, or until it has been idle for
  * `halfCloseIdleMs` (gost gives it a fixed 10 s read deadline; we reset the timer on data, so a
- * long response after a half-close is never cut off while it is still flowing).
+ * long response after a half-close is never cut off while it is still flowing). A clean end
+ * never drops bytes: a side that was ended is destroyed only once it has flushed what it was
+ * given (a stream waiting for window, a socket waiting for its reader).
  *
  * Send timeout: a side that stops reading altogether (its writes wait for a 'drain' that does
  * not come for `sendTimeoutMs`, 60 s by default, as nginx's send_timeout) ends the relay. Without
@@ -95,10 +97,42 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       destroy(b);
       resolve(result);
     };
+    let flushing = false;
     const armHalfTimer = (): void => {
+      if (flushing) return;
       if (halfTimer) clearTimeout(halfTimer);
-      halfTimer = setTimeout(() => finish(), halfCloseIdleMs);
+      halfTimer = setTimeout(finishAfterFlush, halfCloseIdleMs);
       halfTimer.unref?.();
+    };
+    /**
+     * Both directions are done (or given up on): the relay ends once every side that was
+     * ended has flushed what it was given. Destroying it sooner would drop those bytes (a
+     * stream waiting for window, a socket for its reader) behind a clean-looking close. The
+     * send timeout's progress check bounds the wait.
+     */
+    const finishAfterFlush = (): void => {
+      if (settled || flushing) return;
+      flushing = true;
+      if (halfTimer) clearTimeout(halfTimer);
+      halfTimer = undefined;
+      // A turn later: pipe ends the other side in its own 'end' listener, after ours.
+      setImmediate(() => {
+        if (settled) return;
+        const pending = [a, b].filter((x) => !x.destroyed && x.writableEnded && !x.writableFinished);
+        let left = pending.length;
+        if (left === 0) return finish();
+        for (const x of pending) {
+          x.once('finish', () => {
+            if (--left === 0) setImmediate(() => finish());
+          });
+          const w = x === a ? waitA : waitB;
+          if (sendTimeoutMs > 0 && w.since === 0) {
+            w.since = Date.now();
+            w.len = x.writableLength;
+            waiting();
+          }
+        }
+      });
     };
     // One timer at most, armed when a write starts waiting; it re-arms itself while one waits.
     const progressed = (w: { since: number; len: number }, s: Duplex, now: number): void => {
@@ -157,18 +191,25 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
     };
     const onEnd = (): void => {
       ended++;
-      if (ended >= 2) {
-        // Both directions done; give the final writes a tick to flush.
-        setImmediate(() => finish());
-      } else {
-        armHalfTimer();
-      }
+      if (ended >= 2) finishAfterFlush();
+      else armHalfTimer();
     };
     const onError = (err: Error): void => finish(err);
-    const onClose = (): void => {
-      // A side closed without both directions ending cleanly: tear the other down.
-      if (!settled) setImmediate(() => finish());
+    const onClose = (side: Duplex): void => {
+      if (settled) return;
+      if (flushing) {
+        // A side that was still flushing went away: nothing more can be delivered.
+        if (!side.writableFinished) setImmediate(() => finish());
+        return;
+      }
+      // A side that closed after its end (EOF) can take nothing more: what it sent is
+      // flushed to the other side, then the relay ends. One that closed without an end
+      // (reset, destroyed) tears the other down.
+      if (side.readableEnded) finishAfterFlush();
+      else setImmediate(() => finish());
     };
+    const onAClose = (): void => onClose(a);
+    const onBClose = (): void => onClose(b);
 
     // A multiplexed stream tells us when its peer finished even if data is still queued for a
     // reader that does not read: from then on the half-close idle timer bounds the wait.
@@ -181,8 +222,8 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
     b.once('end', onEnd);
     a.on('error', onError);
     b.on('error', onError);
-    a.once('close', onClose);
-    b.once('close', onClose);
+    a.once('close', onAClose);
+    b.once('close', onBClose);
     if (idleTimeoutMs > 0) {
       idleTimer = setInterval(() => {
         if (Date.now() - lastActivity >= idleTimeoutMs) finish();

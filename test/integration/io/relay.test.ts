@@ -6,18 +6,20 @@ import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { isSendTimeout, relay } from '../../../src/io/pipe';
+import { nextStream, sessionPair } from '../smux/helpers';
+import { dialTcp } from '../../../src/transport/tcp/socket';
 
 const LOCAL = '127.0.0.1';
 const servers: net.Server[] = [];
 const sockets: net.Socket[] = [];
 
-/** A connected pair of loopback sockets: [our end, the peer's end]. */
+/** A connected pair of loopback sockets: [our end, the peer's end], half-open allowed as burrow's are. */
 async function pair(): Promise<[net.Socket, net.Socket]> {
-  const server = net.createServer();
+  const server = net.createServer({ allowHalfOpen: true });
   servers.push(server);
   await new Promise<void>((r) => server.listen(0, LOCAL, () => r()));
   const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
-  const peer = net.connect((server.address() as net.AddressInfo).port, LOCAL);
+  const peer = net.connect({ port: (server.address() as net.AddressInfo).port, host: LOCAL, allowHalfOpen: true });
   await new Promise<void>((r, j) => peer.once('connect', r).once('error', j));
   const ours = await accepted;
   for (const s of [ours, peer]) {
@@ -46,6 +48,81 @@ function firehose(s: net.Socket): { stop(): number } {
     },
   };
 }
+
+describe('relay end', () => {
+  after(() => {
+    for (const s of sockets) s.destroy();
+  });
+
+  it('a side that sends its last bytes and closes: a slow reader on the other side still gets every byte', async () => {
+    const [a, source] = await pair();
+    const [b, sink] = await pair();
+    const total = 8 << 20;
+    sink.pause();
+    source.end(Buffer.alloc(total, 0x42));
+    const r = relay(a, b, { sendTimeoutMs: 5_000 });
+    // The reader starts late: the relay has long seen the source end and close by then.
+    await new Promise((res) => setTimeout(res, 500));
+    let got = 0;
+    sink.on('data', (c: Buffer) => (got += c.length));
+    sink.resume();
+    await new Promise<void>((res) => sink.once('end', () => res()));
+    const result = await r;
+    assert.equal(got, total);
+    assert.equal(result.aToB, total);
+    assert.equal(result.error, undefined);
+  });
+
+  it('both directions ended: the relay waits for the slow side to flush before closing', async () => {
+    const [a, source] = await pair();
+    const [b, sink] = await pair();
+    const total = 8 << 20;
+    sink.pause();
+    sink.end(); // the far side has nothing to say
+    source.end(Buffer.alloc(total, 0x43));
+    const r = relay(a, b, { sendTimeoutMs: 5_000 });
+    await new Promise((res) => setTimeout(res, 500));
+    let got = 0;
+    sink.on('data', (c: Buffer) => (got += c.length));
+    sink.resume();
+    await new Promise<void>((res) => sink.once('end', () => res()));
+    await r;
+    assert.equal(got, total);
+  });
+  it('into an smux stream whose window is full: the relay ends only after the stream has sent every byte', async () => {
+    // The far end has half-closed and reads nothing yet. The source sends all but 10 KiB of
+    // the stream's initial 256 KiB window, then a last 64 KiB and its FIN: the stream takes
+    // 10 KiB of that chunk, and the source's 'end' comes while 54 KiB wait for window.
+    // Destroying the stream then would end it early behind a clean FIN.
+    const sp = await sessionPair();
+    after(() => sp.close());
+    const server = net.createServer({ allowHalfOpen: true });
+    servers.push(server);
+    await new Promise<void>((res) => server.listen(0, LOCAL, () => res()));
+    const sourceP = new Promise<net.Socket>((res) => server.once('connection', res));
+    const a = await dialTcp(`${LOCAL}:${(server.address() as net.AddressInfo).port}`);
+    const source = await sourceP;
+    sockets.push(a, source);
+    const accepted = nextStream(sp.server);
+    const stream = sp.client.openStream();
+    const far = await accepted;
+    far.pause();
+    far.end();
+    const r = relay(a, stream, { sendTimeoutMs: 5_000 });
+    await new Promise((res) => setTimeout(res, 100));
+    const first = 256 * 1024 - 10 * 1024;
+    source.write(Buffer.alloc(first, 0x44));
+    await new Promise((res) => setTimeout(res, 200));
+    source.end(Buffer.alloc(64 * 1024, 0x45));
+    await new Promise((res) => setTimeout(res, 500));
+    let got = 0;
+    far.on('data', (c: Buffer) => (got += c.length));
+    far.resume();
+    await new Promise<void>((res) => far.once('end', () => res()));
+    await r;
+    assert.equal(got, first + 64 * 1024);
+  });
+});
 
 describe('relay send timeout', () => {
   after(() => {
