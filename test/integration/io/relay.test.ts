@@ -49,6 +49,16 @@ function firehose(s: net.Socket): { stop(): number } {
   };
 }
 
+/** Waits half a second, then reads `s` (paused until then) to its end; returns the byte count. */
+async function readLate(s: import('node:stream').Readable): Promise<number> {
+  await new Promise((res) => setTimeout(res, 500));
+  let got = 0;
+  s.on('data', (c: Buffer) => (got += c.length));
+  s.resume();
+  await new Promise<void>((res) => s.once('end', () => res()));
+  return got;
+}
+
 describe('relay end', () => {
   after(() => {
     for (const s of sockets) s.destroy();
@@ -62,13 +72,8 @@ describe('relay end', () => {
     source.end(Buffer.alloc(total, 0x42));
     const r = relay(a, b, { sendTimeoutMs: 5_000 });
     // The reader starts late: the relay has long seen the source end and close by then.
-    await new Promise((res) => setTimeout(res, 500));
-    let got = 0;
-    sink.on('data', (c: Buffer) => (got += c.length));
-    sink.resume();
-    await new Promise<void>((res) => sink.once('end', () => res()));
+    assert.equal(await readLate(sink), total);
     const result = await r;
-    assert.equal(got, total);
     assert.equal(result.aToB, total);
     assert.equal(result.error, undefined);
   });
@@ -81,14 +86,10 @@ describe('relay end', () => {
     sink.end(); // the far side has nothing to say
     source.end(Buffer.alloc(total, 0x43));
     const r = relay(a, b, { sendTimeoutMs: 5_000 });
-    await new Promise((res) => setTimeout(res, 500));
-    let got = 0;
-    sink.on('data', (c: Buffer) => (got += c.length));
-    sink.resume();
-    await new Promise<void>((res) => sink.once('end', () => res()));
+    assert.equal(await readLate(sink), total);
     await r;
-    assert.equal(got, total);
   });
+
   it('into an smux stream whose window is full: the relay ends only after the stream has sent every byte', async () => {
     // The far end has half-closed and reads nothing yet. The source sends all but 10 KiB of
     // the stream's initial 256 KiB window, then a last 64 KiB and its FIN: the stream takes
@@ -114,13 +115,8 @@ describe('relay end', () => {
     source.write(Buffer.alloc(first, 0x44));
     await new Promise((res) => setTimeout(res, 200));
     source.end(Buffer.alloc(64 * 1024, 0x45));
-    await new Promise((res) => setTimeout(res, 500));
-    let got = 0;
-    far.on('data', (c: Buffer) => (got += c.length));
-    far.resume();
-    await new Promise<void>((res) => far.once('end', () => res()));
+    assert.equal(await readLate(far), first + 64 * 1024);
     await r;
-    assert.equal(got, first + 64 * 1024);
   });
 });
 
