@@ -24,7 +24,7 @@ import { RelayReader } from '../../src/protocol/relay/reader';
 import { makeTunnelId, parseTunnelId, tunnelIdToString } from '../../src/protocol/relay/tunnel-id';
 import { StreamHeaderReader, decodeStreamHeader, encodeStreamHeader } from '../../src/protocol/stream-header';
 import { UdpFrameDecoder, encodeDatagram } from '../../src/protocol/udp-frame';
-import { editsArb, fuzzParams, mutate, onlyProtocolErrors } from '../helpers/fuzz';
+import { fuzzParams, mutatedArb, onlyProtocolErrors } from '../helpers/fuzz';
 import { cutAt } from '../helpers/vectors';
 
 const PROPERTIES = 13;
@@ -89,9 +89,7 @@ function chunk(buf: Buffer, cuts: number[]): Buffer[] {
 }
 
 /** A valid message with some bytes overwritten. */
-const mutatedMessageArb = fc
-  .tuple(fc.oneof(requestArb.map((r) => encodeRequest(r)), responseArb.map((r) => encodeResponse(r))), editsArb(6), fc.nat())
-  .map(([msg, edits, cut]) => mutate(msg, edits, cut));
+const mutatedMessageArb = mutatedArb(fc.oneof(requestArb.map((r) => encodeRequest(r)), responseArb.map((r) => encodeResponse(r))), 6);
 
 // ---------------------------------------------------------------------------------------------
 

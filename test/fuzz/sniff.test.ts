@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { getHeader, isHttpRequestStart, parseHttpRequestHead } from '../../src/protocol/sniff/http';
 import { isTlsHandshakeStart, parseClientHelloSni } from '../../src/protocol/sniff/tls';
 import { sniffHost } from '../../src/protocol/sniff/host';
-import { editsArb, fuzzParams, mutate, onlyProtocolErrors } from '../helpers/fuzz';
+import { fuzzParams, mutatedArb, onlyProtocolErrors } from '../helpers/fuzz';
 
 const PROPERTIES = 8;
 const params = fuzzParams(PROPERTIES);
@@ -134,9 +134,7 @@ describe('HTTP sniffer properties', () => {
       fc.property(
         fc.oneof(
           fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)),
-          fc
-            .tuple(requestArb, editsArb(5), fc.nat())
-            .map(([r, e, c]) => mutate(render(r), e, c)),
+          mutatedArb(requestArb.map(render), 5),
         ),
         fc.integer({ min: 1, max: 500 }),
         (buf, max) => {
@@ -194,9 +192,7 @@ describe('TLS sniffer properties', () => {
         fc.oneof(
           fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)),
           fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), b])),
-          fc
-            .tuple(helloArb, editsArb(5), fc.nat())
-            .map(([h, e, c]) => mutate(h.bytes, e, c)),
+          mutatedArb(helloArb.map((h) => h.bytes), 5),
         ),
         (buf) => {
           onlyProtocolErrors(() => parseClientHelloSni(buf));

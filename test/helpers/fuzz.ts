@@ -36,6 +36,11 @@ export function editsArb(maxLength: number): fc.Arbitrary<Array<[number, number]
   return fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength });
 }
 
+/** Valid inputs from `valid` with 1 to `maxEdits` bytes overwritten, then cut short (see `mutate`). */
+export function mutatedArb(valid: fc.Arbitrary<Buffer | Uint8Array>, maxEdits: number): fc.Arbitrary<Buffer> {
+  return fc.tuple(valid, editsArb(maxEdits), fc.nat()).map(([bytes, edits, cut]) => mutate(bytes, edits, cut));
+}
+
 /** A copy of `bytes` with the edits applied (offsets modulo the length), cut to 1 + `cut` bytes at most. */
 export function mutate(bytes: Buffer | Uint8Array, edits: ReadonlyArray<readonly [number, number]>, cut: number): Buffer {
   const b = Buffer.from(bytes);
