@@ -43,11 +43,11 @@ import {
   assertFramesAsCaptured,
   bindAtServer,
   curlRequest as stripGostHeaders,
+  curlThroughEntrypoint,
   expectBind,
   httpExchange,
   loadCapture,
   skipWithoutVectors as skip,
-  waitRequestHead,
 } from '../helpers/roles';
 
 const V = 'http-entrypoint';
@@ -59,10 +59,8 @@ const { s2c: S2C, client: CLIENT, server: SERVER } = loadCapture(V);
 const BIND = CLIENT?.relay ?? Buffer.alloc(0);
 const BIND_RESPONSE = SERVER?.relay ?? Buffer.alloc(0);
 /** The stream header, the HTTP request gost's server wrote on stream 3, and the origin's response. */
-const { streamHeader: STREAM_HEADER, proxiedRequest: PROXIED_REQUEST, originResponse: ORIGIN_RESPONSE } = httpExchange({
-  client: CLIENT,
-  server: SERVER,
-});
+const EXCHANGE = httpExchange({ client: CLIENT, server: SERVER });
+const { streamHeader: STREAM_HEADER, proxiedRequest: PROXIED_REQUEST, originResponse: ORIGIN_RESPONSE } = EXCHANGE;
 
 /** What curl sent: the proxied request without the headers the gost server added. */
 const curlRequest = (): Buffer => stripGostHeaders(PROXIED_REQUEST);
@@ -80,7 +78,6 @@ describe('http-entrypoint: burrow as the tunnel server, replaying the gost clien
   let tunnel: net.Socket;
   let tunnelIn: Inbox;
   let frames: SmuxLog;
-  let curl: net.Socket;
   let curlIn: Inbox;
   let requestLength = 0;
 
@@ -104,10 +101,9 @@ describe('http-entrypoint: burrow as the tunnel server, replaying the gost clien
 
   it('sends the entry point request down the tunnel as gost does: SYN 3, stream header, the same HTTP request', async (t) => {
     assert.ok(frames, 'needs the BIND');
-    curl = rig.own(await dial(rig.burrow.entrypointPort()));
-    curlIn = Inbox.of(curl);
-    await send(curl, curlRequest());
-    const head = await waitRequestHead(frames, STREAM_HEADER.length, 'the stream header and the HTTP request head on stream 3');
+    const sent = await curlThroughEntrypoint(rig, frames, EXCHANGE, 'the stream header and the HTTP request head on stream 3');
+    const { curl, head } = sent;
+    curlIn = sent.curlIn;
     const sig = head.filter((f) => f.cmd !== 3);
     assert.deepEqual([sig[0]!.cmd, sig[0]!.sid], [SYN, 3], 'first frame is SYN 3');
 
@@ -167,9 +163,7 @@ describe('http-entrypoint: burrow as the tunnel server with its default entrypoi
     await send(tunnel, BIND);
     await tunnelIn.readRelay('the BIND response');
     const frames = new SmuxLog(tunnelIn);
-    const curl = rig.own(await dial(rig.burrow.entrypointPort()));
-    await send(curl, curlRequest());
-    const head = await waitRequestHead(frames, STREAM_HEADER.length, 'the HTTP request head on stream 3');
+    const { head } = await curlThroughEntrypoint(rig, frames, EXCHANGE, 'the HTTP request head on stream 3');
     const got = parseHead(streamPayloads(head).get(3)!.subarray(STREAM_HEADER.length))!;
     const want = parseHead(PROXIED_REQUEST)!;
     assert.deepEqual(got.headers.map(([k]) => k), want.headers.map(([k]) => k), 'same header lines in the same order');

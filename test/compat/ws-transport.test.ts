@@ -49,12 +49,11 @@ import {
   againstFakeServer,
   asServer,
   assertFramesAsCaptured,
-  curlRequest as stripGostHeaders,
+  curlThroughEntrypoint,
   expectBind,
   httpExchange,
   skipWithoutVectors as skip,
   vectorLoader,
-  waitRequestHead,
 } from '../helpers/roles';
 
 const V = 'ws-transport';
@@ -69,10 +68,8 @@ const UPGRADE_RESPONSE = skip ? Buffer.alloc(0) : S2C.subarray(0, S2C_WS!.head.l
 const CLIENT = skip ? undefined : captureFrames(C2S_WS!.payload);
 /** BIND response, SYN 3, PSH 3 (header), PSH 3 (request), UPD 3, FIN 3. */
 const SERVER = skip ? undefined : captureFrames(S2C_WS!.payload);
-const { streamHeader: STREAM_HEADER, proxiedRequest: PROXIED_REQUEST, originResponse: ORIGIN_RESPONSE } = httpExchange({
-  client: CLIENT,
-  server: SERVER,
-});
+const EXCHANGE = httpExchange({ client: CLIENT, server: SERVER });
+const { streamHeader: STREAM_HEADER, proxiedRequest: PROXIED_REQUEST, originResponse: ORIGIN_RESPONSE } = EXCHANGE;
 
 /** Offsets in the raw capture where each WebSocket message starts (after the HTTP head). */
 function messageOffsets(raw: Buffer, headLen: number): number[] {
@@ -94,7 +91,6 @@ function messageOffsets(raw: Buffer, headLen: number): number[] {
   return out;
 }
 
-const curlRequest = (): Buffer => stripGostHeaders(PROXIED_REQUEST);
 
 function describeMessages(ms: readonly WsMessage[]): string {
   return ms.map((m) => `${m.b0.toString(16)}${m.masked ? '/masked' : ''}(${m.payload.length})`).join(' ');
@@ -116,8 +112,6 @@ describe('ws-transport: burrow as the tunnel+ws server, replaying the gost clien
   let tunnelIn: Inbox;
   let ws: WsPeer;
   let frames: SmuxLog;
-  let curl: net.Socket;
-  let curlIn: Inbox;
   const offs = skip ? [] : messageOffsets(C2S, UPGRADE_REQUEST.length);
 
   const rig = asServer(captureServerUrl('tunnel+ws'));
@@ -145,10 +139,7 @@ describe('ws-transport: burrow as the tunnel+ws server, replaying the gost clien
 
   it('sends SYN 3, the stream header and the HTTP request; returns the client\'s captured answer to curl', async (t) => {
     assert.ok(frames, 'needs the BIND');
-    curl = rig.own(await dial(rig.burrow.entrypointPort()));
-    curlIn = Inbox.of(curl);
-    await send(curl, curlRequest());
-    const got = await waitRequestHead(frames, STREAM_HEADER.length, 'stream header and request on stream 3');
+    const { curl, curlIn, head: got } = await curlThroughEntrypoint(rig, frames, EXCHANGE, 'stream header and request on stream 3');
     const sig = got.filter((f) => f.cmd !== NOP);
     assert.deepEqual([sig[0]!.cmd, sig[0]!.sid], [SYN, 3]);
     const payload = streamPayloads(sig).get(3)!;

@@ -101,6 +101,24 @@ export function waitRequestHead(frames: SmuxLog, streamHeaderLength: number, wha
   }, what);
 }
 
+/**
+ * Plays curl: connects to burrow's entry point, sends the captured request (without the headers
+ * gost's server added) and waits until stream 3 of `frames` carries the stream header and the
+ * request head. The connection is owned by `r`.
+ */
+export async function curlThroughEntrypoint(
+  r: Rig<unknown>,
+  frames: SmuxLog,
+  exchange: HttpExchange,
+  what: string,
+): Promise<{ curl: net.Socket; curlIn: Inbox; head: SmuxFrame[] }> {
+  const curl = r.own(await dial(r.burrow.entrypointPort()));
+  const curlIn = Inbox.of(curl);
+  await send(curl, curlRequest(exchange.proxiedRequest));
+  const head = await waitRequestHead(frames, exchange.streamHeader.length, what);
+  return { curl, curlIn, head };
+}
+
 // ---------------------------------------------------------------------------------------------
 // suites: burrow in one role, hooks registered on the enclosing describe
 
