@@ -9,20 +9,20 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
-import { burrow, stopAll, tempFile, type BurrowProcess } from '../helpers/cli';
+import { stopAll, type BurrowProcess } from '../helpers/cli';
 import { listenLocal, tunnelClientYaml } from '../helpers/local';
 import { listenEcho, randomBytes, readAll, waitFor, type TestServer } from '../helpers/net';
 import {
   LOCAL,
   connectTcp,
   dechunk,
-  established,
   newTid,
   sha,
   sleep,
   startOrigin,
   startServer,
   startTcpVisitor,
+  startYamlClient,
   type Origin,
   type ServerProc,
 } from './support';
@@ -183,7 +183,6 @@ describe('nothing lost', () => {
   let echo: TestServer;
   let eof: Awaited<ReturnType<typeof afterEofService>>;
   let server: ServerProc;
-  let client: BurrowProcess;
   let visitor: { proc: BurrowProcess; port: number };
   let eofVisitor: { proc: BurrowProcess; port: number };
 
@@ -193,9 +192,7 @@ describe('nothing lost', () => {
     echo = await listenEcho();
     eof = await afterEofService();
     server = await startServer(`tunnel=.example.com:${TID}`, { name: 'server' });
-    client = burrow(['-C', tempFile('nothing-lost.yaml', clientYaml(server.port, origin.port, echo.port, eof.port, halfOpenOrigin.port))], { name: 'client' });
-    const line = await client.tunnelCreated({ timeoutMs: 15_000 });
-    await established(server.proc, /connector=([0-9a-f-]+)/.exec(String(line.msg))![1]!);
+    await startYamlClient(server, 'nothing-lost.yaml', clientYaml(server.port, origin.port, echo.port, eof.port, halfOpenOrigin.port));
     visitor = await startTcpVisitor(server.port, TID, 'raw.example.com:7', { name: 'visitor' });
     eofVisitor = await startTcpVisitor(server.port, TID, 'eof.example.com:9', { name: 'visitor-eof' });
   });

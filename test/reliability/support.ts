@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { burrow, type BurrowProcess, type LogLine } from '../helpers/cli';
+import { burrow, tempFile, type BurrowProcess, type LogLine } from '../helpers/cli';
 import { LOCAL, httpCall, listenLocal } from '../helpers/local';
 import { readN } from '../helpers/net';
 
@@ -76,6 +76,18 @@ export async function startClient(
 /** The connector ID of a client's "create tunnel ... OK" line. */
 export function connectorOf(line: LogLine): string {
   return /connector=([0-9a-f-]+)/.exec(String(line.msg))![1]!;
+}
+
+/**
+ * A client from a config file: `-C <file>` with `yaml` written to a temporary `file`. Resolves
+ * once it created its tunnel and `server` logged the connector as established.
+ */
+export async function startYamlClient(server: ServerProc, file: string, yaml: string, name = 'client'): Promise<{ proc: BurrowProcess; connector: string }> {
+  const proc = burrow(['-C', tempFile(file, yaml)], { name });
+  const line = await proc.tunnelCreated({ timeoutMs: 15_000 });
+  const connector = connectorOf(line);
+  await established(server.proc, connector);
+  return { proc, connector };
 }
 
 /** A TCP visitor: `-L tcp://127.0.0.1:0/<dst> -F tunnel://127.0.0.1:<serverPort>?tunnel.id=<tid>`. */

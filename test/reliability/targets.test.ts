@@ -12,13 +12,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { burrow, stopAll, tempFile, type BurrowProcess } from '../helpers/cli';
+import { burrow, stopAll, type BurrowProcess } from '../helpers/cli';
 import { listenLocal, tunnelClientYaml, type LocalServer, type TargetNode } from '../helpers/local';
 import { listenEcho, randomBytes, waitFor, type TestServer } from '../helpers/net';
 import {
   LOCAL,
   connectTcp,
-  established,
   newTid,
   rawExchange,
   request,
@@ -28,6 +27,7 @@ import {
   startOrigin,
   startServer,
   startTcpVisitor,
+  startYamlClient,
   tcpEcho,
   type Origin,
   type ServerProc,
@@ -66,7 +66,6 @@ describe('bad targets and names', () => {
   let hole: Awaited<ReturnType<typeof blackHole>>;
   let server: ServerProc;
   let client: BurrowProcess;
-  let connector: string;
   /** The client's open sockets when idle (its session to the server). */
   let clientSockets = 0;
 
@@ -75,7 +74,8 @@ describe('bad targets and names', () => {
     echo = await listenEcho();
     hole = await blackHole();
     server = await startServer(`tunnel=.example.com:${TID}&entrypoint.readTimeout=1s`, { name: 'server' });
-    const cfg = tempFile(
+    ({ proc: client } = await startYamlClient(
+      server,
       'targets-client.yaml',
       clientYaml(server.port, [
         { name: 'good', addr: `${LOCAL}:${origin.port}`, host: 'good.example.com' },
@@ -84,11 +84,7 @@ describe('bad targets and names', () => {
         { name: 'full', addr: `${LOCAL}:${hole.port}`, host: 'full.example.com' },
         { name: 'echo', addr: `${LOCAL}:${echo.port}` },
       ]),
-    );
-    client = burrow(['-C', cfg], { name: 'client' });
-    const line = await client.tunnelCreated({ timeoutMs: 15_000 });
-    connector = /connector=([0-9a-f-]+)/.exec(String(line.msg))![1]!;
-    await established(server.proc, connector);
+    ));
     clientSockets = socketsOf(client.pid);
   });
   after(async () => {
