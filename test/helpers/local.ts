@@ -8,8 +8,10 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
 
+/** The address every local service listens on and every process is reached at. */
 export const LOCAL = '127.0.0.1';
 
+/** Resolves after `ms` milliseconds. */
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
