@@ -10,10 +10,9 @@
  * every run (ephemeral ports in Addr features, connector ID, Gost-Forwarded-Node, Gost-Sid) and
  * the `consumed` of smux UPD frames (read granularity), which are checked for structure.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type net from 'node:net';
-import { vectorsAvailable } from '../helpers/vectors';
 import {
   FIN,
   HTTP_TUNNEL,
@@ -26,50 +25,45 @@ import {
   addrPortRange,
   assertBytes,
   assertUpd,
-  captureFrames,
   captureServerUrl,
   describeFrames,
   dial,
-  frameShape,
   listenRaw,
   loadChunks,
-  loadVector,
   parseHead,
   readHttpResponse,
   send,
-  startBurrow,
   streamPayloads,
   tunnelUuidRange,
-  type FakeServer,
-  type RunningBurrow,
 } from '../helpers/replay';
+import {
+  CAPTURED_BODY as BODY,
+  againstFakeServer,
+  asServer,
+  assertFramesAsCaptured,
+  bindAtServer,
+  curlRequest as stripGostHeaders,
+  curlThroughEntrypoint,
+  expectBind,
+  httpExchange,
+  loadCapture,
+  skipWithoutVectors as skip,
+} from '../helpers/roles';
 
-const skip = vectorsAvailable() ? false : 'shared/vectors not found (set BURROW_VECTORS_DIR)';
 const V = 'http-entrypoint';
 
-const C2S = skip ? Buffer.alloc(0) : loadVector(V, 'client-conn1.c2s');
-const S2C = skip ? Buffer.alloc(0) : loadVector(V, 'client-conn1.s2c');
-
-/** gost client → server: BIND, then UPD 3, PSH 3 (response head), PSH 3 (body), FIN 3. */
-const CLIENT = skip ? undefined : captureFrames(C2S);
-/** gost server → client: BIND response, then SYN 3, PSH 3 (stream header), PSH 3 (request), UPD 3, FIN 3. */
-const SERVER = skip ? undefined : captureFrames(S2C);
+// gost client → server (CLIENT): BIND, then UPD 3, PSH 3 (response head), PSH 3 (body), FIN 3.
+// gost server → client (SERVER): BIND response, then SYN 3, PSH 3 (stream header), PSH 3 (request), UPD 3, FIN 3.
+const { s2c: S2C, client: CLIENT, server: SERVER } = loadCapture(V);
 
 const BIND = CLIENT?.relay ?? Buffer.alloc(0);
 const BIND_RESPONSE = SERVER?.relay ?? Buffer.alloc(0);
-/** The stream header (36 bytes) and the HTTP request (189 bytes) gost's server wrote on stream 3. */
-const STREAM_HEADER = SERVER ? SERVER.frames[1]!.data : Buffer.alloc(0);
-const PROXIED_REQUEST = SERVER ? SERVER.frames[2]!.data : Buffer.alloc(0);
-/** The HTTP response python's http.server wrote (head + body), as the gost client forwarded it. */
-const ORIGIN_RESPONSE = CLIENT ? streamPayloads(CLIENT.frames).get(3)! : Buffer.alloc(0);
-const BODY = 'hello from behind the tunnel\n';
+/** The stream header, the HTTP request gost's server wrote on stream 3, and the origin's response. */
+const EXCHANGE = httpExchange({ client: CLIENT, server: SERVER });
+const { streamHeader: STREAM_HEADER, proxiedRequest: PROXIED_REQUEST, originResponse: ORIGIN_RESPONSE } = EXCHANGE;
 
 /** What curl sent: the proxied request without the headers the gost server added. */
-function curlRequest(): Buffer {
-  const lines = PROXIED_REQUEST.toString('latin1').split('\r\n');
-  const kept = lines.filter((l) => !/^(Gost-Forwarded-Node|Gost-Sid|Connection):/i.test(l));
-  return Buffer.from(kept.join('\r\n'), 'latin1');
-}
+const curlRequest = (): Buffer => stripGostHeaders(PROXIED_REQUEST);
 
 describe('http-entrypoint: the capture itself', { skip }, () => {
   it('has the frames the README describes', () => {
@@ -81,27 +75,18 @@ describe('http-entrypoint: the capture itself', { skip }, () => {
 });
 
 describe('http-entrypoint: burrow as the tunnel server, replaying the gost client', { skip }, () => {
-  let burrow: RunningBurrow;
   let tunnel: net.Socket;
   let tunnelIn: Inbox;
   let frames: SmuxLog;
-  let curl: net.Socket;
   let curlIn: Inbox;
   let requestLength = 0;
 
-  before(async () => {
-    // gost's entry point default made explicit: one stream per request, `Connection: close`.
-    // burrow's default (entrypoint.keepalive=true) differs only in that header; see below.
-    burrow = await startBurrow([`${captureServerUrl()}&entrypoint.keepalive=false`]);
-  });
-  after(async () => {
-    tunnel?.destroy();
-    curl?.destroy();
-    await burrow?.stop();
-  });
+  // gost's entry point default made explicit: one stream per request, `Connection: close`.
+  // burrow's default (entrypoint.keepalive=true) differs only in that header; see below.
+  const rig = asServer(`${captureServerUrl()}&entrypoint.keepalive=false`);
 
   it('answers the captured BIND like gost: OK, endpoint a6265c6d9847a4be:0, connector ID flag 0, weight copied', async () => {
-    tunnel = await dial(burrow.port());
+    tunnel = rig.own(await dial(rig.burrow.port()));
     tunnelIn = Inbox.of(tunnel);
     await send(tunnel, BIND);
     const resp = await tunnelIn.readRelay('the BIND response');
@@ -116,13 +101,9 @@ describe('http-entrypoint: burrow as the tunnel server, replaying the gost clien
 
   it('sends the entry point request down the tunnel as gost does: SYN 3, stream header, the same HTTP request', async (t) => {
     assert.ok(frames, 'needs the BIND');
-    curl = await dial(burrow.entrypointPort());
-    curlIn = Inbox.of(curl);
-    await send(curl, curlRequest());
-    const head = await frames.until((fs) => {
-      const p = streamPayloads(fs).get(3);
-      return !!p && p.length > STREAM_HEADER.length && !!parseHead(p.subarray(STREAM_HEADER.length));
-    }, 'the stream header and the HTTP request head on stream 3');
+    const sent = await curlThroughEntrypoint(rig, frames, EXCHANGE, 'the stream header and the HTTP request head on stream 3');
+    const { curl, head } = sent;
+    curlIn = sent.curlIn;
     const sig = head.filter((f) => f.cmd !== 3);
     assert.deepEqual([sig[0]!.cmd, sig[0]!.sid], [SYN, 3], 'first frame is SYN 3');
 
@@ -164,8 +145,7 @@ describe('http-entrypoint: burrow as the tunnel server, replaying the gost clien
 
     const all = await frames.waitFrame(FIN, 3);
     const sig = all.filter((f) => f.cmd !== 3);
-    t.diagnostic(`burrow -> client: ${describeFrames(sig)}`);
-    assert.deepEqual(frameShape(sig), frameShape(SERVER!.frames), `frames: ${describeFrames(sig)}`);
+    assertFramesAsCaptured(t, 'burrow -> client', sig, SERVER!.frames);
     const upd = sig.find((f) => f.cmd === UPD)!;
     assertUpd(upd, 3, ORIGIN_RESPONSE.length, 'UPD for the response');
     assert.ok(sig.every((f) => f.ver === 2), 'smux v2 frames');
@@ -175,30 +155,15 @@ describe('http-entrypoint: burrow as the tunnel server, replaying the gost clien
 });
 
 describe('http-entrypoint: burrow as the tunnel server with its default entrypoint.keepalive', { skip }, () => {
-  let burrow: RunningBurrow;
-  let tunnel: net.Socket | undefined;
-  let curl: net.Socket | undefined;
-  before(async () => {
-    burrow = await startBurrow([captureServerUrl()]);
-  });
-  after(async () => {
-    tunnel?.destroy();
-    curl?.destroy();
-    await burrow?.stop();
-  });
+  const rig = asServer(captureServerUrl());
 
   it('sends the same request as gost except `Connection: keep-alive` (the stream is kept for the next request)', async () => {
-    tunnel = await dial(burrow.port());
+    const tunnel = rig.own(await dial(rig.burrow.port()));
     const tunnelIn = Inbox.of(tunnel);
     await send(tunnel, BIND);
     await tunnelIn.readRelay('the BIND response');
     const frames = new SmuxLog(tunnelIn);
-    curl = await dial(burrow.entrypointPort());
-    await send(curl, curlRequest());
-    const head = await frames.until((fs) => {
-      const p = streamPayloads(fs).get(3);
-      return !!p && p.length > STREAM_HEADER.length && !!parseHead(p.subarray(STREAM_HEADER.length));
-    }, 'the HTTP request head on stream 3');
+    const { head } = await curlThroughEntrypoint(rig, frames, EXCHANGE, 'the HTTP request head on stream 3');
     const got = parseHead(streamPayloads(head).get(3)!.subarray(STREAM_HEADER.length))!;
     const want = parseHead(PROXIED_REQUEST)!;
     assert.deepEqual(got.headers.map(([k]) => k), want.headers.map(([k]) => k), 'same header lines in the same order');
@@ -208,59 +173,31 @@ describe('http-entrypoint: burrow as the tunnel server with its default entrypoi
 });
 
 describe('http-entrypoint: burrow as the tunnel server, BIND weight copied into the connector ID', { skip }, () => {
-  let burrow: RunningBurrow;
-  let sock: net.Socket | undefined;
-
-  before(async () => {
-    burrow = await startBurrow([captureServerUrl()]);
-  });
-  after(async () => {
-    sock?.destroy();
-    await burrow?.stop();
-  });
+  const rig = asServer(captureServerUrl());
 
   it('the captured BIND with weight 7 (its last byte changed) gets a connector ID with weight 7, flag 0', async () => {
     const bind = Buffer.from(BIND);
     const [u] = tunnelUuidRange(bind);
     bind[u + 19] = 7;
-    sock = await dial(burrow.port());
-    const inbox = Inbox.of(sock);
-    await send(sock, bind);
-    const resp = await inbox.readRelay('the BIND response');
     const expected = Buffer.from(BIND_RESPONSE);
     expected[tunnelUuidRange(expected)[0] + 19] = 7;
-    assertBytes(resp, expected, 'BIND response', [tunnelUuidRange(expected)]);
+    await bindAtServer(rig, bind, expected, 'BIND response');
   });
 });
 
 describe('http-entrypoint: burrow as the tunnel client, replaying the gost server', { skip }, () => {
-  let fake: FakeServer;
-  let backend: FakeServer;
-  let burrow: RunningBurrow;
   let tunnel: net.Socket;
   let tunnelIn: Inbox;
   let frames: SmuxLog;
 
-  before(async () => {
-    fake = await listenRaw();
-    backend = await listenRaw();
-    burrow = await startBurrow([`rtcp://:0/127.0.0.1:${backend.port}`], [`tunnel://127.0.0.1:${fake.port}?tunnel.id=${HTTP_TUNNEL}`]);
-  });
-  after(async () => {
-    tunnel?.destroy();
-    await burrow?.stop();
-    await fake?.close();
-    await backend?.close();
-  });
+  const rig = againstFakeServer({ tunnelId: HTTP_TUNNEL, backend: listenRaw, listen: (backend) => `rtcp://:0/127.0.0.1:${backend.port}` });
 
   it('sends the BIND gost sends: 01 02 0028, Addr(src), Addr(empty domain, port 0), Tunnel weight 0', async () => {
-    tunnel = await fake.accept();
+    tunnel = rig.own(await rig.fake.accept());
     tunnelIn = Inbox.of(tunnel);
-    const bind = await tunnelIn.readRelay('the BIND');
-    assertBytes(bind, BIND, 'BIND', [addrPortRange(BIND, 0)]);
+    const bind = await expectBind(tunnelIn, tunnel, BIND, 'BIND', 'Addr src port = the connection\'s local port');
     assert.equal(bind.subarray(0, 4).toString('hex'), '01020028');
     assert.equal(bind.subarray(4, 14).toString('hex').slice(0, 16), '020007017f000001', 'Addr src 127.0.0.1');
-    assert.equal(addrPort(bind, 0), tunnel.remotePort, 'Addr src port = the connection\'s local port');
     assert.equal(bind.subarray(14, 21).toString('hex'), '02000403000000', 'Addr dst: empty domain, port 0');
     const [u] = tunnelUuidRange(bind);
     assert.equal(bind.subarray(u, u + 16).toString('hex'), HTTP_TUNNEL.replace(/-/g, ''));
@@ -274,7 +211,7 @@ describe('http-entrypoint: burrow as the tunnel client, replaying the gost serve
     const offs = SERVER!.frames.slice(0, 3).reduce((n, f) => n + 8 + f.data.length, BIND_RESPONSE.length);
     await send(tunnel, S2C.subarray(BIND_RESPONSE.length, offs)); // SYN 3, PSH header, PSH request
 
-    const origin = await backend.accept();
+    const origin = await rig.backend.accept();
     const originIn = Inbox.of(origin);
     const req = await originIn.waitFor((b) => (parseHead(b) ? b : undefined), 'the HTTP request at the backend');
     await new Promise((r) => setTimeout(r, 50)); // anything burrow would add after the head
@@ -283,8 +220,7 @@ describe('http-entrypoint: burrow as the tunnel client, replaying the gost serve
 
     const got = await frames.waitFrame(FIN, 3);
     const sig = got.filter((f) => f.cmd !== 3);
-    t.diagnostic(`burrow -> server: ${describeFrames(sig)}`);
-    assert.deepEqual(frameShape(sig), frameShape(CLIENT!.frames), `frames: ${describeFrames(sig)}`);
+    assertFramesAsCaptured(t, 'burrow -> server', sig, CLIENT!.frames);
     assertUpd(sig[0]!, 3, STREAM_HEADER.length + PROXIED_REQUEST.length, 'first frame');
     assert.deepEqual(streamPayloads(sig).get(3), ORIGIN_RESPONSE, 'PSH payload = the backend response');
     assert.ok(sig.every((f) => f.ver === 2), 'smux v2 frames');

@@ -8,11 +8,9 @@
  * - burrow as the **client** (`-L rtcp://:0/<echo> -F tunnel://<fake>?tunnel.id=…`) against a
  *   fake gost server replaying client-conn1.s2c, with a local TCP echo behind it.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type net from 'node:net';
-import { vectorsAvailable } from '../helpers/vectors';
-import { listenEcho, type TestServer } from '../helpers/net';
+import { listenEcho } from '../helpers/net';
 import {
   FIN,
   NOP,
@@ -26,39 +24,38 @@ import {
   addrPortRange,
   assertBytes,
   assertUpd,
-  captureFrames,
   captureServerUrl,
   describeFrames,
   dial,
   frameBytes,
-  frameShape,
-  listenRaw,
-  loadVector,
   send,
-  startBurrow,
   streamPayloads,
-  tunnelUuidRange,
-  type FakeServer,
-  type RunningBurrow,
 } from '../helpers/replay';
+import {
+  againstFakeServer,
+  asServer,
+  assertFramesAsCaptured,
+  bindAtServer,
+  connectAtServer,
+  expectBind,
+  loadCapture,
+  skipWithoutVectors as skip,
+  vectorLoader,
+} from '../helpers/roles';
 
-const skip = vectorsAvailable() ? false : 'shared/vectors not found (set BURROW_VECTORS_DIR)';
 const V = 'tcp-visitor';
-const load = (name: string): Buffer => (skip ? Buffer.alloc(0) : loadVector(V, name));
+const load = vectorLoader(V);
 
 const VISITOR_C2S = load('visitor-conn1.c2s');
 const VISITOR_S2C = load('visitor-conn1.s2c');
-const CLIENT_C2S = load('client-conn1.c2s');
-const CLIENT_S2C = load('client-conn1.s2c');
+const { c2s: CLIENT_C2S, s2c: CLIENT_S2C, client: CLIENT, server: SERVER } = loadCapture(V);
 
 const CONNECT = skip ? Buffer.alloc(0) : VISITOR_C2S.subarray(0, 4 + VISITOR_C2S.readUInt16BE(2));
 const VISITOR_PAYLOAD = VISITOR_C2S.subarray(CONNECT.length);
 const CONNECT_OK = VISITOR_S2C.subarray(0, 4);
 const ECHO = VISITOR_S2C.subarray(4);
-/** gost client: BIND, UPD 3, PSH 3 (echo), FIN 3. */
-const CLIENT = skip ? undefined : captureFrames(CLIENT_C2S);
-/** gost server: BIND response, SYN 3, PSH 3 (header), PSH 3 (payload), UPD 3, FIN 3. */
-const SERVER = skip ? undefined : captureFrames(CLIENT_S2C);
+// gost client (CLIENT): BIND, UPD 3, PSH 3 (echo), FIN 3.
+// gost server (SERVER): BIND response, SYN 3, PSH 3 (header), PSH 3 (payload), UPD 3, FIN 3.
 
 describe('tcp-visitor: the capture itself', { skip }, () => {
   it('has the messages the README describes', () => {
@@ -71,24 +68,12 @@ describe('tcp-visitor: the capture itself', { skip }, () => {
 });
 
 describe('tcp-visitor: burrow as the visitor, fake gost server', { skip }, () => {
-  let fake: FakeServer;
-  let burrow: RunningBurrow;
-  let user: net.Socket | undefined;
-
-  before(async () => {
-    fake = await listenRaw();
-    burrow = await startBurrow(['tcp://127.0.0.1:0/ssh.srv-2.local'], [`tunnel://127.0.0.1:${fake.port}?tunnel.id=${TCP_TUNNEL}`]);
-  });
-  after(async () => {
-    user?.destroy();
-    await burrow?.stop();
-    await fake?.close();
-  });
+  const rig = againstFakeServer({ tunnelId: TCP_TUNNEL, listen: () => 'tcp://127.0.0.1:0/ssh.srv-2.local' });
 
   it('sends the captured CONNECT (but the src port), then the payload; relays the answer back', async () => {
-    user = await dial(burrow.port());
+    const user = rig.own(await dial(rig.burrow.port()));
     const userIn = Inbox.of(user);
-    const conn = await fake.accept();
+    const conn = await rig.fake.accept();
     const connIn = Inbox.of(conn);
     const connect = await connIn.readRelay('the CONNECT');
     assertBytes(connect, CONNECT, 'CONNECT', [addrPortRange(CONNECT, 0)]);
@@ -109,31 +94,13 @@ describe('tcp-visitor: burrow as the visitor, fake gost server', { skip }, () =>
 });
 
 describe('tcp-visitor: burrow as the server, fake gost client and fake gost visitor', { skip }, () => {
-  let burrow: RunningBurrow;
-  const sockets: net.Socket[] = [];
-
-  before(async () => {
-    burrow = await startBurrow([captureServerUrl()]);
-  });
-  after(async () => {
-    for (const s of sockets) s.destroy();
-    await burrow?.stop();
-  });
+  const rig = asServer(captureServerUrl());
 
   it('BIND answer, CONNECT answer 01 00 00 00, then SYN + stream header + payload on the client connection', async (t) => {
-    const client = await dial(burrow.port());
-    sockets.push(client);
-    const clientIn = Inbox.of(client);
-    await send(client, CLIENT!.relay);
-    const resp = await clientIn.readRelay('the BIND response');
-    assertBytes(resp, SERVER!.relay, 'BIND response (endpoint 0c569fc1db45ea0b:0)', [tunnelUuidRange(SERVER!.relay)]);
+    const { client, clientIn } = await bindAtServer(rig, CLIENT!.relay, SERVER!.relay, 'BIND response (endpoint 0c569fc1db45ea0b:0)');
     const frames = new SmuxLog(clientIn);
 
-    const visitor = await dial(burrow.port());
-    sockets.push(visitor);
-    const visitorIn = Inbox.of(visitor);
-    await send(visitor, CONNECT);
-    assertBytes(await visitorIn.read(4, 'the CONNECT response'), CONNECT_OK, 'CONNECT response');
+    const { visitor, visitorIn } = await connectAtServer(rig, CONNECT, CONNECT_OK, 'CONNECT response');
     await send(visitor, VISITOR_PAYLOAD);
 
     // The stream header carries the visitor's reported src (127.0.0.1:38414 from its CONNECT)
@@ -153,35 +120,19 @@ describe('tcp-visitor: burrow as the server, fake gost client and fake gost visi
     await visitorIn.waitEnd('EOF at the visitor');
 
     const sig = frames.significant;
-    t.diagnostic(`burrow -> client: ${describeFrames(sig)}`);
-    assert.deepEqual(frameShape(sig), frameShape(SERVER!.frames), `frames: ${describeFrames(sig)}`);
+    assertFramesAsCaptured(t, 'burrow -> client', sig, SERVER!.frames);
     assertUpd(sig.find((f) => f.cmd === UPD)!, 3, ECHO.length, 'UPD');
     assert.ok(sig.every((f) => f.ver === 2));
   });
 });
 
 describe('tcp-visitor: burrow as the client (rtcp), fake gost server', { skip }, () => {
-  let fake: FakeServer;
-  let echo: TestServer;
-  let burrow: RunningBurrow;
-
-  before(async () => {
-    fake = await listenRaw();
-    echo = await listenEcho();
-    burrow = await startBurrow([`rtcp://:0/127.0.0.1:${echo.port}`], [`tunnel://127.0.0.1:${fake.port}?tunnel.id=${TCP_TUNNEL}`]);
-  });
-  after(async () => {
-    await burrow?.stop();
-    await fake?.close();
-    await echo?.close();
-  });
+  const rig = againstFakeServer({ tunnelId: TCP_TUNNEL, backend: listenEcho, listen: (echo) => `rtcp://:0/127.0.0.1:${echo.port}` });
 
   it('BIND as captured; the payload reaches the echo and comes back in PSH frames; UPD and FIN as gost', async (t) => {
-    const conn = await fake.accept();
+    const conn = await rig.fake.accept();
     const connIn = Inbox.of(conn);
-    const bind = await connIn.readRelay('the BIND');
-    assertBytes(bind, CLIENT!.relay, 'BIND', [addrPortRange(CLIENT!.relay, 0)]);
-    assert.equal(addrPort(bind, 0), conn.remotePort);
+    await expectBind(connIn, conn, CLIENT!.relay, 'BIND');
 
     await send(conn, SERVER!.relay);
     const frames = new SmuxLog(connIn);
@@ -192,8 +143,7 @@ describe('tcp-visitor: burrow as the client (rtcp), fake gost server', { skip },
     await frames.waitFrame(FIN, 3);
 
     const sig = frames.frames.filter((f) => f.cmd !== NOP);
-    t.diagnostic(`burrow -> server: ${describeFrames(sig)}`);
-    assert.deepEqual(frameShape(sig), frameShape(CLIENT!.frames), `frames: ${describeFrames(sig)}`);
+    assertFramesAsCaptured(t, 'burrow -> server', sig, CLIENT!.frames);
     assertUpd(sig[0]!, 3, 36 + VISITOR_PAYLOAD.length, 'UPD');
     assertBytes(streamPayloads(sig).get(3)!, streamPayloads(CLIENT!.frames).get(3)!, 'stream 3 payload (the echo)');
     assert.ok(sig.filter((f) => f.cmd === PSH).every((f) => f.ver === 2));

@@ -9,11 +9,9 @@
  * - burrow as the **client** (`-L rudp://:0/<udp echo> -F …`) against a fake gost server
  *   replaying client-conn1.s2c (streams 3 and 5).
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type net from 'node:net';
-import { vectorsAvailable } from '../helpers/vectors';
-import { listenUdpEcho, type TestServer } from '../helpers/net';
+import { listenUdpEcho } from '../helpers/net';
 import {
   FIN,
   NOP,
@@ -26,27 +24,29 @@ import {
   addrPortRange,
   assertBytes,
   assertUpd,
-  captureFrames,
   captureServerUrl,
   describeFrames,
-  dial,
   frameBytes,
-  frameShape,
-  listenRaw,
-  loadVector,
   send,
   sleep,
-  startBurrow,
   streamPayloads,
   tunnelUuidRange,
   udpSocket,
-  type FakeServer,
-  type RunningBurrow,
 } from '../helpers/replay';
+import {
+  againstFakeServer,
+  asServer,
+  assertFramesAsCaptured,
+  bindAtServer,
+  connectAtServer,
+  expectBind,
+  loadCapture,
+  skipWithoutVectors as skip,
+  vectorLoader,
+} from '../helpers/roles';
 
-const skip = vectorsAvailable() ? false : 'shared/vectors not found (set BURROW_VECTORS_DIR)';
 const V = 'udp-visitor';
-const load = (name: string): Buffer => (skip ? Buffer.alloc(0) : loadVector(V, name));
+const load = vectorLoader(V);
 
 interface VisitorConn {
   name: string;
@@ -65,12 +65,9 @@ function visitorConn(name: string): VisitorConn {
 }
 
 const VISITORS = [visitorConn('visitor-conn1'), visitorConn('visitor-conn2')];
-const CLIENT_C2S = load('client-conn1.c2s');
-const CLIENT_S2C = load('client-conn1.s2c');
-/** gost client: BIND|UDP, UPD 3, PSH 3, FIN 3, UPD 5, PSH 5, FIN 5. */
-const CLIENT = skip ? undefined : captureFrames(CLIENT_C2S);
-/** gost server: BIND response, SYN 3, PSH 3 (header), PSH 3 (datagram), UPD 3, FIN 3, then the same for 5. */
-const SERVER = skip ? undefined : captureFrames(CLIENT_S2C);
+const { c2s: CLIENT_C2S, s2c: CLIENT_S2C, client: CLIENT, server: SERVER } = loadCapture(V);
+// gost client (CLIENT): BIND|UDP, UPD 3, PSH 3, FIN 3, UPD 5, PSH 5, FIN 5.
+// gost server (SERVER): BIND response, SYN 3, PSH 3 (header), PSH 3 (datagram), UPD 3, FIN 3, then the same for 5.
 
 /** Frame index ranges per stream in the captures (c2s: 3 frames each, s2c: 5 frames each). */
 const STREAMS = [
@@ -99,25 +96,15 @@ describe('udp-visitor: the capture itself', { skip }, () => {
 });
 
 describe('udp-visitor: burrow as the visitor, fake gost server', { skip }, () => {
-  let fake: FakeServer;
-  let burrow: RunningBurrow;
-
-  before(async () => {
-    fake = await listenRaw();
-    burrow = await startBurrow(['udp://127.0.0.1:0/udp.srv-3.local'], [`tunnel://127.0.0.1:${fake.port}?tunnel.id=${UDP_TUNNEL}`]);
-  });
-  after(async () => {
-    await burrow?.stop();
-    await fake?.close();
-  });
+  const rig = againstFakeServer({ tunnelId: UDP_TUNNEL, listen: () => 'udp://127.0.0.1:0/udp.srv-3.local' });
 
   for (const [i, v] of VISITORS.entries()) {
     it(`${v.name}: CONNECT|UDP as captured (but the src port), then the length-framed datagram; the answer comes back as a datagram`, async () => {
       const u = await udpSocket();
       try {
         const datagram = v.framed.subarray(2);
-        u.socket.send(datagram, burrow.port(), '127.0.0.1');
-        const conn = await fake.accept();
+        u.socket.send(datagram, rig.burrow.port(), '127.0.0.1');
+        const conn = await rig.fake.accept();
         const connIn = Inbox.of(conn);
         const connect = await connIn.readRelay('the CONNECT');
         assertBytes(connect, v.connect, `CONNECT #${i + 1}`, [addrPortRange(v.connect, 0)]);
@@ -138,35 +125,22 @@ describe('udp-visitor: burrow as the visitor, fake gost server', { skip }, () =>
 });
 
 describe('udp-visitor: burrow as the server, fake gost client and fake gost visitors', { skip }, () => {
-  let burrow: RunningBurrow;
-  const sockets: net.Socket[] = [];
-
-  before(async () => {
-    burrow = await startBurrow([captureServerUrl()]);
-  });
-  after(async () => {
-    for (const s of sockets) s.destroy();
-    await burrow?.stop();
-  });
+  const rig = asServer(captureServerUrl());
 
   it('BIND|UDP answer (connector flag 01), then one stream per visitor: SYN, stream header, datagrams; UPD and FIN', async (t) => {
-    const client = await dial(burrow.port());
-    sockets.push(client);
-    const clientIn = Inbox.of(client);
-    await send(client, CLIENT!.relay);
-    const resp = await clientIn.readRelay('the BIND response');
-    assertBytes(resp, SERVER!.relay, 'BIND response (endpoint 8a0cc1cb81fefeb9:0, UDP connector)', [tunnelUuidRange(SERVER!.relay)]);
+    const { client, clientIn, resp } = await bindAtServer(
+      rig,
+      CLIENT!.relay,
+      SERVER!.relay,
+      'BIND response (endpoint 8a0cc1cb81fefeb9:0, UDP connector)',
+    );
     const [u] = tunnelUuidRange(resp);
     assert.equal(resp[u + 16], 0x01, 'connector ID flag 01 (UDP)');
     const frames = new SmuxLog(clientIn);
 
     for (const [i, v] of VISITORS.entries()) {
       const { sid, c2s } = STREAMS[i]!;
-      const visitor = await dial(burrow.port());
-      sockets.push(visitor);
-      const visitorIn = Inbox.of(visitor);
-      await send(visitor, v.connect);
-      assertBytes(await visitorIn.read(4, 'the CONNECT response'), v.ok, `CONNECT response #${i + 1}`);
+      const { visitor, visitorIn } = await connectAtServer(rig, v.connect, v.ok, `CONNECT response #${i + 1}`);
       await send(visitor, v.framed);
 
       const want = streamPayloads(SERVER!.frames).get(sid)!;
@@ -185,35 +159,19 @@ describe('udp-visitor: burrow as the server, fake gost client and fake gost visi
     }
 
     const sig = frames.significant;
-    t.diagnostic(`burrow -> client: ${describeFrames(sig)}`);
-    assert.deepEqual(frameShape(sig), frameShape(SERVER!.frames), `frames: ${describeFrames(sig)}`);
+    assertFramesAsCaptured(t, 'burrow -> client', sig, SERVER!.frames);
     for (const { sid } of STREAMS) assertUpd(sig.find((f) => f.cmd === UPD && f.sid === sid)!, sid, 21, `UPD ${sid}`);
   });
 });
 
 describe('udp-visitor: burrow as the client (rudp), fake gost server', { skip }, () => {
-  let fake: FakeServer;
-  let echo: TestServer;
-  let burrow: RunningBurrow;
-
-  before(async () => {
-    fake = await listenRaw();
-    echo = await listenUdpEcho();
-    burrow = await startBurrow([`rudp://:0/127.0.0.1:${echo.port}`], [`tunnel://127.0.0.1:${fake.port}?tunnel.id=${UDP_TUNNEL}`]);
-  });
-  after(async () => {
-    await burrow?.stop();
-    await fake?.close();
-    await echo?.close();
-  });
+  const rig = againstFakeServer({ tunnelId: UDP_TUNNEL, backend: listenUdpEcho, listen: (echo) => `rudp://:0/127.0.0.1:${echo.port}` });
 
   it('BIND|UDP as captured (0x82, Network first); each datagram reaches the echo and comes back framed as captured', async (t) => {
-    const conn = await fake.accept();
+    const conn = await rig.fake.accept();
     const connIn = Inbox.of(conn);
-    const bind = await connIn.readRelay('the BIND');
-    assertBytes(bind, CLIENT!.relay, 'BIND|UDP', [addrPortRange(CLIENT!.relay, 0)]);
+    const bind = await expectBind(connIn, conn, CLIENT!.relay, 'BIND|UDP');
     assert.equal(bind.subarray(0, 9).toString('hex'), '0182002d0400020001', 'cmd 0x82, Network(udp) first');
-    assert.equal(addrPort(bind, 0), conn.remotePort);
 
     await send(conn, SERVER!.relay);
     const frames = new SmuxLog(connIn);
@@ -229,9 +187,8 @@ describe('udp-visitor: burrow as the client (rudp), fake gost server', { skip },
     }
 
     const sig = frames.frames.filter((f) => f.cmd !== NOP);
-    t.diagnostic(`burrow -> server: ${describeFrames(sig)}`);
     t.diagnostic(`streams whose FIN burrow sent before the server's FIN: [${finBeforeServer.join(', ')}] (gost: [3, 5])`);
-    assert.deepEqual(frameShape(sig), frameShape(CLIENT!.frames), `frames: ${describeFrames(sig)}`);
+    assertFramesAsCaptured(t, 'burrow -> server', sig, CLIENT!.frames);
     for (const { sid } of STREAMS) {
       assertUpd(sig.find((f) => f.cmd === UPD && f.sid === sid)!, sid, 36 + 21, `UPD ${sid}`);
       assertBytes(streamPayloads(sig).get(sid)!, streamPayloads(CLIENT!.frames).get(sid)!, `stream ${sid} payload (framed echo)`);

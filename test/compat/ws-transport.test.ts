@@ -11,10 +11,10 @@
  * stream is cut into WebSocket messages is compared with gost's "one relay message or smux
  * frame per binary message".
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type net from 'node:net';
-import { loadChunks, unwrapWebSocket, vectorsAvailable } from '../helpers/vectors';
+import { loadChunks, unwrapWebSocket } from '../helpers/vectors';
 import {
   FIN,
   HTTP_TUNNEL,
@@ -32,28 +32,34 @@ import {
   captureServerUrl,
   describeFrames,
   dial,
-  frameShape,
   headerValue,
   listenRaw,
-  loadVector,
   parseHead,
   readHttpResponse,
   send,
   sleep,
-  startBurrow,
   streamPayloads,
   tunnelUuidRange,
   wsAccept,
   wsMessageUnits,
-  type FakeServer,
-  type RunningBurrow,
   type WsMessage,
 } from '../helpers/replay';
+import {
+  CAPTURED_BODY as BODY,
+  againstFakeServer,
+  asServer,
+  assertFramesAsCaptured,
+  curlThroughEntrypoint,
+  expectBind,
+  httpExchange,
+  skipWithoutVectors as skip,
+  vectorLoader,
+} from '../helpers/roles';
 
-const skip = vectorsAvailable() ? false : 'shared/vectors not found (set BURROW_VECTORS_DIR)';
 const V = 'ws-transport';
-const C2S = skip ? Buffer.alloc(0) : loadVector(V, 'client-conn1.c2s');
-const S2C = skip ? Buffer.alloc(0) : loadVector(V, 'client-conn1.s2c');
+const load = vectorLoader(V);
+const C2S = load('client-conn1.c2s');
+const S2C = load('client-conn1.s2c');
 const C2S_WS = skip ? undefined : unwrapWebSocket(C2S);
 const S2C_WS = skip ? undefined : unwrapWebSocket(S2C);
 const UPGRADE_REQUEST = skip ? Buffer.alloc(0) : C2S.subarray(0, C2S_WS!.head.length);
@@ -62,10 +68,8 @@ const UPGRADE_RESPONSE = skip ? Buffer.alloc(0) : S2C.subarray(0, S2C_WS!.head.l
 const CLIENT = skip ? undefined : captureFrames(C2S_WS!.payload);
 /** BIND response, SYN 3, PSH 3 (header), PSH 3 (request), UPD 3, FIN 3. */
 const SERVER = skip ? undefined : captureFrames(S2C_WS!.payload);
-const STREAM_HEADER = SERVER ? SERVER.frames[1]!.data : Buffer.alloc(0);
-const PROXIED_REQUEST = SERVER ? SERVER.frames[2]!.data : Buffer.alloc(0);
-const ORIGIN_RESPONSE = CLIENT ? streamPayloads(CLIENT.frames).get(3)! : Buffer.alloc(0);
-const BODY = 'hello from behind the tunnel\n';
+const EXCHANGE = httpExchange({ client: CLIENT, server: SERVER });
+const { streamHeader: STREAM_HEADER, proxiedRequest: PROXIED_REQUEST, originResponse: ORIGIN_RESPONSE } = EXCHANGE;
 
 /** Offsets in the raw capture where each WebSocket message starts (after the HTTP head). */
 function messageOffsets(raw: Buffer, headLen: number): number[] {
@@ -87,10 +91,6 @@ function messageOffsets(raw: Buffer, headLen: number): number[] {
   return out;
 }
 
-function curlRequest(): Buffer {
-  const lines = PROXIED_REQUEST.toString('latin1').split('\r\n');
-  return Buffer.from(lines.filter((l) => !/^(Gost-Forwarded-Node|Gost-Sid|Connection):/i.test(l)).join('\r\n'), 'latin1');
-}
 
 function describeMessages(ms: readonly WsMessage[]): string {
   return ms.map((m) => `${m.b0.toString(16)}${m.masked ? '/masked' : ''}(${m.payload.length})`).join(' ');
@@ -108,26 +108,16 @@ describe('ws-transport: the capture itself', { skip }, () => {
 });
 
 describe('ws-transport: burrow as the tunnel+ws server, replaying the gost client', { skip }, () => {
-  let burrow: RunningBurrow;
   let tunnel: net.Socket;
   let tunnelIn: Inbox;
   let ws: WsPeer;
   let frames: SmuxLog;
-  let curl: net.Socket;
-  let curlIn: Inbox;
   const offs = skip ? [] : messageOffsets(C2S, UPGRADE_REQUEST.length);
 
-  before(async () => {
-    burrow = await startBurrow([captureServerUrl('tunnel+ws')]);
-  });
-  after(async () => {
-    tunnel?.destroy();
-    curl?.destroy();
-    await burrow?.stop();
-  });
+  const rig = asServer(captureServerUrl('tunnel+ws'));
 
   it('answers the captured upgrade request with gost\'s 101 (same key → same bytes)', async () => {
-    tunnel = await dial(burrow.port());
+    tunnel = rig.own(await dial(rig.burrow.port()));
     tunnelIn = Inbox.of(tunnel);
     await send(tunnel, UPGRADE_REQUEST);
     const head = await tunnelIn.waitFor((b) => parseHead(b), 'the 101 response');
@@ -149,13 +139,7 @@ describe('ws-transport: burrow as the tunnel+ws server, replaying the gost clien
 
   it('sends SYN 3, the stream header and the HTTP request; returns the client\'s captured answer to curl', async (t) => {
     assert.ok(frames, 'needs the BIND');
-    curl = await dial(burrow.entrypointPort());
-    curlIn = Inbox.of(curl);
-    await send(curl, curlRequest());
-    const got = await frames.until((fs) => {
-      const p = streamPayloads(fs).get(3);
-      return !!p && !!parseHead(p.subarray(STREAM_HEADER.length));
-    }, 'stream header and request on stream 3');
+    const { curl, curlIn, head: got } = await curlThroughEntrypoint(rig, frames, EXCHANGE, 'stream header and request on stream 3');
     const sig = got.filter((f) => f.cmd !== NOP);
     assert.deepEqual([sig[0]!.cmd, sig[0]!.sid], [SYN, 3]);
     const payload = streamPayloads(sig).get(3)!;
@@ -175,8 +159,7 @@ describe('ws-transport: burrow as the tunnel+ws server, replaying the gost clien
     assert.match(resp.head.startLine, /^HTTP\/1\.[01] 200 OK$/);
     assert.equal(resp.body.toString('latin1'), BODY);
     const all = (await frames.waitFrame(FIN, 3)).filter((f) => f.cmd !== NOP);
-    t.diagnostic(`burrow -> client: ${describeFrames(all)}`);
-    assert.deepEqual(frameShape(all), frameShape(SERVER!.frames), `frames: ${describeFrames(all)}`);
+    assertFramesAsCaptured(t, 'burrow -> client', all, SERVER!.frames);
     assertUpd(all.find((f) => f.cmd === UPD)!, 3, ORIGIN_RESPONSE.length, 'UPD');
   });
 
@@ -192,28 +175,20 @@ describe('ws-transport: burrow as the tunnel+ws server, replaying the gost clien
 });
 
 describe('ws-transport: burrow as the tunnel+ws client, replaying the gost server', { skip }, () => {
-  let fake: FakeServer;
-  let backend: FakeServer;
-  let burrow: RunningBurrow;
   let conn: net.Socket;
   let connIn: Inbox;
   let ws: WsPeer;
   const offs = skip ? [] : messageOffsets(S2C, UPGRADE_RESPONSE.length);
 
-  before(async () => {
-    fake = await listenRaw();
-    backend = await listenRaw();
-    burrow = await startBurrow([`rtcp://:0/127.0.0.1:${backend.port}`], [`tunnel+ws://127.0.0.1:${fake.port}?tunnel.id=${HTTP_TUNNEL}`]);
-  });
-  after(async () => {
-    conn?.destroy();
-    await burrow?.stop();
-    await fake?.close();
-    await backend?.close();
+  const rig = againstFakeServer({
+    tunnelId: HTTP_TUNNEL,
+    scheme: 'tunnel+ws',
+    backend: listenRaw,
+    listen: (backend) => `rtcp://:0/127.0.0.1:${backend.port}`,
   });
 
   it('upgrades with GET /ws HTTP/1.1, Host = the node address, Upgrade, Connection, Sec-WebSocket-Version: 13', async (t) => {
-    conn = await fake.accept();
+    conn = rig.own(await rig.fake.accept());
     connIn = Inbox.of(conn);
     const head = await connIn.waitFor((b) => parseHead(b), 'the upgrade request');
     connIn.take(head.length);
@@ -221,7 +196,7 @@ describe('ws-transport: burrow as the tunnel+ws client, replaying the gost serve
     t.diagnostic(`burrow's upgrade header lines: ${head.headers.map(([k, v]) => `${k}: ${v}`).join(' | ')}`);
     t.diagnostic(`gost's upgrade header lines:   ${gost.headers.map(([k, v]) => `${k}: ${v}`).join(' | ')}`);
     assert.equal(head.startLine, 'GET /ws HTTP/1.1');
-    assert.equal(headerValue(head, 'Host'), `127.0.0.1:${fake.port}`);
+    assert.equal(headerValue(head, 'Host'), `127.0.0.1:${rig.fake.port}`);
     assert.equal(headerValue(head, 'Upgrade')?.toLowerCase(), 'websocket');
     assert.equal(headerValue(head, 'Connection')?.toLowerCase(), 'upgrade');
     assert.equal(headerValue(head, 'Sec-WebSocket-Version'), '13');
@@ -237,9 +212,7 @@ describe('ws-transport: burrow as the tunnel+ws client, replaying the gost serve
 
   it('sends the BIND (masked) as captured but the src port', async () => {
     assert.ok(ws, 'needs the upgrade');
-    const bind = await ws.payload.readRelay('the BIND');
-    assertBytes(bind, CLIENT!.relay, 'BIND', [addrPortRange(CLIENT!.relay, 0)]);
-    assert.equal(addrPort(bind, 0), conn.remotePort);
+    await expectBind(ws.payload, conn, CLIENT!.relay, 'BIND');
   });
 
   it('carries the captured stream to the backend and answers UPD, PSH (the response), FIN', async (t) => {
@@ -247,7 +220,7 @@ describe('ws-transport: burrow as the tunnel+ws client, replaying the gost serve
     await send(conn, S2C.subarray(offs[0]!, offs[1]!)); // BIND response message
     const frames = new SmuxLog(ws.payload);
     await send(conn, S2C.subarray(offs[1]!, offs[4]!)); // SYN, PSH header, PSH request messages
-    const origin = await backend.accept();
+    const origin = await rig.backend.accept();
     const originIn = Inbox.of(origin);
     await originIn.waitFor((b) => parseHead(b), 'the request at the backend');
     await sleep(50);
@@ -256,8 +229,7 @@ describe('ws-transport: burrow as the tunnel+ws client, replaying the gost serve
     await frames.waitFrame(FIN, 3);
     await send(conn, S2C.subarray(offs[4]!)); // UPD, FIN messages
     const sig = frames.frames.filter((f) => f.cmd !== NOP);
-    t.diagnostic(`burrow -> server: ${describeFrames(sig)}`);
-    assert.deepEqual(frameShape(sig), frameShape(CLIENT!.frames), `frames: ${describeFrames(sig)}`);
+    assertFramesAsCaptured(t, 'burrow -> server', sig, CLIENT!.frames);
     assertUpd(sig[0]!, 3, STREAM_HEADER.length + PROXIED_REQUEST.length, 'UPD');
     assert.deepEqual(streamPayloads(sig).get(3), ORIGIN_RESPONSE);
   });

@@ -11,8 +11,9 @@ import { buildConnectRequest } from '../../src/protocol/relay/message';
 import { parseTunnelId } from '../../src/protocol/relay/tunnel-id';
 import { connect } from '../helpers/net';
 import { burrow, stopAll, type BurrowProcess } from '../helpers/cli';
+import { LOCAL, httpCall, listenLocal, sleep } from '../helpers/local';
 
-export const LOCAL = '127.0.0.1';
+export { LOCAL, sleep } from '../helpers/local';
 
 /** The tunnel IDs of the docs (config.md §5–6). */
 export const TID = {
@@ -76,7 +77,6 @@ export interface HttpService extends Closeable {
  */
 export function startHttpService(name: string): Promise<HttpService> {
   const requests: SeenRequest[] = [];
-  const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
     const hash = createHash('sha256');
     let n = 0;
@@ -102,29 +102,9 @@ export function startHttpService(name: string): Promise<HttpService> {
       res.end(body);
     });
   });
-  const svc: HttpService = {
-    port: 0,
-    name,
-    requests,
-    connections: 0,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-  server.on('connection', (s: net.Socket) => {
-    svc.connections++;
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, LOCAL, () => {
-      svc.port = (server.address() as net.AddressInfo).port;
-      resolve(svc);
-    });
-  });
+  const svc: HttpService = { port: 0, name, requests, connections: 0, close: async () => undefined };
+  server.on('connection', () => svc.connections++);
+  return listenLocal(server).then(({ port, close }) => Object.assign(svc, { port, close }));
 }
 
 export interface HttpResult {
@@ -147,47 +127,23 @@ export interface HttpOptions {
 }
 
 /** One HTTP/1.1 request to 127.0.0.1:`port`. Rejects on a socket error or a timeout. */
-export function httpRequest(port: number, opts: HttpOptions = {}): Promise<HttpResult> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { ...(opts.headers ?? {}) };
-    if (opts.host !== undefined) headers.Host = opts.host;
-    const req = http.request(
-      {
-        host: LOCAL,
-        port,
-        path: opts.path ?? '/',
-        method: opts.method ?? (opts.body ? 'POST' : 'GET'),
-        headers,
-        agent: opts.agent ?? false,
-        setHost: opts.host === undefined,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString('utf8'),
-            reused: req.reusedSocket,
-            socket: req.socket!,
-          });
-        });
-        res.on('error', (err) => {
-          clearTimeout(timer);
-          reject(err);
-        });
-      },
-    );
-    const timer = setTimeout(() => req.destroy(new Error(`HTTP request timed out after ${opts.timeoutMs ?? 10_000} ms`)), opts.timeoutMs ?? 10_000);
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    if (opts.body !== undefined) req.end(opts.body);
-    else req.end();
-  });
+export async function httpRequest(port: number, opts: HttpOptions = {}): Promise<HttpResult> {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (opts.host !== undefined) headers.Host = opts.host;
+  const { res, body, reused, socket } = await httpCall(
+    {
+      host: LOCAL,
+      port,
+      path: opts.path ?? '/',
+      method: opts.method ?? (opts.body ? 'POST' : 'GET'),
+      headers,
+      agent: opts.agent ?? false,
+      setHost: opts.host === undefined,
+    },
+    opts.body,
+    opts.timeoutMs ?? 10_000,
+  );
+  return { status: res.statusCode ?? 0, headers: res.headers, body: body.toString('utf8'), reused, socket };
 }
 
 /**
@@ -223,28 +179,14 @@ export async function rawHttp(port: number, request: string | Buffer, timeoutMs 
  * echoes. Counts its connections.
  */
 export function startBannerEcho(banner: string): Promise<Closeable & { port: number; connections: number }> {
-  const sockets = new Set<net.Socket>();
   const state = { port: 0, connections: 0, close: async () => undefined as void };
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => {
     state.connections++;
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => undefined);
     sock.write(`${banner}\n`);
     sock.pipe(sock);
   });
-  state.close = () =>
-    new Promise<void>((r) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => r());
-    });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, LOCAL, () => {
-      state.port = (server.address() as net.AddressInfo).port;
-      resolve(state);
-    });
-  });
+  return listenLocal(server).then(({ port, close }) => Object.assign(state, { port, close }));
 }
 
 /**
@@ -475,10 +417,6 @@ export async function startServer(args: string[], name = 'server'): Promise<{ pr
   const proc = burrow(args, { name });
   const port = await proc.listeningPort();
   return { proc, port };
-}
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
 }
 
 /** Retries `fn` until it resolves without throwing, or rethrows after `timeoutMs`. */

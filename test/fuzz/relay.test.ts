@@ -9,7 +9,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ProtocolError } from '../../src/core/errors';
 import { addrFeature, formatAddr, type AddrFeature, type Feature } from '../../src/protocol/relay/feature';
 import { formatIP, parseIPv4, parseIPv6 } from '../../src/protocol/relay/ip';
 import {
@@ -25,27 +24,11 @@ import { RelayReader } from '../../src/protocol/relay/reader';
 import { makeTunnelId, parseTunnelId, tunnelIdToString } from '../../src/protocol/relay/tunnel-id';
 import { StreamHeaderReader, decodeStreamHeader, encodeStreamHeader } from '../../src/protocol/stream-header';
 import { UdpFrameDecoder, encodeDatagram } from '../../src/protocol/udp-frame';
+import { fuzzParams, mutatedArb, onlyProtocolErrors } from '../helpers/fuzz';
+import { cutAt } from '../helpers/vectors';
 
 const PROPERTIES = 13;
-const budgetMs = process.env.FUZZ_SECONDS ? Number(process.env.FUZZ_SECONDS) * 1000 : 4000;
-const timeBoxed = Boolean(process.env.FUZZ_SECONDS);
-
-/** fast-check parameters: a fixed run count by default, "until the time slice is spent" when time-boxed. */
-function params<T>(numRuns = 300): fc.Parameters<T> {
-  const slice = Math.max(100, Math.floor(budgetMs / PROPERTIES));
-  return timeBoxed
-    ? { numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: slice, markInterruptAsFailure: false }
-    : { numRuns, interruptAfterTimeLimit: slice, markInterruptAsFailure: false };
-}
-
-/** Runs `f`; anything thrown must be a ProtocolError. */
-function onlyProtocolErrors(f: () => void): void {
-  try {
-    f();
-  } catch (err) {
-    if (!(err instanceof ProtocolError)) throw err;
-  }
-}
+const params = fuzzParams(PROPERTIES);
 
 // ---------------------------------------------------------------------------------------------
 // Arbitraries
@@ -102,29 +85,11 @@ const responseArb: fc.Arbitrary<RelayResponse> = rec({
 const cutsArb = fc.array(fc.nat(70000), { maxLength: 12 });
 
 function chunk(buf: Buffer, cuts: number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (buf.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  out.push(buf.subarray(prev));
-  return out;
+  return cutAt(buf, cuts.map((c) => c % (buf.length + 1)));
 }
 
 /** A valid message with some bytes overwritten. */
-const mutatedMessageArb = fc
-  .tuple(
-    fc.oneof(requestArb.map((r) => encodeRequest(r)), responseArb.map((r) => encodeResponse(r))),
-    fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 6 }),
-    fc.nat(),
-  )
-  .map(([msg, edits, cut]) => {
-    const b = Buffer.from(msg);
-    for (const [at, v] of edits) b[at % b.length] = v;
-    return b.subarray(0, 1 + (cut % b.length));
-  });
+const mutatedMessageArb = mutatedArb(fc.oneof(requestArb.map((r) => encodeRequest(r)), responseArb.map((r) => encodeResponse(r))), 6);
 
 // ---------------------------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ import { CMD_PSH, CMD_SYN, CMD_UPD, HEADER_SIZE, writeHeader } from '../../src/p
 import { Session } from '../../src/protocol/smux/session';
 import type { Stream } from '../../src/protocol/smux/stream';
 import { rawPeer, ticks } from '../unit/protocol/smux/duplex-pair';
+import { cutAt } from '../helpers/vectors';
 
 const SECONDS = Number(process.env.FUZZ_SECONDS ?? 5);
 const noop = (): void => {};
@@ -20,15 +21,7 @@ const noop = (): void => {};
 function chunked(bytes: Uint8Array, cuts: number[]): Buffer[] {
   const buf = Buffer.from(bytes);
   if (buf.length === 0) return [buf];
-  const points = [...new Set(cuts.map((c) => c % buf.length))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of points) {
-    out.push(buf.subarray(prev, p));
-    prev = p;
-  }
-  out.push(buf.subarray(prev));
-  return out;
+  return cutAt(buf, cuts.map((c) => c % buf.length));
 }
 
 /** Frames that are mostly well formed, so the fuzzer gets past the header checks. */

@@ -9,29 +9,13 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { ProtocolError } from '../../src/core/errors';
 import { getHeader, isHttpRequestStart, parseHttpRequestHead } from '../../src/protocol/sniff/http';
 import { isTlsHandshakeStart, parseClientHelloSni } from '../../src/protocol/sniff/tls';
 import { sniffHost } from '../../src/protocol/sniff/host';
+import { fuzzParams, mutatedArb, onlyProtocolErrors } from '../helpers/fuzz';
 
 const PROPERTIES = 8;
-const budgetMs = process.env.FUZZ_SECONDS ? Number(process.env.FUZZ_SECONDS) * 1000 : 4000;
-const timeBoxed = Boolean(process.env.FUZZ_SECONDS);
-
-function params<T>(numRuns = 300): fc.Parameters<T> {
-  const slice = Math.max(100, Math.floor(budgetMs / PROPERTIES));
-  return timeBoxed
-    ? { numRuns: Number.MAX_SAFE_INTEGER, interruptAfterTimeLimit: slice, markInterruptAsFailure: false }
-    : { numRuns, interruptAfterTimeLimit: slice, markInterruptAsFailure: false };
-}
-
-function onlyProtocolErrors(f: () => void): void {
-  try {
-    f();
-  } catch (err) {
-    if (!(err instanceof ProtocolError)) throw err;
-  }
-}
+const params = fuzzParams(PROPERTIES);
 
 // ---------------------------------------------------------------------------------------------
 // HTTP
@@ -121,12 +105,6 @@ const helloArb = fc
   )
   .map(([sni, exts, sid, frag]) => ({ sni: sni ?? undefined, bytes: clientHello(sni ?? undefined, exts, sid, frag) }));
 
-const mutate = (bytes: Buffer, edits: Array<[number, number]>, cut: number): Buffer => {
-  const b = Buffer.from(bytes);
-  for (const [at, v] of edits) b[at % b.length] = v;
-  return b.subarray(0, 1 + (cut % b.length));
-};
-
 // ---------------------------------------------------------------------------------------------
 
 describe('HTTP sniffer properties', () => {
@@ -156,9 +134,7 @@ describe('HTTP sniffer properties', () => {
       fc.property(
         fc.oneof(
           fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)),
-          fc
-            .tuple(requestArb, fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 5 }), fc.nat())
-            .map(([r, e, c]) => mutate(render(r), e, c)),
+          mutatedArb(requestArb.map(render), 5),
         ),
         fc.integer({ min: 1, max: 500 }),
         (buf, max) => {
@@ -216,9 +192,7 @@ describe('TLS sniffer properties', () => {
         fc.oneof(
           fc.uint8Array({ maxLength: 400 }).map((b) => Buffer.from(b)),
           fc.uint8Array({ maxLength: 200 }).map((b) => Buffer.concat([Buffer.from([0x16, 0x03, 0x01]), b])),
-          fc
-            .tuple(helloArb, fc.array(fc.tuple(fc.nat(), fc.nat(255)), { minLength: 1, maxLength: 5 }), fc.nat())
-            .map(([h, e, c]) => mutate(h.bytes, e, c)),
+          mutatedArb(helloArb.map((h) => h.bytes), 5),
         ),
         (buf) => {
           onlyProtocolErrors(() => parseClientHelloSni(buf));

@@ -7,6 +7,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { Writable, type Duplex, type Readable } from 'node:stream';
 import pino, { type Logger } from 'pino';
+import { listenLocal } from './local';
 
 export interface TestServer {
   port: number;
@@ -15,28 +16,13 @@ export interface TestServer {
 }
 
 /** A TCP echo server on 127.0.0.1:0. A half-close from the client is echoed back as one. */
-export function listenEcho(): Promise<TestServer> {
-  const sockets = new Set<net.Socket>();
+export async function listenEcho(): Promise<TestServer> {
   const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (sock) => {
-    sockets.add(sock);
-    sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => undefined);
     sock.pipe(sock);
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      resolve({
-        port,
-        close: () =>
-          new Promise<void>((res) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => res());
-          }),
-      });
-    });
-  });
+  const { port, close } = await listenLocal(server);
+  return { port, close };
 }
 
 /** A UDP echo server on 127.0.0.1:0: every datagram is sent back to its sender. */

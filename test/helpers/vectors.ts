@@ -178,9 +178,12 @@ export function prng(seed: number): () => number {
   };
 }
 
-/** Cuts `buf` at the given offsets (sorted, deduplicated, within bounds). */
-export function splitAt(buf: Buffer, cuts: readonly number[]): Buffer[] {
-  const points = [...new Set(cuts.filter((c) => c > 0 && c < buf.length))].sort((a, b) => a - b);
+/**
+ * Cuts `buf` at the given offsets as they are (sorted and deduplicated here; an offset of 0 or
+ * `buf.length` gives an empty piece). The pieces concatenate back to `buf`.
+ */
+export function cutAt(buf: Buffer, offsets: readonly number[]): Buffer[] {
+  const points = [...new Set(offsets)].sort((a, b) => a - b);
   const out: Buffer[] = [];
   let prev = 0;
   for (const p of points) {
@@ -189,6 +192,11 @@ export function splitAt(buf: Buffer, cuts: readonly number[]): Buffer[] {
   }
   out.push(buf.subarray(prev));
   return out;
+}
+
+/** Cuts `buf` at the given offsets (sorted, deduplicated, within bounds). */
+export function splitAt(buf: Buffer, cuts: readonly number[]): Buffer[] {
+  return cutAt(buf, cuts.filter((c) => c > 0 && c < buf.length));
 }
 
 /**

@@ -109,6 +109,35 @@ function gone(s: net.Socket): Promise<void> {
   });
 }
 
+/**
+ * Slowloris: 40 connections to 127.0.0.1:`port` (from the two PEERS in turn), each writing
+ * `piece(k)` every 100 ms for k = 0, 1, … until it returns undefined. Resolves how long each
+ * connection lived until the server closed it (Infinity: still open after 8 s).
+ */
+function trickle(port: number, piece: (k: number) => string | Buffer | undefined): Promise<number[]> {
+  return Promise.all(
+    Array.from({ length: 40 }, async (_, i) => {
+      const s = await connectTcp(port, LOCAL, PEERS[i % 2]);
+      s.on('error', () => undefined);
+      const t0 = Date.now();
+      let k = 0;
+      const timer = setInterval(() => {
+        const p = s.destroyed ? undefined : piece(k);
+        if (p === undefined) return clearInterval(timer);
+        s.write(p);
+        k++;
+      }, 100);
+      return Promise.race([
+        gone(s).then(() => Date.now() - t0),
+        sleep(8_000).then(() => Infinity),
+      ]).finally(() => {
+        clearInterval(timer);
+        s.destroy();
+      });
+    }),
+  );
+}
+
 /** Opens `n` connections from `localAddress` in batches; returns them with close tracking. */
 async function openMany(port: number, n: number, localAddress: string, batchSize: number): Promise<{ socks: net.Socket[]; closed: () => number }> {
   const socks: net.Socket[] = [];
@@ -198,27 +227,8 @@ describe('adversarial peers', () => {
   it('slowloris on the entry point: a request head trickled in is cut at entrypoint.sniffTimeout (2 s)', async () => {
     marks.set('slowloris-ep', server.proc.mark());
     const c = canary(server.ep);
-    const lives = await Promise.all(
-      Array.from({ length: 40 }, async (_, i) => {
-        const s = await connectTcp(server.ep, LOCAL, PEERS[i % 2]);
-        s.on('error', () => undefined);
-        const t0 = Date.now();
-        const head = 'GET / HTTP/1.1\r\nHost: good.example.com\r\nX-Slow: ';
-        let k = 0;
-        const timer = setInterval(() => {
-          if (s.destroyed) return clearInterval(timer);
-          s.write(k < head.length ? head[k]! : 'a');
-          k++;
-        }, 100);
-        return Promise.race([
-          gone(s).then(() => Date.now() - t0),
-          sleep(8_000).then(() => Infinity),
-        ]).finally(() => {
-          clearInterval(timer);
-          s.destroy();
-        });
-      }),
-    );
+    const head = 'GET / HTTP/1.1\r\nHost: good.example.com\r\nX-Slow: ';
+    const lives = await trickle(server.ep, (k) => (k < head.length ? head[k]! : 'a'));
     await assertCanary(c, 'slowloris on the entry point');
     const worst = Math.max(...lives);
     assert.ok(worst < 3_500, `a trickling request head lived ${worst === Infinity ? 'over 8000' : worst} ms with entrypoint.sniffTimeout=2s`);
@@ -228,26 +238,7 @@ describe('adversarial peers', () => {
     marks.set('slowloris-tunnel', server.proc.mark());
     const c = canary(server.ep);
     const req = buildConnectRequest({ srcAddr: '1.2.3.4:5', dstAddr: 'good.example.com:80', tunnelId: parseTunnelId(TID_GOOD), udp: false });
-    const lives = await Promise.all(
-      Array.from({ length: 40 }, async (_, i) => {
-        const s = await connectTcp(server.port, LOCAL, PEERS[i % 2]);
-        s.on('error', () => undefined);
-        const t0 = Date.now();
-        let k = 0;
-        const timer = setInterval(() => {
-          if (s.destroyed || k >= req.length - 1) return clearInterval(timer);
-          s.write(req.subarray(k, k + 1));
-          k++;
-        }, 100);
-        return Promise.race([
-          gone(s).then(() => Date.now() - t0),
-          sleep(8_000).then(() => Infinity),
-        ]).finally(() => {
-          clearInterval(timer);
-          s.destroy();
-        });
-      }),
-    );
+    const lives = await trickle(server.port, (k) => (k >= req.length - 1 ? undefined : req.subarray(k, k + 1)));
     await assertCanary(c, 'slowloris on the tunnel port');
     const worst = Math.max(...lives);
     assert.ok(worst < 3_500, `a trickling relay request lived ${worst === Infinity ? 'over 8000' : worst} ms with readTimeout=2s`);

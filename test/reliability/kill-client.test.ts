@@ -13,6 +13,7 @@ import { listenEcho, randomBytes, waitFor, type TestServer } from '../helpers/ne
 import {
   LOCAL,
   connectTcp,
+  dechunk,
   metricSum,
   newTid,
   removed,
@@ -209,18 +210,3 @@ describe('kill -9 of a client mid-transfer', () => {
     assert.equal(sha(body), sha(data));
   });
 });
-
-/** Decodes an HTTP/1.1 chunked body. */
-function dechunk(buf: Buffer): Buffer {
-  const out: Buffer[] = [];
-  let i = 0;
-  for (;;) {
-    const nl = buf.indexOf('\r\n', i);
-    if (nl < 0) break;
-    const size = parseInt(buf.subarray(i, nl).toString(), 16);
-    if (!size) break;
-    out.push(buf.subarray(nl + 2, nl + 2 + size));
-    i = nl + 2 + size + 2;
-  }
-  return Buffer.concat(out);
-}

@@ -9,18 +9,20 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { createHash } from 'node:crypto';
-import { burrow, stopAll, tempFile, type BurrowProcess } from '../helpers/cli';
+import { stopAll, type BurrowProcess } from '../helpers/cli';
+import { listenLocal, tunnelClientYaml } from '../helpers/local';
 import { listenEcho, randomBytes, readAll, waitFor, type TestServer } from '../helpers/net';
 import {
   LOCAL,
   connectTcp,
-  established,
+  dechunk,
   newTid,
   sha,
   sleep,
   startOrigin,
   startServer,
   startTcpVisitor,
+  startYamlClient,
   type Origin,
   type ServerProc,
 } from './support';
@@ -36,10 +38,7 @@ const SIZE = 4 << 20;
  */
 async function afterEofService(): Promise<{ port: number; received: string[]; close(): Promise<void> }> {
   const received: string[] = [];
-  const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: true }, (s) => {
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
     s.on('error', () => undefined);
     const h = createHash('sha256');
     let first = true;
@@ -64,16 +63,8 @@ async function afterEofService(): Promise<{ port: number; received: string[]; cl
       }, 200);
     });
   });
-  await new Promise<void>((r) => server.listen(0, LOCAL, () => r()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    received,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  const { port, close } = await listenLocal(server);
+  return { port, received, close };
 }
 
 function responseFor(digest: string): Buffer {
@@ -83,45 +74,20 @@ function responseFor(digest: string): Buffer {
   return out;
 }
 
+/** The client: the HTTP origins and the after-EOF service by Host, the TCP echo for the rest. */
 function clientYaml(serverPort: number, origin: number, echo: number, afterEof: number, halfOpenOrigin: number): string {
-  return `services:
-- name: client
-  addr: :0
-  handler:
-    type: rtcp
-  listener:
-    type: rtcp
-    chain: chain-0
-  forwarder:
-    nodes:
-    - name: web
-      addr: ${LOCAL}:${origin}
-      filter:
-        host: web.example.com
-    - name: web-half-open
-      addr: ${LOCAL}:${halfOpenOrigin}
-      filter:
-        host: half-open.example.com
-    - name: eof
-      addr: ${LOCAL}:${afterEof}
-      filter:
-        host: eof.example.com
-    - name: echo
-      addr: ${LOCAL}:${echo}
-chains:
-- name: chain-0
-  hops:
-  - name: hop-0
-    nodes:
-    - name: node-0
-      addr: ${LOCAL}:${serverPort}
-      connector:
-        type: tunnel
-        metadata:
-          tunnel.id: ${TID}
-      dialer:
-        type: tcp
-`;
+  return tunnelClientYaml(serverPort, TID, [
+    {
+      name: 'client',
+      type: 'rtcp',
+      nodes: [
+        { name: 'web', addr: `${LOCAL}:${origin}`, host: 'web.example.com' },
+        { name: 'web-half-open', addr: `${LOCAL}:${halfOpenOrigin}`, host: 'half-open.example.com' },
+        { name: 'eof', addr: `${LOCAL}:${afterEof}`, host: 'eof.example.com' },
+        { name: 'echo', addr: `${LOCAL}:${echo}` },
+      ],
+    },
+  ]);
 }
 
 /** Writes `size` random bytes in 64 KiB chunks with backpressure; resolves their SHA-256. */
@@ -217,7 +183,6 @@ describe('nothing lost', () => {
   let echo: TestServer;
   let eof: Awaited<ReturnType<typeof afterEofService>>;
   let server: ServerProc;
-  let client: BurrowProcess;
   let visitor: { proc: BurrowProcess; port: number };
   let eofVisitor: { proc: BurrowProcess; port: number };
 
@@ -227,9 +192,7 @@ describe('nothing lost', () => {
     echo = await listenEcho();
     eof = await afterEofService();
     server = await startServer(`tunnel=.example.com:${TID}`, { name: 'server' });
-    client = burrow(['-C', tempFile('nothing-lost.yaml', clientYaml(server.port, origin.port, echo.port, eof.port, halfOpenOrigin.port))], { name: 'client' });
-    const line = await client.tunnelCreated({ timeoutMs: 15_000 });
-    await established(server.proc, /connector=([0-9a-f-]+)/.exec(String(line.msg))![1]!);
+    await startYamlClient(server, 'nothing-lost.yaml', clientYaml(server.port, origin.port, echo.port, eof.port, halfOpenOrigin.port));
     visitor = await startTcpVisitor(server.port, TID, 'raw.example.com:7', { name: 'visitor' });
     eofVisitor = await startTcpVisitor(server.port, TID, 'eof.example.com:9', { name: 'visitor-eof' });
   });
@@ -403,18 +366,3 @@ describe('nothing lost', () => {
     });
   }
 });
-
-/** Decodes an HTTP/1.1 chunked body. */
-function dechunk(buf: Buffer): Buffer {
-  const out: Buffer[] = [];
-  let i = 0;
-  for (;;) {
-    const nl = buf.indexOf('\r\n', i);
-    if (nl < 0) break;
-    const size = parseInt(buf.subarray(i, nl).toString(), 16);
-    if (!size) break;
-    out.push(buf.subarray(nl + 2, nl + 2 + size));
-    i = nl + 2 + size + 2;
-  }
-  return Buffer.concat(out);
-}

@@ -4,17 +4,16 @@
  * transfers checked by SHA-256, and /proc and /metrics readings of a process. Everything
  * listens on 127.0.0.1 with an OS-assigned port.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
-import { burrow, type BurrowProcess, type LogLine } from '../helpers/cli';
+import { burrow, tempFile, type BurrowProcess, type LogLine } from '../helpers/cli';
+import { LOCAL, httpCall, listenLocal } from '../helpers/local';
 import { readN } from '../helpers/net';
 
-export const LOCAL = '127.0.0.1';
+export { LOCAL, sha, sleep } from '../helpers/local';
 
-export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-export const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 export const newTid = (): string => randomUUID();
 
 // ---------------------------------------------------------------------------------------------
@@ -77,6 +76,18 @@ export async function startClient(
 /** The connector ID of a client's "create tunnel ... OK" line. */
 export function connectorOf(line: LogLine): string {
   return /connector=([0-9a-f-]+)/.exec(String(line.msg))![1]!;
+}
+
+/**
+ * A client from a config file: `-C <file>` with `yaml` written to a temporary `file`. Resolves
+ * once it created its tunnel and `server` logged the connector as established.
+ */
+export async function startYamlClient(server: ServerProc, file: string, yaml: string, name = 'client'): Promise<{ proc: BurrowProcess; connector: string }> {
+  const proc = burrow(['-C', tempFile(file, yaml)], { name });
+  const line = await proc.tunnelCreated({ timeoutMs: 15_000 });
+  const connector = connectorOf(line);
+  await established(server.proc, connector);
+  return { proc, connector };
 }
 
 /** A TCP visitor: `-L tcp://127.0.0.1:0/<dst> -F tunnel://127.0.0.1:<serverPort>?tunnel.id=<tid>`. */
@@ -181,7 +192,6 @@ export interface Origin {
 export async function startOrigin(opts: { halfOpen?: boolean } = {}): Promise<Origin> {
   const aborted: Origin['aborted'] = [];
   const seen: string[] = [];
-  const sockets = new Set<net.Socket>();
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     seen.push(req.url ?? '');
@@ -241,26 +251,11 @@ export async function startOrigin(opts: { halfOpen?: boolean } = {}): Promise<Or
         res.end(`ok ${req.url}`);
     }
   });
-  const origin: Origin = {
-    port: 0,
-    aborted,
-    seen,
-    connections: 0,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
-  server.on('connection', (s: net.Socket) => {
-    origin.connections++;
-    sockets.add(s);
-    s.on('close', () => sockets.delete(s));
-  });
+  const origin: Origin = { port: 0, aborted, seen, connections: 0, close: async () => undefined };
+  server.on('connection', () => origin.connections++);
   server.on('clientError', (_err, s) => s.destroy());
   if (opts.halfOpen) (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
-  await new Promise<void>((r) => server.listen(0, LOCAL, () => r()));
-  origin.port = (server.address() as net.AddressInfo).port;
+  ({ port: origin.port, close: origin.close } = await listenLocal(server));
   return origin;
 }
 
@@ -296,6 +291,21 @@ export async function tcpEcho(port: number, data: Buffer, timeoutMs = 60_000): P
   }
 }
 
+/** Decodes an HTTP/1.1 chunked body (the chunk data, without the framing). */
+export function dechunk(buf: Buffer): Buffer {
+  const out: Buffer[] = [];
+  let i = 0;
+  for (;;) {
+    const nl = buf.indexOf('\r\n', i);
+    if (nl < 0) break;
+    const size = parseInt(buf.subarray(i, nl).toString(), 16);
+    if (!size) break;
+    out.push(buf.subarray(nl + 2, nl + 2 + size));
+    i = nl + 2 + size + 2;
+  }
+  return Buffer.concat(out);
+}
+
 export interface HttpResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -304,44 +314,27 @@ export interface HttpResponse {
 }
 
 /** One request on a fresh connection (no agent) to 127.0.0.1:`port`. */
-export function request(
+export async function request(
   port: number,
   opts: { host: string; path?: string; method?: string; body?: Buffer | string; headers?: Record<string, string>; timeoutMs?: number; localAddress?: string },
 ): Promise<HttpResponse> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = { host: opts.host, ...(opts.headers ?? {}) };
-    if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
-    const req = http.request(
-      {
-        host: LOCAL,
-        port,
-        path: opts.path ?? '/',
-        method: opts.method ?? (opts.body !== undefined ? 'POST' : 'GET'),
-        headers,
-        agent: false,
-        setHost: false,
-        localAddress: opts.localAddress,
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), complete: res.complete });
-        });
-        res.on('error', (err) => {
-          clearTimeout(timer);
-          reject(err);
-        });
-      },
-    );
-    const timer = setTimeout(() => req.destroy(new Error(`HTTP request timed out after ${opts.timeoutMs ?? 15_000} ms`)), opts.timeoutMs ?? 15_000);
-    req.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    req.end(opts.body);
-  });
+  const headers: Record<string, string> = { host: opts.host, ...(opts.headers ?? {}) };
+  if (opts.body !== undefined) headers['content-length'] = String(Buffer.byteLength(opts.body));
+  const { res, body } = await httpCall(
+    {
+      host: LOCAL,
+      port,
+      path: opts.path ?? '/',
+      method: opts.method ?? (opts.body !== undefined ? 'POST' : 'GET'),
+      headers,
+      agent: false,
+      setHost: false,
+      localAddress: opts.localAddress,
+    },
+    opts.body,
+    opts.timeoutMs ?? 15_000,
+  );
+  return { status: res.statusCode ?? 0, headers: res.headers, body, complete: res.complete };
 }
 
 /**

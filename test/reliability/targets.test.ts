@@ -12,12 +12,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { burrow, stopAll, tempFile, type BurrowProcess } from '../helpers/cli';
+import { burrow, stopAll, type BurrowProcess } from '../helpers/cli';
+import { listenLocal, tunnelClientYaml, type LocalServer, type TargetNode } from '../helpers/local';
 import { listenEcho, randomBytes, waitFor, type TestServer } from '../helpers/net';
 import {
   LOCAL,
   connectTcp,
-  established,
   newTid,
   rawExchange,
   request,
@@ -27,6 +27,7 @@ import {
   startOrigin,
   startServer,
   startTcpVisitor,
+  startYamlClient,
   tcpEcho,
   type Origin,
   type ServerProc,
@@ -38,23 +39,11 @@ const BAD_NAME = `${'a'.repeat(64)}.invalid`;
 const SEND_TIMEOUT_S = 3;
 
 /** A target that accepts and never reads nor answers. */
-async function blackHole(): Promise<{ port: number; sockets: Set<net.Socket>; close(): Promise<void> }> {
-  const sockets = new Set<net.Socket>();
+async function blackHole(): Promise<LocalServer> {
   const server = net.createServer({ pauseOnConnect: true }, (s) => {
-    sockets.add(s);
     s.on('error', () => undefined);
-    s.on('close', () => sockets.delete(s));
   });
-  await new Promise<void>((r) => server.listen(0, LOCAL, () => r()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    sockets,
-    close: () =>
-      new Promise<void>((r) => {
-        for (const s of sockets) s.destroy();
-        server.close(() => r());
-      }),
-  };
+  return listenLocal(server);
 }
 
 /** A port nothing listens on. */
@@ -66,36 +55,9 @@ async function closedPort(): Promise<number> {
   return port;
 }
 
-function clientYaml(serverPort: number, nodes: Array<{ name: string; addr: string; host?: string }>): string {
-  const list = nodes
-    .map((n) => `    - name: ${n.name}\n      addr: ${n.addr}\n${n.host ? `      filter:\n        host: ${n.host}\n` : ''}`)
-    .join('');
-  return `services:
-- name: client
-  addr: :0
-  handler:
-    type: rtcp
-    metadata:
-      sendTimeout: ${SEND_TIMEOUT_S}s
-  listener:
-    type: rtcp
-    chain: chain-0
-  forwarder:
-    nodes:
-${list}chains:
-- name: chain-0
-  hops:
-  - name: hop-0
-    nodes:
-    - name: node-0
-      addr: ${LOCAL}:${serverPort}
-      connector:
-        type: tunnel
-        metadata:
-          tunnel.id: ${TID}
-      dialer:
-        type: tcp
-`;
+/** The client: one rtcp service with the given nodes, and this file's sendTimeout. */
+function clientYaml(serverPort: number, nodes: TargetNode[]): string {
+  return tunnelClientYaml(serverPort, TID, [{ name: 'client', type: 'rtcp', handlerMetadata: { sendTimeout: `${SEND_TIMEOUT_S}s` }, nodes }]);
 }
 
 describe('bad targets and names', () => {
@@ -104,7 +66,6 @@ describe('bad targets and names', () => {
   let hole: Awaited<ReturnType<typeof blackHole>>;
   let server: ServerProc;
   let client: BurrowProcess;
-  let connector: string;
   /** The client's open sockets when idle (its session to the server). */
   let clientSockets = 0;
 
@@ -113,7 +74,8 @@ describe('bad targets and names', () => {
     echo = await listenEcho();
     hole = await blackHole();
     server = await startServer(`tunnel=.example.com:${TID}&entrypoint.readTimeout=1s`, { name: 'server' });
-    const cfg = tempFile(
+    ({ proc: client } = await startYamlClient(
+      server,
       'targets-client.yaml',
       clientYaml(server.port, [
         { name: 'good', addr: `${LOCAL}:${origin.port}`, host: 'good.example.com' },
@@ -122,11 +84,7 @@ describe('bad targets and names', () => {
         { name: 'full', addr: `${LOCAL}:${hole.port}`, host: 'full.example.com' },
         { name: 'echo', addr: `${LOCAL}:${echo.port}` },
       ]),
-    );
-    client = burrow(['-C', cfg], { name: 'client' });
-    const line = await client.tunnelCreated({ timeoutMs: 15_000 });
-    connector = /connector=([0-9a-f-]+)/.exec(String(line.msg))![1]!;
-    await established(server.proc, connector);
+    ));
     clientSockets = socketsOf(client.pid);
   });
   after(async () => {

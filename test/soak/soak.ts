@@ -28,13 +28,14 @@
  * --restart-every S (60), --settle S (5), --concurrency C (3 HTTP and 3 TCP loops, C/2 UDP
  * loops, each pausing 50–150 ms between transfers), --out FILE (JSON with every sample).
  */
-import { randomUUID, createHash, randomBytes } from 'node:crypto';
+import { randomUUID, randomBytes } from 'node:crypto';
 import dgram from 'node:dgram';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { burrow, stopAll, tempFile, REPO_ROOT, type BurrowProcess, type LogLine } from '../helpers/cli';
+import { LOCAL, listenLocal, sha, sleep, tunnelClientYaml } from '../helpers/local';
 import { listenEcho, listenUdpEcho, readN } from '../helpers/net';
 
 // ---------------------------------------------------------------------------------------------
@@ -61,7 +62,6 @@ const OUT = argString('out');
 /** Loops per kind (HTTP and TCP; UDP gets half). */
 const CONCURRENCY = Math.max(1, Math.round(argValue('concurrency', 3)));
 
-const LOCAL = '127.0.0.1';
 const TID = randomUUID();
 const PROBE = path.join(REPO_ROOT, 'test', 'soak', 'probe.cjs');
 const CHILD_ENV = {
@@ -69,8 +69,6 @@ const CHILD_ENV = {
   BURROW_SHUTDOWN_GRACE_MS: '10000',
 };
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
 const rand = (lo: number, hi: number): number => lo + Math.floor(Math.random() * (hi - lo + 1));
 const MiB = 1024 * 1024;
 
@@ -115,15 +113,7 @@ async function startHttpEchoOrigin(): Promise<{ port: number; close(): Promise<v
     req.pipe(res);
   });
   server.keepAliveTimeout = 5_000;
-  await new Promise<void>((r) => server.listen(0, LOCAL, () => r()));
-  return {
-    port: (server.address() as net.AddressInfo).port,
-    close: () =>
-      new Promise<void>((r) => {
-        server.closeAllConnections();
-        server.close(() => r());
-      }),
-  };
+  return listenLocal(server);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -331,48 +321,19 @@ function selfSample(minute: number): Sample {
   return { minute, role: 'driver', pid: process.pid, rss: m.rss, heapUsed: m.heapUsed, fds, handles: h };
 }
 
+/** The client: HTTP (by Host) and TCP behind one rtcp service, UDP behind one rudp service. */
 function clientConfig(serverPort: number, httpPort: number, echoPort: number, udpPort: number): string {
-  return `services:
-- name: rtcp
-  addr: :0
-  handler:
-    type: rtcp
-  listener:
-    type: rtcp
-    chain: chain-0
-  forwarder:
-    nodes:
-    - name: http
-      addr: ${LOCAL}:${httpPort}
-      filter:
-        host: http.soak.local
-    - name: tcp
-      addr: ${LOCAL}:${echoPort}
-- name: rudp
-  addr: :0
-  handler:
-    type: rudp
-  listener:
-    type: rudp
-    chain: chain-0
-  forwarder:
-    nodes:
-    - name: udp
-      addr: ${LOCAL}:${udpPort}
-chains:
-- name: chain-0
-  hops:
-  - name: hop-0
-    nodes:
-    - name: node-0
-      addr: ${LOCAL}:${serverPort}
-      connector:
-        type: tunnel
-        metadata:
-          tunnel.id: ${TID}
-      dialer:
-        type: tcp
-`;
+  return tunnelClientYaml(serverPort, TID, [
+    {
+      name: 'rtcp',
+      type: 'rtcp',
+      nodes: [
+        { name: 'http', addr: `${LOCAL}:${httpPort}`, host: 'http.soak.local' },
+        { name: 'tcp', addr: `${LOCAL}:${echoPort}` },
+      ],
+    },
+    { name: 'rudp', type: 'rudp', nodes: [{ name: 'udp', addr: `${LOCAL}:${udpPort}` }] },
+  ]);
 }
 
 async function startClient(name: string, cfg: string): Promise<BurrowProcess> {
