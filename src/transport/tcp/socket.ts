@@ -159,6 +159,43 @@ function adaptiveReads(): { onread: { buffer: () => Buffer; callback: (n: number
   };
 }
 
+/**
+ * An accepted socket with the adaptive reads of a dialed one. Node has no `onread` option for
+ * accepted sockets, so the server is created with `pauseOnConnect: true` (the handle has not
+ * read a byte yet) and its handle is moved into a new Socket that reads through `onread`. The
+ * new socket takes over the server's connection count; the paused original is left without a
+ * handle and is never used again.
+ */
+export function adoptAccepted(
+  sock: net.Socket,
+  opts: { allowHalfOpen: boolean; highWaterMark: number },
+): net.Socket {
+  const inner = sock as unknown as { _handle: unknown; server: net.Server | null; _server: net.Server | null };
+  const handle = inner._handle;
+  if (!handle || sock.destroyed) {
+    sock.resume();
+    return sock;
+  }
+  const reads = adaptiveReads();
+  const adopted = new net.Socket({
+    handle,
+    allowHalfOpen: opts.allowHalfOpen,
+    readable: true,
+    writable: true,
+    readableHighWaterMark: opts.highWaterMark,
+    writableHighWaterMark: opts.highWaterMark,
+    onread: reads.onread,
+  } as net.SocketConstructorOpts);
+  reads.attach(adopted);
+  const out = adopted as unknown as { server: net.Server | null; _server: net.Server | null };
+  out.server = inner.server;
+  out._server = inner._server;
+  inner._handle = null;
+  inner.server = null;
+  inner._server = null;
+  return adopted;
+}
+
 export function dialTcp(addr: string, opts: DialTcpOptions = {}): Promise<net.Socket> {
   let host: string;
   let port: number;
