@@ -4,6 +4,10 @@
  * header + payload), reads are decoded from whatever chunking the stream delivers.
  * Backpressure passes through: a full byte stream holds the datagram writer, a slow datagram
  * reader pauses the byte stream. Destroying either side destroys the other.
+ *
+ * The byte stream is corked from the first datagram written in an event-loop turn until the
+ * turn's I/O is done (setImmediate): the datagrams a UDP socket delivered in one poll leave in
+ * one write instead of one write (and one TCP segment) each.
  */
 import { Duplex } from 'node:stream';
 import { encodeDatagram, encodeDatagramHeader, UdpFrameDecoder } from '../protocol/udp-frame';
@@ -11,6 +15,7 @@ import { encodeDatagram, encodeDatagramHeader, UdpFrameDecoder } from '../protoc
 class FramedDatagrams extends Duplex {
   readonly #inner: Duplex;
   readonly #decoder = new UdpFrameDecoder();
+  #corked = false;
 
   constructor(inner: Duplex) {
     super({ objectMode: true, allowHalfOpen: true, highWaterMark: 64 });
@@ -46,9 +51,22 @@ class FramedDatagrams extends Duplex {
       cb(err as Error);
       return;
     }
+    this.#corkForTurn();
     if (this.#inner.write(framed)) cb();
     else this.#inner.once('drain', () => cb());
   }
+
+  #corkForTurn(): void {
+    if (this.#corked) return;
+    this.#corked = true;
+    this.#inner.cork();
+    setImmediate(this.#uncork);
+  }
+
+  readonly #uncork = (): void => {
+    this.#corked = false;
+    this.#inner.uncork();
+  };
 
   /** Datagrams queued together go out as one write (one multiplexer frame, not one each). */
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
@@ -59,6 +77,7 @@ class FramedDatagrams extends Duplex {
       cb(err as Error);
       return;
     }
+    this.#corkForTurn();
     if (this.#inner.write(Buffer.concat(parts))) cb();
     else this.#inner.once('drain', () => cb());
   }

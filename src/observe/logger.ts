@@ -74,15 +74,36 @@ export const silentLogger: Logger = pino({ level: 'silent' });
  */
 export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
   let real: Logger | undefined;
-  const get = (): Logger => (real ??= parent.child(bindings));
+  const get = (): Logger => (real ??= realLogger(parent).child(bindings));
   const level = parent.level;
-  return new Proxy({} as Logger, {
+  const proxy: Logger = new Proxy({} as Logger, {
     get(_t, prop) {
-      if (prop === 'isLevelEnabled') return (l: string) => parent.isLevelEnabled(l);
+      if (prop === kRealize) return get;
+      if (prop === 'isLevelEnabled') return (l: string) => (real ?? parent).isLevelEnabled(l);
       if (prop === 'level') return real?.level ?? level;
       if (prop === 'bindings') return () => ({ ...parent.bindings(), ...bindings });
+      if (!real) {
+        // A child of a child is lazy too, and a call at a disabled level builds nothing.
+        if (prop === 'child') {
+          return (b: Record<string, unknown>, o?: pino.ChildLoggerOptions) => (o ? get().child(b, o) : lazyChild(proxy, b));
+        }
+        if (typeof prop === 'string' && LEVEL_METHODS.has(prop) && !parent.isLevelEnabled(prop)) return noop;
+      }
       const v = (get() as unknown as Record<string | symbol, unknown>)[prop];
       return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(real) : v;
     },
   });
+  return proxy;
 }
+
+/** The pino logger behind a lazy child (built now), or `logger` itself. */
+function realLogger(logger: Logger): Logger {
+  const realize = (logger as unknown as Record<symbol, (() => Logger) | undefined>)[kRealize];
+  return realize ? realize() : logger;
+}
+
+const kRealize = Symbol('lazyChild.realize');
+
+const LEVEL_METHODS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
+
+function noop(): void {}

@@ -12,9 +12,11 @@
  *   sends past it loses that stream), and never pauses the whole session for one stream's slow
  *   reader: smux's shared bucket lets a few unread streams stall every other stream of the
  *   connection (head-of-line blocking), which is the failure a tunnel must not have.
- * - send: control frames (SYN, FIN, UPD, NOP) are written at once; data frames go through a
- *   round-robin rotation of streams, one frame per stream per turn, written in corked batches
- *   and held while `conn` wants a 'drain'.
+ * - send: one send turn per event-loop turn (setImmediate), in one corked batch, so what many
+ *   streams wrote while the loop handled its I/O leaves in one write: first the control frames
+ *   (SYN, FIN, UPD, NOP; never held back by backpressure), then data frames through a
+ *   round-robin rotation of streams, one frame per stream per pass, held while `conn` wants a
+ *   'drain'.
  * - keepalive: a NOP every interval; the session dies if a whole timeout window passed with no
  *   frame received (unless it is our own receive pause that keeps the peer quiet).
  * - send timeout: the session dies if `conn` took no bytes for `sendTimeoutMs` while frames
@@ -71,6 +73,8 @@ export class Session extends EventEmitter {
   #backlog: Stream[] = [];
 
   // send rotation
+  /** Control frames waiting for the next send turn. */
+  #control: Buffer[] = [];
   #ready: (Stream | undefined)[] = [];
   #readyHead = 0;
   #flushScheduled = false;
@@ -314,9 +318,33 @@ export class Session extends EventEmitter {
 
   // ---- send ------------------------------------------------------------------------------
 
+  /**
+   * Control frames go out with the next send turn, ahead of its data frames, so the frames of
+   * one event-loop turn share one write. Inside a turn (the conn is corked) they are written
+   * at once.
+   */
   #writeControl(frame: Buffer): void {
     if (this.#closed) return;
-    this.#conn.write(frame);
+    if (this.#flushing) {
+      this.#conn.write(frame);
+      return;
+    }
+    this.#control.push(frame);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#flushing) return;
+    this.#flushScheduled = true;
+    setImmediate(this.#flush);
+  }
+
+  /** Writes the queued control frames (the conn is corked by the caller). */
+  #writeQueuedControl(): void {
+    const control = this.#control;
+    if (control.length === 0) return;
+    this.#control = [];
+    for (const frame of control) this.#conn.write(frame);
   }
 
   #writeData = (sid: number, payload: Buffer): void => {
@@ -330,19 +358,26 @@ export class Session extends EventEmitter {
     if (s[kQueued] || this.#closed) return;
     s[kQueued] = true;
     this.#ready.push(s);
-    if (!this.#flushScheduled && !this.#flushing && !this.#waitingDrain) {
-      this.#flushScheduled = true;
-      process.nextTick(this.#flush);
-    }
+    if (!this.#waitingDrain) this.#scheduleFlush();
   }
 
-  /** One send turn: round-robin, one frame per stream per pass, in one corked batch. */
+  /**
+   * One send turn, after the I/O callbacks of the current event-loop turn (setImmediate), so
+   * that what many streams wrote in that turn leaves in one write: the queued control frames,
+   * then data round-robin, one frame per stream per pass, in one corked batch. Control frames
+   * are written even while `conn` wants a 'drain'; data waits for it.
+   */
   #flush = (): void => {
     this.#flushScheduled = false;
-    if (this.#closed || this.#waitingDrain || this.#flushing) return;
+    if (this.#closed || this.#flushing) return;
     const conn = this.#conn;
-    if (conn.writableNeedDrain) {
-      this.#waitForDrain();
+    if (this.#waitingDrain || conn.writableNeedDrain) {
+      if (this.#control.length > 0) {
+        conn.cork();
+        this.#writeQueuedControl();
+        conn.uncork();
+      }
+      if (this.#readyHead < this.#ready.length) this.#waitForDrain();
       return;
     }
     const ready = this.#ready;
@@ -351,6 +386,7 @@ export class Session extends EventEmitter {
     this.#flushing = true;
     conn.cork();
     try {
+      this.#writeQueuedControl();
       while (this.#readyHead < ready.length && sent < FLUSH_BATCH_BYTES && !this.#closed) {
         const s = ready[this.#readyHead]!;
         ready[this.#readyHead++] = undefined;
@@ -371,12 +407,17 @@ export class Session extends EventEmitter {
       }
       conn.uncork();
     }
-    if (this.#closed || this.#readyHead >= this.#ready.length) return;
+    if (this.#closed) return;
+    if (this.#readyHead >= this.#ready.length) {
+      // Control frames queued by write callbacks during the turn (a FIN after the last data).
+      if (this.#control.length > 0) this.#scheduleFlush();
+      return;
+    }
     if (conn.writableNeedDrain) {
       this.#waitForDrain();
+      if (this.#control.length > 0) this.#scheduleFlush();
     } else {
-      this.#flushScheduled = true;
-      setImmediate(this.#flush);
+      this.#scheduleFlush();
     }
   };
 
@@ -441,8 +482,12 @@ export class Session extends EventEmitter {
     const conn = this.#conn;
     conn.off('data', this.#onConnData);
     conn.off('drain', this.#onConnDrain);
+    const control = this.#control;
+    this.#control = [];
     // 'error' stays handled: the conn may still report one while it goes away.
     if (graceful && !conn.destroyed && !conn.writableEnded) {
+      // Control frames still queued (a FIN of a stream ended just before) go out first.
+      for (const frame of control) conn.write(frame);
       const timer = setTimeout(() => conn.destroy(), CLOSE_FLUSH_TIMEOUT_MS);
       timer.unref();
       conn.end(() => {

@@ -18,6 +18,7 @@ import {
   tuneSocket,
   unsupportedKeepaliveKeys,
   handOff,
+  adoptAccepted,
 } from './socket';
 
 export class TcpListener implements StreamListener {
@@ -37,8 +38,11 @@ export class TcpListener implements StreamListener {
       allowHalfOpen: true,
       noDelay: true,
       highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES,
+      // adoptAccepted moves each handle, before its first read, into a socket with adaptive reads.
+      pauseOnConnect: true,
     });
-    server.on('connection', (sock: net.Socket) => {
+    server.on('connection', (accepted: net.Socket) => {
+      const sock = adoptAccepted(accepted, { allowHalfOpen: true, highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES });
       tuneSocket(sock, keepalive);
       const conn: Conn = { stream: sock, local: localAddressOf(sock), remote: remoteAddressOf(sock) };
       handOff(onConn, conn, logger);

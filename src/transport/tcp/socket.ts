@@ -128,35 +128,95 @@ export function dialHost(host: string): string {
  * BURROW_ERR_TIMEOUT on the deadline, BURROW_ERR_DIAL otherwise (the OS error as `cause`),
  * or the signal's reason when aborted. The returned socket allows half-open.
  */
-/** Smallest and largest read buffer of a dialed socket (bytes). */
+/** Smallest and largest read buffer of a dialed or accepted socket (bytes). */
 const MIN_READ_BYTES = 1024;
 const MAX_READ_BYTES = 512 * 1024;
+/** Reads up to this size go into one buffer shared by every socket and are copied out. */
+const SHARED_READ_BYTES = 16 * 1024;
+
+/**
+ * The buffer every socket reads small reads into. A read fills it and our callback runs
+ * before libuv reads anything else, so one buffer serves every socket; the callback copies
+ * the bytes out before they are handed on.
+ */
+let sharedReadBuffer: Buffer | undefined;
+
+function sharedRead(size: number): Buffer {
+  sharedReadBuffer ??= Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
+  return sharedReadBuffer.subarray(0, size);
+}
 
 /**
  * Read buffers that follow the traffic: a read that fills its buffer doubles the next one (up
  * to 512 KiB), a read that uses less than a quarter halves it (down to 1 KiB). Bulk transfers
  * get few, large reads — fewer syscalls and fewer callbacks per megabyte (about 30% faster
- * than the fixed 64 KiB reads of a plain socket) — while an idle
- * connection holds only a small buffer. Each read gets a fresh buffer, so the chunk handed on
- * is never overwritten; it is pushed into the socket's own Readable side, so the socket still
- * behaves as a normal stream (backpressure included: a full reader stops the reads).
+ * than the fixed 64 KiB reads of a plain socket). Reads of up to 16 KiB go into the buffer
+ * shared by all sockets and are copied out (small copies), so an idle connection holds no
+ * read buffer of its own; larger reads get a fresh buffer each, handed on without a copy, so
+ * a chunk handed on is never overwritten. Chunks are pushed into the socket's own Readable
+ * side, so the socket still behaves as a normal stream (backpressure included: a full reader
+ * stops the reads).
  */
 function adaptiveReads(): { onread: { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean }; attach(s: net.Socket): void } {
   let size = MIN_READ_BYTES;
   let sock: net.Socket | undefined;
   return {
     onread: {
-      buffer: () => Buffer.allocUnsafe(size),
+      buffer: () => (size <= SHARED_READ_BYTES ? sharedRead(size) : Buffer.allocUnsafe(size)),
       callback: (n, buf) => {
+        let chunk: Buffer;
+        if (buf.buffer === sharedReadBuffer?.buffer) {
+          chunk = Buffer.allocUnsafe(n);
+          buf.copy(chunk, 0, 0, n);
+        } else {
+          chunk = buf.subarray(0, n);
+        }
         if (n >= buf.length) size = Math.min(size * 2, MAX_READ_BYTES);
         else if (n < buf.length >> 2) size = Math.max(MIN_READ_BYTES, size >> 1);
-        return sock!.push(buf.subarray(0, n));
+        return sock!.push(chunk);
       },
     },
     attach(s) {
       sock = s;
     },
   };
+}
+
+/**
+ * An accepted socket with the adaptive reads of a dialed one. Node has no `onread` option for
+ * accepted sockets, so the server is created with `pauseOnConnect: true` (the handle has not
+ * read a byte yet) and its handle is moved into a new Socket that reads through `onread`. The
+ * new socket takes over the server's connection count; the paused original is left without a
+ * handle and is never used again.
+ */
+export function adoptAccepted(
+  sock: net.Socket,
+  opts: { allowHalfOpen: boolean; highWaterMark: number },
+): net.Socket {
+  const inner = sock as unknown as { _handle: unknown; server: net.Server | null; _server: net.Server | null };
+  const handle = inner._handle;
+  if (!handle || sock.destroyed) {
+    sock.resume();
+    return sock;
+  }
+  const reads = adaptiveReads();
+  const adopted = new net.Socket({
+    handle,
+    allowHalfOpen: opts.allowHalfOpen,
+    readable: true,
+    writable: true,
+    readableHighWaterMark: opts.highWaterMark,
+    writableHighWaterMark: opts.highWaterMark,
+    onread: reads.onread,
+  } as net.SocketConstructorOpts);
+  reads.attach(adopted);
+  const out = adopted as unknown as { server: net.Server | null; _server: net.Server | null };
+  out.server = inner.server;
+  out._server = inner._server;
+  inner._handle = null;
+  inner.server = null;
+  inner._server = null;
+  return adopted;
 }
 
 export function dialTcp(addr: string, opts: DialTcpOptions = {}): Promise<net.Socket> {

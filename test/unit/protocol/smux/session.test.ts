@@ -283,6 +283,49 @@ describe('smux Session: sending', () => {
     s.close();
   });
 
+  test('the frames of one event-loop turn leave in one write, control frames first', async () => {
+    const { s, p } = setup(true);
+    const batches: number[] = [];
+    const conn = p.conn as unknown as {
+      _write(c: Buffer, e: BufferEncoding, cb: () => void): void;
+      _writev?: (chunks: { chunk: Buffer }[], cb: () => void) => void;
+    };
+    conn._writev = (chunks, cb) => {
+      batches.push(chunks.length);
+      for (const c of chunks) conn._write(c.chunk, 'latin1', () => {});
+      cb();
+    };
+    const a = open(s);
+    const b = open(s);
+    a.write(Buffer.from('one'));
+    b.write(Buffer.from('two'));
+    assert.equal(p.frames.length, 0, 'nothing is written before the turn ends');
+    await ticks(3);
+    assert.deepEqual(summary(p), [
+      [CMD_SYN, 3, 0],
+      [CMD_SYN, 5, 0],
+      [CMD_PSH, 3, 3],
+      [CMD_PSH, 5, 3],
+    ]);
+    assert.equal(batches.length, 1, `writes: ${batches.join(', ')}`);
+    s.close();
+  });
+
+  test('a FIN still queued when the session closes gracefully goes out before the end', async () => {
+    const { s, p } = setup(true);
+    const st = open(s);
+    await ticks(3);
+    st.end();
+    await new Promise<void>((r) => process.nextTick(r));
+    await new Promise<void>((r) => process.nextTick(r));
+    s.close();
+    await ticks(3);
+    assert.deepEqual(summary(p), [
+      [CMD_SYN, 3, 0],
+      [CMD_FIN, 3, 0],
+    ]);
+  });
+
   test('streams take turns, one frame each', async () => {
     const { s, p } = setup(true, { maxFrameSize: 100 });
     const a = open(s);
