@@ -6,6 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import tls from 'node:tls';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +14,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { burrow, type BurrowProcess } from '../helpers/cli';
 import { makeSelfSigned } from '../helpers/certs';
 import { randomBytes, sha256 } from '../helpers/net';
+import { listenLocal } from '../helpers/local';
 import { Cleanup, LOCAL, TID, eventually, httpRequest, rawHttp, startHttpService, type HttpService } from './support';
 
 const cleanup = new Cleanup();
@@ -30,17 +32,48 @@ function clientArgs(serverPort: number, targetPort: number): string[] {
   return ['-L', `rtcp://:0/127.0.0.1:${targetPort}`, '-F', `tunnel://127.0.0.1:${serverPort}?tunnel.id=${TID.example}&tunnel.weight=1`, '-D'];
 }
 
+/**
+ * An HTTP/1.1 backend that answers `ok` to each request (body read by Content-Length) and ends
+ * a connection that stays idle `idleMs` after a response, without a Keep-Alive header.
+ */
+async function startTerseKeepAliveBackend(idleMs: number): Promise<{ port: number; connections: number; close(): Promise<void> }> {
+  const state = { port: 0, connections: 0, close: async () => undefined as void };
+  const server = net.createServer((sock) => {
+    state.connections++;
+    sock.on('error', () => undefined);
+    let buf = Buffer.alloc(0);
+    let idle: NodeJS.Timeout | undefined;
+    sock.on('data', (c: Buffer) => {
+      if (idle) clearTimeout(idle);
+      buf = Buffer.concat([buf, c]);
+      for (;;) {
+        const end = buf.indexOf('\r\n\r\n');
+        if (end < 0) return;
+        const len = Number(/\r\ncontent-length: *(\d+)/i.exec(buf.subarray(0, end).toString('latin1'))?.[1] ?? 0);
+        if (buf.length < end + 4 + len) return;
+        buf = buf.subarray(end + 4 + len);
+        sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+        idle = setTimeout(() => sock.end(), idleMs);
+      }
+    });
+  });
+  const { port, close } = await listenLocal(server);
+  return Object.assign(state, { port, close });
+}
+
 describe('tunnel: HTTP through the entry point (S1 + C1)', () => {
   let web: HttpService;
   let server: BurrowProcess;
   let client: BurrowProcess;
   let ep: number;
+  let tunnelPort: number;
   let nodeId: string;
 
   before(async () => {
     web = cleanup.add(await startHttpService('web'));
     server = burrow(serverArgs(), { name: 'server' });
     const port = await server.listeningPort();
+    tunnelPort = port;
     ep = await server.entrypointPort();
     nodeId = String((await server.waitForMsg(/^entrypoint: /)).node);
     client = burrow(clientArgs(port, web.port), { name: 'client' });
@@ -105,7 +138,33 @@ describe('tunnel: HTTP through the entry point (S1 + C1)', () => {
     assert.equal(sockets.size, 1);
   });
 
-  it('delivers a 1 MiB request body intact (Content-Length and chunked)', async () => {
+  it('a backend that closes an idle keep-alive connection: the next POST on the visitor connection still gets 200', async () => {
+    // The entry point keeps the stream for the connection's next request; when the backend
+    // closes its side while idle, that stream must leave the pool, or the next request (a POST,
+    // which cannot be retried) would go down a stream nobody reads and get 503.
+    // A backend that closes an idle connection after 200 ms without announcing it (no
+    // Keep-Alive hint, which Node's agent would otherwise honour by itself).
+    const quick = cleanup.add(await startTerseKeepAliveBackend(200));
+    const c2 = burrow(['-L', `rtcp://:0/127.0.0.1:${quick.port}`, '-F', `tunnel://127.0.0.1:${tunnelPort}?tunnel.id=${TID.org}`], { name: 'client-org' });
+    await c2.tunnelCreated();
+    await server.waitForMsg(new RegExp(`tunnel=${TID.org}, connector=.* established`));
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      for (let i = 0; i < 4; i++) {
+        const r = await httpRequest(ep, { host: 'example.org', method: 'POST', path: `/q/${i}`, body: 'x'.repeat(1000), agent });
+        assert.equal(r.status, 200, `request ${i}`);
+        if (i > 0) assert.equal(r.reused, true, `request ${i} did not reuse the visitor connection`);
+        // The backend closes its idle connection after 200 ms.
+        await new Promise((res) => setTimeout(res, 600));
+      }
+    } finally {
+      agent.destroy();
+      await c2.stop();
+    }
+    assert.ok(quick.connections >= 4, `the backend saw ${quick.connections} connections`);
+  });
+
+    it('delivers a 1 MiB request body intact (Content-Length and chunked)', async () => {
     const body = randomBytes(1024 * 1024);
     const r = await httpRequest(ep, { host: 'www.example.com', path: '/upload', body, timeoutMs: 20_000 });
     assert.equal(r.status, 200);

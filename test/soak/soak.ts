@@ -609,6 +609,12 @@ async function main(): Promise<void> {
     if (stats[k].lastErrors.length) out.push(`Last ${k} errors: ${stats[k].lastErrors.slice(-5).join(' | ')}`);
   }
   if (corrupted.length) out.push(`Corrupted / failed: ${corrupted.join(' | ')}`);
+  // What the server said about the visible errors (503s carry their reason in its log).
+  const serverErrors = server.lines.filter((l) => l.level === 'error' || l.level === 'warn');
+  if (serverErrors.length) {
+    out.push(`Server warnings/errors (${serverErrors.length}, last 10):`);
+    for (const l of serverErrors.slice(-10)) out.push(`  ${String(l.time)} ${l.level} ${String(l.msg)}`);
+  }
   process.stdout.write(out.join('\n') + '\n');
 
   if (OUT) writeFileSync(OUT, JSON.stringify({ minutes: MINUTES, warmup: WARMUP_MIN, stats, corrupted, restarts, samples, trends }, null, 2));

@@ -113,13 +113,20 @@ class TunnelAgent extends http.Agent {
     super({ keepAlive: true, maxFreeSockets: 64, scheduling: 'lifo' });
   }
   override createConnection(): Duplex {
-    return socketLike(this.open());
+    const s = socketLike(this.open());
+    // The far side ended an idle stream (its backend closed the keep-alive connection): drop
+    // it from the pool now, or the next request would be sent down a stream nobody reads.
+    s.on('end', () => {
+      if ((s as unknown as Record<symbol, unknown>)[IDLE_STREAM]) s.destroy();
+    });
+    return s;
   }
 
-  /** A stream goes back to the pool only while its connector takes new streams. */
+  /** A stream goes back to the pool only while its connector takes new streams and both its directions are open. */
   override keepSocketAlive(socket: net.Socket): boolean {
     const entry = (socket as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
     if (entry && !entry.usable) return false;
+    if (socket.readableEnded || !socket.writable) return false;
     (socket as unknown as Record<symbol, unknown>)[IDLE_STREAM] = true;
     // Node documents a boolean result; @types/node declares void.
     return (super.keepSocketAlive(socket) as unknown as boolean | undefined) !== false;
