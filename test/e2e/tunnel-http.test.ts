@@ -138,6 +138,20 @@ describe('tunnel: HTTP through the entry point (S1 + C1)', () => {
     assert.equal(sockets.size, 1);
   });
 
+  it('a client that closes after its request (Connection: close) gets one stream for it, sent on with Connection: close as gost does', async () => {
+    const r = await httpRequest(ep, { host: 'www.example.com', path: '/close-me', headers: { Connection: 'close' }, agent: false });
+    assert.equal(r.status, 200);
+    const seen = web.requests.find((q) => q.url === '/close-me');
+    assert.equal(seen?.headers.connection, 'close');
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    try {
+      await httpRequest(ep, { host: 'www.example.com', path: '/keep-me', agent });
+    } finally {
+      agent.destroy();
+    }
+    assert.equal(web.requests.find((q) => q.url === '/keep-me')?.headers.connection, 'keep-alive');
+  });
+
   it('a backend that closes an idle keep-alive connection: the next POST on the visitor connection still gets 200', async () => {
     // The entry point keeps the stream for the connection's next request; when the backend
     // closes its side while idle, that stream must leave the pool, or the next request (a POST,

@@ -270,16 +270,19 @@ export class HttpEntryProxy {
     const src = clientAddr(req.headers, peer);
     const open = (): Duplex => this.#opts.server.openTunnelStream(route.tunnelId, 'tcp', src, dst);
     let upReq: http.ClientRequest;
+    // A client that closes after this request (Connection: close, HTTP/1.0) has no next
+    // request to keep a stream for: one stream for this request, as gost does.
+    const keep = this.#keepalive && res.shouldKeepAlive;
     const headers = buildUpstreamHeaders(req, {
       sid: newSid(),
       nodeId: this.#opts.server.nodeId,
-      keepalive: this.#keepalive,
+      keepalive: keep,
     });
     const base = { method: req.method, path: req.url, headers, setHost: false };
     const pooled = (): http.ClientRequest =>
       http.request({ ...base, agent: this.#agentFor(req.socket, `${route.tunnelId}|${dst.toLowerCase()}|${src}`, open) });
     try {
-      if (this.#keepalive) {
+      if (keep) {
         upReq = pooled();
       } else {
         const stream = open();
@@ -295,7 +298,7 @@ export class HttpEntryProxy {
       log,
       readTimeoutMs: this.#readTimeoutMs,
       what: `tunnel ${route.tunnelId}`,
-      retry: this.#keepalive ? pooled : undefined,
+      retry: keep ? pooled : undefined,
     });
   }
 
