@@ -98,6 +98,8 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       resolve(result);
     };
     let flushing = false;
+    /** The sides still flushing once both directions are done (set a turn after that). */
+    let pendingSides: Duplex[] | undefined;
     const armHalfTimer = (): void => {
       if (flushing) return;
       if (halfTimer) clearTimeout(halfTimer);
@@ -119,6 +121,7 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       setImmediate(() => {
         if (settled) return;
         const pending = [a, b].filter((x) => !x.destroyed && x.writableEnded && !x.writableFinished);
+        pendingSides = pending;
         let left = pending.length;
         if (left === 0) return finish();
         for (const x of pending) {
@@ -198,8 +201,9 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
     const onClose = (side: Duplex): void => {
       if (settled) return;
       if (flushing) {
-        // A side that was still flushing went away: nothing more can be delivered.
-        if (!side.writableFinished) setImmediate(() => finish());
+        // A side that was still flushing went away: nothing more can be delivered. (One that
+        // closes before the pending sides are known is left out of them, being destroyed.)
+        if (pendingSides?.includes(side) && !side.writableFinished) setImmediate(() => finish());
         return;
       }
       // A side that closed after its end (EOF) can take nothing more: what it sent is
