@@ -103,6 +103,23 @@ export function toRelayStatus(err: unknown): number {
   }
 }
 
+/**
+ * A side took no bytes for its send timeout while data waited for it: one end of a relay
+ * (`a` or `b`), or the peer of an smux session (`peer`).
+ */
+export class SendTimeoutError extends BurrowError {
+  constructor(
+    readonly side: 'a' | 'b' | 'peer',
+    message: string,
+  ) {
+    super('BURROW_ERR_TIMEOUT', message);
+  }
+}
+
+export function isSendTimeout(err: unknown): err is SendTimeoutError {
+  return err instanceof SendTimeoutError;
+}
+
 /** Errors that mean "the peer went away", logged at debug, not error. */
 export function isPeerGone(err: unknown): boolean {
   const code = (err as { code?: string } | null)?.code;

@@ -17,7 +17,7 @@
  */
 import type { Duplex } from 'node:stream';
 import { DEFAULTS } from '../config/model';
-import { BurrowError } from '../core/errors';
+import { SendTimeoutError } from '../core/errors';
 
 export interface RelayResult {
   /** Bytes read from `a` and written to `b`. */
@@ -34,20 +34,6 @@ export interface RelayOptions {
   idleTimeoutMs?: number;
   /** Longest wait for a side to take more bytes (no 'drain'); 0 = none. */
   sendTimeoutMs?: number;
-}
-
-/** The relay ended because one side (`a` or `b`) took no bytes for its send timeout. */
-export class SendTimeoutError extends BurrowError {
-  constructor(
-    readonly side: 'a' | 'b',
-    ms: number,
-  ) {
-    super('BURROW_ERR_TIMEOUT', `send timeout: ${side === 'b' ? 'the far side' : 'the near side'} took no bytes for ${ms} ms`);
-  }
-}
-
-export function isSendTimeout(err: unknown): err is SendTimeoutError {
-  return err instanceof SendTimeoutError;
 }
 
 /** Destroys a stream, tolerating one that is already destroyed. */
@@ -128,12 +114,7 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
           x.once('finish', () => {
             if (--left === 0) setImmediate(() => finish());
           });
-          const w = x === a ? waitA : waitB;
-          if (sendTimeoutMs > 0 && w.since === 0) {
-            w.since = Date.now();
-            w.len = x.writableLength;
-            waiting();
-          }
+          startWait(x === a ? waitA : waitB, x, Date.now());
         }
       });
     };
@@ -156,13 +137,18 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       if (since === Infinity) return;
       const left = since + sendTimeoutMs - now;
       if (left <= 0) {
-        finish(new SendTimeoutError(waitB.since && waitB.since <= (waitA.since || Infinity) ? 'b' : 'a', sendTimeoutMs));
+        const side = waitB.since && waitB.since <= (waitA.since || Infinity) ? 'b' : 'a';
+        finish(new SendTimeoutError(side, `send timeout: ${side === 'b' ? 'the far side' : 'the near side'} took no bytes for ${sendTimeoutMs} ms`));
         return;
       }
       sendTimer = setTimeout(checkSend, left);
       sendTimer.unref?.();
     };
-    const waiting = (): void => {
+    /** `dest` holds bytes it has not taken: its send-timeout clock starts, unless it runs. */
+    const startWait = (w: { since: number; len: number }, dest: Duplex, now: number): void => {
+      if (sendTimeoutMs <= 0 || w.since !== 0) return;
+      w.since = now;
+      w.len = dest.writableLength;
       if (!sendTimer && !settled) checkSend();
     };
     const onAData = (chunk: Buffer): void => {
@@ -170,21 +156,13 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
       lastActivity = Date.now();
       if (halfTimer) armHalfTimer();
       // Runs after pipe's write of this chunk (registered after pipe()).
-      if (sendTimeoutMs > 0 && waitB.since === 0 && b.writableNeedDrain) {
-        waitB.since = lastActivity;
-        waitB.len = b.writableLength;
-        waiting();
-      }
+      if (b.writableNeedDrain) startWait(waitB, b, lastActivity);
     };
     const onBData = (chunk: Buffer): void => {
       result.bToA += chunk.length;
       lastActivity = Date.now();
       if (halfTimer) armHalfTimer();
-      if (sendTimeoutMs > 0 && waitA.since === 0 && a.writableNeedDrain) {
-        waitA.since = lastActivity;
-        waitA.len = a.writableLength;
-        waiting();
-      }
+      if (a.writableNeedDrain) startWait(waitA, a, lastActivity);
     };
     const onBDrain = (): void => {
       waitB.since = 0;

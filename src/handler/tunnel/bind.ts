@@ -16,7 +16,7 @@ import {
   FLAG_CONNECTOR_UDP,
 } from '../../protocol/relay/tunnel-id';
 import { Session } from '../../protocol/smux/session';
-import { BurrowError } from '../../core/errors';
+import { BurrowError, isSendTimeout } from '../../core/errors';
 import { ConnectorEntry, type Network } from './pool';
 import type { TunnelServer } from './handler';
 
@@ -102,8 +102,7 @@ export async function handleBind(
   });
   // A client breaking the protocol on a stream (past its window, bogus window updates) loses
   // that stream; one warning per client address and kind a minute.
-  session.on('violation', (err: Error) => {
-    const limit = /mux\.\w+/.exec(err.message)?.[0] ?? 'smux protocol';
+  session.on('violation', (err: Error, limit: string) => {
     server.warnings.warn(clog, peer, limit, `client broke the smux protocol: ${err.message}`);
   });
   await new Promise<void>((resolve) => {
@@ -111,7 +110,7 @@ export async function handleBind(
     else session.once('close', () => resolve());
   });
   const why = session.closeError;
-  if (why instanceof BurrowError && why.code === 'BURROW_ERR_TIMEOUT' && /send timeout/.test(why.message)) {
+  if (isSendTimeout(why)) {
     // A client that sends (keepalives) but stopped reading holds every stream routed to it.
     server.warnings.warn(clog, peer, 'sendTimeout', `client stopped reading, closing its session: ${why.message}`);
   }

@@ -137,13 +137,14 @@ export class EntryPoint {
    */
   #refuse(socket: net.Socket, log: Logger, err: Error): void {
     destroy(socket);
-    const peer = socket.remoteAddress ?? '';
+    if (isPeerGone(err)) {
+      log.debug(`entrypoint: ${err.message}`);
+      return;
+    }
     const code = (err as { code?: string }).code;
-    if (isPeerGone(err)) log.debug(`entrypoint: ${err.message}`);
-    else if (code === 'BURROW_ERR_TIMEOUT') {
-      this.#opts.server.warnings.warn(log, peer, 'entrypoint.sniffTimeout', `entrypoint: ${err.message} (entrypoint.sniffTimeout ${this.#sniffTimeoutMs} ms)`);
-    } else if (code === 'BURROW_ERR_LIMIT') this.#opts.server.warnings.warn(log, peer, 'header size', `entrypoint: ${err.message}`);
-    else this.#opts.server.warnings.warn(log, peer, 'protocol', `entrypoint: ${err.message}`);
+    const limit = code === 'BURROW_ERR_TIMEOUT' ? 'entrypoint.sniffTimeout' : code === 'BURROW_ERR_LIMIT' ? 'header size' : 'protocol';
+    const detail = code === 'BURROW_ERR_TIMEOUT' ? ` (entrypoint.sniffTimeout ${this.#sniffTimeoutMs} ms)` : '';
+    this.#opts.server.warnings.warn(log, socket.remoteAddress ?? '', limit, `entrypoint: ${err.message}${detail}`);
   }
 
   async #handleTls(socket: net.Socket, remote: string, log: Logger): Promise<void> {

@@ -23,13 +23,14 @@ import {
   STATUS_SERVICE_UNAVAILABLE,
   STATUS_UNAUTHORIZED,
   isPeerGone,
+  isSendTimeout,
 } from '../../core/errors';
 import { CMD_BIND, CMD_CONNECT } from '../../protocol/relay/constants';
 import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from '../../protocol/relay/message';
 import { isZero, tunnelIdToString, parseTunnelId } from '../../protocol/relay/tunnel-id';
 import { encodeStreamHeader } from '../../protocol/stream-header';
 import { readRelayMessage } from '../../io/read-message';
-import { relay, destroy, isSendTimeout, type RelayResult } from '../../io/pipe';
+import { relay, destroy, type RelayResult } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
 import { RateLimiter, PeerWarnings } from '../../limit/rate';
 import { DEFAULTS } from '../../config/model';

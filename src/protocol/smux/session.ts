@@ -21,13 +21,13 @@
  *   frame received (unless it is our own receive pause that keeps the peer quiet).
  * - send timeout: the session dies if `conn` took no bytes for `sendTimeoutMs` while frames
  *   waited (a peer that keeps sending, NOPs included, but stopped reading).
- * - 'violation' (err): the peer broke the protocol on one stream (sent past its window, claimed
+ * - 'violation' (err, limit): the peer broke the protocol on one stream (sent past its window, claimed
  *   more consumed than sent) or opened a stream past `maxStreams`; that stream is closed and the
  *   session goes on. For the owner to log.
  */
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { BurrowError } from '../../core/errors';
+import { BurrowError, SendTimeoutError } from '../../core/errors';
 import { resolveSmuxConfig, type SmuxConfig } from './config';
 import { FrameDecoder } from './decoder';
 import { CMD_FIN, CMD_NOP, CMD_PSH, CMD_SYN, CMD_UPD, HEADER_SIZE, encodeFrame, writeHeader } from './frame';
@@ -52,7 +52,7 @@ const MAX_STREAM_ID = 0xffffffff;
 export interface Session {
   on(event: 'stream', listener: (stream: Stream) => void): this;
   on(event: 'close', listener: (err?: Error) => void): this;
-  on(event: 'violation', listener: (err: Error) => void): this;
+  on(event: 'violation', listener: (err: Error, limit: string) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'stream', listener: (stream: Stream) => void): this;
   once(event: 'close', listener: (err?: Error) => void): this;
@@ -116,7 +116,7 @@ export class Session extends EventEmitter {
       },
       release: (n) => this.#release(n),
       forget: (s) => this.#forget(s),
-      violation: (err) => this.emit('violation', err),
+      violation: (err, limit) => this.emit('violation', err, limit),
     };
 
     conn.on('data', this.#onConnData);
@@ -261,14 +261,16 @@ export class Session extends EventEmitter {
     if (this.#streams.size >= this.#config.maxStreams || (!listening && this.#backlog.length >= this.#config.acceptBacklog)) {
       // Refused: the peer sees EOF at once. Later frames for the id are dropped as unknown.
       this.#writeControl(encodeFrame(this.#config.version, CMD_FIN, sid));
+      const full = this.#streams.size >= this.#config.maxStreams;
       this.emit(
         'violation',
         new BurrowError(
           'BURROW_ERR_LIMIT',
-          this.#streams.size >= this.#config.maxStreams
+          full
             ? `smux: stream ${sid} refused: ${this.#config.maxStreams} streams open (mux.maxStreams)`
             : `smux: stream ${sid} refused: ${this.#config.acceptBacklog} streams waiting to be accepted`,
         ),
+        full ? 'mux.maxStreams' : 'smux protocol',
       );
       return;
     }
@@ -434,7 +436,7 @@ export class Session extends EventEmitter {
     const left = this.#waitingSince + this.#config.sendTimeoutMs - Date.now();
     if (left <= 0) {
       this.#teardown(
-        new BurrowError('BURROW_ERR_TIMEOUT', `smux: send timeout: the peer took no bytes for ${this.#config.sendTimeoutMs} ms`),
+        new SendTimeoutError('peer', `smux: send timeout: the peer took no bytes for ${this.#config.sendTimeoutMs} ms`),
         false,
       );
       return;

@@ -45,8 +45,11 @@ export interface StreamHost {
   release(n: number): void;
   /** The stream is finished with: remove it from the session. Idempotent. */
   forget(stream: Stream): void;
-  /** The peer broke the protocol on this stream (the stream is closed, the session goes on). */
-  violation(err: Error): void;
+  /**
+   * The peer broke the protocol on this stream (the stream is closed, the session goes on);
+   * `limit` names the rule, as users know it.
+   */
+  violation(err: Error, limit: string): void;
 }
 
 // Entry points the session calls; symbols keep them off the public surface.
@@ -167,7 +170,7 @@ export class Stream extends Duplex {
       if (this.#v2 && this.#rqBytes + buf.length > this.#rqLimit) {
         // The peer ignores our window: this stream goes, the session and its other streams stay.
         const err = new ProtocolError('bad_frame', `smux: stream ${this.id}: peer sent past the ${this.#rqLimit}-byte window (mux.maxStreamBuffer)`);
-        this.#host.violation(err);
+        this.#host.violation(err, 'mux.maxStreamBuffer');
         this.destroy(err);
         return;
       }
@@ -312,7 +315,7 @@ export class Stream extends Duplex {
     // session goes on. We do the same: this stream is destroyed (FIN sent), others are fine.
     if (((this.#numWritten - consumed) | 0) < 0) {
       const err = new ProtocolError('bad_frame', `smux: stream ${this.id}: window update claims more bytes consumed than were sent`);
-      this.#host.violation(err);
+      this.#host.violation(err, 'smux protocol');
       this.destroy(err);
       return;
     }

@@ -5,7 +5,8 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { isSendTimeout, relay } from '../../../src/io/pipe';
+import { relay } from '../../../src/io/pipe';
+import { isSendTimeout } from '../../../src/core/errors';
 import { nextStream, sessionPair } from '../smux/helpers';
 import { dialTcp } from '../../../src/transport/tcp/socket';
 
