@@ -51,6 +51,11 @@ class FramedDatagrams extends Duplex {
       cb(err as Error);
       return;
     }
+    this.#send(framed, cb);
+  }
+
+  /** Writes framed bytes within this turn's cork; `cb` once the byte stream takes more. */
+  #send(framed: Buffer, cb: (err?: Error | null) => void): void {
     this.#corkForTurn();
     if (this.#inner.write(framed)) cb();
     else this.#inner.once('drain', () => cb());
@@ -77,9 +82,7 @@ class FramedDatagrams extends Duplex {
       cb(err as Error);
       return;
     }
-    this.#corkForTurn();
-    if (this.#inner.write(Buffer.concat(parts))) cb();
-    else this.#inner.once('drain', () => cb());
+    this.#send(Buffer.concat(parts), cb);
   }
 
   override _final(cb: (err?: Error | null) => void): void {

@@ -122,12 +122,6 @@ export function dialHost(host: string): string {
   return host === '' ? '127.0.0.1' : host;
 }
 
-/**
- * Opens a TCP connection to "host:port" (empty host = 127.0.0.1, as Go dials localhost),
- * with TCP_NODELAY, within `timeoutMs`. Rejects with a BurrowError naming the address:
- * BURROW_ERR_TIMEOUT on the deadline, BURROW_ERR_DIAL otherwise (the OS error as `cause`),
- * or the signal's reason when aborted. The returned socket allows half-open.
- */
 /** Smallest and largest read buffer of a dialed or accepted socket (bytes). */
 const MIN_READ_BYTES = 1024;
 const MAX_READ_BYTES = 512 * 1024;
@@ -219,6 +213,12 @@ export function adoptAccepted(
   return adopted;
 }
 
+/**
+ * Opens a TCP connection to "host:port" (empty host = 127.0.0.1, as Go dials localhost),
+ * with TCP_NODELAY, within `timeoutMs`. Rejects with a BurrowError naming the address:
+ * BURROW_ERR_TIMEOUT on the deadline, BURROW_ERR_DIAL otherwise (the OS error as `cause`),
+ * or the signal's reason when aborted. The returned socket allows half-open.
+ */
 export function dialTcp(addr: string, opts: DialTcpOptions = {}): Promise<net.Socket> {
   let host: string;
   let port: number;
