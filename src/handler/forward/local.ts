@@ -105,7 +105,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
       // Through a chain, UDP rides the tunnel stream with 2-byte length framing.
       const far = network === 'udp' && opts.chain ? framedDatagrams(up) : up;
       const r = await relay(conn.stream, far, { idleTimeoutMs, sendTimeoutMs });
-      if (r.error && isSendTimeout(r.error)) log.info(`${conn.remote} >< ${dst}: ${r.error.message} (sendTimeout)`);
+      if (isSendTimeout(r.error)) log.info(`${conn.remote} >< ${dst}: ${r.error.message} (sendTimeout)`);
       return { inputBytes: r.aToB, outputBytes: r.bToA };
     },
   };

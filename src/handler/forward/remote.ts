@@ -100,7 +100,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
       if (node) opts.forwarder.markOk(node);
       const near = opts.network === 'udp' ? framedDatagrams(conn.stream) : conn.stream;
       const r = await relay(near, up, { idleTimeoutMs, sendTimeoutMs });
-      if (r.error && isSendTimeout(r.error)) log.info(`${conn.remote} >< ${target}: ${r.error.message} (sendTimeout)`);
+      if (isSendTimeout(r.error)) log.info(`${conn.remote} >< ${target}: ${r.error.message} (sendTimeout)`);
       return { inputBytes: r.aToB, outputBytes: r.bToA };
     },
   };
