@@ -14,6 +14,11 @@
  * it a connection whose reader never reads is held forever, and so is the other side even after
  * it has left: its FIN waits unread behind the bytes backpressure stopped reading. The clock
  * runs only while a write waits, so a slow reader that makes any progress is never cut off.
+ *
+ * Memory: a relay is one object. Its listeners are the same few functions for every relay
+ * (they find their relay through the stream they are called on), it has no timer while both
+ * directions are open and no write waits, and the idle timeouts of all relays are checked by
+ * one shared timer. Thousands of idle connections cost little more than their streams.
  */
 import type { Duplex } from 'node:stream';
 import { DEFAULTS } from '../config/model';
@@ -47,179 +52,307 @@ export function destroy(s: Duplex | undefined | null, err?: Error): void {
 }
 
 export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<RelayResult> {
-  const halfCloseIdleMs = opts.halfCloseIdleMs ?? DEFAULTS.halfCloseReadTimeoutMs;
-  const idleTimeoutMs = opts.idleTimeoutMs ?? 0;
-  const sendTimeoutMs = opts.sendTimeoutMs ?? DEFAULTS.sendTimeoutMs;
   return new Promise((resolve) => {
-    const result: RelayResult = { aToB: 0, bToA: 0 };
-    let ended = 0;
-    let settled = false;
-    let halfTimer: NodeJS.Timeout | undefined;
-    let idleTimer: NodeJS.Timeout | undefined;
-    let lastActivity = Date.now();
-    // Per destination: since when it has held bytes it does not take (0 = it is not waiting),
-    // and how many it held then (fewer later is progress: a side that is ending gets no
-    // 'drain', only its buffer shrinks).
-    const waitA = { since: 0, len: 0 };
-    const waitB = { since: 0, len: 0 };
-    let sendTimer: NodeJS.Timeout | undefined;
-
-    const finish = (err?: Error): void => {
-      if (settled) return;
-      settled = true;
-      if (err && !result.error) result.error = err;
-      if (halfTimer) clearTimeout(halfTimer);
-      if (idleTimer) clearInterval(idleTimer);
-      if (sendTimer) clearTimeout(sendTimer);
-      a.off('data', onAData);
-      b.off('data', onBData);
-      a.off('drain', onADrain);
-      b.off('drain', onBDrain);
-      a.off('peerend', onPeerEnd);
-      b.off('peerend', onPeerEnd);
-      a.unpipe(b);
-      b.unpipe(a);
-      destroy(a);
-      destroy(b);
-      resolve(result);
-    };
-    let flushing = false;
-    /** The sides still flushing once both directions are done (set a turn after that). */
-    let pendingSides: Duplex[] | undefined;
-    const armHalfTimer = (): void => {
-      if (flushing) return;
-      if (halfTimer) clearTimeout(halfTimer);
-      halfTimer = setTimeout(finishAfterFlush, halfCloseIdleMs);
-      halfTimer.unref?.();
-    };
-    /**
-     * Both directions are done (or given up on): the relay ends once every side that was
-     * ended has flushed what it was given. Destroying it sooner would drop those bytes (a
-     * stream waiting for window, a socket for its reader) behind a clean-looking close. The
-     * send timeout's progress check bounds the wait.
-     */
-    const finishAfterFlush = (): void => {
-      if (settled || flushing) return;
-      flushing = true;
-      if (halfTimer) clearTimeout(halfTimer);
-      halfTimer = undefined;
-      // A turn later: pipe ends the other side in its own 'end' listener, after ours.
-      setImmediate(() => {
-        if (settled) return;
-        const pending = [a, b].filter((x) => !x.destroyed && x.writableEnded && !x.writableFinished);
-        pendingSides = pending;
-        let left = pending.length;
-        if (left === 0) return finish();
-        for (const x of pending) {
-          x.once('finish', () => {
-            if (--left === 0) setImmediate(() => finish());
-          });
-          startWait(x === a ? waitA : waitB, x, Date.now());
-        }
-      });
-    };
-    // One timer at most, armed when a write starts waiting; it re-arms itself while one waits.
-    const progressed = (w: { since: number; len: number }, s: Duplex, now: number): void => {
-      if (w.since === 0) return;
-      const len = s.writableLength;
-      if (len === 0) w.since = 0;
-      else if (len < w.len) {
-        w.since = now;
-        w.len = len;
-      }
-    };
-    const checkSend = (): void => {
-      sendTimer = undefined;
-      const now = Date.now();
-      progressed(waitA, a, now);
-      progressed(waitB, b, now);
-      const since = Math.min(waitB.since || Infinity, waitA.since || Infinity);
-      if (since === Infinity) return;
-      const left = since + sendTimeoutMs - now;
-      if (left <= 0) {
-        const side = waitB.since && waitB.since <= (waitA.since || Infinity) ? 'b' : 'a';
-        finish(new SendTimeoutError(side, `send timeout: ${side === 'b' ? 'the far side' : 'the near side'} took no bytes for ${sendTimeoutMs} ms`));
-        return;
-      }
-      sendTimer = setTimeout(checkSend, left);
-      sendTimer.unref?.();
-    };
-    /** `dest` holds bytes it has not taken: its send-timeout clock starts, unless it runs. */
-    const startWait = (w: { since: number; len: number }, dest: Duplex, now: number): void => {
-      if (sendTimeoutMs <= 0 || w.since !== 0) return;
-      w.since = now;
-      w.len = dest.writableLength;
-      if (!sendTimer && !settled) checkSend();
-    };
-    const onAData = (chunk: Buffer): void => {
-      result.aToB += chunk.length;
-      lastActivity = Date.now();
-      if (halfTimer) armHalfTimer();
-      // Runs after pipe's write of this chunk (registered after pipe()).
-      if (b.writableNeedDrain) startWait(waitB, b, lastActivity);
-    };
-    const onBData = (chunk: Buffer): void => {
-      result.bToA += chunk.length;
-      lastActivity = Date.now();
-      if (halfTimer) armHalfTimer();
-      if (a.writableNeedDrain) startWait(waitA, a, lastActivity);
-    };
-    const onBDrain = (): void => {
-      waitB.since = 0;
-    };
-    const onADrain = (): void => {
-      waitA.since = 0;
-    };
-    const onEnd = (): void => {
-      ended++;
-      if (ended >= 2) finishAfterFlush();
-      else armHalfTimer();
-    };
-    const onError = (err: Error): void => finish(err);
-    const onClose = (side: Duplex): void => {
-      if (settled) return;
-      if (flushing) {
-        // A side that was still flushing went away: nothing more can be delivered. (One that
-        // closes before the pending sides are known is left out of them, being destroyed.)
-        if (pendingSides?.includes(side) && !side.writableFinished) setImmediate(() => finish());
-        return;
-      }
-      // A side that closed after its end (EOF) can take nothing more: what it sent is
-      // flushed to the other side, then the relay ends. One that closed without an end
-      // (reset, destroyed) tears the other down.
-      if (side.readableEnded) finishAfterFlush();
-      else setImmediate(() => finish());
-    };
-    const onAClose = (): void => onClose(a);
-    const onBClose = (): void => onClose(b);
-
-    // A multiplexed stream tells us when its peer finished even if data is still queued for a
-    // reader that does not read: from then on the half-close idle timer bounds the wait.
-    const onPeerEnd = (): void => {
-      if (!halfTimer) armHalfTimer();
-    };
-    a.once('peerend', onPeerEnd);
-    b.once('peerend', onPeerEnd);
-    a.once('end', onEnd);
-    b.once('end', onEnd);
-    a.on('error', onError);
-    b.on('error', onError);
-    a.once('close', onAClose);
-    b.once('close', onBClose);
-    if (idleTimeoutMs > 0) {
-      idleTimer = setInterval(() => {
-        if (Date.now() - lastActivity >= idleTimeoutMs) finish();
-      }, Math.min(idleTimeoutMs, 1000));
-      idleTimer.unref?.();
-    }
-    a.pipe(b);
-    b.pipe(a);
-    // After pipe(): each data listener runs once pipe has written the chunk.
-    a.on('data', onAData);
-    b.on('data', onBData);
-    if (sendTimeoutMs > 0) {
-      a.on('drain', onADrain);
-      b.on('drain', onBDrain);
-    }
+    new Relay(a, b, opts, resolve).start();
   });
+}
+
+/** The relay a stream is part of. */
+const kRelay = Symbol('burrow.relay');
+type Side = Duplex & { [kRelay]?: Relay };
+
+// Listeners shared by every relay: `this` is the stream that emitted.
+function onData(this: Side, chunk: Buffer): void {
+  this[kRelay]?.data(this, chunk);
+}
+function onDrain(this: Side): void {
+  this[kRelay]?.drained(this);
+}
+function onEnd(this: Side): void {
+  this[kRelay]?.ended(this);
+}
+function onError(this: Side, err: Error): void {
+  this[kRelay]?.finish(err);
+}
+function onClose(this: Side): void {
+  this[kRelay]?.closed(this);
+}
+/**
+ * A multiplexed stream tells us when its peer finished even if data is still queued for a
+ * reader that does not read: from then on the half-close idle timer bounds the wait.
+ */
+function onPeerEnd(this: Side): void {
+  this[kRelay]?.peerEnded();
+}
+function onFinish(this: Side): void {
+  this[kRelay]?.flushed(this);
+}
+
+const A = 1;
+const B = 2;
+
+class Relay {
+  readonly a: Duplex;
+  readonly b: Duplex;
+  readonly result: RelayResult = { aToB: 0, bToA: 0 };
+  readonly #resolve: (r: RelayResult) => void;
+  readonly #halfCloseIdleMs: number;
+  readonly idleTimeoutMs: number;
+  readonly #sendTimeoutMs: number;
+  /** Last data either way (ms), kept only with an idle timeout. */
+  lastActivity = 0;
+  #ends = 0;
+  #settled = false;
+  #flushing = false;
+  /** Sides we paused because the other side wants a 'drain' (A, B bits). */
+  #paused = 0;
+  /** Sides that have our 'drain' listener (A, B bits). */
+  #drainWatched = 0;
+  /** The sides still flushing once both directions are done (known a turn after that). */
+  #pending: Duplex[] | undefined;
+  #pendingLeft = 0;
+  #halfTimer: NodeJS.Timeout | undefined;
+  #sendTimer: NodeJS.Timeout | undefined;
+  /** Send-timeout clocks of `a` and `b` as destinations, made when one first has to wait. */
+  #waitA: Wait | undefined;
+  #waitB: Wait | undefined;
+
+  constructor(a: Duplex, b: Duplex, opts: RelayOptions, resolve: (r: RelayResult) => void) {
+    this.a = a;
+    this.b = b;
+    this.#resolve = resolve;
+    this.#halfCloseIdleMs = opts.halfCloseIdleMs ?? DEFAULTS.halfCloseReadTimeoutMs;
+    this.idleTimeoutMs = opts.idleTimeoutMs ?? 0;
+    this.#sendTimeoutMs = opts.sendTimeoutMs ?? DEFAULTS.sendTimeoutMs;
+  }
+
+  start(): void {
+    for (const s of [this.a, this.b] as Side[]) {
+      s[kRelay] = this;
+      s.on('peerend', onPeerEnd);
+      s.on('end', onEnd);
+      s.on('error', onError);
+      s.on('close', onClose);
+      s.on('data', onData);
+    }
+    if (this.idleTimeoutMs > 0) {
+      this.lastActivity = Date.now();
+      watchIdle(this);
+    }
+    for (const s of [this.a, this.b]) {
+      // A side that ended or went away before the relay began has no event left to give.
+      if (s.destroyed) process.nextTick(() => this.closed(s));
+      else if (s.readableEnded) process.nextTick(() => this.ended(s));
+      else s.resume();
+    }
+  }
+
+  data(src: Duplex, chunk: Buffer): void {
+    const toB = src === this.a;
+    const dest = toB ? this.b : this.a;
+    if (toB) this.result.aToB += chunk.length;
+    else this.result.bToA += chunk.length;
+    if (this.idleTimeoutMs > 0) this.lastActivity = Date.now();
+    this.#halfTimer?.refresh();
+    if (dest.destroyed || this.#settled) return;
+    if (dest.write(chunk)) return;
+    // The destination is full: stop reading until it drains.
+    const bit = toB ? B : A;
+    this.#paused |= toB ? A : B;
+    src.pause();
+    if (!(this.#drainWatched & bit)) {
+      this.#drainWatched |= bit;
+      dest.on('drain', onDrain);
+    }
+    this.#startWait(dest, Date.now());
+  }
+
+  drained(dest: Duplex): void {
+    const src = dest === this.b ? this.a : this.b;
+    const srcBit = dest === this.b ? A : B;
+    const w = dest === this.b ? this.#waitB : this.#waitA;
+    if (w) w.since = 0;
+    if (this.#paused & srcBit) {
+      this.#paused &= ~srcBit;
+      if (!this.#settled) src.resume();
+    }
+  }
+
+  ended(side: Duplex): void {
+    if (this.#settled) return;
+    // EOF on one side is a half-close of the other.
+    const other = side === this.a ? this.b : this.a;
+    if (!other.writableEnded && !other.destroyed) other.end();
+    if (++this.#ends >= 2) this.finishAfterFlush();
+    else this.#armHalfTimer();
+  }
+
+  peerEnded(): void {
+    if (!this.#halfTimer) this.#armHalfTimer();
+  }
+
+  closed(side: Duplex): void {
+    if (this.#settled) return;
+    if (this.#flushing) {
+      // A side that was still flushing went away: nothing more can be delivered. (One that
+      // closes before the pending sides are known is left out of them, being destroyed.)
+      if (this.#pending?.includes(side) && !side.writableFinished) setImmediate(() => this.finish());
+      return;
+    }
+    // A side that closed after its end (EOF) can take nothing more: what it sent is
+    // flushed to the other side, then the relay ends. One that closed without an end
+    // (reset, destroyed) tears the other down.
+    if (side.readableEnded) this.finishAfterFlush();
+    else setImmediate(() => this.finish());
+  }
+
+  flushed(side: Duplex): void {
+    if (this.#settled || !this.#pending?.includes(side)) return;
+    if (--this.#pendingLeft === 0) setImmediate(() => this.finish());
+  }
+
+  finish(err?: Error): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    if (err && !this.result.error) this.result.error = err;
+    if (this.#halfTimer) clearTimeout(this.#halfTimer);
+    if (this.#sendTimer) clearTimeout(this.#sendTimer);
+    if (this.idleTimeoutMs > 0) unwatchIdle(this);
+    // 'end', 'error' and 'close' stay: they may still come while the streams go away, and
+    // do nothing once the relay has settled.
+    for (const s of [this.a, this.b]) {
+      s.off('data', onData);
+      s.off('drain', onDrain);
+      s.off('peerend', onPeerEnd);
+      s.off('finish', onFinish);
+    }
+    destroy(this.a);
+    destroy(this.b);
+    this.#resolve(this.result);
+  }
+
+  #armHalfTimer(): void {
+    if (this.#flushing) return;
+    if (this.#halfTimer) this.#halfTimer.refresh();
+    else {
+      this.#halfTimer = setTimeout(halfCloseIdle, this.#halfCloseIdleMs, this);
+      this.#halfTimer.unref?.();
+    }
+  }
+
+  /**
+   * Both directions are done (or given up on): the relay ends once every side that was
+   * ended has flushed what it was given. Destroying it sooner would drop those bytes (a
+   * stream waiting for window, a socket for its reader) behind a clean-looking close. The
+   * send timeout's progress check bounds the wait.
+   */
+  finishAfterFlush(): void {
+    if (this.#settled || this.#flushing) return;
+    this.#flushing = true;
+    if (this.#halfTimer) clearTimeout(this.#halfTimer);
+    this.#halfTimer = undefined;
+    // A turn later, so that writes and ends of this turn are accounted for.
+    setImmediate(() => {
+      if (this.#settled) return;
+      const pending = [this.a, this.b].filter((x) => !x.destroyed && x.writableEnded && !x.writableFinished);
+      this.#pending = pending;
+      this.#pendingLeft = pending.length;
+      if (pending.length === 0) return this.finish();
+      const now = Date.now();
+      for (const x of pending) {
+        x.on('finish', onFinish);
+        this.#startWait(x, now);
+      }
+    });
+  }
+
+  /** `dest` holds bytes it has not taken: its send-timeout clock starts, unless it runs. */
+  #startWait(dest: Duplex, now: number): void {
+    if (this.#sendTimeoutMs <= 0) return;
+    const w = dest === this.b ? (this.#waitB ??= new Wait()) : (this.#waitA ??= new Wait());
+    if (w.since !== 0) return;
+    w.since = now;
+    w.len = dest.writableLength;
+    // One timer at most, armed when a write starts waiting; it re-arms itself while one waits.
+    if (!this.#sendTimer && !this.#settled) this.checkSend();
+  }
+
+  checkSend(): void {
+    this.#sendTimer = undefined;
+    const now = Date.now();
+    const sinceA = this.#waitA?.progressed(this.a, now) || Infinity;
+    const sinceB = this.#waitB?.progressed(this.b, now) || Infinity;
+    const since = Math.min(sinceA, sinceB);
+    if (since === Infinity) return;
+    const left = since + this.#sendTimeoutMs - now;
+    if (left <= 0) {
+      const side = sinceB <= sinceA ? 'b' : 'a';
+      this.finish(
+        new SendTimeoutError(side, `send timeout: ${side === 'b' ? 'the far side' : 'the near side'} took no bytes for ${this.#sendTimeoutMs} ms`),
+      );
+      return;
+    }
+    this.#sendTimer = setTimeout(checkSend, left, this);
+    this.#sendTimer.unref?.();
+  }
+}
+
+/**
+ * The send-timeout clock of one destination: since when it has held bytes it does not take
+ * (0 = it is not waiting), and how many it held then (fewer later is progress: a side that is
+ * ending gets no 'drain', only its buffer shrinks).
+ */
+class Wait {
+  since = 0;
+  len = 0;
+
+  /** Restarts the clock if `dest` took bytes since; returns when it started (0 = not waiting). */
+  progressed(dest: Duplex, now: number): number {
+    if (this.since === 0) return 0;
+    const len = dest.writableLength;
+    if (len === 0) this.since = 0;
+    else if (len < this.len) {
+      this.since = now;
+      this.len = len;
+    }
+    return this.since;
+  }
+}
+
+function halfCloseIdle(r: Relay): void {
+  r.finishAfterFlush();
+}
+
+function checkSend(r: Relay): void {
+  r.checkSend();
+}
+
+// Idle timeouts: one timer for every relay that has one, ticking at the shortest timeout's
+// resolution (at most a second), so a relay is ended between its timeout and one tick later.
+const idleRelays = new Set<Relay>();
+let idleTimer: NodeJS.Timeout | undefined;
+let idleTick = 0;
+
+function watchIdle(r: Relay): void {
+  idleRelays.add(r);
+  const tick = Math.min(r.idleTimeoutMs, 1000);
+  if (idleTimer && tick >= idleTick) return;
+  if (idleTimer) clearInterval(idleTimer);
+  idleTick = tick;
+  idleTimer = setInterval(sweepIdle, tick);
+  idleTimer.unref();
+}
+
+function unwatchIdle(r: Relay): void {
+  idleRelays.delete(r);
+  if (idleRelays.size === 0 && idleTimer) {
+    clearInterval(idleTimer);
+    idleTimer = undefined;
+    idleTick = 0;
+  }
+}
+
+function sweepIdle(): void {
+  const now = Date.now();
+  for (const r of idleRelays) if (now - r.lastActivity >= r.idleTimeoutMs) r.finish();
 }

@@ -1,6 +1,8 @@
 /**
  * relay() on real loopback sockets: the send timeout ends a relay whose reader has stopped
- * reading, never one whose reader is slow but moving, and 0 turns it off.
+ * reading, never one whose reader is slow but moving, and 0 turns it off; idle timeouts of
+ * several relays (one shared timer) each end their own relay only; a side that ended before
+ * the relay began is still passed on as a half-close.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -180,6 +182,68 @@ describe('relay send timeout', () => {
     assert.equal(settled, false);
     assert.ok(!a.destroyed && !b.destroyed);
     a.destroy();
+  });
+});
+
+describe('relay idle timeout and late start', () => {
+  after(() => {
+    for (const s of sockets) s.destroy();
+    for (const s of servers) s.close();
+  });
+
+  it('relays with different idle timeouts each end after their own, a busy one goes on', async () => {
+    const started = Date.now();
+    const idle = async (ms: number): Promise<number> => {
+      const [a] = await pair();
+      const [b] = await pair();
+      const r = await relay(a, b, { idleTimeoutMs: ms });
+      assert.equal(r.error, undefined);
+      assert.ok(a.destroyed && b.destroyed);
+      return Date.now() - started;
+    };
+    const [a, source] = await pair();
+    const [b, sink] = await pair();
+    let got = 0;
+    sink.on('data', (c: Buffer) => (got += c.length));
+    let busyEnded = false;
+    const busy = relay(a, b, { idleTimeoutMs: 400 }).then((r) => {
+      busyEnded = true;
+      return r;
+    });
+    const ticker = setInterval(() => source.write('x'), 100);
+    const [short, long] = await Promise.all([idle(300), idle(1_500)]);
+    clearInterval(ticker);
+    assert.ok(short >= 300 && short < 1_300, `300 ms relay ended after ${short} ms`);
+    assert.ok(long >= 1_500 && long < 3_000, `1,500 ms relay ended after ${long} ms`);
+    assert.equal(busyEnded, false, 'a relay with data every 100 ms hit its 400 ms idle timeout');
+    const r = await busy;
+    assert.equal(r.error, undefined);
+    assert.ok(r.aToB >= 10 && got === r.aToB, `${r.aToB} bytes relayed, ${got} received`);
+  });
+
+  it('a side that ended before the relay began: the other side gets its FIN, the reply still flows', async () => {
+    const [a, visitor] = await pair();
+    const [b, target] = await pair();
+    visitor.end('request');
+    const request = await new Promise<Buffer>((res) => {
+      const parts: Buffer[] = [];
+      a.on('data', (c: Buffer) => parts.push(c));
+      a.once('end', () => res(Buffer.concat(parts)));
+    });
+    a.removeAllListeners('data');
+    assert.equal(a.readableEnded, true);
+    assert.equal(request.toString(), 'request');
+    const r = relay(a, b, { halfCloseIdleMs: 10_000 });
+    await new Promise<void>((res) => target.once('end', () => res()));
+    const t0 = Date.now();
+    target.end('reply');
+    let reply = '';
+    visitor.on('data', (c: Buffer) => (reply += c.toString()));
+    await new Promise<void>((res) => visitor.once('end', () => res()));
+    const res = await r;
+    assert.ok(Date.now() - t0 < 5_000, 'the relay did not settle once both directions were done');
+    assert.equal(reply, 'reply');
+    assert.equal(res.bToA, 5);
   });
 });
 
