@@ -70,31 +70,44 @@ export const silentLogger: Logger = pino({ level: 'silent' });
 /**
  * A child logger made on first use. Services give every connection a logger with its bindings
  * (sid, remote, local); most connections never log at the default level, so building a pino
- * child for each would only cost memory (thousands of idle connections) and time.
+ * child for each would only cost memory (thousands of idle connections) and time. A lazy child
+ * is a Proxy over a small record, with one handler shared by all of them.
  */
 export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
-  let real: Logger | undefined;
-  const get = (): Logger => (real ??= realLogger(parent).child(bindings));
-  const level = parent.level;
-  const proxy: Logger = new Proxy({} as Logger, {
-    get(_t, prop) {
-      if (prop === kRealize) return get;
-      if (prop === 'isLevelEnabled') return (l: string) => (real ?? parent).isLevelEnabled(l);
-      if (prop === 'level') return real?.level ?? level;
-      if (prop === 'bindings') return () => ({ ...parent.bindings(), ...bindings });
-      if (!real) {
-        // A child of a child is lazy too, and a call at a disabled level builds nothing.
-        if (prop === 'child') {
-          return (b: Record<string, unknown>, o?: pino.ChildLoggerOptions) => (o ? get().child(b, o) : lazyChild(proxy, b));
-        }
-        if (typeof prop === 'string' && LEVEL_METHODS.has(prop) && !parent.isLevelEnabled(prop)) return noop;
-      }
-      const v = (get() as unknown as Record<string | symbol, unknown>)[prop];
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(real) : v;
-    },
-  });
-  return proxy;
+  const state: LazyState = { parent, bindings, level: parent.level, real: undefined };
+  return new Proxy(state, lazyHandler) as unknown as Logger;
 }
+
+interface LazyState {
+  parent: Logger;
+  bindings: Record<string, unknown>;
+  /** The parent's level when the child was made (pino children copy it too). */
+  level: string;
+  real: Logger | undefined;
+}
+
+function realize(t: LazyState): Logger {
+  return (t.real ??= realLogger(t.parent).child(t.bindings));
+}
+
+const lazyHandler: ProxyHandler<LazyState> = {
+  get(t, prop, proxy: Logger) {
+    if (prop === kRealize) return () => realize(t);
+    if (prop === 'isLevelEnabled') return (l: string) => (t.real ?? t.parent).isLevelEnabled(l);
+    if (prop === 'level') return t.real?.level ?? t.level;
+    if (prop === 'bindings') return () => ({ ...t.parent.bindings(), ...t.bindings });
+    if (!t.real) {
+      // A child of a child is lazy too, and a call at a disabled level builds nothing.
+      if (prop === 'child') {
+        return (b: Record<string, unknown>, o?: pino.ChildLoggerOptions) => (o ? realize(t).child(b, o) : lazyChild(proxy, b));
+      }
+      if (typeof prop === 'string' && LEVEL_METHODS.has(prop) && !t.parent.isLevelEnabled(prop)) return noop;
+    }
+    const real = realize(t);
+    const v = (real as unknown as Record<string | symbol, unknown>)[prop];
+    return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(real) : v;
+  },
+};
 
 /** The pino logger behind a lazy child (built now), or `logger` itself. */
 function realLogger(logger: Logger): Logger {
