@@ -100,6 +100,8 @@ function readStreamHeader(stream: Duplex, timeoutMs: number): Promise<{ src?: st
   });
 }
 
+function ignore(): void {}
+
 export function createReverseListener(opts: ReverseListenerOptions): ReverseListener {
   const headerTimeoutMs = opts.headerTimeoutMs ?? DEFAULTS.relayHandshakeTimeoutMs;
   let closed = false;
@@ -114,6 +116,12 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
   /** Set by close() while streams are in flight: closes the session after the last one. */
   let closeWhenIdle: (() => void) | undefined;
 
+  // One listener for every stream (`this` is the stream that closed).
+  function onStreamClose(this: Duplex): void {
+    live.delete(this);
+    if (live.size === 0) closeWhenIdle?.();
+  }
+
   function serve(s: AcceptSession, onConn: (conn: Conn) => void): void {
     s.on('stream', (stream: Duplex) => {
       if (closed) {
@@ -121,13 +129,9 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
         return;
       }
       live.add(stream);
-      stream.once('close', () => {
-        live.delete(stream);
-        if (live.size === 0) closeWhenIdle?.();
-      });
-      stream.on('error', () => {
-        /* reported by the handler that owns it */
-      });
+      stream.on('close', onStreamClose);
+      // Errors are reported by the handler that owns the stream.
+      stream.on('error', ignore);
       readStreamHeader(stream, headerTimeoutMs).then(
         (h) => {
           onConn({

@@ -28,6 +28,12 @@ export const IDLE_STREAM = Symbol('burrow.idleStream');
 /** The connector a stream was opened on. */
 export const STREAM_CONNECTOR = Symbol('burrow.streamConnector');
 
+/** A stream of a connector closed: it no longer counts (one listener shared by every stream). */
+function releaseStream(this: Duplex): void {
+  const entry = (this as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
+  if (entry?.openStreams.delete(this)) entry.streams--;
+}
+
 export class ConnectorEntry {
   draining = false;
   streams = 0;
@@ -188,15 +194,7 @@ export class TunnelPool {
         entry.streams++;
         entry.openStreams.add(stream);
         (stream as unknown as Record<symbol, unknown>)[STREAM_CONNECTOR] = entry;
-        let counted = true;
-        const release = (): void => {
-          if (counted) {
-            counted = false;
-            entry.streams--;
-            entry.openStreams.delete(stream);
-          }
-        };
-        stream.once('close', release);
+        stream.on('close', releaseStream);
         return { stream, entry };
       } catch (err) {
         lastErr = err;
