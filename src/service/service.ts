@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { lazyChild } from '../observe/logger';
 import type { Conn, StreamListener } from '../core/transport';
-import type { Handler } from '../core/handler';
+import type { Handler, HandleResult } from '../core/handler';
 import { destroy } from '../io/pipe';
 import { isPeerGone } from '../core/errors';
 import { NOOP_METRICS, type ServiceMetrics } from '../observe/service-metrics';
@@ -89,36 +89,39 @@ export class Service {
     const started = Date.now();
     const log = lazyChild(this.#logger, { sid: newSid(), remote: conn.remote, local: conn.local, client: conn.remote });
     if (log.isLevelEnabled('debug')) log.debug(`${conn.remote} <> ${conn.local}`);
-    let result: { inputBytes: number; outputBytes: number } | void;
-    let failed = false;
     this.#metrics.requestStarted(this.name);
-    Promise.resolve()
-      .then(() => this.#handler.handle(conn, log))
-      .then(
-        (r) => {
-          result = r;
+    let handled: Promise<HandleResult | void>;
+    try {
+      handled = Promise.resolve(this.#handler.handle(conn, log));
+    } catch (err) {
+      handled = Promise.reject(err);
+    }
+    handled.then(
+      (r) => this.#finished(conn, log, started, r, false),
+      (err: unknown) => this.#finished(conn, log, started, err, true),
+    );
+  }
+
+  /** The handler is done with a connection (`outcome`: its result, or what it threw). */
+  #finished(conn: Conn, log: Logger, started: number, outcome: unknown, failed: boolean): void {
+    if (failed) {
+      if (isPeerGone(outcome)) log.debug(`${(outcome as Error).message}`);
+      else log.error(`${(outcome as Error)?.message ?? String(outcome)}`);
+    }
+    const result = failed ? undefined : (outcome as HandleResult | void);
+    destroy(conn.stream);
+    this.#conns.delete(conn);
+    this.#metrics.requestFinished(this.name, Date.now() - started, result?.inputBytes ?? 0, result?.outputBytes ?? 0, failed);
+    if (log.isLevelEnabled('debug')) {
+      log.debug(
+        {
+          duration: Date.now() - started,
+          inputBytes: result?.inputBytes ?? 0,
+          outputBytes: result?.outputBytes ?? 0,
         },
-        (err: unknown) => {
-          failed = true;
-          if (isPeerGone(err)) log.debug(`${(err as Error).message}`);
-          else log.error(`${(err as Error)?.message ?? String(err)}`);
-        },
-      )
-      .finally(() => {
-        destroy(conn.stream);
-        this.#conns.delete(conn);
-        this.#metrics.requestFinished(this.name, Date.now() - started, result?.inputBytes ?? 0, result?.outputBytes ?? 0, failed);
-        if (log.isLevelEnabled('debug')) {
-          log.debug(
-            {
-              duration: Date.now() - started,
-              inputBytes: result?.inputBytes ?? 0,
-              outputBytes: result?.outputBytes ?? 0,
-            },
-            `${conn.remote} >< ${conn.local}`,
-          );
-        }
-      });
+        `${conn.remote} >< ${conn.local}`,
+      );
+    }
   }
 
   /**

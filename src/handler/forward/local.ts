@@ -14,7 +14,7 @@ import type { Conn } from '../../core/transport';
 import type { Handler, HandleResult, Network } from '../../core/handler';
 import type { Chain } from '../../chain/chain';
 import { Forwarder } from '../../forward/selector';
-import { relay, destroy } from '../../io/pipe';
+import { relay, destroy, type RelayResult } from '../../io/pipe';
 import { dialTcp, dialUdp } from '../../io/dial';
 import { BurrowError, isSendTimeout } from '../../core/errors';
 import { Metadata } from '../../core/metadata';
@@ -38,6 +38,18 @@ export function withPort(addr: string): string {
   if (colons === 1) return addr;
   if (colons === 0) return `${addr}:0`;
   return `[${addr}]:0`;
+}
+
+/**
+ * A forward handler's result once its relay settles; a send timeout is logged (info). Handlers
+ * return this instead of awaiting the relay, so a long relay holds one continuation, not the
+ * handler's suspended frame.
+ */
+export function relayed(r: Promise<RelayResult>, log: Logger, from: string, to: string): Promise<HandleResult> {
+  return r.then((res) => {
+    if (isSendTimeout(res.error)) log.info(`${from} >< ${to}: ${res.error.message} (sendTimeout)`);
+    return { inputBytes: res.aToB, outputBytes: res.bToA };
+  });
 }
 
 export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
@@ -104,9 +116,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
       if (node) opts.forwarder.markOk(node);
       // Through a chain, UDP rides the tunnel stream with 2-byte length framing.
       const far = network === 'udp' && opts.chain ? framedDatagrams(up) : up;
-      const r = await relay(conn.stream, far, { idleTimeoutMs, sendTimeoutMs });
-      if (isSendTimeout(r.error)) log.info(`${conn.remote} >< ${dst}: ${r.error.message} (sendTimeout)`);
-      return { inputBytes: r.aToB, outputBytes: r.bToA };
+      return relayed(relay(conn.stream, far, { idleTimeoutMs, sendTimeoutMs }), log, conn.remote, dst);
     },
   };
 }

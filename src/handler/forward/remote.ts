@@ -19,8 +19,8 @@ import { relay, destroy } from '../../io/pipe';
 import { dialTcp, dialUdp } from '../../io/dial';
 import { framedDatagrams } from '../../io/datagram';
 import { splitHostPort } from '../../core/addr';
-import { BurrowError, isSendTimeout } from '../../core/errors';
-import { withPort } from './local';
+import { BurrowError } from '../../core/errors';
+import { relayed, withPort } from './local';
 import { sniffProtocol } from './sniff';
 import { HttpForwarder } from './http-forward';
 import { DEFAULTS } from '../../config/model';
@@ -99,9 +99,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
       }
       if (node) opts.forwarder.markOk(node);
       const near = opts.network === 'udp' ? framedDatagrams(conn.stream) : conn.stream;
-      const r = await relay(near, up, { idleTimeoutMs, sendTimeoutMs });
-      if (isSendTimeout(r.error)) log.info(`${conn.remote} >< ${target}: ${r.error.message} (sendTimeout)`);
-      return { inputBytes: r.aToB, outputBytes: r.bToA };
+      return relayed(relay(near, up, { idleTimeoutMs, sendTimeoutMs }), log, conn.remote, target);
     },
   };
 }

@@ -24,6 +24,7 @@ import {
   STATUS_UNAUTHORIZED,
   isPeerGone,
   isSendTimeout,
+  type SendTimeoutError,
 } from '../../core/errors';
 import { CMD_BIND, CMD_CONNECT } from '../../protocol/relay/constants';
 import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from '../../protocol/relay/message';
@@ -75,6 +76,16 @@ export interface TunnelServer {
   splice(near: Duplex, stream: Duplex, nearAddr: string, log: Logger): Promise<RelayResult>;
 }
 
+/** What a refused CONNECT moved: the 4-byte status. */
+function refusedResult(): HandleResult {
+  return { inputBytes: 0, outputBytes: 4 };
+}
+
+/** What a spliced CONNECT moved (the status included). */
+function connectResult(r: RelayResult): HandleResult {
+  return { inputBytes: r.aToB, outputBytes: r.bToA + 4 };
+}
+
 function safeParseTunnelIdText(text: string | undefined): string | undefined {
   if (!text) return undefined;
   try {
@@ -113,6 +124,21 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       })
     : undefined;
 
+  /** One warning per peer a minute for a spliced side that took no bytes for `sendTimeout`. */
+  function warnSendTimeout(err: SendTimeoutError, stream: Duplex, nearAddr: string, log: Logger): void {
+    const connector = (stream as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
+    if (err.side === 'b') {
+      warnings.warn(
+        log.child({ connector: connector?.id }),
+        stripPort(connector?.remote ?? ''),
+        'sendTimeout',
+        `the tunnel client took no bytes on a stream for ${sendTimeoutMs} ms (a target that does not read, or a client that does not); stream closed`,
+      );
+    } else {
+      warnings.warn(log, stripPort(nearAddr), 'sendTimeout', `a visitor took no bytes for ${sendTimeoutMs} ms; connection closed`);
+    }
+  }
+
   const server: TunnelServer = {
     nodeId,
     pool,
@@ -126,22 +152,11 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       const t = publicNames?.lookup(host);
       return t ? { tunnelId: t, private: false } : undefined;
     },
-    async splice(near, stream, nearAddr, log) {
-      const r = await relay(near, stream, { sendTimeoutMs });
-      if (isSendTimeout(r.error)) {
-        const connector = (stream as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
-        if (r.error.side === 'b') {
-          warnings.warn(
-            log.child({ connector: connector?.id }),
-            stripPort(connector?.remote ?? ''),
-            'sendTimeout',
-            `the tunnel client took no bytes on a stream for ${sendTimeoutMs} ms (a target that does not read, or a client that does not); stream closed`,
-          );
-        } else {
-          warnings.warn(log, stripPort(nearAddr), 'sendTimeout', `a visitor took no bytes for ${sendTimeoutMs} ms; connection closed`);
-        }
-      }
-      return r;
+    splice(near, stream, nearAddr, log) {
+      return relay(near, stream, { sendTimeoutMs }).then((r) => {
+        if (isSendTimeout(r.error)) warnSendTimeout(r.error, stream, nearAddr, log);
+        return r;
+      });
     },
     openTunnelStream(tunnelId, network, src, dst) {
       // Encode first: an address that cannot be encoded (a CONNECT without Addr features)
@@ -178,7 +193,12 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     await new Promise<void>((resolve) => conn.stream.end(statusResponse(status), () => resolve()));
   }
 
-  async function handleConnect(conn: Conn, req: ParsedRequest, clog: Logger): Promise<HandleResult> {
+  /**
+   * CONNECT: routes, answers, then splices the visitor with a tunnel stream. Not an async
+   * function: the splice of an idle connection can last for hours, and the only thing
+   * waiting on it is one continuation, not a suspended frame holding the request.
+   */
+  function handleConnect(conn: Conn, req: ParsedRequest, clog: Logger): Promise<HandleResult> {
     const network: Network = req.network === 'udp' ? 'udp' : 'tcp';
     const dst = req.dstAddr ?? '';
     const host = stripPort(dst);
@@ -188,21 +208,18 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     const d = routeConnect({ host, route, visitorTunnelId: visitorTid, entrypointId, direct });
     if (!d.ok) {
       clog.error(d.reason);
-      await reply(conn, d.status);
-      return { inputBytes: 0, outputBytes: 4 };
+      return reply(conn, d.status).then(refusedResult);
     }
     let stream: Duplex;
     try {
       stream = server.openTunnelStream(d.tunnelId, network, req.srcAddr ?? conn.remote, dst);
     } catch (err) {
       clog.error(`${(err as Error).message}`);
-      await reply(conn, STATUS_SERVICE_UNAVAILABLE);
-      return { inputBytes: 0, outputBytes: 4 };
+      return reply(conn, STATUS_SERVICE_UNAVAILABLE).then(refusedResult);
     }
     clog.debug(`connect to tunnel=${d.tunnelId} OK`);
     conn.stream.write(statusResponse(0));
-    const r = await server.splice(conn.stream, stream, conn.remote, clog);
-    return { inputBytes: r.aToB, outputBytes: r.bToA + 4 };
+    return server.splice(conn.stream, stream, conn.remote, clog).then(connectResult);
   }
 
   return {
@@ -254,7 +271,8 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       }
       const tunnelLog = tlog.child({ tunnel: tunnelIdToString(req.tunnelId) });
       try {
-        if (req.cmd === CMD_CONNECT) return await handleConnect(conn, req, tunnelLog);
+        // Not awaited: a CONNECT fails only before its splice, synchronously (see handleConnect).
+        if (req.cmd === CMD_CONNECT) return handleConnect(conn, req, tunnelLog);
         if (req.cmd === CMD_BIND) return await handleBind(conn, req, server, tunnelLog);
       } catch (err) {
         if (err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT') {
