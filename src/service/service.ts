@@ -18,7 +18,8 @@ let sidCounter = 0;
 /** A short, unique per-process connection id (gost uses an xid). */
 export function newSid(): string {
   sidCounter = (sidCounter + 1) >>> 0;
-  return `${SID_PREFIX}${sidCounter.toString(36).padStart(6, '0')}`;
+  // One flat string (see joinHostPort): every connection keeps its sid.
+  return [SID_PREFIX, sidCounter.toString(36).padStart(6, '0')].join('');
 }
 
 export interface ServiceOptions {

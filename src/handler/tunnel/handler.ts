@@ -269,7 +269,8 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
           return;
         }
       }
-      const tunnelLog = tlog.child({ tunnel: tunnelIdToString(req.tunnelId) });
+      // A child of clog, not of tlog: the same fields, one logger less kept per connection.
+      const tunnelLog = clog.child({ handler: 'tunnel', node: nodeId, tunnel: tunnelIdToString(req.tunnelId) });
       try {
         // Not awaited: a CONNECT fails only before its splice, synchronously (see handleConnect).
         if (req.cmd === CMD_CONNECT) return handleConnect(conn, req, tunnelLog);

@@ -82,7 +82,8 @@ function truncateForMessage(s: string): string {
 /** Lowercase `8-4-4-4-12` text of the 16 UUID bytes (flag and weight are not part of it). */
 export function tunnelIdToString(id: TunnelId): string {
   const h = id.uuid.toString('hex');
-  return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20, 32)}`;
+  // One flat string (see joinHostPort): connections keep their tunnel ID in their log bindings.
+  return [h.slice(0, 8), h.slice(8, 12), h.slice(12, 16), h.slice(16, 20), h.slice(20, 32)].join('-');
 }
 
 /** True when all 16 UUID bytes are zero (flag and weight ignored). */
