@@ -140,6 +140,9 @@ function sharedRead(size: number): Buffer {
   return sharedReadBuffer.subarray(0, size);
 }
 
+/** Size of the next read buffer; set by each read for the buffer Node asks for right after it. */
+let nextReadBytes = MIN_READ_BYTES;
+
 /**
  * Read buffers that follow the traffic: a read that fills its buffer doubles the next one (up
  * to 512 KiB), a read that uses less than a quarter halves it (down to 1 KiB). Bulk transfers
@@ -150,31 +153,33 @@ function sharedRead(size: number): Buffer {
  * a chunk handed on is never overwritten. Chunks are pushed into the socket's own Readable
  * side, so the socket still behaves as a normal stream (backpressure included: a full reader
  * stops the reads).
+ *
+ * The two functions are shared by every socket and keep no state of their own: Node calls
+ * `callback` on the socket (`this`) after each read and then, at once, `buffer` for that
+ * socket's next read; a read buffer's length is the size it was made with. (A new socket's
+ * first buffer comes from `buffer` too, at the smallest size.)
  */
-function adaptiveReads(): { onread: { buffer: () => Buffer; callback: (n: number, buf: Buffer) => boolean }; attach(s: net.Socket): void } {
-  let size = MIN_READ_BYTES;
-  let sock: net.Socket | undefined;
-  return {
-    onread: {
-      buffer: () => (size <= SHARED_READ_BYTES ? sharedRead(size) : Buffer.allocUnsafe(size)),
-      callback: (n, buf) => {
-        let chunk: Buffer;
-        if (buf.buffer === sharedReadBuffer?.buffer) {
-          chunk = Buffer.allocUnsafe(n);
-          buf.copy(chunk, 0, 0, n);
-        } else {
-          chunk = buf.subarray(0, n);
-        }
-        if (n >= buf.length) size = Math.min(size * 2, MAX_READ_BYTES);
-        else if (n < buf.length >> 2) size = Math.max(MIN_READ_BYTES, size >> 1);
-        return sock!.push(chunk);
-      },
-    },
-    attach(s) {
-      sock = s;
-    },
-  };
-}
+const ADAPTIVE_READS = {
+  buffer(): Buffer {
+    const size = nextReadBytes;
+    nextReadBytes = MIN_READ_BYTES;
+    return size <= SHARED_READ_BYTES ? sharedRead(size) : Buffer.allocUnsafe(size);
+  },
+  callback(this: net.Socket, n: number, buf: Buffer): boolean {
+    let chunk: Buffer;
+    if (buf.buffer === sharedReadBuffer?.buffer) {
+      chunk = Buffer.allocUnsafe(n);
+      buf.copy(chunk, 0, 0, n);
+    } else {
+      chunk = buf.subarray(0, n);
+    }
+    const size = buf.length;
+    if (n >= size) nextReadBytes = Math.min(size * 2, MAX_READ_BYTES);
+    else if (n < size >> 2) nextReadBytes = Math.max(MIN_READ_BYTES, size >> 1);
+    else nextReadBytes = size;
+    return this.push(chunk);
+  },
+};
 
 /**
  * An accepted socket with the adaptive reads of a dialed one. Node has no `onread` option for
@@ -193,7 +198,6 @@ export function adoptAccepted(
     sock.resume();
     return sock;
   }
-  const reads = adaptiveReads();
   const adopted = new net.Socket({
     handle,
     allowHalfOpen: opts.allowHalfOpen,
@@ -201,9 +205,8 @@ export function adoptAccepted(
     writable: true,
     readableHighWaterMark: opts.highWaterMark,
     writableHighWaterMark: opts.highWaterMark,
-    onread: reads.onread,
+    onread: ADAPTIVE_READS,
   } as net.SocketConstructorOpts);
-  reads.attach(adopted);
   const out = adopted as unknown as { server: net.Server | null; _server: net.Server | null };
   out.server = inner.server;
   out._server = inner._server;
@@ -243,9 +246,7 @@ export function dialTcp(addr: string, opts: DialTcpOptions = {}): Promise<net.So
       connectOpts.keepAlive = true;
       connectOpts.keepAliveInitialDelay = opts.keepalive.idleMs;
     }
-    const reads = adaptiveReads();
-    const sock = net.connect({ ...connectOpts, onread: reads.onread } as net.NetConnectOpts);
-    reads.attach(sock);
+    const sock = net.connect({ ...connectOpts, onread: ADAPTIVE_READS } as net.NetConnectOpts);
     let timer: NodeJS.Timeout | undefined;
     const cleanup = (): void => {
       if (timer) clearTimeout(timer);
