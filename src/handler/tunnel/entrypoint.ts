@@ -27,6 +27,7 @@ import type { Ingress } from '../../ingress/ingress';
 import type { TunnelServer } from './handler';
 import { HttpEntryProxy } from './http-proxy';
 import { newSid } from '../../service/service';
+import { lazyChild } from '../../observe/logger';
 
 export interface EntryPointOptions {
   addr: string;
@@ -104,7 +105,7 @@ export class EntryPoint {
     });
     const remote = joinHostPort(socket.remoteAddress ?? '', socket.remotePort ?? 0);
     const local = joinHostPort(socket.localAddress ?? '', socket.localPort ?? 0);
-    const log = this.#opts.logger.child({ sid: newSid(), remote, local, client: remote });
+    const log = lazyChild(this.#opts.logger, { sid: newSid(), remote, local, client: remote });
     if (log.isLevelEnabled('debug')) {
       const started = Date.now();
       log.debug(`${remote} <> ${local}`);
