@@ -3,9 +3,8 @@
  * next to wrk against the same backend directly: 50 keep-alive connections, and new
  * connections per second (`Connection: close`, one request per connection).
  */
-import path from 'node:path';
-import { CpuMeter, ROOT, noteLogProblems, startTopology, type Topology } from '../lib/burrow';
-import { Child } from '../lib/proc';
+import { CpuMeter, noteLogProblems, startEndpoint, startTopology, type Topology } from '../lib/burrow';
+import type { Child } from '../lib/proc';
 import { runWrk, type WrkResult } from '../lib/tools';
 import { metric, type CaseContext, type CaseDef, type CaseResult } from '../lib/types';
 import { HOST, errMsg, isBenchBug, round } from '../lib/util';
@@ -14,16 +13,8 @@ export const HTTP_UUID = '4d6c2f0e-8a3b-4c1d-9e2f-5b7a1c3d9e01';
 export const HTTP_HOST = 'bench.local';
 
 /** The static responder (bench/endpoints/http-backend.ts) in its own process. */
-export async function startHttpBackend(): Promise<{ child: Child; port: number }> {
-  const child = new Child({
-    name: 'http backend',
-    cmd: process.execPath,
-    args: ['--import', 'tsx', path.join(ROOT, 'bench', 'endpoints', 'http-backend.ts')],
-    cwd: ROOT,
-  });
-  const m = await child.waitFor(/"port":(\d+)/, 15000);
-  child.quiet();
-  return { child, port: Number(m[1]) };
+export function startHttpBackend(): Promise<{ child: Child; port: number }> {
+  return startEndpoint('http backend', 'http-backend.ts');
 }
 
 function httpCase(kind: 'keepalive' | 'cps'): CaseDef {

@@ -28,6 +28,22 @@ export function useSnapshot(dir: string): void {
   burrowRoot = dir;
 }
 
+/**
+ * One of bench/endpoints/*.ts in its own Node process, started with `args`; resolves once it
+ * has printed `{"port":N}`.
+ */
+export async function startEndpoint(name: string, script: string, args: string[] = []): Promise<{ child: Child; port: number }> {
+  const child = new Child({
+    name,
+    cmd: process.execPath,
+    args: ['--import', 'tsx', path.join(ROOT, 'bench', 'endpoints', script), ...args],
+    cwd: ROOT,
+  });
+  const m = await child.waitFor(/"port":(\d+)/, 15000);
+  child.quiet();
+  return { child, port: Number(m[1]) };
+}
+
 export type Role = 'server' | 'client' | 'visitor';
 /** A role, or a numbered visitor ("visitor-2") when a case runs several. */
 export type ProcRole = Role | `visitor-${number}`;
@@ -76,6 +92,11 @@ export interface TopologyOptions {
   entrypoint?: boolean;
   env: BurrowEnv;
   readyTimeoutMs?: number;
+  /**
+   * Given the server's port, returns the port the client dials instead (something in front of
+   * the server on the tunnel hop, such as a delay line); visitors still dial the server.
+   */
+  clientVia?: (serverPort: number) => Promise<number>;
 }
 
 export interface Topology {
@@ -95,9 +116,9 @@ export interface Topology {
   stop(): Promise<void>;
 }
 
-function connectorUrl(o: TopologyOptions, serverPort: number): string {
+function connectorUrl(o: TopologyOptions, port: number): string {
   const scheme = o.transport === 'wss' ? 'tunnel+wss' : 'tunnel';
-  return `${scheme}://${HOST}:${serverPort}?tunnel.id=${o.uuid}`;
+  return `${scheme}://${HOST}:${port}?tunnel.id=${o.uuid}`;
 }
 
 async function startOnce(o: TopologyOptions): Promise<Topology> {
@@ -122,7 +143,7 @@ async function startOnce(o: TopologyOptions): Promise<Topology> {
     const fwd = connectorUrl(o, serverPort);
     const cargs = ['-L', `rtcp://:0/${HOST}:${o.targetPort}`];
     if (o.udp) cargs.push('-L', `rudp://:0/${HOST}:${o.targetPort}`);
-    cargs.push('-F', fwd);
+    cargs.push('-F', o.clientVia ? connectorUrl(o, await o.clientVia(serverPort)) : fwd);
     const client = spawnBurrow('client', cargs, o.env);
     started.push({ role: 'client', child: client });
     const visitors: Array<{ child: Child; port: number }> = [];
