@@ -1,6 +1,7 @@
 /**
  * smux session settings (spec/protocol.md §5.1, spec/config.md §3.1). Defaults are the gost
- * tunnel's: version 2 and a 1 MiB per-stream window, the rest as xtaci/smux v1.5.x.
+ * tunnel's (version 2, the rest as xtaci/smux v1.5.x), except the per-stream window: a stream
+ * starts at gost's 1 MiB and may grow to 4 MiB (see maxStreamBuffer).
  */
 import { ConfigError } from '../../core/errors';
 import type { Metadata } from '../../core/metadata';
@@ -17,9 +18,17 @@ export interface SmuxConfig {
   keepAliveTimeoutMs: number;
   /** Largest PSH payload we send (bytes, ≤ 65535). */
   maxFrameSize: number;
-  /** Session-wide budget of received-but-unread bytes; beyond it the conn is paused (bytes). */
+  /**
+   * Session-wide budget of received-but-unread bytes (bytes). Version 1: beyond it the conn is
+   * paused. Version 2: what the streams' windows above their base window may add up to, less
+   * one base window (so a lone stream can reach the whole budget).
+   */
   maxReceiveBuffer: number;
-  /** Per-stream window advertised in UPD (version 2, bytes). */
+  /**
+   * Largest per-stream window advertised in UPD (version 2, bytes). A stream starts at
+   * `baseStreamWindow` and doubles its window with each UPD it sends after that first read,
+   * as far as maxReceiveBuffer leaves room; windows never shrink while the stream lives.
+   */
   maxStreamBuffer: number;
   /** Concurrent streams per session, both directions together. Local: not on the wire. */
   maxStreams: number;
@@ -39,13 +48,24 @@ export const DEFAULT_SMUX_CONFIG: Readonly<SmuxConfig> = Object.freeze({
   keepAliveTimeoutMs: 30_000,
   maxFrameSize: 32_768,
   maxReceiveBuffer: 4_194_304,
-  maxStreamBuffer: 1_048_576,
+  maxStreamBuffer: 4_194_304,
   maxStreams: 65_536,
   acceptBacklog: 1024,
   sendTimeoutMs: 60_000,
 });
 
 const INT32_MAX = 0x7fffffff;
+
+/** The gost tunnel's fixed per-stream window: where every stream's window starts. */
+export const BASE_STREAM_WINDOW = 1_048_576;
+
+/**
+ * The window a stream advertises first, and keeps unless it grows (version 2): gost's 1 MiB,
+ * or maxStreamBuffer if that is smaller.
+ */
+export function baseStreamWindow(c: Readonly<SmuxConfig>): number {
+  return Math.min(c.maxStreamBuffer, BASE_STREAM_WINDOW);
+}
 
 function fail(path: string, message: string): never {
   throw new ConfigError(message, { path });

@@ -12,6 +12,9 @@
  *   sends past it loses that stream), and never pauses the whole session for one stream's slow
  *   reader: smux's shared bucket lets a few unread streams stall every other stream of the
  *   connection (head-of-line blocking), which is the failure a tunnel must not have.
+ *   Windows start at the base window (gost's 1 MiB) and grow for streams that keep reading;
+ *   the growth of all streams together comes from `maxReceiveBuffer` less one base window,
+ *   so v2 memory stays within streams × base window + that budget.
  * - send: one send turn per event-loop turn (setImmediate), in one corked batch, so what many
  *   streams wrote while the loop handled its I/O leaves in one write: first the control frames
  *   (SYN, FIN, UPD, NOP; never held back by backpressure), then data frames through a
@@ -28,7 +31,7 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { BurrowError, SendTimeoutError } from '../../core/errors';
-import { resolveSmuxConfig, type SmuxConfig } from './config';
+import { baseStreamWindow, resolveSmuxConfig, type SmuxConfig } from './config';
 import { FrameDecoder } from './decoder';
 import { CMD_FIN, CMD_NOP, CMD_PSH, CMD_SYN, CMD_UPD, HEADER_SIZE, encodeFrame, writeHeader } from './frame';
 import { Stream, kData, kFin, kQueued, kSendFrame, kSessionDied, kUpdate, type StreamHost } from './stream';
@@ -87,6 +90,8 @@ export class Session extends EventEmitter {
   // receive budget
   #buffered = 0;
   #paused = false;
+  /** What streams' receive windows hold above the base window, together (version 2). */
+  #windowGrowth = 0;
 
   // keepalive
   #frameSeen = false;
@@ -115,6 +120,7 @@ export class Session extends EventEmitter {
         this.#buffered += n;
       },
       release: (n) => this.#release(n),
+      growWindow: (current) => this.#growWindow(current),
       forget: (s) => this.#forget(s),
       violation: (err, limit) => this.emit('violation', err, limit),
     };
@@ -303,6 +309,14 @@ export class Session extends EventEmitter {
     }
   }
 
+  #growWindow(current: number): number {
+    const c = this.#config;
+    const room = c.maxReceiveBuffer - baseStreamWindow(c) - this.#windowGrowth;
+    const add = Math.max(0, Math.min(current, c.maxStreamBuffer - current, room));
+    this.#windowGrowth += add;
+    return current + add;
+  }
+
   #checkAlive = (): void => {
     const now = Date.now();
     // A peer kept quiet by our own receive pause is not dead.
@@ -455,7 +469,9 @@ export class Session extends EventEmitter {
   // ---- lifetime --------------------------------------------------------------------------
 
   #forget(s: Stream): void {
-    if (this.#streams.get(s.id) === s) this.#streams.delete(s.id);
+    if (this.#streams.get(s.id) !== s) return;
+    this.#streams.delete(s.id);
+    this.#windowGrowth -= s.receiveWindow - baseStreamWindow(this.#config);
   }
 
   #onConnEnd = (): void => {
@@ -514,6 +530,7 @@ export class Session extends EventEmitter {
     this.#streams.clear();
     for (const s of streams) s[kSessionDied](streamErr);
     this.#buffered = 0;
+    this.#windowGrowth = 0;
     process.nextTick(() => this.emit('close', err));
   }
 }

@@ -16,17 +16,24 @@
  *   the session's own error (protocol error, keepalive timeout, socket error). Like every
  *   Duplex, listen for 'error'.
  *
- * Flow control, version 2, exactly as smux: the sender may have at most `peerWindow` bytes in
- * flight (initially 262144, replaced by each UPD) and holds the Writable callback until UPD
- * frames open the window. The receiver counts a byte as read when it is handed to the Readable
+ * Flow control, version 2, as smux: the sender may have at most `peerWindow` bytes in flight
+ * (initially 262144, replaced by each UPD) and holds the Writable callback until UPD frames
+ * open the window. The receiver counts a byte as read when it is handed to the Readable
  * (`push`), which happens only while the consumer keeps asking (`_read`), and sends
- * `UPD(consumed, maxStreamBuffer)` after the first read and whenever ≥ maxStreamBuffer/2 more
- * bytes were read. A reader that stops therefore stops the UPDs and, one window later, the
- * sender. Bytes waiting in our own queue count against the session's receive budget.
+ * `UPD(consumed, window)` after the first read and whenever ≥ half a base window more bytes
+ * were read. A reader that stops therefore stops the UPDs and, one window later, the sender.
+ * Bytes waiting in our own queue count against the session's receive budget.
+ *
+ * The window (ours; smux's is fixed at MaxStreamBuffer) starts at the base window, gost's
+ * 1 MiB, and doubles with every UPD after the first, up to maxStreamBuffer, as far as the
+ * session grants it: one window per RTT is all a stream can move, and 1 MiB caps it at about
+ * 168 Mbit/s at 50 ms. Any window is wire-compatible, since a sender (smux's too) takes the
+ * window of each UPD as it comes. A peer may send up to the largest `consumed + window` we have
+ * advertised; one that sends past it loses the stream.
  */
 import { Duplex } from 'node:stream';
 import { BurrowError, ProtocolError } from '../../core/errors';
-import type { SmuxConfig } from './config';
+import { baseStreamWindow, type SmuxConfig } from './config';
 import { CMD_FIN, HEADER_SIZE, encodeFrame, encodeUpdFrame } from './frame';
 
 /** smux's starting guess of the peer's window (initialPeerWindow in stream.go). */
@@ -43,6 +50,12 @@ export interface StreamHost {
   charge(n: number): void;
   /** Bytes leaving a stream's queue. */
   release(n: number): void;
+  /**
+   * A stream whose receive window is `current` asks for twice that (at most maxStreamBuffer);
+   * returns the window granted (≥ `current`). The session takes back what was granted above
+   * the base window when it forgets the stream.
+   */
+  growWindow(current: number): number;
   /** The stream is finished with: remove it from the session. Idempotent. */
   forget(stream: Stream): void;
   /**
@@ -68,18 +81,25 @@ export class Stream extends Duplex {
   readonly id: number;
   readonly #host: StreamHost;
   readonly #v2: boolean;
-  readonly #halfWindow: number;
+  /** A UPD goes out after every this many bytes read: half the base window. */
+  readonly #updEvery: number;
 
   // Receive side.
   #rq: Buffer[] = [];
   #rqBytes = 0;
-  readonly #rqLimit: number;
   #wantData = false;
   #finReceived = false;
   #eofPushed = false;
   #numRead = 0;
   #incr = 0;
   #updSent = false;
+  /** The window our UPDs advertise. */
+  #window: number;
+  /**
+   * How far (numRead + window, u32) the peer may send: the largest end we advertised; before
+   * our first UPD, the sender's starting guess or our base window, whichever is larger.
+   */
+  #allowedEnd: number;
 
   // Send side.
   #peerWindow = INITIAL_PEER_WINDOW;
@@ -100,10 +120,14 @@ export class Stream extends Duplex {
     this.id = id;
     this.#host = host;
     this.#v2 = host.config.version === 2;
-    // What a peer that honours our windows can have in flight: the window we advertise (or
-    // the initial guess a sender starts with, if larger), plus one frame of slack.
-    this.#rqLimit = Math.max(host.config.maxStreamBuffer, INITIAL_PEER_WINDOW) + host.config.maxFrameSize;
-    this.#halfWindow = Math.floor(host.config.maxStreamBuffer / 2);
+    this.#window = baseStreamWindow(host.config);
+    this.#updEvery = Math.floor(this.#window / 2);
+    this.#allowedEnd = Math.max(this.#window, INITIAL_PEER_WINDOW);
+  }
+
+  /** The receive window our UPDs advertise (version 2). */
+  get receiveWindow(): number {
+    return this.#window;
   }
 
   /** Received bytes waiting in this stream for its reader (not yet in the Readable buffer). */
@@ -142,11 +166,16 @@ export class Stream extends Duplex {
       const n = buf.length;
       this.#numRead = (this.#numRead + n) >>> 0;
       this.#incr += n;
-      if (this.#incr >= this.#halfWindow || !this.#updSent) {
+      if (this.#incr >= this.#updEvery || !this.#updSent) {
+        // A stream that keeps reading has moved a window's worth: it may use a larger one.
+        const grow = this.#updSent && this.#window < this.#host.config.maxStreamBuffer;
         this.#incr = 0;
         this.#updSent = true;
         if (!this.#sessionGone) {
-          this.#host.writeControl(encodeUpdFrame(2, this.id, this.#numRead, this.#host.config.maxStreamBuffer));
+          if (grow) this.#window = this.#host.growWindow(this.#window);
+          const end = (this.#numRead + this.#window) >>> 0;
+          if (((end - this.#allowedEnd) | 0) > 0) this.#allowedEnd = end;
+          this.#host.writeControl(encodeUpdFrame(2, this.id, this.#numRead, this.#window));
         }
       }
     }
@@ -167,9 +196,12 @@ export class Stream extends Duplex {
     if (this.#wantData && this.#rq.length === 0) {
       this.#deliver(buf);
     } else {
-      if (this.#v2 && this.#rqBytes + buf.length > this.#rqLimit) {
+      // Received so far: numRead + rqBytes. A peer that honours our windows stays within the
+      // largest end we advertised, plus one frame of slack.
+      const window = (this.#allowedEnd - this.#numRead) | 0;
+      if (this.#v2 && this.#rqBytes + buf.length > window + this.#host.config.maxFrameSize) {
         // The peer ignores our window: this stream goes, the session and its other streams stay.
-        const err = new ProtocolError('bad_frame', `smux: stream ${this.id}: peer sent past the ${this.#rqLimit}-byte window (mux.maxStreamBuffer)`);
+        const err = new ProtocolError('bad_frame', `smux: stream ${this.id}: peer sent past the ${window}-byte window (mux.maxStreamBuffer)`);
         this.#host.violation(err, 'mux.maxStreamBuffer');
         this.destroy(err);
         return;

@@ -162,12 +162,20 @@ describe('smux over loopback TCP', () => {
       const grown = afterMem.heapUsed + afterMem.arrayBuffers - (before.heapUsed + before.arrayBuffers);
       assert.ok(grown < 24 * 1024 * 1024, `heap + buffers grew ${(grown / 1048576).toFixed(1)} MiB for a 64 MiB write`);
       srv.off('data', onData);
-      return { p, srv, st, acked: () => acked };
+      return { p, srv, st, acked: () => acked, read: () => read };
     }
 
     test('a reader that never reads: the sender stops at the initial 256 KiB window', async () => {
       const { acked } = await stall(0);
       assert.ok(acked() <= 262_144 + 2 * 65_536);
+    });
+
+    test('a reader that stops after 3 MiB: its window had grown to 4 MiB, and the sender stops one 4 MiB window later', async () => {
+      const { srv, acked, read } = await stall(3 * 1024 * 1024);
+      assert.equal(srv.receiveWindow, 4 * 1024 * 1024);
+      assert.ok(acked() > read() + 3 * 1024 * 1024, `the grown window was used (read ${read()}, acked ${acked()})`);
+      srv.resume();
+      await waitFor(() => acked() >= 64 * 1024 * 1024, 30_000, 'all 64 MiB acknowledged');
     });
 
     test('a reader that stops after 100 KiB: the sender stops one 1 MiB window later', async () => {
@@ -497,27 +505,32 @@ describe('smux over loopback TCP', () => {
     await c1;
   });
 
-  test('UPD frames on the wire carry consumed = bytes read and the 1 MiB window', async () => {
-    const [raw, sock] = await tcpPair();
-    after(() => raw.destroy());
-    const s = new Session(sock, { client: false });
-    after(() => s.destroy());
-    const upds: [number, number, number][] = [];
-    const dec = new FrameDecoder(2, (cmd, sid, data) => {
-      if (cmd === CMD_UPD) upds.push([sid, data.readUInt32LE(0), data.readUInt32LE(4)]);
+  for (const [what, config, windows] of [
+    ['gost\'s 1 MiB window first, then twice that', {}, [1_048_576, 2_097_152]],
+    ['gost\'s 1 MiB window throughout when mux.maxStreamBuffer is gost\'s', { maxStreamBuffer: 1_048_576 }, [1_048_576, 1_048_576]],
+  ] as const) {
+    test(`UPD frames on the wire carry consumed = bytes read and ${what}`, async () => {
+      const [raw, sock] = await tcpPair();
+      after(() => raw.destroy());
+      const s = new Session(sock, { client: false, config });
+      after(() => s.destroy());
+      const upds: [number, number, number][] = [];
+      const dec = new FrameDecoder(2, (cmd, sid, data) => {
+        if (cmd === CMD_UPD) upds.push([sid, data.readUInt32LE(0), data.readUInt32LE(4)]);
+      });
+      raw.on('data', (d: Buffer) => dec.push(d));
+      let read = 0;
+      s.on('stream', (st) => st.on('error', noop).on('data', (d: Buffer) => (read += d.length)));
+      raw.write(encodeFrame(2, CMD_SYN, 3));
+      raw.write(encodeFrame(2, CMD_PSH, 3, Buffer.alloc(36)));
+      await waitFor(() => upds.length === 1, 2000, 'first UPD');
+      assert.deepEqual(upds, [[3, 36, windows[0]]]);
+      for (let i = 0; i < 20; i++) raw.write(encodeFrame(2, CMD_PSH, 3, Buffer.alloc(32768)));
+      await waitFor(() => read === 36 + 20 * 32768, 2000, 'all read');
+      // 20 × 32 KiB = 640 KiB read after the first UPD: exactly one more, once ≥ 512 KiB more was read.
+      assert.equal(upds.length, 2);
+      assert.equal(upds[1]![1], 36 + 16 * 32768);
+      assert.equal(upds[1]![2], windows[1]);
     });
-    raw.on('data', (d: Buffer) => dec.push(d));
-    let read = 0;
-    s.on('stream', (st) => st.on('error', noop).on('data', (d: Buffer) => (read += d.length)));
-    raw.write(encodeFrame(2, CMD_SYN, 3));
-    raw.write(encodeFrame(2, CMD_PSH, 3, Buffer.alloc(36)));
-    await waitFor(() => upds.length === 1, 2000, 'first UPD');
-    assert.deepEqual(upds, [[3, 36, 1_048_576]]);
-    for (let i = 0; i < 20; i++) raw.write(encodeFrame(2, CMD_PSH, 3, Buffer.alloc(32768)));
-    await waitFor(() => read === 36 + 20 * 32768, 2000, 'all read');
-    // 20 × 32 KiB = 640 KiB read after the first UPD: exactly one more, once ≥ 512 KiB more was read.
-    assert.equal(upds.length, 2);
-    assert.equal(upds[1]![1], 36 + 16 * 32768);
-    assert.equal(upds[1]![2], 1_048_576);
-  });
+  }
 });

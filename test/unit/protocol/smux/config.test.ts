@@ -11,7 +11,7 @@ import {
 } from '../../../../src/protocol/smux/config';
 
 describe('smux config', () => {
-  test('defaults are the gost tunnel settings (spec/protocol.md §5.1)', () => {
+  test('defaults are the gost tunnel settings (spec/protocol.md §5.1), but for the stream window', () => {
     assert.deepEqual(
       { ...DEFAULT_SMUX_CONFIG },
       {
@@ -21,7 +21,8 @@ describe('smux config', () => {
         keepAliveTimeoutMs: 30_000,
         maxFrameSize: 32_768,
         maxReceiveBuffer: 4_194_304,
-        maxStreamBuffer: 1_048_576,
+        // burrow's: windows start at gost's 1 MiB (BASE_STREAM_WINDOW) and may grow to this.
+        maxStreamBuffer: 4_194_304,
         maxStreams: 65_536,
         acceptBacklog: 1024,
         // burrow's: a peer that stopped reading (not on the wire).

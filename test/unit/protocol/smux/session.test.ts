@@ -157,6 +157,106 @@ describe('smux Session: flow control (version 2, spec §5.4)', () => {
     s.close();
   });
 
+  const MiB = 1_048_576;
+  const FRAME = 32768;
+  const updsOf = (p: RawPeer, sid: number) =>
+    p.frames.filter((f) => f.cmd === CMD_UPD && f.sid === sid).map((f) => [f.data.readUInt32LE(0), f.data.readUInt32LE(4)]);
+
+  /**
+   * Sends `bytes` on `sid` in 32 KiB frames, 256 KiB (a sender's starting window) per turn,
+   * and lets the session read each batch.
+   */
+  async function feed(p: RawPeer, sid: number, bytes: number): Promise<void> {
+    for (let off = 0; off < bytes; off += FRAME) {
+      p.send(CMD_PSH, sid, Buffer.alloc(Math.min(FRAME, bytes - off)));
+      if ((off / FRAME) % 8 === 7) await ticks(2);
+    }
+    await ticks(4);
+  }
+
+  test('a stream that keeps reading doubles its window from 1 MiB with each later UPD, up to maxStreamBuffer', async () => {
+    const { s, p } = setup(false);
+    let st: Stream | undefined;
+    s.on('stream', (x) => (st = x.on('error', noop).on('data', noop)));
+    p.send(CMD_SYN, 3);
+    await feed(p, 3, 2 * MiB);
+    // The first UPD is gost's own (1 MiB); then one per 512 KiB read, each window twice the last.
+    assert.deepEqual(updsOf(p, 3), [
+      [FRAME, MiB],
+      [FRAME + MiB / 2, 2 * MiB],
+      [FRAME + MiB, 4 * MiB],
+      [FRAME + (3 * MiB) / 2, 4 * MiB],
+    ]);
+    assert.equal(st!.receiveWindow, 4 * MiB);
+    s.close();
+  });
+
+  test("mux.maxStreamBuffer at gost's 1 MiB: every UPD advertises 1 MiB, as gost's", async () => {
+    const { s, p } = setup(false, { maxStreamBuffer: MiB });
+    s.on('stream', (x) => x.on('error', noop).on('data', noop));
+    p.send(CMD_SYN, 3);
+    await feed(p, 3, 2 * MiB);
+    const upds = updsOf(p, 3);
+    assert.equal(upds.length, 4);
+    assert.ok(upds.every(([, w]) => w === MiB), JSON.stringify(upds));
+    s.close();
+  });
+
+  test('what windows grow comes from maxReceiveBuffer less one base window, and returns when the stream goes', async () => {
+    const { s, p } = setup(false);
+    const streams = new Map<number, Stream>();
+    s.on('stream', (x) => streams.set(x.id, x.on('error', noop).on('data', noop)));
+    p.send(CMD_SYN, 3);
+    p.send(CMD_SYN, 5);
+    await feed(p, 3, 2 * MiB);
+    assert.equal(streams.get(3)!.receiveWindow, 4 * MiB, 'the first stream took the 3 MiB');
+    await feed(p, 5, 2 * MiB);
+    assert.equal(streams.get(5)!.receiveWindow, MiB, 'nothing left for the second: it keeps the base window');
+    assert.ok(updsOf(p, 5).every(([, w]) => w === MiB));
+    // Stream 3 ends both ways: its 3 MiB go back, and stream 5 grows with its next UPDs.
+    p.send(CMD_FIN, 3);
+    streams.get(3)!.end();
+    await ticks(4);
+    assert.equal(s.numStreams, 1);
+    await feed(p, 5, MiB);
+    assert.equal(streams.get(5)!.receiveWindow, 4 * MiB);
+    s.close();
+  });
+
+  test('a grown window: the peer may send up to the largest end advertised (+ one frame), past it the stream goes', async () => {
+    const { s, p } = setup(false);
+    let st: Stream | undefined;
+    s.on('stream', (x) => (st = x.on('error', noop).on('data', noop)));
+    p.send(CMD_SYN, 3);
+    await feed(p, 3, 2 * MiB);
+    st!.pause();
+    const violations: Error[] = [];
+    s.on('violation', (e) => violations.push(e));
+    // Up to the largest end advertised and one frame of slack: all queued, nothing refused.
+    // (The paused Readable still takes its buffer's worth, which may send one more UPD.)
+    const end = (): number => Math.max(...updsOf(p, 3).map(([c, w]) => c! + w!));
+    let received = 2 * MiB;
+    for (let k = 1; received < end() + FRAME; k++) {
+      const n = Math.min(FRAME, end() + FRAME - received);
+      p.send(CMD_PSH, 3, Buffer.alloc(n));
+      received += n;
+      if (k % 8 === 0) await ticks(2);
+    }
+    await ticks(4);
+    assert.equal(received, end() + FRAME);
+    assert.ok(end() >= FRAME + (3 * MiB) / 2 + 4 * MiB, String(end()));
+    assert.equal(violations.length, 0);
+    assert.equal(st!.destroyed, false);
+    assert.ok(st!.queuedBytes <= 4 * MiB + FRAME, String(st!.queuedBytes));
+    const err = errorOf(st!);
+    p.send(CMD_PSH, 3, Buffer.alloc(1));
+    assert.ok((await err) instanceof ProtocolError);
+    assert.equal(violations.length, 1);
+    assert.equal(s.isClosed, false);
+    assert.equal(s.receiveBufferedBytes, 0);
+    s.close();
+  });
+
   test('a reader that never reads sends no UPD, and its bytes stay queued', async () => {
     const { s, p } = setup(false);
     let st: Stream | undefined;
