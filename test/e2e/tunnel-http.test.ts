@@ -138,11 +138,16 @@ describe('tunnel: HTTP through the entry point (S1 + C1)', () => {
     assert.equal(sockets.size, 1);
   });
 
-  it('a client that closes after its request (Connection: close) gets one stream for it, sent on with Connection: close as gost does', async () => {
-    const r = await httpRequest(ep, { host: 'www.example.com', path: '/close-me', headers: { Connection: 'close' }, agent: false });
-    assert.equal(r.status, 200);
-    const seen = web.requests.find((q) => q.url === '/close-me');
-    assert.equal(seen?.headers.connection, 'close');
+  it('clients that close after each request (Connection: close) share one stream and one backend connection, sent on as keep-alive', async () => {
+    const paths = ['/close-1', '/close-2', '/close-3'];
+    for (const path of paths) {
+      const r = await httpRequest(ep, { host: 'close.example.com', path, headers: { Connection: 'close' }, agent: false });
+      assert.equal(r.status, 200);
+      assert.equal(r.headers.connection, 'close', 'the visitor connection closes as asked');
+    }
+    const seen = paths.map((path) => web.requests.find((q) => q.url === path)!);
+    assert.ok(seen.every((q) => q.headers.connection === 'keep-alive'), JSON.stringify(seen.map((q) => q.headers.connection)));
+    assert.equal(new Set(seen.map((q) => q.remote)).size, 1, 'one backend connection for the three');
     const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     try {
       await httpRequest(ep, { host: 'www.example.com', path: '/keep-me', agent });
@@ -204,14 +209,15 @@ describe('tunnel: HTTP through the entry point (S1 + C1)', () => {
 
   it('forwards Gost-Forwarded-Node and the client address', async () => {
     const mark = client.mark();
-    const r = await httpRequest(ep, { host: 'www.example.com', path: '/who', headers: { 'Gost-Record': 'x' } });
+    // A host no earlier request used: a new stream (idle streams are kept per host and client IP).
+    const r = await httpRequest(ep, { host: 'who.example.com', path: '/who', headers: { 'Gost-Record': 'x' } });
     assert.equal(r.status, 200);
     const seen = web.requests.find((q) => q.url === '/who')!;
     assert.ok(seen, 'the service saw the request');
     assert.equal(seen.headers['gost-forwarded-node'], nodeId);
     assert.equal(seen.headers['gost-record'], undefined, 'Gost-Record is stripped');
     assert.ok(seen.headers['gost-sid'], 'Gost-Sid is set');
-    assert.equal(seen.headers.host, 'www.example.com');
+    assert.equal(seen.headers.host, 'who.example.com');
     // The stream header carries the visitor's address; the client logs it as the remote.
     const local = r.socket.localPort;
     await client.waitFor((l) => l.remote === `${LOCAL}:${local}`, { from: mark, what: `remote ${LOCAL}:${local}` });

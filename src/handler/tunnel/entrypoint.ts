@@ -104,9 +104,17 @@ export class EntryPoint {
       /* reported by whoever reads the socket */
     });
     const remote = joinHostPort(socket.remoteAddress ?? '', socket.remotePort ?? 0);
-    const local = joinHostPort(socket.localAddress ?? '', socket.localPort ?? 0);
-    const log = lazyChild(this.#opts.logger, { sid: newSid(), remote, local, client: remote });
+    // The local address costs a system call: asked for only when a line is logged.
+    const log = lazyChild(this.#opts.logger, {
+      sid: newSid(),
+      remote,
+      get local() {
+        return joinHostPort(socket.localAddress ?? '', socket.localPort ?? 0);
+      },
+      client: remote,
+    });
     if (log.isLevelEnabled('debug')) {
+      const local = joinHostPort(socket.localAddress ?? '', socket.localPort ?? 0);
       const started = Date.now();
       log.debug(`${remote} <> ${local}`);
       socket.once('close', () =>

@@ -66,8 +66,11 @@ export interface TunnelServer {
   readonly warnings: PeerWarnings;
   /** Tunnel for a host at a public entry point (ingress, then public names). */
   lookupPublic(host: string, ingress?: Ingress): { tunnelId: string; private: boolean } | undefined;
-  /** Opens a stream to the tunnel and writes the stream header. */
-  openTunnelStream(tunnelId: string, network: Network, src: string, dst: string): Duplex;
+  /**
+   * Opens a stream to the tunnel and writes the stream header; on `entry` first when given
+   * (a connector picked by `pool.select`).
+   */
+  openTunnelStream(tunnelId: string, network: Network, src: string, dst: string, entry?: ConnectorEntry): Duplex;
   /**
    * Splices a visitor connection (`near`, from `nearAddr`) and its tunnel stream until both
    * end, bounded by `sendTimeout`: a side that takes no bytes that long ends both, with one
@@ -158,11 +161,11 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
         return r;
       });
     },
-    openTunnelStream(tunnelId, network, src, dst) {
+    openTunnelStream(tunnelId, network, src, dst, entry) {
       // Encode first: an address that cannot be encoded (a CONNECT without Addr features)
       // must fail before a stream is opened, or the stream would be left open for good.
       const header = encodeStreamHeader(src, dst);
-      const { stream } = pool.openStream(tunnelId, network);
+      const { stream } = pool.openStream(tunnelId, network, 3, entry);
       stream.write(header);
       return stream;
     },

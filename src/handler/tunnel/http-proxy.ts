@@ -11,8 +11,11 @@
  * `Connection`) with `Gost-Sid` and `Gost-Forwarded-Node` set as gost does, and its body is
  * forwarded as it came (chunked framing included). With `entrypoint.keepalive` (burrow's
  * default; gost's is false) a keep-alive client connection keeps its tunnel stream (one per
- * tunnel, host and client address) for its next requests; `entrypoint.keepalive=false` gives
- * gost's exact bytes (`Connection: close`, one stream per request).
+ * tunnel, host and client address) for its next requests, and a stream whose exchange is over
+ * idles up to SHARED_IDLE_MS for a later connection from the same client IP to the same host on
+ * the same connector (the connector is picked per request, as for a new stream);
+ * `entrypoint.keepalive=false` gives gost's exact bytes (`Connection: close`, one stream per
+ * request).
  *
  * The HTTP/1.1 framing is done here, by hand, on the raw socket and stream: heads are parsed
  * by the strict parser of protocol/sniff/http.ts and protocol/http/, bodies are forwarded
@@ -57,6 +60,16 @@ const MAX_HEADER_BYTES = 64 * 1024;
 const MAX_PIPELINED_BYTES = 64 * 1024;
 /** Stream pools one visitor connection keeps (tunnel × host × client); the oldest goes beyond it. */
 const MAX_POOLED_PER_CONNECTION = 16;
+/** Idle streams the entry point keeps for later connections, per connector × host × client IP. */
+const MAX_IDLE_PER_KEY = 64;
+/** Idle streams the entry point keeps for later connections, in all. */
+const MAX_IDLE = 1024;
+/**
+ * How long a stream idles for later connections before it is closed: below the shortest
+ * keep-alive timeout common among origins (Node's 5 s), so an origin rarely closes a stream
+ * just as a request goes down it.
+ */
+export const SHARED_IDLE_MS = 4_000;
 /** A response body up to this size is written together with its head (one write). */
 const JOIN_LIMIT = 16 * 1024;
 
@@ -191,7 +204,18 @@ class Upstream {
   conn: EntryConnection | undefined;
   /** Pool key while the stream idles in its connection's pool. */
   idleKey: string | undefined;
-  constructor(readonly stream: Duplex) {
+  /** The entry point's idle pool while the stream waits there for a later connection. */
+  idlePool: HttpEntryProxy | undefined;
+  idleSince = 0;
+  /** connector × host × client IP: where the stream idles between connections. */
+  readonly sharedKey: string;
+  constructor(
+    readonly stream: Duplex,
+    dst: string,
+    src: string,
+  ) {
+    const entry = (stream as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
+    this.sharedKey = sharedKeyOf(entry?.id ?? '', dst, src);
     (stream as unknown as Record<symbol, unknown>)[kUpstream] = this;
     stream.on('data', onUpstreamData);
     stream.on('end', onUpstreamEnd);
@@ -201,26 +225,50 @@ class Upstream {
   }
 }
 
+/** `dst` is lower-case host:port; `src` host:port, of which only the host counts. */
+function sharedKeyOf(connectorId: string, dst: string, src: string): string {
+  const colon = src.lastIndexOf(':');
+  return [connectorId, dst, colon < 0 ? src : src.slice(0, colon)].join('|');
+}
+
 function upstreamOf(stream: unknown): Upstream {
   return (stream as Record<symbol, Upstream>)[kUpstream]!;
+}
+/** Bytes or an end from a stream that no request is on (idle, or an origin talking out of turn). */
+function dropIdle(up: Upstream): void {
+  up.idlePool?.forgetIdle(up);
+  destroy(up.stream);
 }
 function onUpstreamData(this: Duplex, chunk: Buffer): void {
   const up = upstreamOf(this);
   if (up.conn) up.conn.upstreamData(up, chunk);
-  else destroy(this);
+  else dropIdle(up);
 }
 function onUpstreamEnd(this: Duplex): void {
   const up = upstreamOf(this);
   if (up.conn) up.conn.upstreamEnd(up, undefined);
-  else destroy(this);
+  else dropIdle(up);
 }
 function onUpstreamError(this: Duplex, err: Error): void {
   const up = upstreamOf(this);
-  up.conn?.upstreamEnd(up, err);
+  if (up.conn) up.conn.upstreamEnd(up, err);
+  else up.idlePool?.forgetIdle(up);
 }
 function onUpstreamClose(this: Duplex): void {
   const up = upstreamOf(this);
-  up.conn?.upstreamEnd(up, new Error('tunnel stream closed'));
+  if (up.conn) up.conn.upstreamEnd(up, new Error('tunnel stream closed'));
+  else up.idlePool?.forgetIdle(up);
+}
+
+/** A stream that can carry a next request: open both ways, on a connector still in use. */
+function reusable(up: Upstream): boolean {
+  const s = up.stream;
+  const entry = (s as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
+  return !s.destroyed && !s.readableEnded && !s.writableEnded && (entry === undefined || entry.usable);
+}
+
+function markIdle(up: Upstream, idle: boolean): void {
+  (up.stream as unknown as Record<symbol, unknown>)[IDLE_STREAM] = idle;
 }
 function onUpstreamDrain(this: Duplex): void {
   upstreamOf(this).conn?.upstreamDrain();
@@ -274,6 +322,10 @@ export class HttpEntryProxy {
   readonly idleTimeoutMs: number;
   readonly keepalive: boolean;
   readonly #conns = new Set<EntryConnection>();
+  /** Idle streams for later connections, oldest first per key. */
+  readonly #idle = new Map<string, Upstream[]>();
+  #idleCount = 0;
+  #sweep: NodeJS.Timeout | undefined;
 
   constructor(opts: HttpEntryProxyOptions) {
     this.opts = opts;
@@ -297,6 +349,107 @@ export class HttpEntryProxy {
   close(): void {
     for (const c of [...this.#conns]) c.destroy();
     this.#conns.clear();
+    for (const list of this.#idle.values()) {
+      for (const up of list) {
+        up.idlePool = undefined;
+        destroy(up.stream);
+      }
+    }
+    this.#idle.clear();
+    this.#idleCount = 0;
+    if (this.#sweep !== undefined) clearInterval(this.#sweep);
+    this.#sweep = undefined;
+  }
+
+  /**
+   * A stream for a request from a connection without one of its own: a connector is picked as
+   * for a new stream (so weights and failover work per request), and an idle stream of that
+   * connector for the same host and client IP is taken if there is one (the most recent), else
+   * a new stream is opened on it. Throws when the tunnel has no connector.
+   */
+  acquire(tunnelId: string, src: string, dst: string): { up: Upstream; reused: boolean } {
+    const server = this.opts.server;
+    const entry = server.pool.select(tunnelId, 'tcp');
+    const lowerDst = dst.toLowerCase();
+    if (entry !== undefined && this.#idleCount > 0) {
+      const key = sharedKeyOf(entry.id, lowerDst, src);
+      const list = this.#idle.get(key);
+      while (list !== undefined && list.length > 0) {
+        const up = list.pop()!;
+        this.#idleCount--;
+        up.idlePool = undefined;
+        markIdle(up, false);
+        if (reusable(up)) {
+          if (list.length === 0) this.#idle.delete(key);
+          return { up, reused: true };
+        }
+        destroy(up.stream);
+      }
+      if (list !== undefined) this.#idle.delete(key);
+    }
+    return { up: new Upstream(server.openTunnelStream(tunnelId, 'tcp', src, dst, entry), lowerDst, src), reused: false };
+  }
+
+  /** Keeps a stream whose exchange is over for a later connection, or releases it. */
+  putIdle(up: Upstream): void {
+    up.conn = undefined;
+    up.idleKey = undefined;
+    if (!this.keepalive || !reusable(up) || this.#idleCount >= MAX_IDLE) {
+      release(up);
+      return;
+    }
+    let list = this.#idle.get(up.sharedKey);
+    if (list === undefined) this.#idle.set(up.sharedKey, (list = []));
+    if (list.length >= MAX_IDLE_PER_KEY) {
+      const oldest = list.shift()!;
+      this.#idleCount--;
+      oldest.idlePool = undefined;
+      destroy(oldest.stream);
+    }
+    up.idlePool = this;
+    up.idleSince = Date.now();
+    markIdle(up, true);
+    up.stream.resume();
+    list.push(up);
+    this.#idleCount++;
+    if (this.#sweep === undefined) {
+      this.#sweep = setInterval(() => this.#sweepIdle(), 1_000);
+      this.#sweep.unref();
+    }
+  }
+
+  /** An idle stream that ended, failed or spoke: out of the pool. */
+  forgetIdle(up: Upstream): void {
+    if (up.idlePool !== this) return;
+    up.idlePool = undefined;
+    const list = this.#idle.get(up.sharedKey);
+    const i = list === undefined ? -1 : list.indexOf(up);
+    if (i < 0) return;
+    list!.splice(i, 1);
+    this.#idleCount--;
+    if (list!.length === 0) this.#idle.delete(up.sharedKey);
+  }
+
+  /** Idle streams in the pool (for tests and metrics). */
+  get idleStreams(): number {
+    return this.#idleCount;
+  }
+
+  #sweepIdle(): void {
+    const cutoff = Date.now() - SHARED_IDLE_MS;
+    for (const [key, list] of this.#idle) {
+      while (list.length > 0 && list[0]!.idleSince <= cutoff) {
+        const up = list.shift()!;
+        this.#idleCount--;
+        up.idlePool = undefined;
+        release(up);
+      }
+      if (list.length === 0) this.#idle.delete(key);
+    }
+    if (this.#idleCount === 0 && this.#sweep !== undefined) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
   }
 
   /** Routes `dst` ("host:port"): the ingress lookup strips the port. */
@@ -392,9 +545,10 @@ class EntryConnection {
       destroy(ex.up.stream);
     }
     if (this.#pool) {
+      // This connection's idle streams wait for later connections from the same client.
       for (const up of this.#pool.values()) {
-        up.conn = undefined;
-        destroy(up.stream);
+        markIdle(up, false);
+        this.#p.putIdle(up);
       }
       this.#pool.clear();
     }
@@ -541,10 +695,13 @@ class EntryConnection {
       this.#upgrade(head, route.tunnelId, src, dst, onEnd);
       return;
     }
-    // A client that closes after this request (Connection: close, HTTP/1.0) has no next
-    // request to keep a stream for: one stream for this request, as gost does.
-    const keep = p.keepalive && keepClient;
-    const key = keep ? `${route.tunnelId}|${dst.toLowerCase()}|${src}` : undefined;
+    // With entrypoint.keepalive a keep-alive client keeps its stream for its next requests,
+    // and a stream whose exchange is over waits (SHARED_IDLE_MS) for a later connection of the
+    // same client IP, so a client that closes after each request (Connection: close, HTTP/1.0)
+    // still reuses streams and origin connections. Without it: one stream per request, as gost.
+    const keep = p.keepalive;
+    const lowerDst = dst.toLowerCase();
+    const key = keep && keepClient ? `${route.tunnelId}|${lowerDst}|${src}` : undefined;
     let up: Upstream | undefined;
     let reused = false;
     if (key !== undefined) {
@@ -553,7 +710,9 @@ class EntryConnection {
     }
     if (!up) {
       try {
-        up = new Upstream(p.opts.server.openTunnelStream(route.tunnelId, 'tcp', src, dst));
+        const got = keep ? p.acquire(route.tunnelId, src, dst) : { up: new Upstream(p.opts.server.openTunnelStream(route.tunnelId, 'tcp', src, dst), lowerDst, src), reused: false };
+        up = got.up;
+        reused = got.reused;
       } catch (err) {
         this.#log.error((err as Error).message);
         this.#fail(503, head, keepClient, reqBody, onEnd);
@@ -586,7 +745,7 @@ class EntryConnection {
       resChunks: undefined,
       rechunk: false,
       dechunk: false,
-      noReuse: key === undefined,
+      noReuse: !keep,
       done: false,
       onEnd,
     };
@@ -895,7 +1054,9 @@ class EntryConnection {
     destroy(ex.up.stream);
     let up: Upstream;
     try {
-      up = new Upstream(this.#p.opts.server.openTunnelStream(ex.tunnelId, 'tcp', clientAddr(ex.head.headers, this.#peer), hostWithPort(ex.head.host ?? '', 80)));
+      const src = clientAddr(ex.head.headers, this.#peer);
+      const dst = hostWithPort(ex.head.host ?? '', 80);
+      up = new Upstream(this.#p.opts.server.openTunnelStream(ex.tunnelId, 'tcp', src, dst), dst.toLowerCase(), src);
     } catch (err) {
       this.#log.error((err as Error).message);
       this.#abortExchange(ex, 503);
@@ -941,17 +1102,9 @@ class EntryConnection {
     }
     this.#ex = undefined;
     const up = ex.up;
-    const entry = (up.stream as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
-    const reusable =
-      !ex.noReuse &&
-      ex.key !== undefined &&
-      ex.keepClient &&
-      !up.stream.destroyed &&
-      !up.stream.readableEnded &&
-      !up.stream.writableEnded &&
-      (entry === undefined || entry.usable);
-    if (reusable) this.#putPooled(ex.key!, up);
-    else release(up);
+    if (ex.noReuse || !reusable(up)) release(up);
+    else if (ex.key !== undefined && ex.keepClient && !this.#clientEnded) this.#putPooled(ex.key, up);
+    else this.#p.putIdle(up);
     ex.onEnd?.();
     ex.onEnd = undefined;
     if (!ex.keepClient) {
@@ -1055,9 +1208,8 @@ class EntryConnection {
     if (!up) return undefined;
     this.#pool!.delete(key);
     up.idleKey = undefined;
-    (up.stream as unknown as Record<symbol, unknown>)[IDLE_STREAM] = false;
-    const entry = (up.stream as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
-    if (up.stream.destroyed || up.stream.readableEnded || (entry && !entry.usable)) {
+    markIdle(up, false);
+    if (!reusable(up)) {
       up.conn = undefined;
       destroy(up.stream);
       return undefined;
@@ -1080,7 +1232,7 @@ class EntryConnection {
       destroy(oldest.stream);
     }
     up.idleKey = key;
-    (up.stream as unknown as Record<symbol, unknown>)[IDLE_STREAM] = true;
+    markIdle(up, true);
     up.stream.resume();
     pool.set(key, up);
   }

@@ -65,6 +65,27 @@ export class ConnectorEntry {
     }
     return true;
   }
+
+  /** An idle stream of this connector (kept for a later request), if any. */
+  idleStream(): Duplex | undefined {
+    for (const s of this.openStreams) {
+      if ((s as unknown as Record<symbol, unknown>)[IDLE_STREAM]) return s;
+    }
+    return undefined;
+  }
+
+  /**
+   * Closes an idle stream to make room for a new one under the per-connector limit: it stops
+   * counting now. Returns false if there was none.
+   */
+  reclaimIdle(): boolean {
+    const s = this.idleStream();
+    if (s === undefined) return false;
+    this.openStreams.delete(s);
+    this.streams--;
+    s.destroy();
+    return true;
+  }
 }
 
 export interface PoolLimits {
@@ -156,7 +177,8 @@ export class TunnelPool {
     let exclusive = false;
     for (const c of list) {
       if (!c.usable || c.network !== network) continue;
-      if (limit > 0 && c.streams >= limit) continue;
+      // Idle streams (kept for later requests) give way to new ones.
+      if (limit > 0 && c.streams >= limit && c.idleStream() === undefined) continue;
       const w = c.weight === 0 ? 1 : c.weight;
       if (w === 255) {
         if (!exclusive) {
@@ -181,15 +203,18 @@ export class TunnelPool {
   }
 
   /**
-   * Opens a stream to a connector of the tunnel: up to `attempts` picks (default 3, as gost).
+   * Opens a stream to a connector of the tunnel: up to `attempts` picks (default 3, as gost),
+   * the first of them `first` when given (a connector already picked by `select`).
    * Throws BURROW_ERR_TUNNEL_UNAVAILABLE when none works.
    */
-  openStream(tunnelId: string, network: Network, attempts = 3): { stream: Duplex; entry: ConnectorEntry } {
+  openStream(tunnelId: string, network: Network, attempts = 3, first?: ConnectorEntry): { stream: Duplex; entry: ConnectorEntry } {
     let lastErr: unknown;
     for (let i = 0; i < attempts; i++) {
-      const entry = this.select(tunnelId, network);
+      const entry = i === 0 && first?.usable ? first : this.select(tunnelId, network);
       if (!entry) break;
       try {
+        const limit = this.limits.maxStreamsPerConnector;
+        if (limit > 0 && entry.streams >= limit) entry.reclaimIdle();
         const stream = entry.session.openStream();
         entry.streams++;
         entry.openStreams.add(stream);

@@ -5,10 +5,11 @@
  * bodiless responses, malformed and early-answered request bodies, split heads, absolute-form
  * targets, bad origin responses, and how tunnel streams (origin connections) are reused.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { startApp } from '../../helpers/inproc';
+import { SHARED_IDLE_MS } from '../../../src/handler/tunnel/http-proxy';
 import { randomBytes } from '../../helpers/net';
 import {
   HTTP_TUNNEL,
@@ -24,7 +25,16 @@ import {
   type HttpHead,
 } from '../../helpers/replay';
 
-const HOST = 'app.example.com';
+/**
+ * The Host of the current test: a new name for each test, so that the streams an earlier test
+ * left idle in the entry point (kept per connector, host and client IP for later connections)
+ * do not carry this test's requests. The (n) tests are about that reuse.
+ */
+let HOST = 'app.example.com';
+let hostSeq = 0;
+beforeEach(() => {
+  HOST = `t${++hostSeq}.example.com`;
+});
 const EMPTY = Buffer.alloc(0);
 
 // ---------------------------------------------------------------------------------------------
@@ -286,7 +296,9 @@ describe('entry point HTTP framing (entrypoint.keepalive default)', () => {
     const o = await OriginConn.accept(stack);
     const { head } = await o.request();
     assert.equal(head.startLine, 'GET /ten HTTP/1.1');
-    assert.equal(headerValue(head, 'connection'), 'close', 'one stream for a client that closes after its request');
+    // Sent on as keep-alive: the stream could serve a later connection (this close-delimited
+    // response ends it, though).
+    assert.equal(headerValue(head, 'connection'), 'keep-alive');
     const data = randomBytes(50_000);
     await o.reply(Buffer.concat([Buffer.from('HTTP/1.1 200 OK\r\n\r\n'), data.subarray(0, 20_000)]));
     await sleep(10);
@@ -552,13 +564,15 @@ describe('entry point HTTP framing (entrypoint.keepalive default)', () => {
     v.sock.destroy();
   });
 
-  for (const [target, line, host] of [
+  for (const [template, line, hostTemplate] of [
     ['http://app.example.com:8080/p/q?x=1', 'GET /p/q?x=1 HTTP/1.1', 'app.example.com:8080'],
     ['http://app.example.com', 'GET / HTTP/1.1', 'app.example.com'],
     ['http://app.example.com?x=1', 'GET /?x=1 HTTP/1.1', 'app.example.com'],
     ['http://user@app.example.com/a', 'GET /a HTTP/1.1', 'app.example.com'],
   ] as const) {
-    test(`(k) absolute-form ${target}: sent on as "${line}" with Host ${host} (routed by the target, not the Host header)`, async () => {
+    test(`(k) absolute-form ${template}: sent on as "${line}" with Host ${hostTemplate} (routed by the target, not the Host header)`, async () => {
+      const target = template.replace('app.example.com', HOST);
+      const host = hostTemplate.replace('app.example.com', HOST);
       const v = await Visitor.open(stack);
       await v.send(`GET ${target} HTTP/1.1\r\nHost: nowhere.invalid\r\n\r\n`);
       const o = await OriginConn.accept(stack);
@@ -626,6 +640,105 @@ describe('entry point HTTP framing (entrypoint.keepalive default)', () => {
     }
     await noOriginConnection(stack);
     v.sock.destroy();
+  });
+});
+
+describe('entry point: idle streams serve later connections of the same client IP', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack();
+  });
+  after(() => stack.stop());
+
+  test('(n) three visitors with Connection: close one after another: one origin connection, sent on as keep-alive; each visitor gets Connection: close', async () => {
+    let o: OriginConn | undefined;
+    for (let i = 0; i < 3; i++) {
+      const v = await Visitor.open(stack);
+      await v.send(get(`/n/${i}`, 'Connection: close\r\n'));
+      o ??= await OriginConn.accept(stack);
+      const { head } = await o.request();
+      assert.equal(head.startLine, `GET /n/${i} HTTP/1.1`);
+      assert.equal(headerValue(head, 'connection'), 'keep-alive');
+      await o.reply(ok(`n${i}`));
+      const r = await v.response();
+      assert.equal(r.body.toString(), `n${i}`);
+      assert.equal(headerValue(r.head, 'connection'), 'close');
+      await v.closed();
+    }
+    await noOriginConnection(stack);
+  });
+
+  test('(n) a keep-alive visitor that leaves: its stream carries the next visitor\'s request', async () => {
+    const v1 = await Visitor.open(stack);
+    await v1.send(get('/first'));
+    const o = await OriginConn.accept(stack);
+    await o.request();
+    await o.reply(ok('first'));
+    assert.equal((await v1.response()).body.toString(), 'first');
+    v1.sock.destroy();
+    await sleep(50);
+    const v2 = await Visitor.open(stack);
+    await v2.send(get('/second'));
+    assert.equal((await o.request()).head.startLine, 'GET /second HTTP/1.1');
+    await o.reply(ok('second'));
+    assert.equal((await v2.response()).body.toString(), 'second');
+    await noOriginConnection(stack);
+    v2.sock.destroy();
+  });
+
+  test('(n) another client address (X-Forwarded-For) does not take the idle stream', async () => {
+    const v1 = await Visitor.open(stack);
+    await v1.send(get('/mine', 'Connection: close\r\n'));
+    const o1 = await OriginConn.accept(stack);
+    await o1.request();
+    await o1.reply(ok('mine'));
+    await v1.response();
+    await v1.closed();
+    const v2 = await Visitor.open(stack);
+    await v2.send(get('/theirs', 'X-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n'));
+    const o2 = await OriginConn.accept(stack);
+    assert.equal((await o2.request()).head.startLine, 'GET /theirs HTTP/1.1');
+    await o2.reply(ok('theirs'));
+    assert.equal((await v2.response()).body.toString(), 'theirs');
+    await v2.closed();
+    assert.equal(o1.inbox.buffered.length, 0, 'nothing reached the first stream');
+  });
+
+  test('(n) an origin that closes an idle stream: the next visitor\'s POST goes down a new one', async () => {
+    const v1 = await Visitor.open(stack);
+    await v1.send(get('/before-close', 'Connection: close\r\n'));
+    const o1 = await OriginConn.accept(stack);
+    await o1.request();
+    await o1.reply(ok('x'));
+    await v1.response();
+    await v1.closed();
+    o1.sock.end();
+    await o1.inbox.waitEnd('the stream to end after the origin closed');
+    await sleep(50);
+    const v2 = await Visitor.open(stack);
+    await v2.send(`POST /after-close HTTP/1.1\r\nHost: ${HOST}\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc`);
+    const o2 = await OriginConn.accept(stack);
+    const { head, body } = await o2.request();
+    assert.equal(head.startLine, 'POST /after-close HTTP/1.1');
+    assert.equal(body.toString(), 'abc');
+    await o2.reply(ok('posted'));
+    const r = await v2.response();
+    assert.equal(r.status, 200);
+    assert.equal(r.body.toString(), 'posted');
+  });
+
+  test(`(n) an idle stream is closed after ${SHARED_IDLE_MS} ms`, async () => {
+    const v = await Visitor.open(stack);
+    await v.send(get('/idle', 'Connection: close\r\n'));
+    const o = await OriginConn.accept(stack);
+    await o.request();
+    await o.reply(ok('idle'));
+    await v.response();
+    await v.closed();
+    const t0 = Date.now();
+    await o.inbox.waitEnd('the idle stream to be closed', SHARED_IDLE_MS + 3_000);
+    const waited = Date.now() - t0;
+    assert.ok(waited >= SHARED_IDLE_MS - 100, `closed after ${waited} ms`);
   });
 });
 
