@@ -534,7 +534,7 @@ class EntryConnection {
   socketClose(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#disarm();
+    this.#stopTimer();
     this.#p.forget(this);
     const ex = this.#ex;
     this.#ex = undefined;
@@ -1170,7 +1170,7 @@ class EntryConnection {
 
   #detachAndSplice(stream: Duplex): void {
     this.#closing = true;
-    this.#disarm();
+    this.#stopTimer();
     const s = this.#socket;
     s.off('data', onSocketData);
     s.off('end', onSocketEnd);
@@ -1274,6 +1274,16 @@ class EntryConnection {
 
   #disarm(): void {
     this.#deadline = Deadline.None;
+  }
+
+  /**
+   * No deadline any more, and the timer goes too: a pending timer holds this connection (its
+   * socket and buffers) until it fires, up to `entrypoint.idleTimeout` later.
+   */
+  #stopTimer(): void {
+    this.#deadline = Deadline.None;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
   }
 
   #onTimer(): void {
