@@ -375,10 +375,7 @@ export class HttpEntryProxy {
       const key = sharedKeyOf(entry.id, lowerDst, src);
       const list = this.#idle.get(key);
       while (list !== undefined && list.length > 0) {
-        const up = list.pop()!;
-        this.#idleCount--;
-        up.idlePool = undefined;
-        markIdle(up, false);
+        const up = this.#left(list.pop()!);
         if (reusable(up)) {
           if (list.length === 0) this.#idle.delete(key);
           return { up, reused: true };
@@ -387,7 +384,20 @@ export class HttpEntryProxy {
       }
       if (list !== undefined) this.#idle.delete(key);
     }
-    return { up: new Upstream(server.openTunnelStream(tunnelId, 'tcp', src, dst, entry), lowerDst, src), reused: false };
+    return { up: this.openUpstream(tunnelId, src, dst, entry), reused: false };
+  }
+
+  /** A new tunnel stream for `dst` (on `entry` first when given), with its listeners. */
+  openUpstream(tunnelId: string, src: string, dst: string, entry?: ConnectorEntry): Upstream {
+    return new Upstream(this.opts.server.openTunnelStream(tunnelId, 'tcp', src, dst, entry), dst.toLowerCase(), src);
+  }
+
+  /** Bookkeeping for a stream leaving the idle pool (its list entry is already gone). */
+  #left(up: Upstream): Upstream {
+    this.#idleCount--;
+    up.idlePool = undefined;
+    markIdle(up, false);
+    return up;
   }
 
   /** Keeps a stream whose exchange is over for a later connection, or releases it. */
@@ -395,17 +405,13 @@ export class HttpEntryProxy {
     up.conn = undefined;
     up.idleKey = undefined;
     if (!this.keepalive || !reusable(up) || this.#idleCount >= MAX_IDLE) {
+      markIdle(up, false);
       release(up);
       return;
     }
     let list = this.#idle.get(up.sharedKey);
     if (list === undefined) this.#idle.set(up.sharedKey, (list = []));
-    if (list.length >= MAX_IDLE_PER_KEY) {
-      const oldest = list.shift()!;
-      this.#idleCount--;
-      oldest.idlePool = undefined;
-      destroy(oldest.stream);
-    }
+    if (list.length >= MAX_IDLE_PER_KEY) destroy(this.#left(list.shift()!).stream);
     up.idlePool = this;
     up.idleSince = Date.now();
     markIdle(up, true);
@@ -426,24 +432,14 @@ export class HttpEntryProxy {
     const i = list === undefined ? -1 : list.indexOf(up);
     if (i < 0) return;
     list!.splice(i, 1);
-    this.#idleCount--;
+    this.#left(up);
     if (list!.length === 0) this.#idle.delete(up.sharedKey);
-  }
-
-  /** Idle streams in the pool (for tests and metrics). */
-  get idleStreams(): number {
-    return this.#idleCount;
   }
 
   #sweepIdle(): void {
     const cutoff = Date.now() - SHARED_IDLE_MS;
     for (const [key, list] of this.#idle) {
-      while (list.length > 0 && list[0]!.idleSince <= cutoff) {
-        const up = list.shift()!;
-        this.#idleCount--;
-        up.idlePool = undefined;
-        release(up);
-      }
+      while (list.length > 0 && list[0]!.idleSince <= cutoff) release(this.#left(list.shift()!));
       if (list.length === 0) this.#idle.delete(key);
     }
     if (this.#idleCount === 0 && this.#sweep !== undefined) {
@@ -546,10 +542,7 @@ class EntryConnection {
     }
     if (this.#pool) {
       // This connection's idle streams wait for later connections from the same client.
-      for (const up of this.#pool.values()) {
-        markIdle(up, false);
-        this.#p.putIdle(up);
-      }
+      for (const up of this.#pool.values()) this.#p.putIdle(up);
       this.#pool.clear();
     }
     this.#buf = undefined;
@@ -710,7 +703,7 @@ class EntryConnection {
     }
     if (!up) {
       try {
-        const got = keep ? p.acquire(route.tunnelId, src, dst) : { up: new Upstream(p.opts.server.openTunnelStream(route.tunnelId, 'tcp', src, dst), lowerDst, src), reused: false };
+        const got = keep ? p.acquire(route.tunnelId, src, dst) : { up: p.openUpstream(route.tunnelId, src, dst), reused: false };
         up = got.up;
         reused = got.reused;
       } catch (err) {
@@ -1054,9 +1047,7 @@ class EntryConnection {
     destroy(ex.up.stream);
     let up: Upstream;
     try {
-      const src = clientAddr(ex.head.headers, this.#peer);
-      const dst = hostWithPort(ex.head.host ?? '', 80);
-      up = new Upstream(this.#p.opts.server.openTunnelStream(ex.tunnelId, 'tcp', src, dst), dst.toLowerCase(), src);
+      up = this.#p.openUpstream(ex.tunnelId, clientAddr(ex.head.headers, this.#peer), hostWithPort(ex.head.host ?? '', 80));
     } catch (err) {
       this.#log.error((err as Error).message);
       this.#abortExchange(ex, 503);

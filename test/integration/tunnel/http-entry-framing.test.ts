@@ -650,6 +650,18 @@ describe('entry point: idle streams serve later connections of the same client I
   });
   after(() => stack.stop());
 
+  /** One request with Connection: close that reaches the origin on a new connection (returned), answered, the visitor closed. */
+  async function closingExchange(path: string): Promise<OriginConn> {
+    const v = await Visitor.open(stack);
+    await v.send(get(path, 'Connection: close\r\n'));
+    const o = await OriginConn.accept(stack);
+    await o.request();
+    await o.reply(ok(path));
+    await v.response();
+    await v.closed();
+    return o;
+  }
+
   test('(n) three visitors with Connection: close one after another: one origin connection, sent on as keep-alive; each visitor gets Connection: close', async () => {
     let o: OriginConn | undefined;
     for (let i = 0; i < 3; i++) {
@@ -687,13 +699,7 @@ describe('entry point: idle streams serve later connections of the same client I
   });
 
   test('(n) another client address (X-Forwarded-For) does not take the idle stream', async () => {
-    const v1 = await Visitor.open(stack);
-    await v1.send(get('/mine', 'Connection: close\r\n'));
-    const o1 = await OriginConn.accept(stack);
-    await o1.request();
-    await o1.reply(ok('mine'));
-    await v1.response();
-    await v1.closed();
+    const o1 = await closingExchange('/mine');
     const v2 = await Visitor.open(stack);
     await v2.send(get('/theirs', 'X-Forwarded-For: 203.0.113.9\r\nConnection: close\r\n'));
     const o2 = await OriginConn.accept(stack);
@@ -705,13 +711,7 @@ describe('entry point: idle streams serve later connections of the same client I
   });
 
   test('(n) an origin that closes an idle stream: the next visitor\'s POST goes down a new one', async () => {
-    const v1 = await Visitor.open(stack);
-    await v1.send(get('/before-close', 'Connection: close\r\n'));
-    const o1 = await OriginConn.accept(stack);
-    await o1.request();
-    await o1.reply(ok('x'));
-    await v1.response();
-    await v1.closed();
+    const o1 = await closingExchange('/before-close');
     o1.sock.end();
     await o1.inbox.waitEnd('the stream to end after the origin closed');
     await sleep(50);
@@ -728,13 +728,7 @@ describe('entry point: idle streams serve later connections of the same client I
   });
 
   test(`(n) an idle stream is closed after ${SHARED_IDLE_MS} ms`, async () => {
-    const v = await Visitor.open(stack);
-    await v.send(get('/idle', 'Connection: close\r\n'));
-    const o = await OriginConn.accept(stack);
-    await o.request();
-    await o.reply(ok('idle'));
-    await v.response();
-    await v.closed();
+    const o = await closingExchange('/idle');
     const t0 = Date.now();
     await o.inbox.waitEnd('the idle stream to be closed', SHARED_IDLE_MS + 3_000);
     const waited = Date.now() - t0;
