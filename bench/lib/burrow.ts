@@ -4,7 +4,7 @@
  * client (`rtcp`/`rudp` services whose chain ends in the tunnel connector) and visitor
  * (`tcp`/`udp` forwards to the tunnel). Readiness is taken from the log lines, never a sleep.
  */
-import { cpSync, mkdirSync, symlinkSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Child, type ProcSample } from './proc';
 import { HOST, errMsg, freeTcpUdpPort, round } from './util';
@@ -58,8 +58,20 @@ export interface BurrowEnv {
   netns?: string;
 }
 
+/**
+ * The node flags of bin/burrow's `#!/usr/bin/env -S node ...` line: processes are started as
+ * `node <flags> bin/burrow` (so --cpu-prof can be added) and run as `./bin/burrow` does.
+ */
+export function binNodeFlags(root = burrowRoot): string[] {
+  const first = readFileSync(path.join(root, 'bin', 'burrow'), 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\S*env -S node(.*)$/.exec(first);
+  return m ? m[1]!.trim().split(/\s+/).filter(Boolean) : [];
+}
+
 export function spawnBurrow(role: Role, args: string[], env: BurrowEnv): Child {
-  const nodeArgs: string[] = [];
+  // BENCH_NODE_ARGS: extra node flags for every burrow process (--inspect=127.0.0.1:0, --trace-gc).
+  const extra = (process.env.BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean);
+  const nodeArgs: string[] = [...binNodeFlags(), ...extra];
   if (env.cpuProfDir) {
     const dir = path.join(env.cpuProfDir, role);
     mkdirSync(dir, { recursive: true });

@@ -18,7 +18,7 @@ import {
   tuneSocket,
   unsupportedKeepaliveKeys,
   handOff,
-  adoptAccepted,
+  acceptWithAdaptiveReads,
 } from './socket';
 
 export class TcpListener implements StreamListener {
@@ -38,18 +38,18 @@ export class TcpListener implements StreamListener {
       allowHalfOpen: true,
       noDelay: true,
       highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES,
-      // adoptAccepted moves each handle, before its first read, into a socket with adaptive reads.
-      pauseOnConnect: true,
     });
-    server.on('connection', (accepted: net.Socket) => {
-      const sock = adoptAccepted(accepted, { allowHalfOpen: true, highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES });
+    const accepted = (sock: net.Socket): void => {
       tuneSocket(sock, keepalive);
       const conn: Conn = { stream: sock, local: localAddressOf(sock), remote: remoteAddressOf(sock) };
       handOff(onConn, conn, logger);
-    });
+    };
+    // Until acceptWithAdaptiveReads takes over (and on a Node where it cannot): plain sockets.
+    server.on('connection', accepted);
     server.on('error', (err) => logger.error({ err }, 'tcp listener error'));
     this.#server = server;
     await listenServer(server, this.#opts.addr, md.getInt('backlog') || DEFAULT_BACKLOG);
+    acceptWithAdaptiveReads(server, { allowHalfOpen: true, highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES }, accepted);
     this.#address = serverAddress(server);
     if (keepalive.enabled) {
       const ignored = unsupportedKeepaliveKeys(md);

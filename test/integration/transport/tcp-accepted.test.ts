@@ -10,6 +10,7 @@ import net from 'node:net';
 import { Metadata } from '../../../src/core/metadata';
 import type { Conn } from '../../../src/core/transport';
 import { TcpListener } from '../../../src/transport/tcp/listener';
+import { acceptWithAdaptiveReads } from '../../../src/transport/tcp/socket';
 import { connect, memoryLogger, randomBytes, readAll, sha256, waitFor } from '../../helpers/net';
 
 describe('tcp listener: accepted sockets', () => {
@@ -117,5 +118,29 @@ describe('tcp listener: accepted sockets', () => {
     server.destroy();
     assert.ok(['end', 'error'].includes(await ended));
     client.destroy();
+  });
+
+  it('keep the server\'s connection count, so close() completes once they are gone', async () => {
+    const server = net.createServer({ allowHalfOpen: true });
+    const got: net.Socket[] = [];
+    server.on('connection', () => assert.fail('the connection event fired: the accept hook is not in place'));
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    assert.equal(acceptWithAdaptiveReads(server, { allowHalfOpen: true, highWaterMark: 65536 }, (s) => got.push(s)), true);
+    const p = (server.address() as net.AddressInfo).port;
+    const clients = await Promise.all([connect(p), connect(p)]);
+    await waitFor(() => got.length === 2);
+    const count = (): Promise<number> => new Promise((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))));
+    assert.equal(await count(), 2);
+    assert.ok(got.every((s) => s.server === server && s.allowHalfOpen));
+    const closed = new Promise<void>((r) => server.close(() => r()));
+    got[0]!.destroy();
+    await waitFor(async () => (await count()) === 1);
+    let done = false;
+    void closed.then(() => (done = true));
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(done, false, 'close() completed while a connection was still open');
+    got[1]!.destroy();
+    await closed;
+    for (const c of clients) c.destroy();
   });
 });
