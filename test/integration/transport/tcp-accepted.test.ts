@@ -131,7 +131,7 @@ describe('tcp listener: accepted sockets', () => {
     await waitFor(() => got.length === 2);
     const count = (): Promise<number> => new Promise((r, j) => server.getConnections((e, n) => (e ? j(e) : r(n))));
     assert.equal(await count(), 2);
-    assert.ok(got.every((s) => s.server === server && s.allowHalfOpen));
+    assert.ok(got.every((s) => (s as unknown as { server: net.Server }).server === server && s.allowHalfOpen));
     const closed = new Promise<void>((r) => server.close(() => r()));
     got[0]!.destroy();
     await waitFor(async () => (await count()) === 1);
