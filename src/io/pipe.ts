@@ -57,6 +57,15 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
   });
 }
 
+/**
+ * `relay` with a callback instead of a promise, called once when it settles. What a long relay
+ * (an idle connection can last for hours) keeps is then this one function, not a promise and
+ * the reactions of everything chained to it.
+ */
+export function relayThen(a: Duplex, b: Duplex, opts: RelayOptions, done: (r: RelayResult) => void): void {
+  new Relay(a, b, opts, done).start();
+}
+
 /** The relay a stream is part of. */
 const kRelay = Symbol('burrow.relay');
 type Side = Duplex & { [kRelay]?: Relay };
@@ -94,7 +103,10 @@ const B = 2;
 class Relay {
   readonly a: Duplex;
   readonly b: Duplex;
-  readonly result: RelayResult = { aToB: 0, bToA: 0 };
+  /** What moved, and the first error (the result, made when the relay settles). */
+  aToB = 0;
+  bToA = 0;
+  error: Error | undefined;
   readonly #resolve: (r: RelayResult) => void;
   readonly #halfCloseIdleMs: number;
   readonly idleTimeoutMs: number;
@@ -150,8 +162,8 @@ class Relay {
   data(src: Duplex, chunk: Buffer): void {
     const toB = src === this.a;
     const dest = toB ? this.b : this.a;
-    if (toB) this.result.aToB += chunk.length;
-    else this.result.bToA += chunk.length;
+    if (toB) this.aToB += chunk.length;
+    else this.bToA += chunk.length;
     if (this.idleTimeoutMs > 0) this.lastActivity = Date.now();
     this.#halfTimer?.refresh();
     if (dest.destroyed || this.#settled) return;
@@ -214,7 +226,7 @@ class Relay {
   finish(err?: Error): void {
     if (this.#settled) return;
     this.#settled = true;
-    if (err && !this.result.error) this.result.error = err;
+    if (err && !this.error) this.error = err;
     if (this.#halfTimer) clearTimeout(this.#halfTimer);
     if (this.#sendTimer) clearTimeout(this.#sendTimer);
     if (this.idleTimeoutMs > 0) unwatchIdle(this);
@@ -228,7 +240,9 @@ class Relay {
     }
     destroy(this.a);
     destroy(this.b);
-    this.#resolve(this.result);
+    const result: RelayResult = { aToB: this.aToB, bToA: this.bToA };
+    if (this.error) result.error = this.error;
+    this.#resolve(result);
   }
 
   #armHalfTimer(): void {

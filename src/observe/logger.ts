@@ -71,37 +71,45 @@ export const silentLogger: Logger = pino({ level: 'silent' });
  * A child logger made on first use. Services give every connection a logger with its bindings
  * (sid, remote, local); most connections never log at the default level, so building a pino
  * child for each would only cost memory (thousands of idle connections) and time. A lazy child
- * is a Proxy over a small record, with one handler shared by all of them.
+ * is a Proxy over the bindings object itself (it takes `bindings` over: the parent and, once
+ * built, the real child are kept in it under symbols, which pino does not see), with one
+ * handler shared by all of them.
  */
 export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Logger {
-  const state: LazyState = { parent, bindings, level: parent.level, real: undefined };
+  const state = bindings as LazyState;
+  state[kParent] = parent;
   return new Proxy(state, lazyHandler) as unknown as Logger;
 }
 
-interface LazyState {
-  parent: Logger;
-  bindings: Record<string, unknown>;
-  /** The parent's level when the child was made (pino children copy it too). */
-  level: string;
-  real: Logger | undefined;
-}
+const kParent = Symbol('lazyChild.parent');
+const kReal = Symbol('lazyChild.real');
+
+/** The bindings (string keys), the parent logger and, once built, the real child. */
+type LazyState = Record<string, unknown> & { [kParent]: Logger; [kReal]?: Logger };
 
 function realize(t: LazyState): Logger {
-  return (t.real ??= realLogger(t.parent).child(t.bindings));
+  return (t[kReal] ??= realLogger(t[kParent]).child(t));
+}
+
+/** The bindings alone (own string keys; getters read now). */
+function ownBindings(t: LazyState): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(t)) out[k] = t[k];
+  return out;
 }
 
 const lazyHandler: ProxyHandler<LazyState> = {
   get(t, prop, proxy: Logger) {
     if (prop === kRealize) return () => realize(t);
-    if (prop === 'isLevelEnabled') return (l: string) => (t.real ?? t.parent).isLevelEnabled(l);
-    if (prop === 'level') return t.real?.level ?? t.level;
-    if (prop === 'bindings') return () => ({ ...t.parent.bindings(), ...t.bindings });
-    if (!t.real) {
+    if (prop === 'isLevelEnabled') return (l: string) => (t[kReal] ?? t[kParent]).isLevelEnabled(l);
+    if (prop === 'level') return (t[kReal] ?? t[kParent]).level;
+    if (prop === 'bindings') return () => ({ ...t[kParent].bindings(), ...ownBindings(t) });
+    if (!t[kReal]) {
       // A child of a child is lazy too, and a call at a disabled level builds nothing.
       if (prop === 'child') {
         return (b: Record<string, unknown>, o?: pino.ChildLoggerOptions) => (o ? realize(t).child(b, o) : lazyChild(proxy, b));
       }
-      if (typeof prop === 'string' && LEVEL_METHODS.has(prop) && !t.parent.isLevelEnabled(prop)) return noop;
+      if (typeof prop === 'string' && LEVEL_METHODS.has(prop) && !t[kParent].isLevelEnabled(prop)) return noop;
     }
     const real = realize(t);
     const v = (real as unknown as Record<string | symbol, unknown>)[prop];

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
 import { lazyChild } from '../observe/logger';
 import type { Conn, StreamListener } from '../core/transport';
-import type { Handler, HandleResult } from '../core/handler';
+import { Later, type Handler, type HandleResult } from '../core/handler';
 import { destroy } from '../io/pipe';
 import { isPeerGone } from '../core/errors';
 import { NOOP_METRICS, type ServiceMetrics } from '../observe/service-metrics';
@@ -20,6 +20,24 @@ export function newSid(): string {
   sidCounter = (sidCounter + 1) >>> 0;
   // One flat string (see joinHostPort): every connection keeps its sid.
   return [SID_PREFIX, sidCounter.toString(36).padStart(6, '0')].join('');
+}
+
+const kConn = Symbol('conn');
+/** `local` of a connection's log fields, read when a line is logged (conn.local may be lazy). */
+const LOCAL_FIELD: PropertyDescriptor = {
+  enumerable: true,
+  get(this: { [kConn]: Conn }): string {
+    return this[kConn].local;
+  },
+};
+
+/** A connection's log fields: sid, remote, local, client (gost's). */
+function connBindings(sid: string, conn: Conn): Record<string, unknown> {
+  const b: Record<string | symbol, unknown> = { sid, remote: conn.remote };
+  Object.defineProperty(b, kConn, { value: conn });
+  Object.defineProperty(b, 'local', LOCAL_FIELD);
+  b.client = conn.remote;
+  return b;
 }
 
 export interface ServiceOptions {
@@ -88,19 +106,24 @@ export class Service {
     }
     this.#conns.add(conn);
     const started = Date.now();
-    const log = lazyChild(this.#logger, { sid: newSid(), remote: conn.remote, local: conn.local, client: conn.remote });
+    const log = lazyChild(this.#logger, connBindings(newSid(), conn));
     if (log.isLevelEnabled('debug')) log.debug(`${conn.remote} <> ${conn.local}`);
     this.#metrics.requestStarted(this.name);
-    let handled: Promise<HandleResult | void>;
+    let handled: Promise<HandleResult | void | Later> | Later;
     try {
-      handled = Promise.resolve(this.#handler.handle(conn, log));
+      handled = this.#handler.handle(conn, log);
     } catch (err) {
       handled = Promise.reject(err);
     }
-    handled.then(
-      (r) => this.#finished(conn, log, started, r, false),
-      (err: unknown) => this.#finished(conn, log, started, err, true),
-    );
+    const done = (r: HandleResult | void, err: unknown, failed: boolean): void =>
+      this.#finished(conn, log, started, failed ? err : r, failed);
+    if (handled instanceof Later) handled.onSettled(done);
+    else {
+      Promise.resolve(handled).then(
+        (r) => (r instanceof Later ? r.onSettled(done) : done(r, undefined, false)),
+        (err: unknown) => done(undefined, err, true),
+      );
+    }
   }
 
   /** The handler is done with a connection (`outcome`: its result, or what it threw). */

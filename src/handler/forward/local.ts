@@ -11,10 +11,10 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
-import type { Handler, HandleResult, Network } from '../../core/handler';
+import { Later, type Handler, type HandleResult, type Network } from '../../core/handler';
 import type { Chain } from '../../chain/chain';
 import { Forwarder } from '../../forward/selector';
-import { relay, destroy, type RelayResult } from '../../io/pipe';
+import { relayThen, destroy, type RelayOptions } from '../../io/pipe';
 import { dialTcp, dialUdp } from '../../io/dial';
 import { BurrowError, isSendTimeout } from '../../core/errors';
 import { Metadata } from '../../core/metadata';
@@ -41,15 +41,17 @@ export function withPort(addr: string): string {
 }
 
 /**
- * A forward handler's result once its relay settles; a send timeout is logged (info). Handlers
- * return this instead of awaiting the relay, so a long relay holds one continuation, not the
- * handler's suspended frame.
+ * Relays `a` (the accepted side, `from`) and `b` (`to`); the forward handler's result once the
+ * relay settles, a send timeout logged (info). Handlers return this instead of awaiting the
+ * relay, so a long relay holds one callback, not the handler's suspended frame or a promise.
  */
-export function relayed(r: Promise<RelayResult>, log: Logger, from: string, to: string): Promise<HandleResult> {
-  return r.then((res) => {
+export function relayed(a: Duplex, b: Duplex, opts: RelayOptions, log: Logger, from: string, to: string): Later {
+  const later = new Later();
+  relayThen(a, b, opts, (res) => {
     if (isSendTimeout(res.error)) log.info(`${from} >< ${to}: ${res.error.message} (sendTimeout)`);
-    return { inputBytes: res.aToB, outputBytes: res.bToA };
+    later.resolve({ inputBytes: res.aToB, outputBytes: res.bToA });
   });
+  return later;
 }
 
 export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
@@ -78,7 +80,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
     async close() {
       httpForwarder?.close();
     },
-    async handle(conn: Conn, log: Logger): Promise<HandleResult> {
+    async handle(conn: Conn, log: Logger): Promise<HandleResult | Later> {
       const network: Network = conn.datagram ? 'udp' : 'tcp';
       const node = opts.forwarder.select();
       let dst: string;
@@ -116,7 +118,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
       if (node) opts.forwarder.markOk(node);
       // Through a chain, UDP rides the tunnel stream with 2-byte length framing.
       const far = network === 'udp' && opts.chain ? framedDatagrams(up) : up;
-      return relayed(relay(conn.stream, far, { idleTimeoutMs, sendTimeoutMs }), log, conn.remote, dst);
+      return relayed(conn.stream, far, { idleTimeoutMs, sendTimeoutMs }, log, conn.remote, dst);
     },
   };
 }

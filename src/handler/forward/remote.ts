@@ -12,10 +12,10 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
-import type { Handler, HandleResult, Network } from '../../core/handler';
+import type { Handler, HandleResult, Later, Network } from '../../core/handler';
 import { Forwarder } from '../../forward/selector';
 import { Metadata } from '../../core/metadata';
-import { relay, destroy } from '../../io/pipe';
+import { destroy } from '../../io/pipe';
 import { dialTcp, dialUdp } from '../../io/dial';
 import { framedDatagrams } from '../../io/datagram';
 import { splitHostPort } from '../../core/addr';
@@ -56,7 +56,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
     async close() {
       httpForwarder?.close();
     },
-    async handle(conn: Conn, log: Logger): Promise<HandleResult> {
+    async handle(conn: Conn, log: Logger): Promise<HandleResult | Later> {
       let host = conn.target ?? '';
       if (sniffing) {
         const sniffed = await sniffProtocol(conn.stream, sniffTimeoutMs);
@@ -99,7 +99,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
       }
       if (node) opts.forwarder.markOk(node);
       const near = opts.network === 'udp' ? framedDatagrams(conn.stream) : conn.stream;
-      return relayed(relay(near, up, { idleTimeoutMs, sendTimeoutMs }), log, conn.remote, target);
+      return relayed(near, up, { idleTimeoutMs, sendTimeoutMs }, log, conn.remote, target);
     },
   };
 }

@@ -190,7 +190,7 @@ export class EntryPoint {
       return;
     }
     log.debug({ host: sni, tunnel: route.tunnelId }, `${remote} <-> ${sni}`);
-    await this.#opts.server.splice(socket, stream, remote, log);
+    this.#opts.server.splice(socket, stream, remote, log);
   }
 
   async #handleRelay(socket: net.Socket, remote: string, log: Logger): Promise<void> {
@@ -213,6 +213,6 @@ export class EntryPoint {
       return;
     }
     socket.write(statusResponse(0));
-    await this.#opts.server.splice(socket, stream, remote, log);
+    this.#opts.server.splice(socket, stream, remote, log);
   }
 }

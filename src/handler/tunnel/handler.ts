@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
-import type { Handler, HandleResult } from '../../core/handler';
+import { Later, type Handler, type HandleResult } from '../../core/handler';
 import { Metadata } from '../../core/metadata';
 import {
   BurrowError,
@@ -31,7 +31,7 @@ import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from 
 import { isZero, tunnelIdToString, parseTunnelId } from '../../protocol/relay/tunnel-id';
 import { encodeStreamHeader } from '../../protocol/stream-header';
 import { readRelayMessage } from '../../io/read-message';
-import { relay, destroy, type RelayResult } from '../../io/pipe';
+import { relayThen, destroy, type RelayResult } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
 import { RateLimiter, PeerWarnings } from '../../limit/rate';
 import { DEFAULTS } from '../../config/model';
@@ -74,9 +74,9 @@ export interface TunnelServer {
   /**
    * Splices a visitor connection (`near`, from `nearAddr`) and its tunnel stream until both
    * end, bounded by `sendTimeout`: a side that takes no bytes that long ends both, with one
-   * warning per peer (the tunnel client or the visitor) a minute.
+   * warning per peer (the tunnel client or the visitor) a minute. `done` gets what moved.
    */
-  splice(near: Duplex, stream: Duplex, nearAddr: string, log: Logger): Promise<RelayResult>;
+  splice(near: Duplex, stream: Duplex, nearAddr: string, log: Logger, done?: (r: RelayResult) => void): void;
 }
 
 /** What a refused CONNECT moved: the 4-byte status. */
@@ -155,10 +155,10 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       const t = publicNames?.lookup(host);
       return t ? { tunnelId: t, private: false } : undefined;
     },
-    splice(near, stream, nearAddr, log) {
-      return relay(near, stream, { sendTimeoutMs }).then((r) => {
+    splice(near, stream, nearAddr, log, done) {
+      relayThen(near, stream, { sendTimeoutMs }, (r) => {
         if (isSendTimeout(r.error)) warnSendTimeout(r.error, stream, nearAddr, log);
-        return r;
+        done?.(r);
       });
     },
     openTunnelStream(tunnelId, network, src, dst, entry) {
@@ -199,13 +199,12 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
   /**
    * CONNECT: routes, answers, then splices the visitor with a tunnel stream. Not an async
    * function: the splice of an idle connection can last for hours, and the only thing
-   * waiting on it is one continuation, not a suspended frame holding the request.
+   * waiting on it is one callback (a Later), not a suspended frame holding the request.
    */
-  function handleConnect(conn: Conn, req: ParsedRequest, clog: Logger): Promise<HandleResult> {
+  function handleConnect(conn: Conn, req: ParsedRequest, visitorTid: string, clog: Logger): Promise<HandleResult> | Later {
     const network: Network = req.network === 'udp' ? 'udp' : 'tcp';
     const dst = req.dstAddr ?? '';
     const host = stripPort(dst);
-    const visitorTid = tunnelIdToString(req.tunnelId!);
     const route = host ? server.lookupPublic(host) : undefined;
     clog.debug(`connect: ${req.srcAddr ?? conn.remote} >> ${dst}/${network}`);
     const d = routeConnect({ host, route, visitorTunnelId: visitorTid, entrypointId, direct });
@@ -222,7 +221,9 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     }
     clog.debug(`connect to tunnel=${d.tunnelId} OK`);
     conn.stream.write(statusResponse(0));
-    return server.splice(conn.stream, stream, conn.remote, clog).then(connectResult);
+    const later = new Later();
+    server.splice(conn.stream, stream, conn.remote, clog, (r) => later.resolve(connectResult(r)));
+    return later;
   }
 
   return {
@@ -231,7 +232,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     async start() {
       for (const ep of entryPoints) await ep.start();
     },
-    async handle(conn: Conn, clog: Logger): Promise<HandleResult | void> {
+    async handle(conn: Conn, clog: Logger): Promise<HandleResult | void | Later> {
       if (limiter) {
         const ip = stripPort(conn.remote);
         if (!limiter.take(ip)) {
@@ -273,10 +274,11 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
         }
       }
       // A child of clog, not of tlog: the same fields, one logger less kept per connection.
-      const tunnelLog = clog.child({ handler: 'tunnel', node: nodeId, tunnel: tunnelIdToString(req.tunnelId) });
+      const tid = tunnelIdToString(req.tunnelId);
+      const tunnelLog = clog.child({ handler: 'tunnel', node: nodeId, tunnel: tid });
       try {
         // Not awaited: a CONNECT fails only before its splice, synchronously (see handleConnect).
-        if (req.cmd === CMD_CONNECT) return handleConnect(conn, req, tunnelLog);
+        if (req.cmd === CMD_CONNECT) return handleConnect(conn, req, tid, tunnelLog);
         if (req.cmd === CMD_BIND) return await handleBind(conn, req, server, tunnelLog);
       } catch (err) {
         if (err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT') {

@@ -1171,7 +1171,7 @@ class EntryConnection {
     this.#buf = undefined;
     if (this.#clientEnded) stream.end();
     // The splice owns both now; 'close' still tidies this connection's pool.
-    void this.#p.opts.server.splice(s, stream, this.#peer, this.#log);
+    this.#p.opts.server.splice(s, stream, this.#peer, this.#log);
   }
 
   /** After a last response: the socket closes once its bytes are out (or at once if they never go). */

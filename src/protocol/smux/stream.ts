@@ -85,7 +85,8 @@ export class Stream extends Duplex {
   readonly #updEvery: number;
 
   // Receive side.
-  #rq: Buffer[] = [];
+  /** Received, waiting for the reader; null when empty (an idle stream keeps no array). */
+  #rq: Buffer[] | null = null;
   #rqBytes = 0;
   #wantData = false;
   #finReceived = false;
@@ -150,14 +151,18 @@ export class Stream extends Duplex {
   override _read(): void {
     this.#wantData = true;
     const rq = this.#rq;
-    while (this.#wantData && rq.length > 0) {
-      const buf = rq.shift()!;
-      this.#rqBytes -= buf.length;
-      this.#host.release(buf.length);
-      this.#deliver(buf);
-      if (this.destroyed) return;
+    if (rq) {
+      while (this.#wantData && rq.length > 0) {
+        const buf = rq.shift()!;
+        this.#rqBytes -= buf.length;
+        this.#host.release(buf.length);
+        this.#deliver(buf);
+        if (this.destroyed) return;
+      }
+      if (rq.length > 0) return;
+      if (this.#rq === rq) this.#rq = null;
     }
-    if (rq.length === 0 && this.#finReceived) this.#pushEof();
+    if (this.#finReceived) this.#pushEof();
   }
 
   /** Hands bytes to the reader and does the smux read accounting. */
@@ -193,7 +198,7 @@ export class Stream extends Duplex {
     // Data after the peer's FIN breaks the protocol; smux would still buffer it, but our
     // readable side may already have ended, so it is dropped.
     if (this.#finReceived || this.destroyed) return;
-    if (this.#wantData && this.#rq.length === 0) {
+    if (this.#wantData && this.#rq === null) {
       this.#deliver(buf);
     } else {
       // Received so far: numRead + rqBytes. A peer that honours our windows stays within the
@@ -206,7 +211,7 @@ export class Stream extends Duplex {
         this.destroy(err);
         return;
       }
-      this.#rq.push(buf);
+      (this.#rq ??= []).push(buf);
       this.#rqBytes += buf.length;
       this.#host.charge(buf.length);
     }
@@ -216,7 +221,7 @@ export class Stream extends Duplex {
   [kFin](): void {
     if (this.#finReceived || this.destroyed) return;
     this.#finReceived = true;
-    if (this.#rq.length === 0) this.#pushEof();
+    if (this.#rq === null) this.#pushEof();
     // Emitted as soon as the FIN arrives, even while earlier data still waits for our reader
     // ('end' comes only after that data is read): owners use it to bound how long a stream
     // whose consumer never reads can linger.
@@ -272,7 +277,7 @@ export class Stream extends Duplex {
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
     if (!this.#sessionGone) this.#sendFin();
     if (this.#rqBytes > 0) this.#host.release(this.#rqBytes);
-    this.#rq = [];
+    this.#rq = null;
     this.#rqBytes = 0;
     if (this.#outCb) this.#failOut(err ?? new BurrowError('BURROW_ERR_CLOSED', 'smux: stream destroyed'));
     this.#host.forget(this);

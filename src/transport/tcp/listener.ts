@@ -11,8 +11,7 @@ import {
   SOCKET_HIGH_WATER_MARK_BYTES,
   keepaliveOptions,
   listenServer,
-  localAddressOf,
-  remoteAddressOf,
+  AcceptedConn,
   serverAddress,
   stopServer,
   tuneSocket,
@@ -41,8 +40,7 @@ export class TcpListener implements StreamListener {
     });
     const accepted = (sock: net.Socket): void => {
       tuneSocket(sock, keepalive);
-      const conn: Conn = { stream: sock, local: localAddressOf(sock), remote: remoteAddressOf(sock) };
-      handOff(onConn, conn, logger);
+      handOff(onConn, new AcceptedConn(sock), logger);
     };
     // Until acceptWithAdaptiveReads takes over (and on a Node where it cannot): plain sockets.
     server.on('connection', accepted);

@@ -37,6 +37,28 @@ export function remoteAddressOf(sock: net.Socket): string {
   return formatAddress(sock.remoteAddress, sock.remotePort);
 }
 
+/**
+ * An accepted tcp connection. `remote` is read once, without keeping the address object Node
+ * caches on the socket (about 90 bytes every idle connection would hold); `local` is read when
+ * first asked for (a system call most connections never need: it is logged at debug level).
+ */
+export class AcceptedConn implements Conn {
+  readonly stream: net.Socket;
+  readonly remote: string;
+  #local: string | undefined;
+
+  constructor(sock: net.Socket) {
+    this.stream = sock;
+    this.remote = remoteAddressOf(sock);
+    // Node reads the peer address again when asked, while the socket is open.
+    (sock as unknown as { _peername?: unknown })._peername = undefined;
+  }
+
+  get local(): string {
+    return (this.#local ??= localAddressOf(this.stream));
+  }
+}
+
 /** OS TCP keepalive settings (gost `keepalive`, `keepalive.idle|interval|count`). */
 export interface KeepaliveOptions {
   enabled: boolean;
@@ -135,10 +157,20 @@ const SHARED_READ_BYTES = 16 * 1024;
  * the bytes out before they are handed on.
  */
 let sharedReadBuffer: Buffer | undefined;
+/**
+ * Views of it by size (sizes are powers of two): Node keeps a socket's next read buffer on the
+ * socket, so one view object per size serves them all instead of one per socket and read.
+ */
+const sharedViews = new Map<number, Buffer>();
 
 function sharedRead(size: number): Buffer {
-  sharedReadBuffer ??= Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
-  return sharedReadBuffer.subarray(0, size);
+  let view = sharedViews.get(size);
+  if (!view) {
+    sharedReadBuffer ??= Buffer.allocUnsafeSlow(SHARED_READ_BYTES);
+    view = sharedReadBuffer.subarray(0, size);
+    sharedViews.set(size, view);
+  }
+  return view;
 }
 
 /** Size of the next read buffer; set by each read for the buffer Node asks for right after it. */

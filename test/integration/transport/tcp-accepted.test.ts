@@ -38,10 +38,16 @@ describe('tcp listener: accepted sockets', () => {
 
   it('are plain net.Sockets with addresses, no delay and half-open', async () => {
     const { client, server } = await accept();
+    // Neither address object stays cached on the socket, and the local address is asked of the
+    // OS only when someone wants it (it is logged at debug level).
+    const internals = server as unknown as { _sockname?: unknown; _peername?: unknown };
+    assert.ok(!internals._sockname, 'the local address was read before anyone asked for it');
+    assert.ok(!internals._peername, 'the peer address object stays cached on the socket');
     assert.ok(server instanceof net.Socket);
-    assert.equal(server.remotePort, client.localPort);
-    assert.equal(server.allowHalfOpen, true);
     assert.equal(conns.at(-1)!.remote, `127.0.0.1:${client.localPort}`);
+    assert.equal(conns.at(-1)!.local, `127.0.0.1:${port}`);
+    assert.equal(server.remotePort, client.localPort, 'the peer address can still be read');
+    assert.equal(server.allowHalfOpen, true);
     client.destroy();
   });
 

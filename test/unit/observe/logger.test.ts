@@ -68,4 +68,26 @@ describe('lazyChild', () => {
     assert.equal(lines.length, 1);
     assert.equal(lines[0]!.sid, 's3');
   });
+
+  it('reads a getter binding only when a line is logged, and shows no internal keys', () => {
+    const { logger, lines } = capture('info');
+    let reads = 0;
+    const a = lazyChild(logger, {
+      sid: 's4',
+      get local() {
+        reads++;
+        return '127.0.0.1:1';
+      },
+    });
+    a.debug('not shown');
+    a.child({ handler: 'z' }).trace('not shown');
+    assert.equal(reads, 0);
+    a.info('shown');
+    assert.equal(reads, 1);
+    assert.equal(lines[0]!.local, '127.0.0.1:1');
+    assert.deepEqual(Object.keys(lines[0]!).sort(), ['level', 'local', 'msg', 'sid', 'time']);
+    assert.deepEqual(a.bindings(), { sid: 's4', local: '127.0.0.1:1' });
+    assert.deepEqual(Object.getOwnPropertySymbols(a.bindings()), []);
+  });
 });
+
