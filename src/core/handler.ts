@@ -18,10 +18,12 @@ export type LaterCallback = (result: HandleResult | void, err: unknown, failed: 
 
 /**
  * A handler's result that comes later, without a promise. A splice of an idle connection can
- * last for hours, and what waits on it should be one callback: a chain of promises from the
+ * last for hours, and what waits on it should be one object: a chain of promises from the
  * relay up to the service (the relay's, each `.then`, the async handler's own) keeps about
- * 0.7 KiB of promises, reactions and closures per connection. `handle` may return one, or
- * resolve to one; the service subscribes once. The first `resolve` or `reject` wins.
+ * 0.7 KiB of promises, reactions and closures per connection. The service makes one per
+ * connection (a subclass that carries its own bookkeeping) and passes it to `handle`, which
+ * settles it, and returns it, for a connection that goes on after `handle` returns. The first
+ * `resolve` or `reject` wins.
  */
 export class Later {
   #cb: LaterCallback | undefined;
@@ -37,10 +39,22 @@ export class Later {
     this.#settle(2, err);
   }
 
+  get settled(): boolean {
+    return this.#state !== 0;
+  }
+
   /** Calls `cb` once it has settled (right away if it has). One subscriber. */
   onSettled(cb: LaterCallback): void {
     this.#cb = cb;
     if (this.#state !== 0) this.#fire();
+  }
+
+  /** Called once, when it settles; subclasses take it over. */
+  protected done(result: HandleResult | void, err: unknown, failed: boolean): void {
+    const cb = this.#cb;
+    if (!cb) return;
+    this.#cb = undefined;
+    cb(result, err, failed);
   }
 
   #settle(state: number, value: unknown): void {
@@ -51,11 +65,8 @@ export class Later {
   }
 
   #fire(): void {
-    const cb = this.#cb;
-    if (!cb) return;
-    this.#cb = undefined;
-    if (this.#state === 1) cb(this.#value as HandleResult | void, undefined, false);
-    else cb(undefined, this.#value, true);
+    if (this.#state === 1) this.done(this.#value as HandleResult | void, undefined, false);
+    else this.done(undefined, this.#value, true);
   }
 }
 
@@ -63,10 +74,11 @@ export interface Handler {
   /** Starts what the handler owns besides the service listener (e.g. entry points). */
   start?(): Promise<void>;
   /**
-   * Handles one connection; destroys `conn.stream` on every path before settling. A long-lived
-   * connection's result comes best as a `Later` (returned, or what the promise resolves to).
+   * Handles one connection; destroys `conn.stream` on every path before settling. The result
+   * comes as what the promise resolves to, or, for a connection that goes on after `handle`
+   * returns (a relay), through `later`: settle it, and return it (or resolve to it).
    */
-  handle(conn: Conn, logger: Logger): Promise<HandleResult | void | Later> | Later;
+  handle(conn: Conn, logger: Logger, later: Later): Promise<HandleResult | void | Later> | Later;
   /** Stops what `start` started; in-flight `handle` calls are the service's to drain. */
   close?(): Promise<void>;
 }

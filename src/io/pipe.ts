@@ -66,6 +66,13 @@ export function relayThen(a: Duplex, b: Duplex, opts: RelayOptions, done: (r: Re
   new Relay(a, b, opts, done).start();
 }
 
+/**
+ * An 'error' listener that drops errors, for a stream whose errors its owner reports once it
+ * has it (before, an 'error' without a listener would throw). A relay that takes the stream
+ * removes it: its own listener reports errors, and one listener per event costs less than two.
+ */
+export function errorsBeforeRelay(): void {}
+
 /** The relay a stream is part of. */
 const kRelay = Symbol('burrow.relay');
 type Side = Duplex & { [kRelay]?: Relay };
@@ -141,6 +148,7 @@ class Relay {
   start(): void {
     for (const s of [this.a, this.b] as Side[]) {
       s[kRelay] = this;
+      s.removeListener('error', errorsBeforeRelay);
       s.on('peerend', onPeerEnd);
       s.on('end', onEnd);
       s.on('error', onError);

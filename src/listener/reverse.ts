@@ -21,7 +21,7 @@ import type { Conn, StreamListener } from '../core/transport';
 import type { AcceptSession, Network } from '../core/handler';
 import type { Chain } from '../chain/chain';
 import { StreamHeaderReader } from '../protocol/stream-header';
-import { destroy } from '../io/pipe';
+import { destroy, errorsBeforeRelay } from '../io/pipe';
 import { joinHostPort, splitHostPort } from '../core/addr';
 import { DEFAULTS } from '../config/model';
 
@@ -100,7 +100,6 @@ function readStreamHeader(stream: Duplex, timeoutMs: number): Promise<{ src?: st
   });
 }
 
-function ignore(): void {}
 
 export function createReverseListener(opts: ReverseListenerOptions): ReverseListener {
   const headerTimeoutMs = opts.headerTimeoutMs ?? DEFAULTS.relayHandshakeTimeoutMs;
@@ -130,8 +129,8 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
       }
       live.add(stream);
       stream.on('close', onStreamClose);
-      // Errors are reported by the handler that owns the stream.
-      stream.on('error', ignore);
+      // Errors are reported by the handler that owns the stream (a relay takes this over).
+      stream.on('error', errorsBeforeRelay);
       readStreamHeader(stream, headerTimeoutMs).then(
         (h) => {
           onConn({

@@ -40,6 +40,27 @@ function connBindings(sid: string, conn: Conn): Record<string, unknown> {
   return b;
 }
 
+const kFinished = Symbol('finished');
+
+/**
+ * One connection of a service: the Later its handler settles, carrying what the service needs
+ * when it does (one object per connection, however long it lasts).
+ */
+class Tracked extends Later {
+  constructor(
+    readonly service: Service,
+    readonly conn: Conn,
+    readonly log: Logger,
+    readonly started: number,
+  ) {
+    super();
+  }
+
+  protected override done(result: HandleResult | void, err: unknown, failed: boolean): void {
+    this.service[kFinished](this, failed ? err : result, failed);
+  }
+}
+
 export interface ServiceOptions {
   name: string;
   listener: StreamListener;
@@ -58,7 +79,7 @@ export class Service {
   readonly #handler: Handler;
   readonly #logger: Logger;
   readonly #network: string;
-  readonly #conns = new Set<Conn>();
+  readonly #conns = new Set<Tracked>();
   readonly #metrics: ServiceMetrics;
   #closing = false;
 
@@ -104,37 +125,39 @@ export class Service {
       destroy(conn.stream);
       return;
     }
-    this.#conns.add(conn);
-    const started = Date.now();
     const log = lazyChild(this.#logger, connBindings(newSid(), conn));
+    const t = new Tracked(this, conn, log, Date.now());
+    this.#conns.add(t);
     if (log.isLevelEnabled('debug')) log.debug(`${conn.remote} <> ${conn.local}`);
     this.#metrics.requestStarted(this.name);
     let handled: Promise<HandleResult | void | Later> | Later;
     try {
-      handled = this.#handler.handle(conn, log);
+      handled = this.#handler.handle(conn, log, t);
     } catch (err) {
-      handled = Promise.reject(err);
+      t.reject(err);
+      return;
     }
-    const done = (r: HandleResult | void, err: unknown, failed: boolean): void =>
-      this.#finished(conn, log, started, failed ? err : r, failed);
-    if (handled instanceof Later) handled.onSettled(done);
-    else {
-      Promise.resolve(handled).then(
-        (r) => (r instanceof Later ? r.onSettled(done) : done(r, undefined, false)),
-        (err: unknown) => done(undefined, err, true),
-      );
-    }
+    if (handled === t) return;
+    Promise.resolve(handled).then(
+      (r) => {
+        if (r === t) return;
+        if (r instanceof Later) r.onSettled((x, err, failed) => (failed ? t.reject(err) : t.resolve(x)));
+        else t.resolve(r);
+      },
+      (err: unknown) => t.reject(err),
+    );
   }
 
   /** The handler is done with a connection (`outcome`: its result, or what it threw). */
-  #finished(conn: Conn, log: Logger, started: number, outcome: unknown, failed: boolean): void {
+  [kFinished](t: Tracked, outcome: unknown, failed: boolean): void {
+    const { conn, log, started } = t;
     if (failed) {
       if (isPeerGone(outcome)) log.debug(`${(outcome as Error).message}`);
       else log.error(`${(outcome as Error)?.message ?? String(outcome)}`);
     }
     const result = failed ? undefined : (outcome as HandleResult | void);
     destroy(conn.stream);
-    this.#conns.delete(conn);
+    this.#conns.delete(t);
     this.#metrics.requestFinished(this.name, Date.now() - started, result?.inputBytes ?? 0, result?.outputBytes ?? 0, failed);
     if (log.isLevelEnabled('debug')) {
       log.debug(
@@ -160,7 +183,7 @@ export class Service {
     while (this.#conns.size > 0 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
-    for (const c of this.#conns) destroy(c.stream);
+    for (const c of this.#conns) destroy(c.conn.stream);
     this.#conns.clear();
     await this.#handler.close?.();
   }

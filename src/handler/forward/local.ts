@@ -11,7 +11,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
-import { Later, type Handler, type HandleResult, type Network } from '../../core/handler';
+import { type Later, type Handler, type HandleResult, type Network } from '../../core/handler';
 import type { Chain } from '../../chain/chain';
 import { Forwarder } from '../../forward/selector';
 import { relayThen, destroy, type RelayOptions } from '../../io/pipe';
@@ -45,8 +45,7 @@ export function withPort(addr: string): string {
  * relay settles, a send timeout logged (info). Handlers return this instead of awaiting the
  * relay, so a long relay holds one callback, not the handler's suspended frame or a promise.
  */
-export function relayed(a: Duplex, b: Duplex, opts: RelayOptions, log: Logger, from: string, to: string): Later {
-  const later = new Later();
+export function relayed(a: Duplex, b: Duplex, opts: RelayOptions, log: Logger, from: string, to: string, later: Later): Later {
   relayThen(a, b, opts, (res) => {
     if (isSendTimeout(res.error)) log.info(`${from} >< ${to}: ${res.error.message} (sendTimeout)`);
     later.resolve({ inputBytes: res.aToB, outputBytes: res.bToA });
@@ -61,6 +60,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
   const idleTimeoutMs = md.getDurationMs('idleTimeout') || 0;
   const sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
   const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
+  const relayOpts: RelayOptions = { idleTimeoutMs, sendTimeoutMs };
   let httpForwarder: HttpForwarder | undefined;
 
   async function upstream(network: Network, dst: string, src: string): Promise<Duplex> {
@@ -80,7 +80,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
     async close() {
       httpForwarder?.close();
     },
-    async handle(conn: Conn, log: Logger): Promise<HandleResult | Later> {
+    async handle(conn: Conn, log: Logger, later: Later): Promise<HandleResult | Later> {
       const network: Network = conn.datagram ? 'udp' : 'tcp';
       const node = opts.forwarder.select();
       let dst: string;
@@ -118,7 +118,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
       if (node) opts.forwarder.markOk(node);
       // Through a chain, UDP rides the tunnel stream with 2-byte length framing.
       const far = network === 'udp' && opts.chain ? framedDatagrams(up) : up;
-      return relayed(conn.stream, far, { idleTimeoutMs, sendTimeoutMs }, log, conn.remote, dst);
+      return relayed(conn.stream, far, relayOpts, log, conn.remote, dst, later);
     },
   };
 }

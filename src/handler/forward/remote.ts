@@ -15,7 +15,7 @@ import type { Conn } from '../../core/transport';
 import type { Handler, HandleResult, Later, Network } from '../../core/handler';
 import { Forwarder } from '../../forward/selector';
 import { Metadata } from '../../core/metadata';
-import { destroy } from '../../io/pipe';
+import { destroy, type RelayOptions } from '../../io/pipe';
 import { dialTcp, dialUdp } from '../../io/dial';
 import { framedDatagrams } from '../../io/datagram';
 import { splitHostPort } from '../../core/addr';
@@ -38,6 +38,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
   const idleTimeoutMs = md.getDurationMs('idleTimeout') || 0;
   const sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
   const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
+  const relayOpts: RelayOptions = { idleTimeoutMs, sendTimeoutMs };
   let httpForwarder: HttpForwarder | undefined;
 
   /** The target for a host: its forwarder node, else the host itself if it has a port. */
@@ -56,7 +57,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
     async close() {
       httpForwarder?.close();
     },
-    async handle(conn: Conn, log: Logger): Promise<HandleResult | Later> {
+    async handle(conn: Conn, log: Logger, later: Later): Promise<HandleResult | Later> {
       let host = conn.target ?? '';
       if (sniffing) {
         const sniffed = await sniffProtocol(conn.stream, sniffTimeoutMs);
@@ -99,7 +100,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
       }
       if (node) opts.forwarder.markOk(node);
       const near = opts.network === 'udp' ? framedDatagrams(conn.stream) : conn.stream;
-      return relayed(near, up, { idleTimeoutMs, sendTimeoutMs }, log, conn.remote, target);
+      return relayed(near, up, relayOpts, log, conn.remote, target, later);
     },
   };
 }

@@ -14,7 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
-import { Later, type Handler, type HandleResult } from '../../core/handler';
+import type { Handler, HandleResult, Later } from '../../core/handler';
 import { Metadata } from '../../core/metadata';
 import {
   BurrowError,
@@ -127,6 +127,10 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       })
     : undefined;
 
+  const spliceOpts = { sendTimeoutMs };
+  /** A tunnel's logger for a connection (a child of `clog`, the connection's). */
+  const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ handler: 'tunnel', node: nodeId, tunnel: tid });
+
   /** One warning per peer a minute for a spliced side that took no bytes for `sendTimeout`. */
   function warnSendTimeout(err: SendTimeoutError, stream: Duplex, nearAddr: string, log: Logger): void {
     const connector = (stream as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
@@ -156,7 +160,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       return t ? { tunnelId: t, private: false } : undefined;
     },
     splice(near, stream, nearAddr, log, done) {
-      relayThen(near, stream, { sendTimeoutMs }, (r) => {
+      relayThen(near, stream, spliceOpts, (r) => {
         if (isSendTimeout(r.error)) warnSendTimeout(r.error, stream, nearAddr, log);
         done?.(r);
       });
@@ -198,10 +202,19 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
 
   /**
    * CONNECT: routes, answers, then splices the visitor with a tunnel stream. Not an async
-   * function: the splice of an idle connection can last for hours, and the only thing
-   * waiting on it is one callback (a Later), not a suspended frame holding the request.
+   * function: the splice of an idle connection can last for hours, and what waits on it is
+   * one callback and the service's Later, not a suspended frame holding the request. The
+   * tunnel's logger (`clog`) is not kept for the splice: a send-timeout warning makes it
+   * again from the connection's (`slog`).
    */
-  function handleConnect(conn: Conn, req: ParsedRequest, visitorTid: string, clog: Logger): Promise<HandleResult> | Later {
+  function handleConnect(
+    conn: Conn,
+    req: ParsedRequest,
+    visitorTid: string,
+    slog: Logger,
+    clog: Logger,
+    later: Later,
+  ): Promise<HandleResult> | Later {
     const network: Network = req.network === 'udp' ? 'udp' : 'tcp';
     const dst = req.dstAddr ?? '';
     const host = stripPort(dst);
@@ -221,8 +234,10 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     }
     clog.debug(`connect to tunnel=${d.tunnelId} OK`);
     conn.stream.write(statusResponse(0));
-    const later = new Later();
-    server.splice(conn.stream, stream, conn.remote, clog, (r) => later.resolve(connectResult(r)));
+    relayThen(conn.stream, stream, spliceOpts, (r) => {
+      if (isSendTimeout(r.error)) warnSendTimeout(r.error, stream, conn.remote, tunnelLogger(slog, visitorTid));
+      later.resolve(connectResult(r));
+    });
     return later;
   }
 
@@ -232,7 +247,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     async start() {
       for (const ep of entryPoints) await ep.start();
     },
-    async handle(conn: Conn, clog: Logger): Promise<HandleResult | void | Later> {
+    async handle(conn: Conn, clog: Logger, later: Later): Promise<HandleResult | void | Later> {
       if (limiter) {
         const ip = stripPort(conn.remote);
         if (!limiter.take(ip)) {
@@ -275,10 +290,10 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       }
       // A child of clog, not of tlog: the same fields, one logger less kept per connection.
       const tid = tunnelIdToString(req.tunnelId);
-      const tunnelLog = clog.child({ handler: 'tunnel', node: nodeId, tunnel: tid });
+      const tunnelLog = tunnelLogger(clog, tid);
       try {
         // Not awaited: a CONNECT fails only before its splice, synchronously (see handleConnect).
-        if (req.cmd === CMD_CONNECT) return handleConnect(conn, req, tid, tunnelLog);
+        if (req.cmd === CMD_CONNECT) return handleConnect(conn, req, tid, clog, tunnelLog, later);
         if (req.cmd === CMD_BIND) return await handleBind(conn, req, server, tunnelLog);
       } catch (err) {
         if (err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT') {

@@ -73,6 +73,15 @@ export const kSessionDied = Symbol('smux.sessionDied');
 export const kSendFrame = Symbol('smux.sendFrame');
 export const kQueued = Symbol('smux.queued');
 
+// Stream.#bits.
+const F_V2 = 1;
+const F_WANT_DATA = 2;
+const F_FIN_RECEIVED = 4;
+const F_EOF_PUSHED = 8;
+const F_UPD_SENT = 16;
+const F_FIN_SENT = 32;
+const F_SESSION_GONE = 64;
+
 /** Sends one data frame (header + payload). Provided by the session. */
 export type DataFrameWriter = (sid: number, payload: Buffer) => void;
 
@@ -80,20 +89,20 @@ export class Stream extends Duplex {
   /** Stream id: odd when opened by the smux client side, even by the server side. */
   readonly id: number;
   readonly #host: StreamHost;
-  readonly #v2: boolean;
   /** A UPD goes out after every this many bytes read: half the base window. */
   readonly #updEvery: number;
+  /**
+   * The stream's yes/no states as bits (F_*), read and written through the accessors below:
+   * one field instead of seven, for thousands of idle streams.
+   */
+  #bits = 0;
 
   // Receive side.
   /** Received, waiting for the reader; null when empty (an idle stream keeps no array). */
   #rq: Buffer[] | null = null;
   #rqBytes = 0;
-  #wantData = false;
-  #finReceived = false;
-  #eofPushed = false;
   #numRead = 0;
   #incr = 0;
-  #updSent = false;
   /** The window our UPDs advertise. */
   #window: number;
   /**
@@ -109,9 +118,6 @@ export class Stream extends Duplex {
   #out: Buffer | null = null;
   #outOff = 0;
   #outCb: ((err?: Error | null) => void) | null = null;
-  #finSent = false;
-  /** The session is gone: no more frames from us. */
-  #sessionGone = false;
   /** In the session's send rotation. */
   [kQueued] = false;
 
@@ -120,10 +126,56 @@ export class Stream extends Duplex {
     super({ allowHalfOpen: true, emitClose: true, autoDestroy: true });
     this.id = id;
     this.#host = host;
-    this.#v2 = host.config.version === 2;
+    if (host.config.version === 2) this.#bits = F_V2;
     this.#window = baseStreamWindow(host.config);
     this.#updEvery = Math.floor(this.#window / 2);
     this.#allowedEnd = Math.max(this.#window, INITIAL_PEER_WINDOW);
+  }
+
+  #flag(bit: number, on: boolean): void {
+    this.#bits = on ? this.#bits | bit : this.#bits & ~bit;
+  }
+  /** smux version 2 (windows and UPD frames). */
+  get #v2(): boolean {
+    return (this.#bits & F_V2) !== 0;
+  }
+  /** The reader asked for more (push() said yes, or _read came). */
+  get #wantData(): boolean {
+    return (this.#bits & F_WANT_DATA) !== 0;
+  }
+  set #wantData(v: boolean) {
+    this.#flag(F_WANT_DATA, v);
+  }
+  get #finReceived(): boolean {
+    return (this.#bits & F_FIN_RECEIVED) !== 0;
+  }
+  set #finReceived(v: boolean) {
+    this.#flag(F_FIN_RECEIVED, v);
+  }
+  get #eofPushed(): boolean {
+    return (this.#bits & F_EOF_PUSHED) !== 0;
+  }
+  set #eofPushed(v: boolean) {
+    this.#flag(F_EOF_PUSHED, v);
+  }
+  get #updSent(): boolean {
+    return (this.#bits & F_UPD_SENT) !== 0;
+  }
+  set #updSent(v: boolean) {
+    this.#flag(F_UPD_SENT, v);
+  }
+  get #finSent(): boolean {
+    return (this.#bits & F_FIN_SENT) !== 0;
+  }
+  set #finSent(v: boolean) {
+    this.#flag(F_FIN_SENT, v);
+  }
+  /** The session is gone: no more frames from us. */
+  get #sessionGone(): boolean {
+    return (this.#bits & F_SESSION_GONE) !== 0;
+  }
+  set #sessionGone(v: boolean) {
+    this.#flag(F_SESSION_GONE, v);
   }
 
   /** The receive window our UPDs advertise (version 2). */
