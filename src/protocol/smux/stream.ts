@@ -74,12 +74,17 @@ export const kSendFrame = Symbol('smux.sendFrame');
 export const kQueued = Symbol('smux.queued');
 
 // Stream.#bits.
+/** smux version 2: windows and UPD frames. */
 const F_V2 = 1;
+/** The reader asked for more (push() said yes, or _read came). */
 const F_WANT_DATA = 2;
 const F_FIN_RECEIVED = 4;
+/** push(null) done: the readable side has its end. */
 const F_EOF_PUSHED = 8;
+/** Our first UPD went out (the window grows from the next one on). */
 const F_UPD_SENT = 16;
 const F_FIN_SENT = 32;
+/** The session is gone: no more frames from us. */
 const F_SESSION_GONE = 64;
 
 /** Sends one data frame (header + payload). Provided by the session. */
@@ -91,10 +96,7 @@ export class Stream extends Duplex {
   readonly #host: StreamHost;
   /** A UPD goes out after every this many bytes read: half the base window. */
   readonly #updEvery: number;
-  /**
-   * The stream's yes/no states as bits (F_*), read and written through the accessors below:
-   * one field instead of seven, for thousands of idle streams.
-   */
+  /** The stream's yes/no states as bits (F_*): one field instead of seven, for thousands of idle streams. */
   #bits = 0;
 
   // Receive side.
@@ -135,47 +137,9 @@ export class Stream extends Duplex {
   #flag(bit: number, on: boolean): void {
     this.#bits = on ? this.#bits | bit : this.#bits & ~bit;
   }
-  /** smux version 2 (windows and UPD frames). */
-  get #v2(): boolean {
-    return (this.#bits & F_V2) !== 0;
-  }
-  /** The reader asked for more (push() said yes, or _read came). */
-  get #wantData(): boolean {
-    return (this.#bits & F_WANT_DATA) !== 0;
-  }
-  set #wantData(v: boolean) {
-    this.#flag(F_WANT_DATA, v);
-  }
-  get #finReceived(): boolean {
-    return (this.#bits & F_FIN_RECEIVED) !== 0;
-  }
-  set #finReceived(v: boolean) {
-    this.#flag(F_FIN_RECEIVED, v);
-  }
-  get #eofPushed(): boolean {
-    return (this.#bits & F_EOF_PUSHED) !== 0;
-  }
-  set #eofPushed(v: boolean) {
-    this.#flag(F_EOF_PUSHED, v);
-  }
-  get #updSent(): boolean {
-    return (this.#bits & F_UPD_SENT) !== 0;
-  }
-  set #updSent(v: boolean) {
-    this.#flag(F_UPD_SENT, v);
-  }
-  get #finSent(): boolean {
-    return (this.#bits & F_FIN_SENT) !== 0;
-  }
-  set #finSent(v: boolean) {
-    this.#flag(F_FIN_SENT, v);
-  }
-  /** The session is gone: no more frames from us. */
-  get #sessionGone(): boolean {
-    return (this.#bits & F_SESSION_GONE) !== 0;
-  }
-  set #sessionGone(v: boolean) {
-    this.#flag(F_SESSION_GONE, v);
+
+  #has(bit: number): boolean {
+    return (this.#bits & bit) !== 0;
   }
 
   /** The receive window our UPDs advertise (version 2). */
@@ -190,21 +154,21 @@ export class Stream extends Duplex {
 
   /** FIN received from the peer. */
   get remoteClosed(): boolean {
-    return this.#finReceived;
+    return this.#has(F_FIN_RECEIVED);
   }
 
   /** FIN sent to the peer. */
   get localClosed(): boolean {
-    return this.#finSent;
+    return this.#has(F_FIN_SENT);
   }
 
   // ---- receive side ---------------------------------------------------------------------
 
   override _read(): void {
-    this.#wantData = true;
+    this.#flag(F_WANT_DATA, true);
     const rq = this.#rq;
     if (rq) {
-      while (this.#wantData && rq.length > 0) {
+      while (this.#has(F_WANT_DATA) && rq.length > 0) {
         const buf = rq.shift()!;
         this.#rqBytes -= buf.length;
         this.#host.release(buf.length);
@@ -214,21 +178,21 @@ export class Stream extends Duplex {
       if (rq.length > 0) return;
       if (this.#rq === rq) this.#rq = null;
     }
-    if (this.#finReceived) this.#pushEof();
+    if (this.#has(F_FIN_RECEIVED)) this.#pushEof();
   }
 
   /** Hands bytes to the reader and does the smux read accounting. */
   #deliver(buf: Buffer): void {
-    if (this.#v2) {
+    if (this.#has(F_V2)) {
       const n = buf.length;
       this.#numRead = (this.#numRead + n) >>> 0;
       this.#incr += n;
-      if (this.#incr >= this.#updEvery || !this.#updSent) {
+      if (this.#incr >= this.#updEvery || !this.#has(F_UPD_SENT)) {
         // A stream that keeps reading has moved a window's worth: it may use a larger one.
-        const grow = this.#updSent && this.#window < this.#host.config.maxStreamBuffer;
+        const grow = this.#has(F_UPD_SENT) && this.#window < this.#host.config.maxStreamBuffer;
         this.#incr = 0;
-        this.#updSent = true;
-        if (!this.#sessionGone) {
+        this.#flag(F_UPD_SENT, true);
+        if (!this.#has(F_SESSION_GONE)) {
           if (grow) this.#window = this.#host.growWindow(this.#window);
           const end = (this.#numRead + this.#window) >>> 0;
           if (((end - this.#allowedEnd) | 0) > 0) this.#allowedEnd = end;
@@ -236,12 +200,12 @@ export class Stream extends Duplex {
         }
       }
     }
-    this.#wantData = this.push(buf);
+    this.#flag(F_WANT_DATA, this.push(buf));
   }
 
   #pushEof(): void {
-    if (this.#eofPushed) return;
-    this.#eofPushed = true;
+    if (this.#has(F_EOF_PUSHED)) return;
+    this.#flag(F_EOF_PUSHED, true);
     this.push(null);
   }
 
@@ -249,14 +213,14 @@ export class Stream extends Duplex {
   [kData](buf: Buffer): void {
     // Data after the peer's FIN breaks the protocol; smux would still buffer it, but our
     // readable side may already have ended, so it is dropped.
-    if (this.#finReceived || this.destroyed) return;
-    if (this.#wantData && this.#rq === null) {
+    if (this.#has(F_FIN_RECEIVED) || this.destroyed) return;
+    if (this.#has(F_WANT_DATA) && this.#rq === null) {
       this.#deliver(buf);
     } else {
       // Received so far: numRead + rqBytes. A peer that honours our windows stays within the
       // largest end we advertised, plus one frame of slack.
       const window = (this.#allowedEnd - this.#numRead) | 0;
-      if (this.#v2 && this.#rqBytes + buf.length > window + this.#host.config.maxFrameSize) {
+      if (this.#has(F_V2) && this.#rqBytes + buf.length > window + this.#host.config.maxFrameSize) {
         // The peer ignores our window: this stream goes, the session and its other streams stay.
         const err = new ProtocolError('bad_frame', `smux: stream ${this.id}: peer sent past the ${window}-byte window (mux.maxStreamBuffer)`);
         this.#host.violation(err, 'mux.maxStreamBuffer');
@@ -271,14 +235,14 @@ export class Stream extends Duplex {
 
   /** FIN from the session. */
   [kFin](): void {
-    if (this.#finReceived || this.destroyed) return;
-    this.#finReceived = true;
+    if (this.#has(F_FIN_RECEIVED) || this.destroyed) return;
+    this.#flag(F_FIN_RECEIVED, true);
     if (this.#rq === null) this.#pushEof();
     // Emitted as soon as the FIN arrives, even while earlier data still waits for our reader
     // ('end' comes only after that data is read): owners use it to bound how long a stream
     // whose consumer never reads can linger.
     this.emit('peerend');
-    if (this.#finSent) this.#host.forget(this);
+    if (this.#has(F_FIN_SENT)) this.#host.forget(this);
   }
 
   // ---- send side ------------------------------------------------------------------------
@@ -303,7 +267,7 @@ export class Stream extends Duplex {
   }
 
   #startWrite(chunk: Buffer, cb: (err?: Error | null) => void): void {
-    if (this.#sessionGone) {
+    if (this.#has(F_SESSION_GONE)) {
       cb(new BurrowError('BURROW_ERR_CLOSED', 'smux: session closed'));
       return;
     }
@@ -318,7 +282,7 @@ export class Stream extends Duplex {
   }
 
   override _final(cb: (err?: Error | null) => void): void {
-    if (this.#sessionGone) {
+    if (this.#has(F_SESSION_GONE)) {
       cb(new BurrowError('BURROW_ERR_CLOSED', 'smux: session closed'));
       return;
     }
@@ -327,7 +291,7 @@ export class Stream extends Duplex {
   }
 
   override _destroy(err: Error | null, cb: (err?: Error | null) => void): void {
-    if (!this.#sessionGone) this.#sendFin();
+    if (!this.#has(F_SESSION_GONE)) this.#sendFin();
     if (this.#rqBytes > 0) this.#host.release(this.#rqBytes);
     this.#rq = null;
     this.#rqBytes = 0;
@@ -337,10 +301,10 @@ export class Stream extends Duplex {
   }
 
   #sendFin(): void {
-    if (this.#finSent) return;
-    this.#finSent = true;
+    if (this.#has(F_FIN_SENT)) return;
+    this.#flag(F_FIN_SENT, true);
     this.#host.writeControl(encodeFrame(this.#host.config.version, CMD_FIN, this.id));
-    if (this.#finReceived) this.#host.forget(this);
+    if (this.#has(F_FIN_RECEIVED)) this.#host.forget(this);
   }
 
   #completeOut(): void {
@@ -364,7 +328,7 @@ export class Stream extends Duplex {
    * smux does it, so the counters may wrap.
    */
   #sendable(): number {
-    if (!this.#v2) return Number.MAX_SAFE_INTEGER;
+    if (!this.#has(F_V2)) return Number.MAX_SAFE_INTEGER;
     const inflight = (this.#numWritten - this.#peerConsumed) | 0;
     const win = (this.#peerWindow | 0) - inflight;
     return win > 0 ? win : 0;
@@ -399,7 +363,7 @@ export class Stream extends Duplex {
   /** UPD from the session. */
   [kUpdate](consumed: number, window: number): void {
     // Version 1 has no windows; smux stores the values and never looks at them.
-    if (!this.#v2 || this.destroyed) return;
+    if (!this.#has(F_V2) || this.destroyed) return;
     // "consumed" beyond what we sent: smux fails the stream's writes with ErrConsumed and the
     // session goes on. We do the same: this stream is destroyed (FIN sent), others are fine.
     if (((this.#numWritten - consumed) | 0) < 0) {
@@ -418,13 +382,13 @@ export class Stream extends Duplex {
    * Without `err` (a stream nobody has accepted yet) it is destroyed quietly.
    */
   [kSessionDied](err?: Error): void {
-    this.#sessionGone = true;
+    this.#flag(F_SESSION_GONE, true);
     if (this.destroyed) return;
     if (!err) {
       this.destroy();
       return;
     }
-    if (this.#finReceived && !this.readableEnded) {
+    if (this.#has(F_FIN_RECEIVED) && !this.readableEnded) {
       // The peer had finished; let the reader have its last bytes, then report.
       this.once('end', () => this.destroy(err));
       return;
