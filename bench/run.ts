@@ -17,7 +17,7 @@ import path from 'node:path';
 import { ROOT, burrowDir, startTopology, useSnapshot } from './lib/burrow';
 import { killAllChildren, type ProcSample } from './lib/proc';
 import { summarizeProfile } from './lib/profile';
-import { loadSample, otherCores } from './lib/sysload';
+import { loadSample, otherCores, stealShare } from './lib/sysload';
 import { renderMarkdown, renderProfile, type ProfileRun, type Results } from './lib/report';
 import { ensureTools, runIperf, startIperfServer } from './lib/tools';
 import { MODES, type CaseDef, type CaseResult, type Mode, type Params } from './lib/types';
@@ -282,8 +282,11 @@ async function main(): Promise<void> {
         killAllChildren();
       }
       r.durationSec = round((Date.now() - c0) / 1000, 3);
-      const oc = otherCores(l0, loadSample());
+      const l1 = loadSample();
+      const oc = otherCores(l0, l1);
       if (oc !== undefined) r.otherCpuCores = round(oc, 3);
+      const st = stealShare(l0, l1);
+      if (st !== undefined) r.stealPercent = round(st * 100, 3);
       if (r.status !== 'skipped') {
         const measured = r.metrics.some((m) => m.burrow);
         if (r.errors.length) {
@@ -307,7 +310,14 @@ async function main(): Promise<void> {
       startedAt,
       finishedAt,
       durationSec: round((Date.now() - t0) / 1000, 4),
-      machine: { ...machine, otherCpuCores: round(otherCores(suiteLoad, loadSample()) ?? NaN, 3) },
+      machine: (() => {
+        const end = loadSample();
+        return {
+          ...machine,
+          otherCpuCores: round(otherCores(suiteLoad, end) ?? NaN, 3),
+          stealPercent: round((stealShare(suiteLoad, end) ?? NaN) * 100, 3),
+        };
+      })(),
       tools,
       cases: results,
     };

@@ -52,6 +52,15 @@ export function renderMarkdown(r: Results): string {
         `figures may be low and noisy; ratios to the same-run baselines suffer less.`,
     );
   }
+  const stolen = r.cases.filter((c) => (c.stealPercent ?? 0) >= 2);
+  if (stolen.length) {
+    L.push('');
+    L.push(
+      `**The virtual machine's cores were shared**: the hypervisor took ${fmtNum(Number(m.stealPercent))} % of the CPU time ` +
+        `during the suite for other guests (steal; ${stolen.map((c) => `${c.id} ${fmtNum(c.stealPercent)} %`).join(', ')}), ` +
+        `so absolute figures are lower than on idle cores; ratios to the same-run baselines suffer less.`,
+    );
+  }
   L.push('');
   L.push(
     `Medians over ${r.params.runs} runs (min–max in parentheses); each burrow measurement runs next to its baseline ` +

@@ -57,14 +57,39 @@ function othersCpu(): Map<string, number> {
 export interface LoadSample {
   at: number;
   others: Map<string, number>;
+  /** The machine's CPU time so far (/proc/stat "cpu" line, ticks): all of it, and steal. */
+  cpuTotal?: number;
+  cpuSteal?: number;
+}
+
+/** Total and steal ticks of all CPUs: steal is time the hypervisor gave to other guests. */
+function cpuTicks(): { total: number; steal: number } | undefined {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? '';
+  if (!line.startsWith('cpu ')) return undefined;
+  // user nice system idle iowait irq softirq steal guest guest_nice (guest time is in user).
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (f.length < 8 || f.some((x) => !Number.isFinite(x))) return undefined;
+  return { total: f.reduce((x, y) => x + y, 0), steal: f[7]! };
 }
 
 export function loadSample(): LoadSample | undefined {
   try {
-    return { at: Date.now(), others: othersCpu() };
+    const t = cpuTicks();
+    return { at: Date.now(), others: othersCpu(), cpuTotal: t?.total, cpuSteal: t?.steal };
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Share of the machine's CPU time (0–1) the hypervisor took for other guests between two
+ * samples (steal): a virtual machine's cores are then slower than they look, for the bench and
+ * its baselines alike.
+ */
+export function stealShare(a: LoadSample | undefined, b: LoadSample | undefined): number | undefined {
+  if (a?.cpuTotal === undefined || b?.cpuTotal === undefined || a.cpuSteal === undefined || b.cpuSteal === undefined) return undefined;
+  const total = b.cpuTotal - a.cpuTotal;
+  return total > 0 ? Math.max(0, b.cpuSteal - a.cpuSteal) / total : undefined;
 }
 
 /**

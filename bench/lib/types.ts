@@ -115,6 +115,8 @@ export interface CaseResult {
   durationSec: number;
   /** Cores used on average by processes outside the bench while the case ran (they skew figures). */
   otherCpuCores?: number;
+  /** Percent of the machine's CPU time taken by the hypervisor for other guests (steal) while it ran. */
+  stealPercent?: number;
 }
 
 export interface CaseDef {
