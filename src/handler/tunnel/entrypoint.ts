@@ -17,6 +17,7 @@ import { Metadata } from '../../core/metadata';
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { STATUS_BAD_REQUEST, STATUS_SERVICE_UNAVAILABLE, isPeerGone } from '../../core/errors';
 import { peek } from '../../io/peek';
+import { BurrowError } from '../../core/errors';
 import { destroy } from '../../io/pipe';
 import { readRelayMessage } from '../../io/read-message';
 import { decodeRequest, parseRequest, statusResponse } from '../../protocol/relay/message';
@@ -28,6 +29,75 @@ import type { TunnelServer } from './handler';
 import { HttpEntryProxy } from './http-proxy';
 import { newSid } from '../../service/service';
 import { lazyChild } from '../../observe/logger';
+
+const kEntryPoint = Symbol('burrow.entryPoint');
+const kSniff = Symbol('burrow.entrySniff');
+
+/** What a connection waiting for its first byte needs when it comes. */
+interface Sniff {
+  remote: string;
+  log: Logger;
+  timer: NodeJS.Timeout;
+}
+
+type EntrySocket = net.Socket & { [kEntryPoint]?: EntryPoint; [kSniff]?: Sniff };
+
+// Listeners shared by every connection (`this` is the socket).
+function ignoreError(): void {}
+function onEntryClose(this: EntrySocket): void {
+  this[kEntryPoint]?.forget(this);
+}
+/** Ends the sniff: listeners and timer gone; returns what it held (once). */
+function endSniff(sock: EntrySocket): Sniff | undefined {
+  const sniff = sock[kSniff];
+  if (!sniff) return undefined;
+  sock[kSniff] = undefined;
+  clearTimeout(sniff.timer);
+  sock.off('data', onSniffData);
+  sock.off('end', onSniffEnd);
+  sock.off('close', onSniffClose);
+  return sniff;
+}
+function onSniffData(this: EntrySocket, chunk: Buffer): void {
+  if (chunk.length === 0) return;
+  const sniff = endSniff(this);
+  if (!sniff) return;
+  this.pause();
+  this[kEntryPoint]!.dispatch(this, sniff, chunk);
+}
+function sniffFailed(sock: EntrySocket, err: Error): void {
+  const sniff = endSniff(sock);
+  if (sniff) sock[kEntryPoint]!.refuse(sock, sniff, err);
+}
+function onSniffEnd(this: EntrySocket): void {
+  sniffFailed(this, new BurrowError('BURROW_ERR_CLOSED', 'connection closed before a complete header'));
+}
+function onSniffClose(this: EntrySocket): void {
+  sniffFailed(this, new BurrowError('BURROW_ERR_CLOSED', 'connection closed'));
+}
+function sniffTimeout(sock: EntrySocket): void {
+  const ms = sock[kEntryPoint]?.sniffTimeoutMs ?? 0;
+  sniffFailed(sock, new BurrowError('BURROW_ERR_TIMEOUT', `no complete header within ${ms} ms`));
+}
+
+const kSocket = Symbol('socket');
+/** `local` of a connection's log fields, read when a line is logged (a system call). */
+const LOCAL_FIELD: PropertyDescriptor = {
+  enumerable: true,
+  get(this: { [kSocket]: net.Socket }): string {
+    const s = this[kSocket];
+    return joinHostPort(s.localAddress ?? '', s.localPort ?? 0);
+  },
+};
+
+/** An entry connection's log fields: sid, remote, local, client (gost's). */
+function entryBindings(sid: string, remote: string, socket: net.Socket): Record<string, unknown> {
+  const b: Record<string | symbol, unknown> = { sid, remote };
+  Object.defineProperty(b, kSocket, { value: socket });
+  Object.defineProperty(b, 'local', LOCAL_FIELD);
+  b.client = remote;
+  return b;
+}
 
 export interface EntryPointOptions {
   addr: string;
@@ -99,20 +169,13 @@ export class EntryPoint {
   #onConnection(socket: net.Socket): void {
     socket.setNoDelay(true);
     this.#sockets.add(socket);
-    socket.once('close', () => this.#sockets.delete(socket));
-    socket.on('error', () => {
-      /* reported by whoever reads the socket */
-    });
+    const sock = socket as EntrySocket;
+    sock[kEntryPoint] = this;
+    socket.on('close', onEntryClose);
+    // Errors are reported by whoever reads the socket.
+    socket.on('error', ignoreError);
     const remote = joinHostPort(socket.remoteAddress ?? '', socket.remotePort ?? 0);
-    // The local address costs a system call: asked for only when a line is logged.
-    const log = lazyChild(this.#opts.logger, {
-      sid: newSid(),
-      remote,
-      get local() {
-        return joinHostPort(socket.localAddress ?? '', socket.localPort ?? 0);
-      },
-      client: remote,
-    });
+    const log = lazyChild(this.#opts.logger, entryBindings(newSid(), remote, socket));
     if (log.isLevelEnabled('debug')) {
       const local = joinHostPort(socket.localAddress ?? '', socket.localPort ?? 0);
       const started = Date.now();
@@ -124,20 +187,42 @@ export class EntryPoint {
         ),
       );
     }
-    // A peer that closes before sending a byte is not a decision (the socket would go to the
-    // HTTP server already ended, which never notices and keeps it open): peek rejects instead.
-    peek<number>(socket, (buf) => (buf.length > 0 ? { done: true, value: buf[0]! } : { done: false }), {
-      timeoutMs: this.#sniffTimeoutMs,
-      maxBytes: 1,
-    }).then(
-      ({ value }) => {
-        if (value === 0x01 && this.#relayEnabled) return this.#handleRelay(socket, remote, log);
-        if (value === 0x16) return this.#handleTls(socket, remote, log);
-        this.#http.handle(socket, log);
-        return undefined;
-      },
-      (err: Error) => this.#refuse(socket, log, err),
-    ).catch((err: Error) => this.#refuse(socket, log, err));
+    // The first chunk decides (no promise, no copy: it is handed on, or put back for the TLS and
+    // relay readers). A peer that closes before sending a byte is not a decision (the socket
+    // would go to the HTTP server already ended, which never notices and keeps it open).
+    const timer = setTimeout(sniffTimeout, this.#sniffTimeoutMs, sock);
+    timer.unref();
+    sock[kSniff] = { remote, log, timer };
+    socket.on('data', onSniffData);
+    socket.on('end', onSniffEnd);
+    socket.on('close', onSniffClose);
+  }
+
+  /** The first chunk of a connection arrived (`sock` is paused, its sniff listeners gone). */
+  dispatch(sock: EntrySocket, sniff: Sniff, chunk: Buffer): void {
+    const first = chunk[0];
+    if (first === 0x01 && this.#relayEnabled) {
+      sock.unshift(chunk);
+      this.#handleRelay(sock, sniff.remote, sniff.log).catch((err: Error) => this.#refuse(sock, sniff.log, err));
+    } else if (first === 0x16) {
+      sock.unshift(chunk);
+      this.#handleTls(sock, sniff.remote, sniff.log).catch((err: Error) => this.#refuse(sock, sniff.log, err));
+    } else {
+      this.#http.handle(sock, sniff.log, chunk);
+    }
+  }
+
+  /** The connection went before its first byte, or broke a rule. */
+  refuse(sock: net.Socket, sniff: Sniff, err: Error): void {
+    this.#refuse(sock, sniff.log, err);
+  }
+
+  forget(sock: net.Socket): void {
+    this.#sockets.delete(sock);
+  }
+
+  get sniffTimeoutMs(): number {
+    return this.#sniffTimeoutMs;
   }
 
   /**

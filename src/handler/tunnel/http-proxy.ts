@@ -334,11 +334,11 @@ export class HttpEntryProxy {
     this.keepalive = opts.metadata.getBool('entrypoint.keepalive') ?? true;
   }
 
-  /** Serves a sniffed connection (its first bytes put back). */
-  handle(socket: net.Socket, log?: Logger): void {
+  /** Serves a sniffed connection: its first bytes put back, or handed over as `first`. */
+  handle(socket: net.Socket, log?: Logger, first?: Buffer): void {
     const conn = new EntryConnection(this, socket, log ?? this.opts.logger);
     this.#conns.add(conn);
-    conn.start();
+    conn.start(first);
   }
 
   forget(conn: EntryConnection): void {
@@ -489,7 +489,7 @@ class EntryConnection {
     this.#peer = joinHostPort(socket.remoteAddress ?? '', socket.remotePort ?? 0);
   }
 
-  start(): void {
+  start(first?: Buffer): void {
     const s = this.#socket;
     (s as unknown as Record<symbol, unknown>)[kConn] = this;
     s.on('data', onSocketData);
@@ -498,7 +498,9 @@ class EntryConnection {
     s.on('drain', onSocketDrain);
     s.on('error', onSocketError);
     this.#arm(Deadline.Head, this.#p.opts.headersTimeoutMs);
+    // 'data' comes a tick after resume(): `first` is read before anything later.
     s.resume();
+    if (first !== undefined) this.socketData(first);
     if (s.readableEnded) this.socketEnd();
   }
 
