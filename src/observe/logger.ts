@@ -98,17 +98,37 @@ function ownBindings(t: LazyState): Record<string, unknown> {
   return out;
 }
 
+// The lazy child's own methods, shared by all of them (`this` is the proxy; no closure per call).
+const kState = Symbol('lazyChild.state');
+function stateOf(proxy: unknown): LazyState {
+  return (proxy as Record<symbol, LazyState>)[kState]!;
+}
+function lazyRealize(this: Logger): Logger {
+  return realize(stateOf(this));
+}
+function lazyIsLevelEnabled(this: Logger, level: string): boolean {
+  const t = stateOf(this);
+  return (t[kReal] ?? t[kParent]).isLevelEnabled(level);
+}
+function lazyBindings(this: Logger): Record<string, unknown> {
+  const t = stateOf(this);
+  return { ...t[kParent].bindings(), ...ownBindings(t) };
+}
+/** A child of a child is lazy too (one with options is built at once). */
+function lazyChildOf(this: Logger, b: Record<string, unknown>, o?: pino.ChildLoggerOptions): Logger {
+  return o ? realize(stateOf(this)).child(b, o) : lazyChild(this, b);
+}
+
 const lazyHandler: ProxyHandler<LazyState> = {
-  get(t, prop, proxy: Logger) {
-    if (prop === kRealize) return () => realize(t);
-    if (prop === 'isLevelEnabled') return (l: string) => (t[kReal] ?? t[kParent]).isLevelEnabled(l);
+  get(t, prop) {
+    if (prop === kState) return t;
+    if (prop === kRealize) return lazyRealize;
+    if (prop === 'isLevelEnabled') return lazyIsLevelEnabled;
     if (prop === 'level') return (t[kReal] ?? t[kParent]).level;
-    if (prop === 'bindings') return () => ({ ...t[kParent].bindings(), ...ownBindings(t) });
+    if (prop === 'bindings') return lazyBindings;
     if (!t[kReal]) {
-      // A child of a child is lazy too, and a call at a disabled level builds nothing.
-      if (prop === 'child') {
-        return (b: Record<string, unknown>, o?: pino.ChildLoggerOptions) => (o ? realize(t).child(b, o) : lazyChild(proxy, b));
-      }
+      // A call at a disabled level builds nothing.
+      if (prop === 'child') return lazyChildOf;
       if (typeof prop === 'string' && LEVEL_METHODS.has(prop) && !t[kParent].isLevelEnabled(prop)) return noop;
     }
     const real = realize(t);
@@ -119,8 +139,8 @@ const lazyHandler: ProxyHandler<LazyState> = {
 
 /** The pino logger behind a lazy child (built now), or `logger` itself. */
 function realLogger(logger: Logger): Logger {
-  const realize = (logger as unknown as Record<symbol, (() => Logger) | undefined>)[kRealize];
-  return realize ? realize() : logger;
+  const realize = (logger as unknown as Record<symbol, ((this: Logger) => Logger) | undefined>)[kRealize];
+  return realize ? realize.call(logger) : logger;
 }
 
 const kRealize = Symbol('lazyChild.realize');

@@ -138,9 +138,29 @@ export function upstreamRequestHead(
   }
   const rest: string[] = [];
   for (const k of byKey.keys()) if (!SKIP_SORTED.has(k)) rest.push(k);
-  rest.sort();
+  sortStrings(rest);
   for (const k of rest) for (const x of byKey.get(k)!) out += `${k}: ${x}\r\n`;
   return `${out}Connection: ${extra.keepalive ? 'keep-alive' : 'close'}\r\n\r\n`;
+}
+
+/**
+ * Sorts in place as Array.prototype.sort() does (UTF-16 code units). A head has a handful of
+ * header names: an insertion sort needs no work array (sort() allocates one every call).
+ */
+function sortStrings(a: string[]): void {
+  if (a.length > 16) {
+    a.sort();
+    return;
+  }
+  for (let i = 1; i < a.length; i++) {
+    const x = a[i]!;
+    let j = i - 1;
+    while (j >= 0 && a[j]! > x) {
+      a[j + 1] = a[j]!;
+      j--;
+    }
+    a[j + 1] = x;
+  }
 }
 
 /** "http://host/a?b" → "/a?b" (Go writes the origin form); other targets unchanged. */
@@ -308,12 +328,17 @@ function onSocketDrain(this: net.Socket): void {
 function onSocketError(): void {
   /* 'close' follows */
 }
+function onSocketFinish(this: net.Socket): void {
+  destroy(this);
+}
 
 const enum Deadline {
   None,
   Head,
   Idle,
   Response,
+  /** After the last response: the socket goes once its bytes are out, or when this passes. */
+  Flush,
 }
 
 export class HttpEntryProxy {
@@ -1180,10 +1205,8 @@ class EntryConnection {
   #closeAfterWrite(): void {
     const s = this.#socket;
     if (s.destroyed) return;
-    s.once('finish', () => destroy(s));
-    const t = setTimeout(() => destroy(s), this.#p.readTimeoutMs);
-    t.unref();
-    s.once('close', () => clearTimeout(t));
+    s.once('finish', onSocketFinish);
+    this.#arm(Deadline.Flush, this.#p.readTimeoutMs);
   }
 
   /** No more requests on this connection: it ends once what was written has gone out. */
@@ -1253,6 +1276,8 @@ class EntryConnection {
   }
 
   #arm(kind: Deadline, ms: number): void {
+    // Once the connection is flushing its last bytes nothing else is waited for.
+    if (this.#deadline === Deadline.Flush) return;
     if (kind === Deadline.Idle) ms = this.#p.idleTimeoutMs;
     else if (kind === Deadline.Head && ms === 0) ms = this.#p.opts.headersTimeoutMs;
     this.#deadline = kind;
@@ -1261,12 +1286,16 @@ class EntryConnection {
     if (this.#timer !== undefined && this.#timerAt <= at) return;
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     this.#timerAt = at;
-    this.#timer = setTimeout(() => this.#onTimer(), ms);
+    this.#timer = setTimeout(EntryConnection.#fire, ms, this);
     this.#timer.unref();
   }
 
+  static #fire(c: EntryConnection): void {
+    c.#onTimer();
+  }
+
   #disarm(): void {
-    this.#deadline = Deadline.None;
+    if (this.#deadline !== Deadline.Flush) this.#deadline = Deadline.None;
   }
 
   /**
@@ -1285,7 +1314,7 @@ class EntryConnection {
     const now = Date.now();
     if (now < this.#deadlineAt) {
       this.#timerAt = this.#deadlineAt;
-      this.#timer = setTimeout(() => this.#onTimer(), this.#deadlineAt - now);
+      this.#timer = setTimeout(EntryConnection.#fire, this.#deadlineAt - now, this);
       this.#timer.unref();
       return;
     }
@@ -1299,7 +1328,7 @@ class EntryConnection {
         `entrypoint: no complete request head within ${this.#p.opts.headersTimeoutMs} ms (entrypoint.sniffTimeout)`,
       );
       this.destroy();
-    } else if (kind === Deadline.Idle) {
+    } else if (kind === Deadline.Idle || kind === Deadline.Flush) {
       this.destroy();
     } else if (kind === Deadline.Response) {
       const ex = this.#ex;
