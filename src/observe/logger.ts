@@ -84,17 +84,41 @@ export function lazyChild(parent: Logger, bindings: Record<string, unknown>): Lo
 const kParent = Symbol('lazyChild.parent');
 const kReal = Symbol('lazyChild.real');
 
-/** The bindings (string keys), the parent logger and, once built, the real child. */
-type LazyState = Record<string, unknown> & { [kParent]: Logger; [kReal]?: Logger };
+/**
+ * A lazy child's bindings may carry, under this key, a function called with them once, right
+ * before they are first used (a line logged, `bindings()`), that fills in fields too costly to
+ * compute for every connection (a local address is a system call). Shared functions only: it
+ * is stored on every connection's bindings.
+ */
+export const kLateFields = Symbol('lazyChild.lateFields');
 
-function realize(t: LazyState): Logger {
-  return (t[kReal] ??= realLogger(t[kParent]).child(t));
+/** The bindings (string keys), the parent logger and, once built, the real child. */
+type LazyState = Record<string, unknown> & {
+  [kParent]: Logger;
+  [kReal]?: Logger;
+  [kLateFields]?: (bindings: Record<string | symbol, unknown>) => void;
+};
+
+function fillLate(t: LazyState): void {
+  const fill = t[kLateFields];
+  if (fill === undefined) return;
+  t[kLateFields] = undefined;
+  fill(t);
 }
 
-/** The bindings alone (own string keys; getters read now). */
+function realize(t: LazyState): Logger {
+  if (t[kReal] === undefined) {
+    fillLate(t);
+    t[kReal] = realLogger(t[kParent]).child(t);
+  }
+  return t[kReal];
+}
+
+/** The bindings alone (own string keys with a value). */
 function ownBindings(t: LazyState): Record<string, unknown> {
+  fillLate(t);
   const out: Record<string, unknown> = {};
-  for (const k of Object.keys(t)) out[k] = t[k];
+  for (const k of Object.keys(t)) if (t[k] !== undefined) out[k] = t[k];
   return out;
 }
 

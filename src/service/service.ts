@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { lazyChild } from '../observe/logger';
+import { kLateFields, lazyChild } from '../observe/logger';
 import type { Conn, StreamListener } from '../core/transport';
 import { Later, type Handler, type HandleResult } from '../core/handler';
 import { destroy } from '../io/pipe';
@@ -23,20 +23,16 @@ export function newSid(): string {
 }
 
 const kConn = Symbol('conn');
-/** `local` of a connection's log fields, read when a line is logged (conn.local may be lazy). */
-const LOCAL_FIELD: PropertyDescriptor = {
-  enumerable: true,
-  get(this: { [kConn]: Conn }): string {
-    return this[kConn].local;
-  },
-};
+/** Fills in `local` when a line is first logged (conn.local may cost a system call). */
+function lateLocal(b: Record<string | symbol, unknown>): void {
+  b.local = (b[kConn] as Conn).local;
+}
 
 /** A connection's log fields: sid, remote, local, client (gost's). */
 function connBindings(sid: string, conn: Conn): Record<string, unknown> {
-  const b: Record<string | symbol, unknown> = { sid, remote: conn.remote };
-  Object.defineProperty(b, kConn, { value: conn });
-  Object.defineProperty(b, 'local', LOCAL_FIELD);
-  b.client = conn.remote;
+  const b: Record<string | symbol, unknown> = { sid, remote: conn.remote, local: undefined, client: conn.remote };
+  b[kConn] = conn;
+  b[kLateFields] = lateLocal;
   return b;
 }
 

@@ -28,7 +28,7 @@ import type { Ingress } from '../../ingress/ingress';
 import type { TunnelServer } from './handler';
 import { HttpEntryProxy } from './http-proxy';
 import { newSid } from '../../service/service';
-import { lazyChild } from '../../observe/logger';
+import { kLateFields, lazyChild } from '../../observe/logger';
 
 const kEntryPoint = Symbol('burrow.entryPoint');
 const kSniff = Symbol('burrow.entrySniff');
@@ -81,21 +81,17 @@ function sniffTimeout(sock: EntrySocket): void {
 }
 
 const kSocket = Symbol('socket');
-/** `local` of a connection's log fields, read when a line is logged (a system call). */
-const LOCAL_FIELD: PropertyDescriptor = {
-  enumerable: true,
-  get(this: { [kSocket]: net.Socket }): string {
-    const s = this[kSocket];
-    return joinHostPort(s.localAddress ?? '', s.localPort ?? 0);
-  },
-};
+/** Fills in `local` when a line is first logged (a system call most connections never need). */
+function lateLocal(b: Record<string | symbol, unknown>): void {
+  const s = b[kSocket] as net.Socket;
+  b.local = joinHostPort(s.localAddress ?? '', s.localPort ?? 0);
+}
 
 /** An entry connection's log fields: sid, remote, local, client (gost's). */
 function entryBindings(sid: string, remote: string, socket: net.Socket): Record<string, unknown> {
-  const b: Record<string | symbol, unknown> = { sid, remote };
-  Object.defineProperty(b, kSocket, { value: socket });
-  Object.defineProperty(b, 'local', LOCAL_FIELD);
-  b.client = remote;
+  const b: Record<string | symbol, unknown> = { sid, remote, local: undefined, client: remote };
+  b[kSocket] = socket;
+  b[kLateFields] = lateLocal;
   return b;
 }
 

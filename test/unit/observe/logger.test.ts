@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import type { DestinationStream } from 'pino';
-import { createLogger, lazyChild } from '../../../src/observe/logger';
+import { createLogger, kLateFields, lazyChild } from '../../../src/observe/logger';
 
 function capture(level = 'info'): { logger: ReturnType<typeof createLogger>; lines: Array<Record<string, unknown>> } {
   const lines: Array<Record<string, unknown>> = [];
@@ -88,6 +88,31 @@ describe('lazyChild', () => {
     assert.deepEqual(Object.keys(lines[0]!).sort(), ['level', 'local', 'msg', 'sid', 'time']);
     assert.deepEqual(a.bindings(), { sid: 's4', local: '127.0.0.1:1' });
     assert.deepEqual(Object.getOwnPropertySymbols(a.bindings()), []);
+  });
+
+  it('fills late fields once, when a line is first logged, in their place', () => {
+    const { logger, lines } = capture('info');
+    let calls = 0;
+    const b: Record<string | symbol, unknown> = { sid: 's5', local: undefined, client: 'c' };
+    b[kLateFields] = (x: Record<string | symbol, unknown>) => {
+      calls++;
+      x.local = '127.0.0.1:2';
+    };
+    const a = lazyChild(logger, b);
+    a.debug('not shown');
+    a.child({ handler: 'h' }).debug('not shown');
+    assert.equal(calls, 0);
+    a.warn('one');
+    a.warn('two');
+    assert.equal(calls, 1);
+    assert.deepEqual(
+      lines.map((l) => [l.sid, l.local, l.client, l.msg]),
+      [
+        ['s5', '127.0.0.1:2', 'c', 'one'],
+        ['s5', '127.0.0.1:2', 'c', 'two'],
+      ],
+    );
+    assert.deepEqual(Object.keys(a.bindings()), ['sid', 'local', 'client']);
   });
 });
 
