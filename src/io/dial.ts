@@ -52,7 +52,10 @@ export class UdpDialConn extends Duplex {
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
     this.lastActive = Date.now();
-    this.#socket.send(chunk, (err) => cb(err ?? null));
+    // No callback: UDP has no backpressure to wait for, and a send that fails comes as the
+    // socket's 'error' (which destroys this stream). Node then needs no completion per datagram.
+    this.#socket.send(chunk);
+    cb();
   }
 
   override _final(cb: (err?: Error | null) => void): void {
