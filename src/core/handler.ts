@@ -39,10 +39,6 @@ export class Later {
     this.#settle(2, err);
   }
 
-  get settled(): boolean {
-    return this.#state !== 0;
-  }
-
   /** Calls `cb` once it has settled (right away if it has). One subscriber. */
   onSettled(cb: LaterCallback): void {
     this.#cb = cb;

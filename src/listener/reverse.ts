@@ -100,7 +100,6 @@ function readStreamHeader(stream: Duplex, timeoutMs: number): Promise<{ src?: st
   });
 }
 
-
 export function createReverseListener(opts: ReverseListenerOptions): ReverseListener {
   const headerTimeoutMs = opts.headerTimeoutMs ?? DEFAULTS.relayHandshakeTimeoutMs;
   let closed = false;

@@ -91,19 +91,37 @@ const kReal = Symbol('lazyChild.real');
  * is stored on every connection's bindings.
  */
 export const kLateFields = Symbol('lazyChild.lateFields');
+/** What the late-fields function reads from (its second argument). */
+const kLateSource = Symbol('lazyChild.lateSource');
+
+/** Fills in late fields of `bindings` from `source` (a shared function, not a closure). */
+export type LateFields<S> = (bindings: Record<string, unknown>, source: S) => void;
 
 /** The bindings (string keys), the parent logger and, once built, the real child. */
 type LazyState = Record<string, unknown> & {
   [kParent]: Logger;
   [kReal]?: Logger;
-  [kLateFields]?: (bindings: Record<string | symbol, unknown>) => void;
+  [kLateFields]?: LateFields<unknown>;
+  [kLateSource]?: unknown;
 };
 
 function fillLate(t: LazyState): void {
   const fill = t[kLateFields];
   if (fill === undefined) return;
   t[kLateFields] = undefined;
-  fill(t);
+  fill(t, t[kLateSource]);
+  t[kLateSource] = undefined;
+}
+
+/**
+ * A connection's log fields as gost names them (sid, remote, local, client), for `lazyChild`.
+ * `local` costs a system call, so `fillLocal` sets it from `source` when a line is first logged.
+ */
+export function connLogFields<S>(sid: string, remote: string, source: S, fillLocal: LateFields<S>): Record<string, unknown> {
+  const b: LazyState = { sid, remote, local: undefined, client: remote } as unknown as LazyState;
+  b[kLateSource] = source;
+  b[kLateFields] = fillLocal as LateFields<unknown>;
+  return b;
 }
 
 function realize(t: LazyState): Logger {

@@ -6,7 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
-import { kLateFields, lazyChild } from '../observe/logger';
+import { connLogFields, lazyChild } from '../observe/logger';
 import type { Conn, StreamListener } from '../core/transport';
 import { Later, type Handler, type HandleResult } from '../core/handler';
 import { destroy } from '../io/pipe';
@@ -22,18 +22,9 @@ export function newSid(): string {
   return [SID_PREFIX, sidCounter.toString(36).padStart(6, '0')].join('');
 }
 
-const kConn = Symbol('conn');
-/** Fills in `local` when a line is first logged (conn.local may cost a system call). */
-function lateLocal(b: Record<string | symbol, unknown>): void {
-  b.local = (b[kConn] as Conn).local;
-}
-
-/** A connection's log fields: sid, remote, local, client (gost's). */
-function connBindings(sid: string, conn: Conn): Record<string, unknown> {
-  const b: Record<string | symbol, unknown> = { sid, remote: conn.remote, local: undefined, client: conn.remote };
-  b[kConn] = conn;
-  b[kLateFields] = lateLocal;
-  return b;
+/** `local` of a connection's log fields (conn.local may cost a system call). */
+function connLocal(b: Record<string, unknown>, conn: Conn): void {
+  b.local = conn.local;
 }
 
 const kFinished = Symbol('finished');
@@ -121,7 +112,7 @@ export class Service {
       destroy(conn.stream);
       return;
     }
-    const log = lazyChild(this.#logger, connBindings(newSid(), conn));
+    const log = lazyChild(this.#logger, connLogFields(newSid(), conn.remote, conn, connLocal));
     const t = new Tracked(this, conn, log, Date.now());
     this.#conns.add(t);
     if (log.isLevelEnabled('debug')) log.debug(`${conn.remote} <> ${conn.local}`);

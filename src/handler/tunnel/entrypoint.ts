@@ -15,9 +15,8 @@ import type { Logger } from 'pino';
 import type { Duplex } from 'node:stream';
 import { Metadata } from '../../core/metadata';
 import { joinHostPort, splitHostPort } from '../../core/addr';
-import { STATUS_BAD_REQUEST, STATUS_SERVICE_UNAVAILABLE, isPeerGone } from '../../core/errors';
+import { BurrowError, STATUS_BAD_REQUEST, STATUS_SERVICE_UNAVAILABLE, isPeerGone } from '../../core/errors';
 import { peek } from '../../io/peek';
-import { BurrowError } from '../../core/errors';
 import { destroy } from '../../io/pipe';
 import { readRelayMessage } from '../../io/read-message';
 import { decodeRequest, parseRequest, statusResponse } from '../../protocol/relay/message';
@@ -28,7 +27,7 @@ import type { Ingress } from '../../ingress/ingress';
 import type { TunnelServer } from './handler';
 import { HttpEntryProxy } from './http-proxy';
 import { newSid } from '../../service/service';
-import { kLateFields, lazyChild } from '../../observe/logger';
+import { connLogFields, lazyChild } from '../../observe/logger';
 
 const kEntryPoint = Symbol('burrow.entryPoint');
 const kSniff = Symbol('burrow.entrySniff');
@@ -80,19 +79,9 @@ function sniffTimeout(sock: EntrySocket): void {
   sniffFailed(sock, new BurrowError('BURROW_ERR_TIMEOUT', `no complete header within ${ms} ms`));
 }
 
-const kSocket = Symbol('socket');
-/** Fills in `local` when a line is first logged (a system call most connections never need). */
-function lateLocal(b: Record<string | symbol, unknown>): void {
-  const s = b[kSocket] as net.Socket;
+/** `local` of an entry connection's log fields (a system call most connections never need). */
+function socketLocal(b: Record<string, unknown>, s: net.Socket): void {
   b.local = joinHostPort(s.localAddress ?? '', s.localPort ?? 0);
-}
-
-/** An entry connection's log fields: sid, remote, local, client (gost's). */
-function entryBindings(sid: string, remote: string, socket: net.Socket): Record<string, unknown> {
-  const b: Record<string | symbol, unknown> = { sid, remote, local: undefined, client: remote };
-  b[kSocket] = socket;
-  b[kLateFields] = lateLocal;
-  return b;
 }
 
 export interface EntryPointOptions {
@@ -171,7 +160,7 @@ export class EntryPoint {
     // Errors are reported by whoever reads the socket.
     socket.on('error', ignoreError);
     const remote = joinHostPort(socket.remoteAddress ?? '', socket.remotePort ?? 0);
-    const log = lazyChild(this.#opts.logger, entryBindings(newSid(), remote, socket));
+    const log = lazyChild(this.#opts.logger, connLogFields(newSid(), remote, socket, socketLocal));
     if (log.isLevelEnabled('debug')) {
       const local = joinHostPort(socket.localAddress ?? '', socket.localPort ?? 0);
       const started = Date.now();

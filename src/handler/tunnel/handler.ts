@@ -74,9 +74,9 @@ export interface TunnelServer {
   /**
    * Splices a visitor connection (`near`, from `nearAddr`) and its tunnel stream until both
    * end, bounded by `sendTimeout`: a side that takes no bytes that long ends both, with one
-   * warning per peer (the tunnel client or the visitor) a minute. `done` gets what moved.
+   * warning per peer (the tunnel client or the visitor) a minute.
    */
-  splice(near: Duplex, stream: Duplex, nearAddr: string, log: Logger, done?: (r: RelayResult) => void): void;
+  splice(near: Duplex, stream: Duplex, nearAddr: string, log: Logger): void;
 }
 
 /** What a refused CONNECT moved: the 4-byte status. */
@@ -159,10 +159,9 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       const t = publicNames?.lookup(host);
       return t ? { tunnelId: t, private: false } : undefined;
     },
-    splice(near, stream, nearAddr, log, done) {
+    splice(near, stream, nearAddr, log) {
       relayThen(near, stream, spliceOpts, (r) => {
         if (isSendTimeout(r.error)) warnSendTimeout(r.error, stream, nearAddr, log);
-        done?.(r);
       });
     },
     openTunnelStream(tunnelId, network, src, dst, entry) {
