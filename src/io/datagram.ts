@@ -10,7 +10,10 @@
  * one write instead of one write (and one TCP segment) each.
  */
 import { Duplex } from 'node:stream';
-import { encodeDatagram, encodeDatagramHeader, UdpFrameDecoder } from '../protocol/udp-frame';
+import { DATAGRAM_HEADER_LEN, encodeDatagram, encodeDatagramHeader, MAX_DATAGRAM_BYTES, UdpFrameDecoder } from '../protocol/udp-frame';
+import { DEFAULTS } from '../config/model';
+import { SendTimeoutError } from '../core/errors';
+import { destroy, errorsBeforeRelay, type RelayResult } from './pipe';
 
 class FramedDatagrams extends Duplex {
   readonly #inner: Duplex;
@@ -97,4 +100,255 @@ class FramedDatagrams extends Duplex {
 
 export function framedDatagrams(byteStream: Duplex): Duplex {
   return new FramedDatagrams(byteStream);
+}
+
+/**
+ * A datagram socket side (a UDP listener's session, a dialed UDP socket) that can hand its
+ * datagrams to a function and send datagrams without the objectMode stream between: the
+ * fast path of `relayDatagrams`. It stays a Duplex for everything else (its 'close' and
+ * 'error', `destroy()`).
+ */
+export interface DatagramPort extends Duplex {
+  /** From now on every datagram received goes to `sink`, those already queued first. */
+  attachSink(sink: (datagram: Buffer) => void): void;
+  /** Sends one datagram, as a write would (dropped when the socket's send queue is full). */
+  sendDatagram(datagram: Buffer): void;
+  /** Datagrams held for a tunnel stream that does not take more, beyond which they are dropped. */
+  readonly queueLimit: number;
+  /** Called once per datagram dropped because the tunnel stream was full. */
+  dropped(): void;
+}
+
+export function isDatagramPort(s: Duplex): s is DatagramPort {
+  return typeof (s as Partial<DatagramPort>).attachSink === 'function';
+}
+
+export interface DatagramRelayOptions {
+  /** Longest wait for the tunnel stream to take more bytes (no 'drain'); 0 = none. */
+  sendTimeoutMs?: number;
+}
+
+/**
+ * Framed datagrams are written into one shared slab, as Buffer.allocUnsafe does with its
+ * pool: a datagram costs a header write and a copy, no Buffer of its own, and the datagrams a
+ * relay framed in one turn lie side by side, so they leave as one write.
+ */
+const SLAB_BYTES = 64 * 1024;
+let slab = Buffer.allocUnsafe(0);
+let slabOff = 0;
+
+/**
+ * Relays datagrams between `port` and `stream`, a byte stream that carries them with 2-byte
+ * length framing (a tunnel stream): what `relay(port, framedDatagrams(stream))` does, without
+ * two objectMode streams and a relay's bookkeeping per datagram.
+ *
+ * - port → stream: each datagram is framed into the slab; the datagrams of one event-loop
+ *   turn are written once, after the turn's I/O (setImmediate). While the stream wants a
+ *   'drain', up to `port.queueLimit` datagrams wait and later ones are dropped (UDP has no
+ *   backpressure; memory stays bounded).
+ * - stream → port: decoded datagrams are sent at once; a malformed frame ends the relay
+ *   with its error.
+ * - Either side closing ends the relay: the port is destroyed, the stream is ended (its
+ *   queued bytes still leave) and destroyed once it has flushed, or at once after an error.
+ *
+ * `done` is called once, with the bytes each way (datagram payloads) and the first error.
+ */
+export function relayDatagrams(port: DatagramPort, stream: Duplex, opts: DatagramRelayOptions, done: (r: RelayResult) => void): void {
+  new DatagramRelay(port, stream, opts.sendTimeoutMs ?? DEFAULTS.sendTimeoutMs, done).start();
+}
+
+class DatagramRelay {
+  readonly #port: DatagramPort;
+  readonly #stream: Duplex;
+  readonly #sendTimeoutMs: number;
+  readonly #done: (r: RelayResult) => void;
+  readonly #decoder = new UdpFrameDecoder();
+  aToB = 0;
+  bToA = 0;
+  #error: Error | undefined;
+  #settled = false;
+  /** Framed bytes not yet written: [buffer, start, end] triples. */
+  #bufs: Buffer[] = [];
+  #starts: number[] = [];
+  #ends: number[] = [];
+  #queued = 0;
+  #flushScheduled = false;
+  /** Since when the stream has wanted a 'drain' (0 = it takes more). */
+  #waitingSince = 0;
+  #sendTimer: NodeJS.Timeout | undefined;
+
+  constructor(port: DatagramPort, stream: Duplex, sendTimeoutMs: number, done: (r: RelayResult) => void) {
+    this.#port = port;
+    this.#stream = stream;
+    this.#sendTimeoutMs = sendTimeoutMs;
+    this.#done = done;
+  }
+
+  start(): void {
+    const port = this.#port;
+    const stream = this.#stream;
+    for (const s of [port, stream]) {
+      s.removeListener('error', errorsBeforeRelay);
+      s.on('error', this.#onError);
+      s.once('close', this.#onClose);
+    }
+    stream.once('end', this.#onClose);
+    stream.on('data', this.#onStreamData);
+    if (port.destroyed || stream.destroyed || stream.readableEnded) {
+      process.nextTick(this.#onClose);
+      return;
+    }
+    port.attachSink(this.#onDatagram);
+    // A stream paused before the relay (one that was sniffed) flows only on resume().
+    stream.resume();
+  }
+
+  readonly #onError = (err: Error): void => {
+    this.#error ??= err;
+    this.#settle();
+  };
+
+  readonly #onClose = (): void => {
+    this.#settle();
+  };
+
+  readonly #onStreamData = (chunk: Buffer): void => {
+    if (this.#settled) return;
+    let dgs: Buffer[];
+    try {
+      dgs = this.#decoder.push(chunk);
+    } catch (err) {
+      this.#error ??= err as Error;
+      this.#settle();
+      return;
+    }
+    const port = this.#port;
+    for (const d of dgs) {
+      if (port.destroyed) return;
+      this.bToA += d.length;
+      port.sendDatagram(d);
+    }
+  };
+
+  readonly #onDatagram = (dg: Buffer): void => {
+    if (this.#settled) return;
+    const len = dg.length;
+    if (len > MAX_DATAGRAM_BYTES) return; // cannot be framed; UDP itself tops out at 65507
+    if (this.#waitingSince !== 0 && this.#queued >= this.#port.queueLimit) {
+      this.#port.dropped();
+      return;
+    }
+    const need = DATAGRAM_HEADER_LEN + len;
+    let buf: Buffer;
+    let at: number;
+    if (need > SLAB_BYTES / 4) {
+      buf = Buffer.allocUnsafe(need);
+      at = 0;
+    } else {
+      if (need > slab.length - slabOff) {
+        slab = Buffer.allocUnsafe(SLAB_BYTES);
+        slabOff = 0;
+      }
+      buf = slab;
+      at = slabOff;
+      slabOff += need;
+    }
+    buf[at] = len >>> 8;
+    buf[at + 1] = len & 0xff;
+    dg.copy(buf, at + DATAGRAM_HEADER_LEN);
+    this.aToB += len;
+    this.#queued++;
+    const n = this.#bufs.length;
+    if (n > 0 && this.#bufs[n - 1] === buf && this.#ends[n - 1] === at) this.#ends[n - 1] = at + need;
+    else {
+      this.#bufs.push(buf);
+      this.#starts.push(at);
+      this.#ends.push(at + need);
+    }
+    if (!this.#flushScheduled && this.#waitingSince === 0) {
+      this.#flushScheduled = true;
+      setImmediate(this.#flush);
+    }
+  };
+
+  readonly #flush = (): void => {
+    this.#flushScheduled = false;
+    if (this.#waitingSince !== 0 || this.#bufs.length === 0) return;
+    this.#writeQueued();
+  };
+
+  /** Writes what is queued; true when the stream takes more. */
+  #writeQueued(): boolean {
+    const stream = this.#stream;
+    const bufs = this.#bufs;
+    const n = bufs.length;
+    if (n === 0 || stream.destroyed || stream.writableEnded) return true;
+    let ok = true;
+    if (n > 1) stream.cork();
+    for (let i = 0; i < n; i++) ok = stream.write(bufs[i]!.subarray(this.#starts[i], this.#ends[i])) && ok;
+    if (n > 1) stream.uncork();
+    this.#bufs = [];
+    this.#starts = [];
+    this.#ends = [];
+    this.#queued = 0;
+    if (!ok) {
+      this.#waitingSince = Date.now();
+      stream.once('drain', this.#onDrain);
+      if (this.#sendTimeoutMs > 0 && !this.#sendTimer) this.#armSendTimer(this.#sendTimeoutMs);
+    }
+    return ok;
+  }
+
+  readonly #onDrain = (): void => {
+    this.#waitingSince = 0;
+    if (!this.#settled) this.#flush();
+  };
+
+  #armSendTimer(ms: number): void {
+    this.#sendTimer = setTimeout(this.#checkSend, ms);
+    this.#sendTimer.unref?.();
+  }
+
+  readonly #checkSend = (): void => {
+    this.#sendTimer = undefined;
+    if (this.#settled || this.#waitingSince === 0) return;
+    const left = this.#waitingSince + this.#sendTimeoutMs - Date.now();
+    if (left > 0) {
+      this.#armSendTimer(left);
+      return;
+    }
+    this.#error ??= new SendTimeoutError('b', `send timeout: the far side took no bytes for ${this.#sendTimeoutMs} ms`);
+    this.#settle();
+  };
+
+  #settle(): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    if (this.#sendTimer) clearTimeout(this.#sendTimer);
+    const stream = this.#stream;
+    const port = this.#port;
+    stream.off('data', this.#onStreamData);
+    stream.off('drain', this.#onDrain);
+    destroy(port);
+    if (this.#error) destroy(stream);
+    else if (!stream.destroyed) {
+      // What the port sent before it went away still leaves, then the stream goes.
+      this.#waitingSince = 0;
+      this.#writeQueued();
+      if (!stream.writableEnded) stream.end();
+      if (stream.writableFinished) destroy(stream);
+      else {
+        const t = setTimeout(() => destroy(stream), DEFAULTS.halfCloseReadTimeoutMs);
+        t.unref?.();
+        stream.once('finish', () => {
+          clearTimeout(t);
+          destroy(stream);
+        });
+        stream.once('close', () => clearTimeout(t));
+      }
+    }
+    const result: RelayResult = { aToB: this.aToB, bToA: this.bToA };
+    if (this.#error) result.error = this.#error;
+    this.#done(result);
+  }
 }

@@ -9,6 +9,8 @@ import { splitHostPort } from '../core/addr';
 import { BurrowError } from '../core/errors';
 import { dialHost, dialTcp as transportDialTcp } from '../transport/tcp/socket';
 import { UDP_SOCKET_BUFFER_BYTES } from '../transport/udp/listener';
+import { DEFAULTS } from '../config/model';
+import type { DatagramPort } from './datagram';
 
 /** A TCP dial to a forward target; a target without a port is refused before dialing. */
 export function dialTcp(addr: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<net.Socket> {
@@ -22,18 +24,22 @@ export function dialTcp(addr: string, opts: { timeoutMs?: number; signal?: Abort
   return transportDialTcp(addr, opts);
 }
 
+/** Datagrams waiting in the kernel to be sent, beyond which more are dropped. */
+const SEND_QUEUE_LIMIT = 1024;
+
 /** A connected UDP socket as an objectMode Duplex. Ends when destroyed. */
-export class UdpDialConn extends Duplex {
+export class UdpDialConn extends Duplex implements DatagramPort {
   readonly #socket: dgram.Socket;
-  lastActive = Date.now();
+  #sink: ((datagram: Buffer) => void) | undefined;
+  readonly queueLimit = DEFAULTS.udpReadQueueSize;
 
   constructor(socket: dgram.Socket) {
     super({ objectMode: true, allowHalfOpen: false, highWaterMark: 128 });
     this.#socket = socket;
     socket.on('message', (msg) => {
-      this.lastActive = Date.now();
+      if (this.#sink) this.#sink(msg);
       // Drop when the reader is far behind: UDP has no backpressure.
-      if (this.readableLength < 1024) this.push(msg);
+      else if (this.readableLength < 1024) this.push(msg);
     });
     socket.on('error', (err) => this.destroy(err));
     socket.on('close', () => this.push(null));
@@ -50,8 +56,18 @@ export class UdpDialConn extends Duplex {
 
   override _read(): void {}
 
+  attachSink(sink: (datagram: Buffer) => void): void {
+    for (let d = this.read() as Buffer | null; d !== null; d = this.read() as Buffer | null) sink(d);
+    this.#sink = sink;
+  }
+
+  sendDatagram(datagram: Buffer): void {
+    if (this.#socket.getSendQueueCount() < SEND_QUEUE_LIMIT) this.#socket.send(datagram);
+  }
+
+  dropped(): void {}
+
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.lastActive = Date.now();
     // No callback: UDP has no backpressure to wait for, and a send that fails comes as the
     // socket's 'error' (which destroys this stream). Node then needs no completion per datagram.
     this.#socket.send(chunk);

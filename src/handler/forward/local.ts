@@ -20,7 +20,7 @@ import { BurrowError, isSendTimeout } from '../../core/errors';
 import { Metadata } from '../../core/metadata';
 import { sniffProtocol } from './sniff';
 import { HttpForwarder } from './http-forward';
-import { framedDatagrams } from '../../io/datagram';
+import { framedDatagrams, isDatagramPort, relayDatagrams } from '../../io/datagram';
 import { DEFAULTS } from '../../config/model';
 
 export interface LocalForwardOptions {
@@ -45,6 +45,36 @@ export function withPort(addr: string): string {
  * relay settles, a send timeout logged (info). Handlers return this instead of awaiting the
  * relay, so a long relay holds one callback, not the handler's suspended frame or a promise.
  */
+/**
+ * A UDP socket side `port` relayed over `stream`, a byte stream that carries its datagrams
+ * framed: the datagram fast path when it applies (no relay idle timeout, whose clock needs
+ * every datagram), else `relay` over the framed view.
+ */
+export function relayedDatagrams(
+  port: Duplex,
+  stream: Duplex,
+  opts: RelayOptions,
+  log: Logger,
+  from: string,
+  to: string,
+  later: Later,
+  /** The connection came in on `stream` (the client's rudp side): its input is what the port sends. */
+  streamIsNear = false,
+): Later {
+  if (!isDatagramPort(port) || (opts.idleTimeoutMs ?? 0) > 0) {
+    return streamIsNear
+      ? relayed(framedDatagrams(stream), port, opts, log, from, to, later)
+      : relayed(port, framedDatagrams(stream), opts, log, from, to, later);
+  }
+  relayDatagrams(port, stream, { sendTimeoutMs: opts.sendTimeoutMs }, (res) => {
+    if (isSendTimeout(res.error)) log.info(`${from} >< ${to}: ${res.error.message} (sendTimeout)`);
+    const fromPort = res.aToB;
+    const toPort = res.bToA;
+    later.resolve(streamIsNear ? { inputBytes: toPort, outputBytes: fromPort } : { inputBytes: fromPort, outputBytes: toPort });
+  });
+  return later;
+}
+
 export function relayed(a: Duplex, b: Duplex, opts: RelayOptions, log: Logger, from: string, to: string, later: Later): Later {
   relayThen(a, b, opts, (res) => {
     if (isSendTimeout(res.error)) log.info(`${from} >< ${to}: ${res.error.message} (sendTimeout)`);
@@ -117,8 +147,8 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
       }
       if (node) opts.forwarder.markOk(node);
       // Through a chain, UDP rides the tunnel stream with 2-byte length framing.
-      const far = network === 'udp' && opts.chain ? framedDatagrams(up) : up;
-      return relayed(conn.stream, far, relayOpts, log, conn.remote, dst, later);
+      if (network === 'udp' && opts.chain) return relayedDatagrams(conn.stream, up, relayOpts, log, conn.remote, dst, later);
+      return relayed(conn.stream, up, relayOpts, log, conn.remote, dst, later);
     },
   };
 }

@@ -17,10 +17,9 @@ import { Forwarder } from '../../forward/selector';
 import { Metadata } from '../../core/metadata';
 import { destroy, type RelayOptions } from '../../io/pipe';
 import { dialTcp, dialUdp } from '../../io/dial';
-import { framedDatagrams } from '../../io/datagram';
 import { splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
-import { relayed, withPort } from './local';
+import { relayed, relayedDatagrams, withPort } from './local';
 import { sniffProtocol } from './sniff';
 import { HttpForwarder } from './http-forward';
 import { DEFAULTS } from '../../config/model';
@@ -99,8 +98,8 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
         throw err;
       }
       if (node) opts.forwarder.markOk(node);
-      const near = opts.network === 'udp' ? framedDatagrams(conn.stream) : conn.stream;
-      return relayed(near, up, relayOpts, log, conn.remote, target, later);
+      if (opts.network === 'udp') return relayedDatagrams(up, conn.stream, relayOpts, log, conn.remote, target, later, true);
+      return relayed(conn.stream, up, relayOpts, log, conn.remote, target, later);
     },
   };
 }

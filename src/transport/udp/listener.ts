@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { DEFAULTS } from '../../config/model';
+import type { DatagramPort } from '../../io/datagram';
 
 /** Kernel receive/send buffer asked for on UDP sockets (bytes). */
 export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -39,34 +40,71 @@ export function udpSessionOptions(md: ListenerOptions['metadata']): UdpSessionOp
   };
 }
 
-class UdpSession extends Duplex {
-  lastActive = Date.now();
+/** Datagrams waiting in the kernel to be sent to one client, beyond which replies are dropped. */
+const SEND_QUEUE_LIMIT = 1024;
+
+class UdpSession extends Duplex implements DatagramPort {
   activeSinceCheck = true;
   #dropWarned = false;
+  #sink: ((datagram: Buffer) => void) | undefined;
   readonly #send: (buf: Buffer, cb: (err?: Error | null) => void) => void;
+  readonly #sendNow: (buf: Buffer) => void;
   readonly #opts: UdpSessionOptions;
   readonly #logger: Logger;
 
-  constructor(send: (buf: Buffer, cb: (err?: Error | null) => void) => void, opts: UdpSessionOptions, logger: Logger) {
+  constructor(
+    send: (buf: Buffer, cb: (err?: Error | null) => void) => void,
+    sendNow: (buf: Buffer) => void,
+    opts: UdpSessionOptions,
+    logger: Logger,
+  ) {
     super({ objectMode: true, allowHalfOpen: false, highWaterMark: opts.readQueueSize });
     this.#send = send;
+    this.#sendNow = sendNow;
     this.#opts = opts;
     this.#logger = logger;
   }
 
   deliver(datagram: Buffer): void {
-    this.lastActive = Date.now();
     this.activeSinceCheck = true;
-    // objectMode: readableLength counts queued datagrams.
-    if (this.readableLength >= this.#opts.readQueueSize) {
-      if (!this.#dropWarned) {
-        this.#dropWarned = true;
-        this.#logger.warn(`udp: read queue full (${this.#opts.readQueueSize}), dropping datagrams`);
-      }
+    const data = datagram.length > this.#opts.readBufferBytes ? datagram.subarray(0, this.#opts.readBufferBytes) : datagram;
+    if (this.#sink) {
+      this.#sink(data);
       return;
     }
-    const data = datagram.length > this.#opts.readBufferBytes ? datagram.subarray(0, this.#opts.readBufferBytes) : datagram;
+    // objectMode: readableLength counts queued datagrams.
+    if (this.readableLength >= this.#opts.readQueueSize) {
+      this.dropped();
+      return;
+    }
     this.push(data);
+  }
+
+  get queueLimit(): number {
+    return this.#opts.readQueueSize;
+  }
+
+  dropped(): void {
+    if (this.#dropWarned) return;
+    this.#dropWarned = true;
+    this.#logger.warn(`udp: read queue full (${this.#opts.readQueueSize}), dropping datagrams`);
+  }
+
+  attachSink(sink: (datagram: Buffer) => void): void {
+    for (let d = this.read() as Buffer | null; d !== null; d = this.read() as Buffer | null) sink(d);
+    this.#sink = sink;
+  }
+
+  sendDatagram(datagram: Buffer): void {
+    this.activeSinceCheck = true;
+    if (!this.#opts.keepalive) {
+      if (this.#replied) return;
+      this.#replied = true;
+      this.#sendNow(datagram);
+      this.destroy();
+      return;
+    }
+    this.#sendNow(datagram);
   }
 
   override _read(): void {
@@ -76,7 +114,6 @@ class UdpSession extends Duplex {
   #replied = false;
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.lastActive = Date.now();
     this.activeSinceCheck = true;
     if (!this.#opts.keepalive) {
       // gost closes a non-keepalive session right after the first reply: exactly one reply
@@ -142,6 +179,11 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
                 (buf, cb) => {
                   if (closed) return cb();
                   socket.send(buf, rinfo.port, rinfo.address, (err) => cb(err));
+                },
+                (buf) => {
+                  // No callback: a failed send comes as the socket's 'error'. UDP has no
+                  // backpressure, so a send queue the kernel does not empty drops instead.
+                  if (!closed && socket.getSendQueueCount() < SEND_QUEUE_LIMIT) socket.send(buf, rinfo.port, rinfo.address);
                 },
                 sessOpts,
                 opts.logger,
