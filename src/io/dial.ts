@@ -8,7 +8,7 @@ import { Duplex } from 'node:stream';
 import { splitHostPort } from '../core/addr';
 import { BurrowError } from '../core/errors';
 import { dialHost, dialTcp as transportDialTcp } from '../transport/tcp/socket';
-import { UDP_SOCKET_BUFFER_BYTES } from '../transport/udp/listener';
+import { UDP_SEND_QUEUE_LIMIT, UDP_SOCKET_BUFFER_BYTES } from '../transport/udp/listener';
 import { DEFAULTS } from '../config/model';
 import type { DatagramPort } from './datagram';
 
@@ -24,8 +24,6 @@ export function dialTcp(addr: string, opts: { timeoutMs?: number; signal?: Abort
   return transportDialTcp(addr, opts);
 }
 
-/** Datagrams waiting in the kernel to be sent, beyond which more are dropped. */
-const SEND_QUEUE_LIMIT = 1024;
 
 /** A connected UDP socket as an objectMode Duplex. Ends when destroyed. */
 export class UdpDialConn extends Duplex implements DatagramPort {
@@ -62,7 +60,7 @@ export class UdpDialConn extends Duplex implements DatagramPort {
   }
 
   sendDatagram(datagram: Buffer): void {
-    if (this.#socket.getSendQueueCount() < SEND_QUEUE_LIMIT) this.#socket.send(datagram);
+    if (this.#socket.getSendQueueCount() < UDP_SEND_QUEUE_LIMIT) this.#socket.send(datagram);
   }
 
   dropped(): void {}

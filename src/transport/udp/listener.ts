@@ -13,6 +13,7 @@
  *   are dropped.
  */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
 import { isIP } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -23,6 +24,9 @@ import type { DatagramPort } from '../../io/datagram';
 
 /** Kernel receive/send buffer asked for on UDP sockets (bytes). */
 export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** Datagrams waiting to be sent on a UDP socket, beyond which more are dropped (UDP has no backpressure). */
+export const UDP_SEND_QUEUE_LIMIT = 1024;
 
 export interface UdpSessionOptions {
   keepalive: boolean;
@@ -40,8 +44,6 @@ export function udpSessionOptions(md: ListenerOptions['metadata']): UdpSessionOp
   };
 }
 
-/** Datagrams waiting in the kernel to be sent to one client, beyond which replies are dropped. */
-const SEND_QUEUE_LIMIT = 1024;
 
 class UdpSession extends Duplex implements DatagramPort {
   activeSinceCheck = true;
@@ -138,17 +140,42 @@ class UdpSession extends Duplex implements DatagramPort {
   }
 }
 
+/**
+ * Replies go to the address a datagram came from, always an IP literal: it is answered at
+ * once, where dns.lookup would answer it a tick later, once per datagram sent.
+ */
+function literalLookup(
+  address: string,
+  family: number | dns.LookupOneOptions,
+  cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const f = isIP(address);
+  if (f !== 0) cb(null, address, f);
+  else if (typeof family === 'number') dns.lookup(address, family, cb);
+  else dns.lookup(address, family, cb);
+}
+
 export function createUdpListener(opts: ListenerOptions): StreamListener {
   const { host, port } = splitHostPort(opts.addr);
   const sessOpts = udpSessionOptions(opts.metadata);
   const backlog = opts.metadata.getInt('backlog') || DEFAULTS.udpBacklog;
   const type = isIP(host) === 4 ? 'udp4' : 'udp6';
   // Large kernel buffers absorb bursts while the tunnel catches up (capped by net.core.rmem_max).
-  const socket = dgram.createSocket({ type, reuseAddr: false, recvBufferSize: UDP_SOCKET_BUFFER_BYTES, sendBufferSize: UDP_SOCKET_BUFFER_BYTES });
+  const socket = dgram.createSocket({
+    type,
+    reuseAddr: false,
+    recvBufferSize: UDP_SOCKET_BUFFER_BYTES,
+    sendBufferSize: UDP_SOCKET_BUFFER_BYTES,
+    lookup: literalLookup,
+  });
   const sessions = new Map<string, UdpSession>();
   let ttlTimer: NodeJS.Timeout | undefined;
   let closed = false;
   let bound = '';
+  /** The session of the latest datagram, and its client's address. */
+  let last: UdpSession | undefined;
+  let lastPort = 0;
+  let lastAddress = '';
 
   const checkIdle = (): void => {
     for (const s of sessions.values()) {
@@ -169,9 +196,18 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
           ttlTimer = setInterval(checkIdle, sessOpts.ttlMs);
           ttlTimer.unref();
           socket.on('message', (msg, rinfo) => {
+            // A burst comes from one client: its session is found without building its key.
+            if (last && rinfo.port === lastPort && rinfo.address === lastAddress && !last.destroyed) {
+              last.deliver(msg);
+              return;
+            }
             const key = `${rinfo.address}|${rinfo.port}`;
             let s = sessions.get(key);
-            if (!s) {
+            if (s) {
+              last = s;
+              lastPort = rinfo.port;
+              lastAddress = rinfo.address;
+            } else {
               if (closed) return;
               if (sessions.size >= backlog * 64) return; // hard cap on live sessions
               const remote = joinHostPort(rinfo.address, rinfo.port);
@@ -183,7 +219,7 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
                 (buf) => {
                   // No callback: a failed send comes as the socket's 'error'. UDP has no
                   // backpressure, so a send queue the kernel does not empty drops instead.
-                  if (!closed && socket.getSendQueueCount() < SEND_QUEUE_LIMIT) socket.send(buf, rinfo.port, rinfo.address);
+                  if (!closed && socket.getSendQueueCount() < UDP_SEND_QUEUE_LIMIT) socket.send(buf, rinfo.port, rinfo.address);
                 },
                 sessOpts,
                 opts.logger,
@@ -192,6 +228,7 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
               sessions.set(key, session);
               session.once('close', () => {
                 if (sessions.get(key) === session) sessions.delete(key);
+                if (last === session) last = undefined;
               });
               session.deliver(msg);
               onConn({ stream: session, local: bound, remote, datagram: true });
