@@ -132,96 +132,111 @@ function tcpCase(transport: Transport): CaseDef {
 export const tcpStream = tcpCase('tcp');
 export const tcpStreamWss = tcpCase('wss');
 
-export const udpStream: CaseDef = {
-  id: 'udp',
-  title: 'UDP through the tunnel (iperf3 -u, fixed offered rate)',
-  baselineLabel: 'direct iperf3 -u on loopback',
-  smoke: true,
-  needs: ['iperf3'],
-  async run(ctx: CaseContext, out: CaseResult): Promise<void> {
-    const p = ctx.params;
-    const iperfPort = await freeTcpUdpPort();
-    const iperf = await startIperfServer(iperfPort);
-    let topo: Topology | undefined;
-    let meter: CpuMeter | undefined;
-    out.notes.push(
-      `offered ${p.udpRate}bit/s of ${p.udpLen}-byte datagrams for ${p.streamSeconds} s (iperf3 -u -b ${p.udpRate} -l ${p.udpLen} -w 4M)`,
-    );
-    try {
-      topo = await startTopology({
-        transport: 'tcp',
-        targetPort: iperfPort,
-        host: IPERF_HOST,
-        uuid: TUNNEL_UUID,
-        visitor: true,
-        udp: true,
-        env: ctx.env,
-      });
-      out.commands = topo.commands;
-      meter = new CpuMeter(topo.procs);
-      const opts = { seconds: p.streamSeconds, udpRate: p.udpRate, len: p.udpLen, window: '4M' };
-      if (p.warmupSeconds > 0) await runIperf({ ...opts, port: topo.visitorPort!, seconds: p.warmupSeconds }).catch(() => undefined);
-      const direct: IperfResult[] = [];
-      const burrow: Array<IperfResult | undefined> = [];
+/**
+ * UDP at a fixed offered rate. `fixedLength`: datagrams of `params.udpLen` bytes (the size of
+ * real traffic over an Internet path, the hard case: per-datagram costs dominate); otherwise
+ * iperf3 picks its default length (on loopback the control connection's MSS, 32 KiB here).
+ */
+function udpCase(fixedLength: boolean): CaseDef {
+  return {
+    id: fixedLength ? 'udp' : 'udp-default-length',
+    title: fixedLength
+      ? 'UDP through the tunnel (iperf3 -u, fixed offered rate, MTU-sized datagrams)'
+      : "UDP through the tunnel (iperf3 -u, fixed offered rate, iperf3's default datagram length)",
+    baselineLabel: 'direct iperf3 -u on loopback',
+    smoke: fixedLength,
+    needs: ['iperf3'],
+    async run(ctx: CaseContext, out: CaseResult): Promise<void> {
+      const p = ctx.params;
+      const iperfPort = await freeTcpUdpPort();
+      const iperf = await startIperfServer(iperfPort);
+      let topo: Topology | undefined;
+      let meter: CpuMeter | undefined;
+      const len = fixedLength ? p.udpLen : undefined;
+      const lenFlag = len ? ` -l ${len}` : '';
       try {
-        for (let run = 0; run < p.runs; run++) {
-          const doDirect = async (): Promise<void> => {
-            try {
-              direct[run] = await runIperf({ ...opts, port: iperfPort });
-            } catch (err) {
-              out.errors.push(`run ${run + 1} direct: ${errMsg(err)}`);
+        topo = await startTopology({
+          transport: 'tcp',
+          targetPort: iperfPort,
+          host: IPERF_HOST,
+          uuid: TUNNEL_UUID,
+          visitor: true,
+          udp: true,
+          env: ctx.env,
+        });
+        out.commands = topo.commands;
+        meter = new CpuMeter(topo.procs);
+        const opts = { seconds: p.streamSeconds, udpRate: p.udpRate, len, window: '4M' };
+        if (p.warmupSeconds > 0) await runIperf({ ...opts, port: topo.visitorPort!, seconds: p.warmupSeconds }).catch(() => undefined);
+        const direct: IperfResult[] = [];
+        const burrow: Array<IperfResult | undefined> = [];
+        try {
+          for (let run = 0; run < p.runs; run++) {
+            const doDirect = async (): Promise<void> => {
+              try {
+                direct[run] = await runIperf({ ...opts, port: iperfPort });
+              } catch (err) {
+                out.errors.push(`run ${run + 1} direct: ${errMsg(err)}`);
+              }
+            };
+            const doBurrow = async (): Promise<void> => {
+              try {
+                burrow[run] = (await measured(topo!, meter!, () => runIperf({ ...opts, port: topo!.visitorPort! }))).value;
+              } catch (err) {
+                out.errors.push(`run ${run + 1} burrow: ${errMsg(err)}`);
+              }
+            };
+            if (run % 2 === 0) {
+              await doDirect();
+              await doBurrow();
+            } else {
+              await doBurrow();
+              await doDirect();
             }
-          };
-          const doBurrow = async (): Promise<void> => {
-            try {
-              burrow[run] = (await measured(topo!, meter!, () => runIperf({ ...opts, port: topo!.visitorPort! }))).value;
-            } catch (err) {
-              out.errors.push(`run ${run + 1} burrow: ${errMsg(err)}`);
-            }
-          };
-          if (run % 2 === 0) {
-            await doDirect();
-            await doBurrow();
-          } else {
-            await doBurrow();
-            await doDirect();
+            out.runs.push({
+              run,
+              directReceivedMbps: round((direct[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
+              directLossPercent: direct[run]?.lostPercent,
+              burrowOfferedMbps: round((burrow[run]?.sentBitsPerSecond ?? NaN) / 1e6, 4),
+              burrowReceivedMbps: round((burrow[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
+              burrowLossPercent: burrow[run]?.lostPercent,
+            });
+            const dead = topo.failed();
+            if (dead) throw new Error(dead);
           }
-          out.runs.push({
-            run,
-            directReceivedMbps: round((direct[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
-            directLossPercent: direct[run]?.lostPercent,
-            burrowOfferedMbps: round((burrow[run]?.sentBitsPerSecond ?? NaN) / 1e6, 4),
-            burrowReceivedMbps: round((burrow[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
-            burrowLossPercent: burrow[run]?.lostPercent,
-          });
-          const dead = topo.failed();
-          if (dead) throw new Error(dead);
+        } catch (err) {
+          if (isBenchBug(err)) throw err;
+          out.errors.push(errMsg(err));
         }
-      } catch (err) {
-        if (isBenchBug(err)) throw err;
-        out.errors.push(errMsg(err));
+        const blk = [...direct, ...burrow].find((r) => r?.blockBytes)?.blockBytes;
+        out.notes.push(
+          `offered ${p.udpRate}bit/s of ${blk ?? len ?? '?'}-byte datagrams${len ? '' : " (iperf3's default length here)"} for ${p.streamSeconds} s (iperf3 -u -b ${p.udpRate}${lenFlag} -w 4M)`,
+        );
+        const col = (xs: Array<IperfResult | undefined>, f: (r: IperfResult) => number | undefined): number[] =>
+          Array.from({ length: p.runs }, (_, i) => (xs[i] ? (f(xs[i]!) ?? NaN) : NaN));
+        out.metrics.push(
+          metric('offered rate', 'Mbit/s', col(burrow, (r) => r.sentBitsPerSecond / 1e6), col(direct, (r) => r.sentBitsPerSecond / 1e6), {
+            ratio: false,
+          }),
+          metric('received', 'Mbit/s', col(burrow, (r) => r.bitsPerSecond / 1e6), col(direct, (r) => r.bitsPerSecond / 1e6)),
+          metric('loss', '%', col(burrow, (r) => r.lostPercent), col(direct, (r) => r.lostPercent), {
+            ratio: false,
+            target: '≥ 1 Gbit/s offered with < 1% loss',
+            check: (m) => {
+              const offered = p.udpRate.toUpperCase().endsWith('G') ? parseFloat(p.udpRate) * 1000 : parseFloat(p.udpRate);
+              return offered >= 1000 ? m.burrow!.median < 1 : undefined;
+            },
+          }),
+        );
+      } finally {
+        if (meter) out.processes = meter.report();
+        if (topo) noteLogProblems(topo.procs, out.notes);
+        await topo?.stop();
+        await iperf.stop();
       }
-      const col = (xs: Array<IperfResult | undefined>, f: (r: IperfResult) => number | undefined): number[] =>
-        Array.from({ length: p.runs }, (_, i) => (xs[i] ? (f(xs[i]!) ?? NaN) : NaN));
-      out.metrics.push(
-        metric('offered rate', 'Mbit/s', col(burrow, (r) => r.sentBitsPerSecond / 1e6), col(direct, (r) => r.sentBitsPerSecond / 1e6), {
-          ratio: false,
-        }),
-        metric('received', 'Mbit/s', col(burrow, (r) => r.bitsPerSecond / 1e6), col(direct, (r) => r.bitsPerSecond / 1e6)),
-        metric('loss', '%', col(burrow, (r) => r.lostPercent), col(direct, (r) => r.lostPercent), {
-          ratio: false,
-          target: '≥ 1 Gbit/s offered with < 1% loss',
-          check: (m) => {
-            const offered = p.udpRate.toUpperCase().endsWith('G') ? parseFloat(p.udpRate) * 1000 : parseFloat(p.udpRate);
-            return offered >= 1000 ? m.burrow!.median < 1 : undefined;
-          },
-        }),
-      );
-    } finally {
-      if (meter) out.processes = meter.report();
-      if (topo) noteLogProblems(topo.procs, out.notes);
-      await topo?.stop();
-      await iperf.stop();
-    }
-  },
-};
+    },
+  };
+}
+
+export const udpStream = udpCase(true);
+export const udpStreamDefaultLength = udpCase(false);

@@ -122,10 +122,13 @@ export interface IperfResult {
   sentBitsPerSecond: number;
   lostPercent?: number;
   retransmits?: number;
+  /** Datagram / write length iperf3 used. */
+  blockBytes?: number;
 }
 
 interface IperfJson {
   error?: string;
+  start?: { test_start?: { blksize?: number } };
   end?: {
     sum?: { lost_percent?: number; bits_per_second?: number };
     sum_sent?: { bits_per_second?: number; bytes?: number; retransmits?: number };
@@ -160,6 +163,7 @@ export async function runIperf(o: IperfOptions): Promise<IperfResult> {
         sentBitsPerSecond: sent.bits_per_second ?? NaN,
         lostPercent: o.udpRate ? (rec.lost_percent ?? j.end.sum?.lost_percent) : undefined,
         retransmits: o.udpRate ? undefined : sent.retransmits,
+        blockBytes: j.start?.test_start?.blksize,
       };
     }
     lastErr = err ?? 'iperf3: no result';

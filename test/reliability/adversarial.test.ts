@@ -40,6 +40,19 @@ import {
   type ServerProc,
 } from './support';
 
+/** Resolves on 'drain' or after `ms`, whichever comes first, leaving no listener behind. */
+function drainOrTimeout(s: NodeJS.WritableStream, ms: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    const done = (): void => {
+      clearTimeout(t);
+      s.removeListener('drain', done);
+      resolve();
+    };
+    const t = setTimeout(done, ms);
+    s.once('drain', done);
+  });
+}
+
 const TID_GOOD = newTid();
 const TID_EVIL = newTid();
 const PEERS = ['127.0.0.2', '127.0.0.3'];
@@ -295,7 +308,7 @@ describe('adversarial peers', () => {
         const go = async (): Promise<void> => {
           while (written < 32 * MiB && !s.destroyed) {
             written += MiB;
-            if (!s.write(chunk)) await new Promise<void>((r) => (s.once('drain', r), setTimeout(r, 200)));
+            if (!s.write(chunk)) await drainOrTimeout(s, 200);
           }
         };
         void go();
@@ -437,7 +450,7 @@ describe('adversarial peers', () => {
     let sent = 0;
     for (let k = 0; k < 200; k++) {
       // Stream ids 2, 4, … 2000 again and again: 200,000 SYNs.
-      if (!evil.sock.write(batch)) await new Promise<void>((r) => (evil.sock.once('drain', r), setTimeout(r, 200)));
+      if (!evil.sock.write(batch)) await drainOrTimeout(evil.sock, 200);
       sent += 1000;
     }
     await sleep(1_000);

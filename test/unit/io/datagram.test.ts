@@ -146,6 +146,21 @@ describe('relayDatagrams (a dialed UDP socket and a framed byte stream)', () => 
     p.close();
   });
 
+  it('a burst larger than one poll leaves in one write, not one per poll', async () => {
+    const p = await peer();
+    const conn = await dialUdp(`127.0.0.1:${p.port}`);
+    const stream = new Recorder(1 << 20);
+    relayDatagrams(conn, stream, {}, () => {});
+    const connPort = portOf(conn.localAddress);
+    // Sent in one synchronous loop: all 100 wait in the socket before the relay's first poll,
+    // which reads 32 of them at most.
+    for (let i = 0; i < 100; i++) p.sock.send(Buffer.alloc(1000, i), connPort, '127.0.0.1');
+    await until(() => new UdpFrameDecoder().push(Buffer.concat(stream.writes)).length === 100, 'a hundred datagrams');
+    assert.ok(stream.writes.length <= 2, `${stream.writes.length} writes`);
+    conn.destroy();
+    p.close();
+  });
+
   it('a stream that takes nothing: at most queueLimit datagrams wait, the rest are dropped', async () => {
     const p = await peer();
     const conn = await dialUdp(`127.0.0.1:${p.port}`);
