@@ -174,10 +174,10 @@ class DatagramRelay {
   bToA = 0;
   #error: Error | undefined;
   #settled = false;
-  /** Framed bytes not yet written: [buffer, start, end] triples. */
-  #bufs: Buffer[] = [];
-  #starts: number[] = [];
-  #ends: number[] = [];
+  /** Framed bytes not yet written: [buffer, start, end] triples (the arrays are reused). */
+  readonly #bufs: Buffer[] = [];
+  readonly #starts: number[] = [];
+  readonly #ends: number[] = [];
   #queued = 0;
   /** Of those, the ones queued before the last turn; turns a flush was put off by. */
   #queuedBefore = 0;
@@ -307,9 +307,9 @@ class DatagramRelay {
     if (n > 1) stream.cork();
     for (let i = 0; i < n; i++) ok = stream.write(bufs[i]!.subarray(this.#starts[i], this.#ends[i])) && ok;
     if (n > 1) stream.uncork();
-    this.#bufs = [];
-    this.#starts = [];
-    this.#ends = [];
+    bufs.length = 0;
+    this.#starts.length = 0;
+    this.#ends.length = 0;
     this.#queued = 0;
     this.#queuedBefore = 0;
     this.#deferred = 0;
