@@ -146,14 +146,16 @@ export async function runIperf(o: IperfOptions): Promise<IperfResult> {
   let lastErr = '';
   // "the server is busy": the previous test's control connection is still closing through the tunnel.
   for (let attempt = 0; attempt < 30; attempt++) {
-    const r = await run('iperf3', args, (o.seconds + (o.omit ?? 0) + 20) * 1000, o.netns);
+    const limitSec = o.seconds + (o.omit ?? 0) + 10;
+    const r = await run('iperf3', args, limitSec * 1000, o.netns);
     let j: IperfJson | undefined;
     try {
       j = JSON.parse(r.stdout) as IperfJson;
     } catch {
       j = undefined;
     }
-    const err = j?.error ?? (j ? undefined : (r.stderr || r.stdout || `iperf3 exit ${r.code}`).trim().slice(0, 300));
+    const exit = r.code === null ? `iperf3 did not finish within ${limitSec} s and was killed` : `iperf3 exit ${r.code}`;
+    const err = j?.error ?? (j ? undefined : (r.stderr || r.stdout || exit).trim().slice(0, 300));
     if (!err && j?.end?.sum_received) {
       const rec = j.end.sum_received;
       const sent = j.end.sum_sent ?? {};
