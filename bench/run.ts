@@ -214,7 +214,10 @@ async function profilePass(params: Params, home: string, out: string): Promise<P
 async function main(): Promise<void> {
   const opts = parseOptions(process.argv.slice(2));
   if (opts.list) {
-    for (const c of CASES) process.stdout.write(`${c.id.padEnd(22)} ${c.title}${c.smoke ? '' : '  (not in --smoke)'}\n`);
+    for (const c of CASES) {
+      const not = c.fullOnly ? '  (full suite only)' : c.smoke ? '' : '  (not in --smoke)';
+      process.stdout.write(`${c.id.padEnd(22)} ${c.title}${not}\n`);
+    }
     return;
   }
   const params: Params = { ...MODES[opts.mode] };
@@ -258,7 +261,9 @@ async function main(): Promise<void> {
     }
 
     const selected = CASES.filter(
-      (c) => (opts.only ? opts.only.includes(c.id) : opts.mode !== 'smoke' || c.smoke) && !opts.skip.includes(c.id),
+      (c) =>
+        (opts.only ? opts.only.includes(c.id) : opts.mode === 'smoke' ? c.smoke : opts.mode === 'full' || !c.fullOnly) &&
+        !opts.skip.includes(c.id),
     );
     const results: CaseResult[] = [];
     for (const c of selected) {

@@ -145,6 +145,7 @@ function udpCase(fixedLength: boolean): CaseDef {
       : "UDP through the tunnel (iperf3 -u, fixed offered rate, iperf3's default datagram length)",
     baselineLabel: 'direct iperf3 -u on loopback',
     smoke: fixedLength,
+    fullOnly: !fixedLength,
     needs: ['iperf3'],
     async run(ctx: CaseContext, out: CaseResult): Promise<void> {
       const p = ctx.params;

@@ -56,7 +56,7 @@ export const MODES: Record<Mode, Params> = {
     udpRate: '1G',
     udpLen: 1400,
     rttMs: 50,
-    rttSeconds: 4,
+    rttSeconds: 3,
   },
   smoke: {
     runs: 1,
@@ -125,6 +125,8 @@ export interface CaseDef {
   baselineLabel: string;
   /** Included in --smoke. */
   smoke: boolean;
+  /** Left out of --quick (to keep it under two minutes); in the full suite. */
+  fullOnly?: boolean;
   needs: Array<'iperf3' | 'wrk'>;
   run(ctx: CaseContext, out: CaseResult): Promise<void>;
 }
