@@ -374,3 +374,43 @@ class DatagramRelay {
     this.#done(result);
   }
 }
+
+/**
+ * Relays datagrams between two datagram sockets (a UDP listener's session and a dialed UDP
+ * socket: port forwarding without a chain), each datagram handed straight to the other
+ * side's send. UDP has no backpressure, so there is nothing to wait for; either side closing
+ * or failing ends both. `done` gets the payload bytes each way and the first error.
+ */
+export function relayDatagramPorts(a: DatagramPort, b: DatagramPort, done: (r: RelayResult) => void): void {
+  const r: RelayResult = { aToB: 0, bToA: 0 };
+  let settled = false;
+  const settle = (err?: Error): void => {
+    if (settled) return;
+    settled = true;
+    if (err) r.error = err;
+    destroy(a);
+    destroy(b);
+    done(r);
+  };
+  const onError = (err: Error): void => settle(err);
+  const onClose = (): void => settle();
+  for (const s of [a, b]) {
+    s.removeListener('error', errorsBeforeRelay);
+    s.on('error', onError);
+    s.once('close', onClose);
+  }
+  if (a.destroyed || b.destroyed) {
+    process.nextTick(onClose);
+    return;
+  }
+  b.attachSink((d) => {
+    if (settled) return;
+    r.bToA += d.length;
+    a.sendDatagram(d);
+  });
+  a.attachSink((d) => {
+    if (settled) return;
+    r.aToB += d.length;
+    b.sendDatagram(d);
+  });
+}

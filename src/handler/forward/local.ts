@@ -20,7 +20,7 @@ import { BurrowError, isSendTimeout } from '../../core/errors';
 import { Metadata } from '../../core/metadata';
 import { sniffProtocol } from './sniff';
 import { HttpForwarder } from './http-forward';
-import { framedDatagrams, isDatagramPort, relayDatagrams } from '../../io/datagram';
+import { framedDatagrams, isDatagramPort, relayDatagramPorts, relayDatagrams } from '../../io/datagram';
 import { DEFAULTS } from '../../config/model';
 
 export interface LocalForwardOptions {
@@ -148,6 +148,11 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
       if (node) opts.forwarder.markOk(node);
       // Through a chain, UDP rides the tunnel stream with 2-byte length framing.
       if (network === 'udp' && opts.chain) return relayedDatagrams(conn.stream, up, relayOpts, log, conn.remote, dst, later);
+      if (network === 'udp' && !relayOpts.idleTimeoutMs && isDatagramPort(conn.stream) && isDatagramPort(up)) {
+        // Plain UDP port forwarding: datagrams go from socket to socket.
+        relayDatagramPorts(conn.stream, up, (res) => later.resolve({ inputBytes: res.aToB, outputBytes: res.bToA }));
+        return later;
+      }
       return relayed(conn.stream, up, relayOpts, log, conn.remote, dst, later);
     },
   };

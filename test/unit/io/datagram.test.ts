@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Duplex } from 'node:stream';
 import dgram from 'node:dgram';
 import { once } from 'node:events';
-import { framedDatagrams, relayDatagrams, type DatagramPort } from '../../../src/io/datagram';
+import { framedDatagrams, relayDatagramPorts, relayDatagrams, type DatagramPort } from '../../../src/io/datagram';
 import type { RelayResult } from '../../../src/io/pipe';
 import { dialUdp } from '../../../src/io/dial';
 import { createUdpListener } from '../../../src/transport/udp/listener';
@@ -298,5 +298,69 @@ describe('relayDatagrams (a UDP listener session)', () => {
     assert.equal(result!.error, undefined);
     await l.close();
     client.close();
+  });
+});
+
+describe('relayDatagramPorts (a UDP listener session and a dialed socket)', () => {
+  async function setup(md: Record<string, unknown>): Promise<{
+    client: Awaited<ReturnType<typeof peer>>;
+    listenerPort: number;
+    sessions: DatagramPort[];
+    service: dgram.Socket;
+    close: () => Promise<void>;
+  }> {
+    // The service answers each datagram with it twice over.
+    const service = dgram.createSocket('udp4');
+    service.on('message', (m, r) => service.send(Buffer.concat([m, m]), r.port, r.address));
+    service.bind(0, '127.0.0.1');
+    await once(service, 'listening');
+    const l = createUdpListener({ addr: '127.0.0.1:0', metadata: new Metadata(md), logger: silentLogger });
+    const sessions: DatagramPort[] = [];
+    await l.listen((c) => sessions.push(c.stream as DatagramPort));
+    const client = await peer();
+    return {
+      client,
+      listenerPort: portOf(l.address()),
+      sessions,
+      service,
+      close: async () => {
+        await l.close();
+        client.close();
+        service.close();
+      },
+    };
+  }
+
+  it('datagrams go both ways, the first ones included; each side counts payload bytes; closing one ends both', async () => {
+    const t = await setup({ keepalive: true });
+    await sendTo(t.client.sock, t.listenerPort, Buffer.from('first'));
+    await until(() => t.sessions.length === 1, 'a session');
+    const dial = await dialUdp(`127.0.0.1:${t.service.address().port}`);
+    let result: RelayResult | undefined;
+    relayDatagramPorts(t.sessions[0]!, dial, (r) => (result = r));
+    await sendTo(t.client.sock, t.listenerPort, Buffer.alloc(1400, 1));
+    await until(() => t.client.got.length === 2, 'two replies');
+    assert.deepEqual(t.client.got.map((b) => b.length).sort((a, b) => a - b), [10, 2800]);
+    t.sessions[0]!.destroy();
+    await until(() => result !== undefined, 'the relay to settle');
+    assert.equal(result!.aToB, 5 + 1400);
+    assert.equal(result!.bToA, 10 + 2800);
+    assert.equal(result!.error, undefined);
+    assert.ok(dial.destroyed);
+    await t.close();
+  });
+
+  it('keepalive=false: one reply reaches the client, then both sides are closed', async () => {
+    const t = await setup({});
+    await sendTo(t.client.sock, t.listenerPort, Buffer.from('q'));
+    await until(() => t.sessions.length === 1, 'a session');
+    const dial = await dialUdp(`127.0.0.1:${t.service.address().port}`);
+    let result: RelayResult | undefined;
+    relayDatagramPorts(t.sessions[0]!, dial, (r) => (result = r));
+    await until(() => result !== undefined, 'the relay to settle after the reply');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(t.client.got.map(String), ['qq']);
+    assert.ok(dial.destroyed);
+    await t.close();
   });
 });
