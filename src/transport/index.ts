@@ -10,8 +10,14 @@
  */
 import type { DialerFactory, ListenerFactory } from '../core/transport';
 import { createTcpDialer, createTcpListener } from './tcp';
-import { createTlsDialer, createTlsListener } from './tls';
+import type * as TlsModule from './tls';
 import type * as WsModule from './ws';
+
+/** The TLS transports (and node:tls) are loaded only when a service uses them. */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const tls = (): typeof TlsModule => require('./tls') as typeof TlsModule;
+const createTlsListener: ListenerFactory = (o) => tls().createTlsListener(o);
+const createTlsDialer: DialerFactory = (o) => tls().createTlsDialer(o);
 
 /** The WebSocket transports (and the `ws` package) are loaded only when a service uses them. */
 // eslint-disable-next-line @typescript-eslint/no-require-imports
