@@ -115,7 +115,7 @@ export interface DatagramPort extends Duplex {
   sendDatagram(datagram: Buffer): void;
   /** Datagrams held for a tunnel stream that does not take more, beyond which they are dropped. */
   readonly queueLimit: number;
-  /** Called once per datagram dropped because the tunnel stream was full. */
+  /** Called for every datagram dropped because the tunnel stream was full (a session warns once). */
   dropped(): void;
 }
 
@@ -150,7 +150,7 @@ let slabOff = 0;
  *   turn are written once, after the turn's I/O (setImmediate). A turn that brought a full
  *   poll (32 datagrams, libuv's most per wake-up: more are waiting in the socket) puts the write
  *   off by a turn, up to 3 turns or `queueLimit` datagrams: at 1 Gbit/s of 1400-byte datagrams
- *   that is a third of the TCP writes, and the loss that CPU caused. While the stream wants a
+ *   that is a third of the TCP writes, and of the CPU they cost. While the stream wants a
  *   'drain', up to `port.queueLimit` datagrams wait and later ones are dropped (UDP has no
  *   backpressure; memory stays bounded).
  * - stream → port: decoded datagrams are sent at once; a malformed frame ends the relay
