@@ -144,9 +144,9 @@ export async function runIperf(o: IperfOptions): Promise<IperfResult> {
   if (o.window) args.push('-w', o.window);
   if (o.omit) args.push('-O', String(o.omit));
   let lastErr = '';
+  const limitSec = o.seconds + (o.omit ?? 0) + 10;
   // "the server is busy": the previous test's control connection is still closing through the tunnel.
   for (let attempt = 0; attempt < 30; attempt++) {
-    const limitSec = o.seconds + (o.omit ?? 0) + 10;
     const r = await run('iperf3', args, limitSec * 1000, o.netns);
     let j: IperfJson | undefined;
     try {

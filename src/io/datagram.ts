@@ -119,6 +119,11 @@ export interface DatagramPort extends Duplex {
   dropped(): void;
 }
 
+/** Hands `sink` the datagrams an objectMode stream still holds, in order (for `attachSink`). */
+export function drainQueued(s: Duplex, sink: (datagram: Buffer) => void): void {
+  for (let d = s.read() as Buffer | null; d !== null; d = s.read() as Buffer | null) sink(d);
+}
+
 export function isDatagramPort(s: Duplex): s is DatagramPort {
   return typeof (s as Partial<DatagramPort>).attachSink === 'function';
 }
@@ -297,12 +302,12 @@ class DatagramRelay {
     this.#writeQueued();
   };
 
-  /** Writes what is queued; true when the stream takes more. */
-  #writeQueued(): boolean {
+  /** Writes what is queued; waits for 'drain' when the stream takes no more. */
+  #writeQueued(): void {
     const stream = this.#stream;
     const bufs = this.#bufs;
     const n = bufs.length;
-    if (n === 0 || stream.destroyed || stream.writableEnded) return true;
+    if (n === 0 || stream.destroyed || stream.writableEnded) return;
     let ok = true;
     if (n > 1) stream.cork();
     for (let i = 0; i < n; i++) ok = stream.write(bufs[i]!.subarray(this.#starts[i], this.#ends[i])) && ok;
@@ -318,7 +323,6 @@ class DatagramRelay {
       stream.once('drain', this.#onDrain);
       if (this.#sendTimeoutMs > 0 && !this.#sendTimer) this.#armSendTimer(this.#sendTimeoutMs);
     }
-    return ok;
   }
 
   readonly #onDrain = (): void => {

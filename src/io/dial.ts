@@ -10,7 +10,7 @@ import { BurrowError } from '../core/errors';
 import { dialHost, dialTcp as transportDialTcp } from '../transport/tcp/socket';
 import { UDP_SEND_QUEUE_LIMIT, UDP_SOCKET_BUFFER_BYTES } from '../transport/udp/listener';
 import { DEFAULTS } from '../config/model';
-import type { DatagramPort } from './datagram';
+import { drainQueued, type DatagramPort } from './datagram';
 
 /** A TCP dial to a forward target; a target without a port is refused before dialing. */
 export function dialTcp(addr: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<net.Socket> {
@@ -23,7 +23,6 @@ export function dialTcp(addr: string, opts: { timeoutMs?: number; signal?: Abort
   }
   return transportDialTcp(addr, opts);
 }
-
 
 /** A connected UDP socket as an objectMode Duplex. Ends when destroyed. */
 export class UdpDialConn extends Duplex implements DatagramPort {
@@ -55,7 +54,7 @@ export class UdpDialConn extends Duplex implements DatagramPort {
   override _read(): void {}
 
   attachSink(sink: (datagram: Buffer) => void): void {
-    for (let d = this.read() as Buffer | null; d !== null; d = this.read() as Buffer | null) sink(d);
+    drainQueued(this, sink);
     this.#sink = sink;
   }
 

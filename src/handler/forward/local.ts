@@ -14,7 +14,7 @@ import type { Conn } from '../../core/transport';
 import { type Later, type Handler, type HandleResult, type Network } from '../../core/handler';
 import type { Chain } from '../../chain/chain';
 import { Forwarder } from '../../forward/selector';
-import { relayThen, destroy, type RelayOptions } from '../../io/pipe';
+import { relayThen, destroy, type RelayOptions, type RelayResult } from '../../io/pipe';
 import { dialTcp, dialUdp } from '../../io/dial';
 import { BurrowError, isSendTimeout } from '../../core/errors';
 import { Metadata } from '../../core/metadata';
@@ -45,6 +45,17 @@ export function withPort(addr: string): string {
  * relay settles, a send timeout logged (info). Handlers return this instead of awaiting the
  * relay, so a long relay holds one callback, not the handler's suspended frame or a promise.
  */
+export function relayed(a: Duplex, b: Duplex, opts: RelayOptions, log: Logger, from: string, to: string, later: Later): Later {
+  relayThen(a, b, opts, (res) => settleRelayed(res, res.aToB, res.bToA, log, from, to, later));
+  return later;
+}
+
+/** A relay's end as the handler's result: a send timeout logged (info), the byte counts. */
+function settleRelayed(res: RelayResult, inputBytes: number, outputBytes: number, log: Logger, from: string, to: string, later: Later): void {
+  if (isSendTimeout(res.error)) log.info(`${from} >< ${to}: ${res.error.message} (sendTimeout)`);
+  later.resolve({ inputBytes, outputBytes });
+}
+
 /**
  * A UDP socket side `port` relayed over `stream`, a byte stream that carries its datagrams
  * framed: the datagram fast path when it applies (no relay idle timeout, whose clock needs
@@ -67,18 +78,9 @@ export function relayedDatagrams(
       : relayed(port, framedDatagrams(stream), opts, log, from, to, later);
   }
   relayDatagrams(port, stream, { sendTimeoutMs: opts.sendTimeoutMs }, (res) => {
-    if (isSendTimeout(res.error)) log.info(`${from} >< ${to}: ${res.error.message} (sendTimeout)`);
-    const fromPort = res.aToB;
-    const toPort = res.bToA;
-    later.resolve(streamIsNear ? { inputBytes: toPort, outputBytes: fromPort } : { inputBytes: fromPort, outputBytes: toPort });
-  });
-  return later;
-}
-
-export function relayed(a: Duplex, b: Duplex, opts: RelayOptions, log: Logger, from: string, to: string, later: Later): Later {
-  relayThen(a, b, opts, (res) => {
-    if (isSendTimeout(res.error)) log.info(`${from} >< ${to}: ${res.error.message} (sendTimeout)`);
-    later.resolve({ inputBytes: res.aToB, outputBytes: res.bToA });
+    // aToB: from the port into the stream; bToA: from the stream out of the port.
+    if (streamIsNear) settleRelayed(res, res.bToA, res.aToB, log, from, to, later);
+    else settleRelayed(res, res.aToB, res.bToA, log, from, to, later);
   });
   return later;
 }
@@ -150,7 +152,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
       if (network === 'udp' && opts.chain) return relayedDatagrams(conn.stream, up, relayOpts, log, conn.remote, dst, later);
       if (network === 'udp' && !relayOpts.idleTimeoutMs && isDatagramPort(conn.stream) && isDatagramPort(up)) {
         // Plain UDP port forwarding: datagrams go from socket to socket.
-        relayDatagramPorts(conn.stream, up, (res) => later.resolve({ inputBytes: res.aToB, outputBytes: res.bToA }));
+        relayDatagramPorts(conn.stream, up, (res) => settleRelayed(res, res.aToB, res.bToA, log, conn.remote, dst, later));
         return later;
       }
       return relayed(conn.stream, up, relayOpts, log, conn.remote, dst, later);

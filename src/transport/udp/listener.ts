@@ -20,7 +20,7 @@ import type { Logger } from 'pino';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { DEFAULTS } from '../../config/model';
-import type { DatagramPort } from '../../io/datagram';
+import { drainQueued, type DatagramPort } from '../../io/datagram';
 
 /** Kernel receive/send buffer asked for on UDP sockets (bytes). */
 export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -43,7 +43,6 @@ export function udpSessionOptions(md: ListenerOptions['metadata']): UdpSessionOp
     readBufferBytes: md.getInt('readBufferSize', 'udp.bufferSize', 'bufferSize') || 65535,
   };
 }
-
 
 class UdpSession extends Duplex implements DatagramPort {
   activeSinceCheck = true;
@@ -93,7 +92,7 @@ class UdpSession extends Duplex implements DatagramPort {
   }
 
   attachSink(sink: (datagram: Buffer) => void): void {
-    for (let d = this.read() as Buffer | null; d !== null; d = this.read() as Buffer | null) sink(d);
+    drainQueued(this, sink);
     this.#sink = sink;
   }
 
