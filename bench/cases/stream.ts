@@ -169,8 +169,11 @@ function udpCase(fixedLength: boolean): CaseDef {
         meter = new CpuMeter(topo.procs);
         const opts = { seconds: p.streamSeconds, udpRate: p.udpRate, len, window: '4M' };
         if (p.warmupSeconds > 0) await runIperf({ ...opts, port: topo.visitorPort!, seconds: p.warmupSeconds }).catch(() => undefined);
-        const direct: IperfResult[] = [];
-        const burrow: Array<IperfResult | undefined> = [];
+        // Both directions for MTU-sized datagrams (-R: the service behind the client sends, the
+        // visitor's listener writes every datagram to its user); the default length forward only.
+        const dirs: Array<'forward' | 'reverse'> = fixedLength && p.bothDirections ? ['forward', 'reverse'] : ['forward'];
+        const data: Record<string, { direct: Array<IperfResult | undefined>; burrow: Array<IperfResult | undefined> }> = {};
+        for (const d of dirs) data[d] = { direct: [], burrow: [] };
         // A pause before each test: the iperf3 server takes the first datagram that reaches its
         // new test socket as its client's, so a datagram of the test before that was still in
         // the tunnel's queues (tens of ms when the visitor is behind) would bind it to the old
@@ -179,64 +182,74 @@ function udpCase(fixedLength: boolean): CaseDef {
         const settle = (): Promise<void> => sleep(300);
         try {
           for (let run = 0; run < p.runs; run++) {
-            const doDirect = async (): Promise<void> => {
-              await settle();
-              try {
-                direct[run] = await runIperf({ ...opts, port: iperfPort });
-              } catch (err) {
-                out.errors.push(`run ${run + 1} direct: ${errMsg(err)}`);
+            for (const dir of dirs) {
+              const reverse = dir === 'reverse';
+              const { direct, burrow } = data[dir]!;
+              const doDirect = async (): Promise<void> => {
+                await settle();
+                try {
+                  direct[run] = await runIperf({ ...opts, port: iperfPort, reverse });
+                } catch (err) {
+                  out.errors.push(`run ${run + 1} ${dir} direct: ${errMsg(err)}`);
+                }
+              };
+              const doBurrow = async (): Promise<void> => {
+                await settle();
+                try {
+                  burrow[run] = (await measured(topo!, meter!, () => runIperf({ ...opts, port: topo!.visitorPort!, reverse }))).value;
+                } catch (err) {
+                  out.errors.push(`run ${run + 1} ${dir} burrow: ${errMsg(err)}`);
+                }
+              };
+              if (run % 2 === 0) {
+                await doDirect();
+                await doBurrow();
+              } else {
+                await doBurrow();
+                await doDirect();
               }
-            };
-            const doBurrow = async (): Promise<void> => {
-              await settle();
-              try {
-                burrow[run] = (await measured(topo!, meter!, () => runIperf({ ...opts, port: topo!.visitorPort! }))).value;
-              } catch (err) {
-                out.errors.push(`run ${run + 1} burrow: ${errMsg(err)}`);
-              }
-            };
-            if (run % 2 === 0) {
-              await doDirect();
-              await doBurrow();
-            } else {
-              await doBurrow();
-              await doDirect();
+              out.runs.push({
+                run,
+                direction: dir,
+                directReceivedMbps: round((direct[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
+                directLossPercent: direct[run]?.lostPercent,
+                burrowOfferedMbps: round((burrow[run]?.sentBitsPerSecond ?? NaN) / 1e6, 4),
+                burrowReceivedMbps: round((burrow[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
+                burrowLossPercent: burrow[run]?.lostPercent,
+              });
+              const dead = topo.failed();
+              if (dead) throw new Error(dead);
             }
-            out.runs.push({
-              run,
-              directReceivedMbps: round((direct[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
-              directLossPercent: direct[run]?.lostPercent,
-              burrowOfferedMbps: round((burrow[run]?.sentBitsPerSecond ?? NaN) / 1e6, 4),
-              burrowReceivedMbps: round((burrow[run]?.bitsPerSecond ?? NaN) / 1e6, 4),
-              burrowLossPercent: burrow[run]?.lostPercent,
-            });
-            const dead = topo.failed();
-            if (dead) throw new Error(dead);
           }
         } catch (err) {
           if (isBenchBug(err)) throw err;
           out.errors.push(errMsg(err));
         }
-        const blk = [...direct, ...burrow].find((r) => r?.blockBytes)?.blockBytes;
+        const all = dirs.flatMap((d) => [...data[d]!.direct, ...data[d]!.burrow]);
+        const blk = all.find((r) => r?.blockBytes)?.blockBytes;
         out.notes.push(
-          `offered ${p.udpRate}bit/s of ${blk ?? len ?? '?'}-byte datagrams${len ? '' : " (iperf3's default length here)"} for ${p.streamSeconds} s (iperf3 -u -b ${p.udpRate}${lenFlag} -w 4M)`,
+          `offered ${p.udpRate}bit/s of ${blk ?? len ?? '?'}-byte datagrams${len ? '' : " (iperf3's default length here)"} for ${p.streamSeconds} s (iperf3 -u -b ${p.udpRate}${lenFlag} -w 4M${dirs.length > 1 ? ', and the same with -R' : ''})`,
         );
         const col = (xs: Array<IperfResult | undefined>, f: (r: IperfResult) => number | undefined): number[] =>
           Array.from({ length: p.runs }, (_, i) => (xs[i] ? (f(xs[i]!) ?? NaN) : NaN));
-        out.metrics.push(
-          metric('offered rate', 'Mbit/s', col(burrow, (r) => r.sentBitsPerSecond / 1e6), col(direct, (r) => r.sentBitsPerSecond / 1e6), {
-            ratio: false,
-          }),
-          metric('received', 'Mbit/s', col(burrow, (r) => r.bitsPerSecond / 1e6), col(direct, (r) => r.bitsPerSecond / 1e6)),
-          metric('loss', '%', col(burrow, (r) => r.lostPercent), col(direct, (r) => r.lostPercent), {
-            ratio: false,
-            target: '≥ 1 Gbit/s offered with < 1% loss',
-            check: (m) => {
-              const offered = p.udpRate.toUpperCase().endsWith('G') ? parseFloat(p.udpRate) * 1000 : parseFloat(p.udpRate);
-              return offered >= 1000 ? m.burrow!.median < 1 : undefined;
-            },
-          }),
-        );
+        for (const dir of dirs) {
+          const { direct, burrow } = data[dir]!;
+          const label = (what: string): string => (dir === 'forward' ? what : `client → visitor (-R): ${what}`);
+          out.metrics.push(
+            metric(label('offered rate'), 'Mbit/s', col(burrow, (r) => r.sentBitsPerSecond / 1e6), col(direct, (r) => r.sentBitsPerSecond / 1e6), {
+              ratio: false,
+            }),
+            metric(label('received'), 'Mbit/s', col(burrow, (r) => r.bitsPerSecond / 1e6), col(direct, (r) => r.bitsPerSecond / 1e6)),
+            metric(label('loss'), '%', col(burrow, (r) => r.lostPercent), col(direct, (r) => r.lostPercent), {
+              ratio: false,
+              target: '≥ 1 Gbit/s offered with < 1% loss',
+              check: (m) => {
+                const offered = p.udpRate.toUpperCase().endsWith('G') ? parseFloat(p.udpRate) * 1000 : parseFloat(p.udpRate);
+                return offered >= 1000 ? m.burrow!.median < 1 : undefined;
+              },
+            }),
+          );
+        }
       } finally {
         if (meter) out.processes = meter.report();
         if (topo) noteLogProblems(topo.procs, out.notes);

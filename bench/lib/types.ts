@@ -20,7 +20,7 @@ export interface Params {
   idleConnections: number;
   idleRuns: number;
   startupRuns: number;
-  /** Both directions for the single-stream cases (smoke does forward only). */
+  /** Both directions for the single-stream and the MTU-sized UDP cases (smoke does forward only). */
   bothDirections: boolean;
   /** UDP offered rate (iperf3 -b) and datagram size. */
   udpRate: string;
