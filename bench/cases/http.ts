@@ -7,7 +7,7 @@ import { CpuMeter, noteLogProblems, startEndpoint, startTopology, type Topology 
 import type { Child } from '../lib/proc';
 import { runWrk, type WrkResult } from '../lib/tools';
 import { metric, type CaseContext, type CaseDef, type CaseResult } from '../lib/types';
-import { HOST, errMsg, isBenchBug, round } from '../lib/util';
+import { HOST, errMsg, inTurn, isBenchBug, round } from '../lib/util';
 
 export const HTTP_UUID = '4d6c2f0e-8a3b-4c1d-9e2f-5b7a1c3d9e01';
 export const HTTP_HOST = 'bench.local';
@@ -72,13 +72,7 @@ function httpCase(kind: 'keepalive' | 'cps'): CaseDef {
                 meter!.end();
               }
             };
-            if (run % 2 === 0) {
-              await doDirect();
-              await doBurrow();
-            } else {
-              await doBurrow();
-              await doDirect();
-            }
+            await inTurn(run, doDirect, doBurrow);
             const b = burrow[run];
             const d = direct[run];
             out.runs.push({

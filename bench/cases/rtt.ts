@@ -18,7 +18,7 @@ import { CpuMeter, noteLogProblems, startEndpoint, startTopology, type Topology 
 import { runIperf, startIperfServer } from '../lib/tools';
 import type { Child } from '../lib/proc';
 import { metric, type CaseContext, type CaseDef, type CaseResult } from '../lib/types';
-import { HOST, errMsg, freeTcpUdpPort, isBenchBug, round, stat } from '../lib/util';
+import { HOST, errMsg, freeTcpUdpPort, inTurn, isBenchBug, round, stat } from '../lib/util';
 import { IPERF_HOST, TUNNEL_UUID } from './stream';
 
 function ip(args: string[]): { ok: boolean; err: string } {
@@ -186,13 +186,7 @@ export const rttStream: CaseDef = {
               meter!.end();
             }
           };
-          if (run % 2 === 0) {
-            await doDirect();
-            await doBurrow();
-          } else {
-            await doBurrow();
-            await doDirect();
-          }
+          await inTurn(run, doDirect, doBurrow);
           out.runs.push({ run, directMbps: round(direct[run]!, 4), burrowMbps: round(burrow[run]!, 4) });
           const dead = topo.failed() ?? lines.find((l) => !l.running)?.tailText();
           if (dead !== undefined) throw new Error(dead.startsWith('burrow') ? dead : `a delay line exited${dead}`);

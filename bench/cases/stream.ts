@@ -7,7 +7,7 @@
 import { CpuMeter, noteLogProblems, startTopology, type Topology, type Transport } from '../lib/burrow';
 import { runIperf, startIperfServer, type IperfResult } from '../lib/tools';
 import { metric, type CaseContext, type CaseDef, type CaseResult } from '../lib/types';
-import { errMsg, freeTcpUdpPort, isBenchBug, round, sleep } from '../lib/util';
+import { errMsg, freeTcpUdpPort, inTurn, isBenchBug, round, sleep } from '../lib/util';
 
 export const TUNNEL_UUID = '22f43305-42f7-4232-bbbc-aa6c042e3bc3';
 export const IPERF_HOST = 'iperf.local';
@@ -89,13 +89,7 @@ function tcpCase(transport: Transport): CaseDef {
                   out.errors.push(`run ${run + 1} ${dir} burrow: ${errMsg(err)}`);
                 }
               };
-              if (run % 2 === 0) {
-                await doDirect();
-                await doBurrow();
-              } else {
-                await doBurrow();
-                await doDirect();
-              }
+              await inTurn(run, doDirect, doBurrow);
               out.runs.push(row);
               const dead = topo.failed();
               if (dead) throw new Error(dead);
@@ -201,13 +195,7 @@ function udpCase(fixedLength: boolean): CaseDef {
                   out.errors.push(`run ${run + 1} ${dir} burrow: ${errMsg(err)}`);
                 }
               };
-              if (run % 2 === 0) {
-                await doDirect();
-                await doBurrow();
-              } else {
-                await doBurrow();
-                await doDirect();
-              }
+              await inTurn(run, doDirect, doBurrow);
               out.runs.push({
                 run,
                 direction: dir,

@@ -104,3 +104,17 @@ export function nowMs(): number {
 export function isBenchBug(err: unknown): boolean {
   return err instanceof TypeError || err instanceof ReferenceError || err instanceof SyntaxError || err instanceof RangeError;
 }
+
+/**
+ * The baseline and the burrow measurement of one run, in alternating order (baseline first on
+ * even runs): neither always gets the machine in the state the other left it.
+ */
+export async function inTurn(run: number, baseline: () => Promise<void>, burrow: () => Promise<void>): Promise<void> {
+  if (run % 2 === 0) {
+    await baseline();
+    await burrow();
+  } else {
+    await burrow();
+    await baseline();
+  }
+}
