@@ -5,6 +5,7 @@
  * does), never code paths.
  */
 import { randomUUID } from 'node:crypto';
+import type { HttpSourceConfig } from '../io/sources';
 import type { Logger } from 'pino';
 import type { Config, ServiceConfig, ChainConfig, HopConfig } from '../config/model';
 import type { StreamListener, Dialer } from '../core/transport';
@@ -97,9 +98,23 @@ function buildChain(cfg: ChainConfig, namedHops: Map<string, HopConfig>, logger:
   return new Chain(cfg.name, hops, logger);
 }
 
+/** An ingress's or auther's http source with its timeout in ms. */
+function httpSource(http: { url: string; timeout?: string } | undefined): HttpSourceConfig | undefined {
+  if (!http) return undefined;
+  return { url: http.url, timeoutMs: http.timeout ? parseGoDurationMs(http.timeout) : undefined };
+}
+
 function buildIngress(cfg: NonNullable<Config['ingresses']>[number], logger: Logger): Ingress {
   const reloadMs = cfg.reload ? parseGoDurationMs(cfg.reload) : undefined;
-  return new Ingress({ name: cfg.name, rules: cfg.rules ?? [], filePath: cfg.file?.path, reloadMs, logger });
+  return new Ingress({
+    name: cfg.name,
+    rules: cfg.rules ?? [],
+    filePath: cfg.file?.path,
+    redis: cfg.redis,
+    http: httpSource(cfg.http),
+    reloadMs,
+    logger,
+  });
 }
 
 export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {}): BuiltApp {
@@ -113,6 +128,8 @@ export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {})
         name: a.name,
         auths: a.auths,
         filePath: a.file?.path,
+        redis: a.redis,
+        http: httpSource(a.http),
         reloadMs: a.reload ? parseGoDurationMs(a.reload) : undefined,
         logger,
       }),

@@ -1,7 +1,10 @@
 /**
  * Authentication of tunnel clients and visitors (behavior.md §8): user/password pairs from
- * inline `auths`, the handler's own `user:pass@`, and `file` sources ("user pass" per line,
- * reloaded when the file changes). Several sources: any may accept.
+ * inline `auths`, the handler's own `user:pass@`, a `file` ("user pass" per line, reloaded when
+ * the file changes), a `redis` hash (field = user, value = password; a set holds "user pass"
+ * lines) and an `http` URL (a body in the file format), the last two read at start and every
+ * `reload` period. For one user name the later source wins (inline, file, redis, http: gost's
+ * priority); a source that fails keeps what it last gave. Several authers: any may accept.
  *
  * Failed attempts are rate limited per client IP: after `maxFailures` failures within
  * `windowMs`, further attempts from that IP are refused without being checked until the window
@@ -12,11 +15,14 @@ import { FilePoller } from '../io/file-watch';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { stripPort } from '../core/addr';
+import { RedisSource, SourceHealth, loadHttpText, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
 
 export interface AutherOptions {
   name: string;
   auths?: Array<{ username: string; password: string }>;
   filePath?: string;
+  redis?: RedisSourceConfig;
+  http?: HttpSourceConfig;
   reloadMs?: number;
   maxFailures?: number;
   windowMs?: number;
@@ -38,10 +44,26 @@ export function parseAuthText(text: string): Array<{ username: string; password:
   return out;
 }
 
+/** Users from a Redis key: hash fields are user names, set members are "user pass" lines. */
+export function authsFromRedis(data: RedisData): Array<{ username: string; password: string }> {
+  if (data.kind === 'set') return parseAuthText(data.lines.join('\n'));
+  return data.entries.filter(([u]) => u !== '').map(([username, password]) => ({ username, password }));
+}
+
+type Digests = Map<string, Buffer>;
+
+function digests(list: Array<{ username: string; password: string }>): Digests {
+  return new Map(list.map((a) => [a.username, digest(a.password)]));
+}
+
 export class Auther {
   readonly name: string;
   readonly #inline: Map<string, Buffer>;
-  #file = new Map<string, Buffer>();
+  #file: Digests = new Map();
+  #redisUsers: Digests = new Map();
+  #httpUsers: Digests = new Map();
+  readonly #redis: RedisSource | undefined;
+  readonly #health: { file: SourceHealth; redis: SourceHealth; http: SourceHealth };
   readonly #opts: AutherOptions;
   readonly #failures = new Map<string, { count: number; since: number }>();
   readonly #maxFailures: number;
@@ -52,14 +74,21 @@ export class Auther {
   constructor(opts: AutherOptions) {
     this.name = opts.name;
     this.#opts = opts;
-    this.#inline = new Map((opts.auths ?? []).map((a) => [a.username, digest(a.password)]));
+    this.#inline = digests(opts.auths ?? []);
     this.#maxFailures = opts.maxFailures ?? 5;
     this.#windowMs = opts.windowMs ?? 60_000;
-    this.#poller = opts.filePath ? new FilePoller(opts.filePath, () => this.reload()) : undefined;
+    this.#poller = opts.filePath ? new FilePoller(opts.filePath, () => this.#reloadFile()) : undefined;
+    this.#redis = opts.redis ? new RedisSource(opts.redis) : undefined;
+    const h = (): SourceHealth => new SourceHealth(opts.logger, `auther ${this.name}`);
+    this.#health = { file: h(), redis: h(), http: h() };
+  }
+
+  get #external(): boolean {
+    return Boolean(this.#opts.filePath || this.#redis || this.#opts.http);
   }
 
   async start(): Promise<void> {
-    if (!this.#opts.filePath) return;
+    if (!this.#external) return;
     await this.reload();
     this.#poller?.start();
     if (this.#opts.reloadMs && this.#opts.reloadMs > 0) {
@@ -69,13 +98,37 @@ export class Auther {
   }
 
   async reload(): Promise<void> {
+    await Promise.all([this.#reloadFile(), this.#reloadRedis(), this.#reloadHttp()]);
+  }
+
+  async #reloadFile(): Promise<void> {
     if (!this.#opts.filePath) return;
     await this.#poller?.mark();
     try {
-      const list = parseAuthText(await readFile(this.#opts.filePath, 'utf8'));
-      this.#file = new Map(list.map((a) => [a.username, digest(a.password)]));
+      this.#file = digests(parseAuthText(await readFile(this.#opts.filePath, 'utf8')));
+      this.#health.file.ok(this.#opts.filePath);
     } catch (err) {
-      this.#opts.logger.warn(`auther ${this.name}: ${this.#opts.filePath}: ${(err as Error).message}`);
+      this.#health.file.failed(new Error(`${this.#opts.filePath}: ${(err as Error).message}`));
+    }
+  }
+
+  async #reloadRedis(): Promise<void> {
+    if (!this.#redis) return;
+    try {
+      this.#redisUsers = digests(authsFromRedis(await this.#redis.load()));
+      this.#health.redis.ok(this.#redis.label);
+    } catch (err) {
+      this.#health.redis.failed(err);
+    }
+  }
+
+  async #reloadHttp(): Promise<void> {
+    if (!this.#opts.http) return;
+    try {
+      this.#httpUsers = digests(parseAuthText(await loadHttpText(this.#opts.http)));
+      this.#health.http.ok(`http ${this.#opts.http.url}`);
+    } catch (err) {
+      this.#health.http.failed(err);
     }
   }
 
@@ -86,7 +139,8 @@ export class Auther {
     const f = this.#failures.get(ip);
     if (f && now - f.since > this.#windowMs) this.#failures.delete(ip);
     else if (f && f.count >= this.#maxFailures) return false;
-    const want = this.#file.get(username) ?? this.#inline.get(username);
+    const want =
+      this.#httpUsers.get(username) ?? this.#redisUsers.get(username) ?? this.#file.get(username) ?? this.#inline.get(username);
     const ok = want !== undefined && timingSafeEqual(want, digest(password));
     if (!ok) {
       const cur = this.#failures.get(ip);
@@ -100,6 +154,7 @@ export class Auther {
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#poller?.stop();
+    this.#redis?.close();
   }
 }
 

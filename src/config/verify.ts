@@ -20,6 +20,7 @@ import {
   HANDLER_TYPES,
   LISTENER_TYPES,
 } from '../core/parts';
+import { splitHostPort } from '../core/addr';
 import { expandAddr } from './address';
 import type { Config, HopConfig, NodeConfig, ServiceConfig } from './model';
 import { originOr, where, type Origin } from './origin';
@@ -59,7 +60,39 @@ export function verifyConfig(cfg: Config, warnings: string[] = []): void {
         warnings.push(`${where(o, `rules[${r}].endpoint`)}: endpoint "${rule.endpoint}" is not a tunnel ID (UUID, optionally prefixed with "$"); the rule can never match`);
       }
     });
+    verifyLoaders(ing, o);
   });
+  cfg.authers?.forEach((a, i) => verifyLoaders(a, originOr(a, `authers[${i}]`)));
+}
+
+/** The redis and http sources of an ingress or auther: an address, a key type, a URL. */
+function verifyLoaders(
+  item: { redis?: { addr: string; type?: string }; http?: { url: string } },
+  o: Origin,
+): void {
+  if (item.redis) {
+    const r = item.redis;
+    if (!r.addr.trim()) fail(o, 'redis.addr', 'expected a Redis address host:port, found an empty string');
+    try {
+      splitHostPort(r.addr.trim());
+    } catch (err) {
+      fail(o, 'redis.addr', `expected a Redis address host:port: ${(err as Error).message}`);
+    }
+    if (r.type && !['hash', 'set'].includes(r.type.toLowerCase())) {
+      fail(o, 'redis.type', `expected hash or set, found '${r.type}'`);
+    }
+  }
+  if (item.http) {
+    let url: URL | undefined;
+    try {
+      url = new URL(item.http.url);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+      fail(o, 'http.url', `expected an http:// or https:// URL, found '${item.http.url}'`);
+    }
+  }
 }
 
 interface Refs {

@@ -10,14 +10,18 @@
  *   gost compares bytes, so "EXAMPLE.org" gets no route there);
  * - blank or malformed lines of a rule file are skipped instead of producing empty rules.
  *
- * Sources: inline `rules`, a `file` (reloaded when it changes, and every `reload` period), both
- * merged in gost's order (inline, then file; later wins).
+ * Sources: inline `rules`, a `file` (reloaded when it changes, and every `reload` period), a
+ * `redis` key (a hash of hostname → endpoint, or a set of "hostname endpoint" lines) and an
+ * `http` URL (a body in the file format), the last two read at start and every `reload` period;
+ * merged in gost's order (inline, file, redis, http; later wins). A source that fails is logged
+ * as a warning and contributes nothing for that round.
  */
 import { readFile } from 'node:fs/promises';
 import { FilePoller } from '../io/file-watch';
 import type { Logger } from 'pino';
 import { splitHostPort } from '../core/addr';
 import { domainToASCII } from 'node:url';
+import { RedisSource, SourceHealth, loadHttpText, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
 
 export interface IngressRule {
   hostname: string;
@@ -124,8 +128,16 @@ export interface IngressOptions {
   name: string;
   rules?: IngressRule[];
   filePath?: string;
+  redis?: RedisSourceConfig;
+  http?: HttpSourceConfig;
   reloadMs?: number;
   logger: Logger;
+}
+
+/** Rules from a Redis key: hash fields are host names, set members are rule lines. */
+export function rulesFromRedis(data: RedisData): IngressRule[] {
+  if (data.kind === 'set') return parseRuleText(data.lines.join('\n'));
+  return data.entries.map(([hostname, endpoint]) => ({ hostname: hostname.trim(), endpoint: endpoint.trim() }));
 }
 
 export class Ingress {
@@ -137,13 +149,22 @@ export class Ingress {
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | undefined;
   readonly #poller: FilePoller | undefined;
+  readonly #redis: RedisSource | undefined;
+  readonly #http: HttpSourceConfig | undefined;
+  readonly #health: { file: SourceHealth; redis: SourceHealth; http: SourceHealth };
+  /** Reloads in flight run one at a time (a slow source must not let an older table win). */
+  #reloading: Promise<void> = Promise.resolve();
 
   constructor(opts: IngressOptions) {
     this.name = opts.name;
     this.#inline = opts.rules ?? [];
     this.#filePath = opts.filePath;
+    this.#redis = opts.redis ? new RedisSource(opts.redis) : undefined;
+    this.#http = opts.http;
     this.#reloadMs = opts.reloadMs && opts.reloadMs > 0 ? Math.max(opts.reloadMs, 1000) : 0;
     this.#logger = opts.logger.child({ kind: 'ingress', ingress: opts.name });
+    const h = (): SourceHealth => new SourceHealth(this.#logger, `ingress ${this.name}`);
+    this.#health = { file: h(), redis: h(), http: h() };
     this.#table = this.#build(this.#inline, []);
     this.#poller = opts.filePath ? new FilePoller(opts.filePath, () => this.reload()) : undefined;
   }
@@ -158,18 +179,53 @@ export class Ingress {
     }
   }
 
-  async reload(): Promise<void> {
-    let fileRules: IngressRule[] = [];
-    if (this.#filePath) {
-      await this.#poller?.mark();
-      try {
-        fileRules = parseRuleText(await readFile(this.#filePath, 'utf8'));
-      } catch (err) {
-        this.#logger.warn(`ingress file ${this.#filePath}: ${(err as Error).message}`);
-      }
-    }
-    this.#table = this.#build(this.#inline, fileRules);
+  reload(): Promise<void> {
+    const next = this.#reloading.then(() => this.#reloadNow());
+    this.#reloading = next;
+    return next;
+  }
+
+  async #reloadNow(): Promise<void> {
+    const [fileRules, redisRules, httpRules] = await Promise.all([this.#fromFile(), this.#fromRedis(), this.#fromHttp()]);
+    this.#table = this.#build(this.#inline, fileRules, redisRules, httpRules);
     this.#logger.debug(`ingress ${this.name}: ${this.#table.size} rules loaded`);
+  }
+
+  async #fromFile(): Promise<IngressRule[]> {
+    if (!this.#filePath) return [];
+    await this.#poller?.mark();
+    try {
+      const rules = parseRuleText(await readFile(this.#filePath, 'utf8'));
+      this.#health.file.ok(`file ${this.#filePath}`);
+      return rules;
+    } catch (err) {
+      this.#health.file.failed(new Error(`file ${this.#filePath}: ${(err as Error).message}`));
+      return [];
+    }
+  }
+
+  async #fromRedis(): Promise<IngressRule[]> {
+    if (!this.#redis) return [];
+    try {
+      const rules = rulesFromRedis(await this.#redis.load());
+      this.#health.redis.ok(this.#redis.label);
+      return rules;
+    } catch (err) {
+      this.#health.redis.failed(err);
+      return [];
+    }
+  }
+
+  async #fromHttp(): Promise<IngressRule[]> {
+    if (!this.#http) return [];
+    try {
+      const rules = parseRuleText(await loadHttpText(this.#http));
+      this.#health.http.ok(`http ${this.#http.url}`);
+      return rules;
+    } catch (err) {
+      this.#health.http.failed(err);
+      return [];
+    }
   }
 
   #build(...lists: IngressRule[][]): Map<string, Route | null> {
@@ -222,6 +278,7 @@ export class Ingress {
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#poller?.stop();
+    this.#redis?.close();
     this.#timer = undefined;
   }
 }

@@ -212,6 +212,27 @@ const CASES: Case[] = [
     path: 'services[0].addr',
     message: ['port 70000 out of range'],
   },
+  {
+    name: 'ingress redis source with an unknown key type',
+    input: { file: 'redis-type.yaml', text: ['ingresses:', '- name: i', '  redis: {addr: "127.0.0.1:6379", type: list}'].join('\n') },
+    source: '$file',
+    path: 'ingresses[0].redis.type',
+    message: ["expected hash or set, found 'list'"],
+  },
+  {
+    name: 'ingress redis source with a bad port',
+    input: { file: 'redis-addr.yaml', text: ['ingresses:', '- name: i', '  redis: {addr: "127.0.0.1:99999"}'].join('\n') },
+    source: '$file',
+    path: 'ingresses[0].redis.addr',
+    message: ['expected a Redis address host:port', 'port 99999 out of range'],
+  },
+  {
+    name: 'auther http source that is not an http URL',
+    input: { file: 'auther-http.yaml', text: ['authers:', '- name: a', '  http: {url: "ftp://127.0.0.1/users"}'].join('\n') },
+    source: '$file',
+    path: 'authers[0].http.url',
+    message: ["expected an http:// or https:// URL, found 'ftp://127.0.0.1/users'"],
+  },
 ];
 
 describe('bad input: every error names source, path and what was expected', () => {

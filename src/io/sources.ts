@@ -1,0 +1,209 @@
+/**
+ * External data sources of the ingress and auther loaders, as gost has them (behavior.md §1.1,
+ * config.md §2.5–2.6): a Redis key (a hash, or a set of "a b" lines) and an HTTP URL whose body
+ * is in the file format. Each `load` is one read; the caller decides when (at start and every
+ * `reload` period) and logs a failure as a warning, so a source that is down contributes nothing
+ * for that round and never stops the service.
+ *
+ * ioredis is loaded only when a Redis source is configured (start-up time).
+ */
+import type { Redis as RedisClient } from 'ioredis';
+import { splitHostPort } from '../core/addr';
+
+export interface RedisSourceConfig {
+  addr: string;
+  db?: number;
+  username?: string;
+  password?: string;
+  /** Default "gost". */
+  key?: string;
+  /** "hash" (default) or "set". */
+  type?: string;
+}
+
+export const REDIS_DEFAULT_KEY = 'gost';
+const REDIS_DEFAULT_PORT = 6379;
+/** How long one load may take (connecting included) before it counts as failed. */
+export const SOURCE_TIMEOUT_MS = 5000;
+
+/** What a Redis key held: hash entries (field → value) or set members (lines). */
+export type RedisData = { kind: 'hash'; entries: Array<[string, string]> } | { kind: 'set'; lines: string[] };
+
+function rejectAfter(ms: number, what: string): { promise: Promise<never>; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const promise = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
+  });
+  return { promise, cancel: () => clearTimeout(timer) };
+}
+
+/**
+ * One Redis connection for one loader, opened at the first load and kept (ioredis reconnects
+ * on its own, backing off up to 5 s). Connection errors between loads are not logged here: the
+ * next load fails and says why.
+ */
+export class RedisSource {
+  readonly key: string;
+  readonly kind: 'hash' | 'set';
+  readonly #cfg: RedisSourceConfig;
+  readonly #timeoutMs: number;
+  #client: RedisClient | undefined;
+  #lastError: Error | undefined;
+  #closed = false;
+
+  constructor(cfg: RedisSourceConfig, timeoutMs = SOURCE_TIMEOUT_MS) {
+    this.#cfg = cfg;
+    this.key = cfg.key || REDIS_DEFAULT_KEY;
+    const t = (cfg.type || 'hash').toLowerCase();
+    if (t !== 'hash' && t !== 'set') throw new Error(`redis type "${cfg.type}": expected hash or set`);
+    this.kind = t;
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** "redis://addr/db key" for messages (never the password). */
+  get label(): string {
+    return `redis ${this.#cfg.addr} db ${this.#cfg.db ?? 0} key ${this.key}`;
+  }
+
+  #connect(): RedisClient {
+    if (this.#client) return this.#client;
+    let host = this.#cfg.addr;
+    let port = REDIS_DEFAULT_PORT;
+    try {
+      const hp = splitHostPort(this.#cfg.addr);
+      host = hp.host;
+      if (hp.port) port = Number(hp.port);
+    } catch {
+      /* an address without a port: the default one */
+    }
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { Redis } = require('ioredis') as typeof import('ioredis');
+    const client = new Redis({
+      host: host || '127.0.0.1',
+      port,
+      db: this.#cfg.db ?? 0,
+      username: this.#cfg.username || undefined,
+      password: this.#cfg.password || undefined,
+      lazyConnect: true,
+      connectTimeout: this.#timeoutMs,
+      // A command waits for at most one reconnection, then fails: the load reports it.
+      maxRetriesPerRequest: 1,
+      retryStrategy: (times: number) => Math.min(times * 200, 5000),
+      enableReadyCheck: true,
+      connectionName: 'burrow',
+    });
+    client.on('error', (err: Error) => {
+      this.#lastError = err;
+    });
+    this.#client = client;
+    return client;
+  }
+
+  /** Reads the key: HGETALL for a hash, SMEMBERS for a set. A missing key reads as empty. */
+  async load(): Promise<RedisData> {
+    if (this.#closed) throw new Error(`${this.label}: closed`);
+    const client = this.#connect();
+    const timeout = rejectAfter(this.#timeoutMs, this.label);
+    try {
+      const read = async (): Promise<RedisData> => {
+        if (client.status === 'wait') await client.connect();
+        if (this.kind === 'set') return { kind: 'set', lines: await client.smembers(this.key) };
+        return { kind: 'hash', entries: Object.entries(await client.hgetall(this.key)) };
+      };
+      return await Promise.race([read(), timeout.promise]);
+    } catch (err) {
+      // While the connection is down, its own error (say, ECONNREFUSED) says more than the
+      // command's ("Reached the max retries per request limit"), and stays the same from one
+      // round to the next.
+      const down = client.status !== 'ready' && this.#lastError !== undefined;
+      const why = (down ? this.#lastError!.message : (err as Error).message) || String(err);
+      throw new Error(`${this.label}: ${why}`);
+    } finally {
+      timeout.cancel();
+    }
+  }
+
+  close(): void {
+    this.#closed = true;
+    const c = this.#client;
+    this.#client = undefined;
+    c?.disconnect();
+  }
+}
+
+export interface HttpSourceConfig {
+  url: string;
+  /** Milliseconds; default SOURCE_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
+/** Bodies larger than this are refused (a rule or user list, not a download). */
+export const HTTP_SOURCE_MAX_BYTES = 16 * 1024 * 1024;
+
+/** GETs the URL; only status 200 counts (gost's rule). Returns the body as UTF-8 text. */
+export async function loadHttpText(cfg: HttpSourceConfig): Promise<string> {
+  const ms = cfg.timeoutMs && cfg.timeoutMs > 0 ? cfg.timeoutMs : SOURCE_TIMEOUT_MS;
+  let res: Response;
+  try {
+    res = await fetch(cfg.url, { signal: AbortSignal.timeout(ms), redirect: 'follow' });
+  } catch (err) {
+    const e = err as Error & { cause?: Error };
+    const why = e.name === 'TimeoutError' ? `no answer within ${ms} ms` : (e.cause?.message ?? e.message);
+    throw new Error(`http ${cfg.url}: ${why}`);
+  }
+  if (res.status !== 200) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new Error(`http ${cfg.url}: status ${res.status} (expected 200)`);
+  }
+  const len = Number(res.headers.get('content-length') ?? NaN);
+  if (len > HTTP_SOURCE_MAX_BYTES) {
+    await res.body?.cancel().catch(() => undefined);
+    throw new Error(`http ${cfg.url}: body of ${len} bytes is larger than ${HTTP_SOURCE_MAX_BYTES}`);
+  }
+  const chunks: Buffer[] = [];
+  let total = 0;
+  try {
+    for await (const chunk of res.body ?? []) {
+      total += (chunk as Uint8Array).length;
+      if (total > HTTP_SOURCE_MAX_BYTES) throw new Error(`body larger than ${HTTP_SOURCE_MAX_BYTES} bytes`);
+      chunks.push(Buffer.from(chunk as Uint8Array));
+    }
+  } catch (err) {
+    const e = err as Error;
+    throw new Error(`http ${cfg.url}: ${e.name === 'TimeoutError' ? `no answer within ${ms} ms` : e.message}`);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+interface WarnLogger {
+  warn(msg: string): void;
+  info(msg: string): void;
+  debug(msg: string): void;
+}
+
+/**
+ * Logs a source's failures without repeating itself every reload period: a warning when it
+ * starts failing (or fails differently), debug lines while it goes on failing the same way,
+ * and one info line when it answers again.
+ */
+export class SourceHealth {
+  #failing: string | undefined;
+
+  constructor(
+    readonly logger: WarnLogger,
+    readonly prefix: string,
+  ) {}
+
+  failed(err: unknown): void {
+    const msg = `${this.prefix}: ${(err as Error)?.message ?? String(err)}`;
+    if (msg === this.#failing) this.logger.debug(`${msg} (still failing)`);
+    else this.logger.warn(msg);
+    this.#failing = msg;
+  }
+
+  ok(what: string): void {
+    if (this.#failing === undefined) return;
+    this.#failing = undefined;
+    this.logger.info(`${this.prefix}: ${what} answers again`);
+  }
+}
