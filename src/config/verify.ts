@@ -171,6 +171,21 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
     if (ingress && !refs.ingresses.has(ingress)) {
       warnings.push(`${where(o, 'handler')}: ingress '${ingress}' is not defined; the handler uses its inline "tunnel" rules instead (as gost does)`);
     }
+    const store = md.getString('tunnel.publicStore');
+    if (store) {
+      let proto = '';
+      try {
+        proto = new URL(store).protocol;
+      } catch {
+        proto = '';
+      }
+      if (proto !== 'redis:' && proto !== 'rediss:') {
+        fail(o, 'handler.metadata.tunnel.publicStore', `expected a Redis URL redis://[[user]:password@]host:port[/db] (or rediss://), found '${store.replace(/:[^:@/]*@/, ':***@')}'`);
+      }
+      if (!md.getString('tunnel.publicDomain')) {
+        warnings.push(`${where(o, 'handler.metadata')}: tunnel.publicStore has no effect without tunnel.publicDomain`);
+      }
+    }
     const epid = md.getString('entrypoint.id');
     if (epid && !isUuid(epid)) {
       warnings.push(`${where(o, 'handler.metadata')}: entrypoint.id "${epid}" is not a UUID; gost ignores it, so no visitor is treated as a public entry point`);

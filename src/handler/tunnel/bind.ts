@@ -24,11 +24,11 @@ import type { TunnelServer } from './handler';
 const MAX_CLIENT_OPENED_STREAMS = 16;
 
 /** Which name the server answers for a BIND (protocol.md §2.2 step 3, plus public mode). */
-export function bindHost(server: TunnelServer, tunnelId: string, endpoint: string, requested: string): string {
+export async function bindHost(server: TunnelServer, tunnelId: string, endpoint: string, requested: string): Promise<string> {
   if (isUnspecifiedHost(requested)) return endpoint;
   if (requested === endpoint) return endpoint;
   if (server.publicNames) {
-    return server.publicNames.claimCustom(requested, tunnelId) ? requested : endpoint;
+    return (await server.publicNames.claimCustom(requested, tunnelId)) ? requested : endpoint;
   }
   if (!server.ingress) return endpoint;
   const rule = server.ingress.exact(requested);
@@ -56,7 +56,7 @@ export async function handleBind(
     // Unparsable ("0.0.0.0::0" from some gost builds): no custom host.
   }
   if (reqHost.includes(':') && !reqHost.startsWith('[')) reqHost = reqHost === '::' ? '' : reqHost;
-  const host = bindHost(server, tunnelId, endpoint, reqHost);
+  const host = await bindHost(server, tunnelId, endpoint, reqHost);
   const connectorId = makeTunnelId(randomUuidBytes(), network === 'udp' ? FLAG_CONNECTOR_UDP : 0, tid.weight);
   const cid = tunnelIdToString(connectorId);
 
@@ -69,7 +69,7 @@ export async function handleBind(
   const session = new Session(conn.stream, { client: true, config: server.smux });
   const entry = new ConnectorEntry(cid, tunnelId, network, tid.weight, session, conn.remote);
   server.pool.add(entry);
-  server.publicNames?.claim(endpoint, tunnelId);
+  if (server.publicNames) await server.publicNames.claim(endpoint, tunnelId);
   const addr = joinHostPort(answerHost, reqPort);
   log.info(
     { connector: cid, weight: tid.weight, endpoint: host, network },

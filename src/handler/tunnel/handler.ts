@@ -38,6 +38,7 @@ import { DEFAULTS } from '../../config/model';
 import type { Ingress } from '../../ingress/ingress';
 import type { AnyAuther } from '../../auth/auther';
 import { TunnelPool, STREAM_CONNECTOR, type ConnectorEntry, type Network } from './pool';
+import { RedisNameStore } from './public-store';
 import { routeConnect } from './router';
 import { handleBind } from './bind';
 import { EntryPoint, type EntryPointOptions } from './entrypoint';
@@ -118,12 +119,20 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
   const limiter =
     connRate > 0 ? new RateLimiter({ ratePerSec: connRate, burst: md.getInt('tunnel.connBurst') || Math.max(1, Math.ceil(connRate * 2)) }) : undefined;
   const publicDomain = md.getString('tunnel.publicDomain');
+  const publicStore = md.getString('tunnel.publicStore');
   const publicNames = publicDomain
     ? new PublicNames({
         domain: publicDomain,
         ttlMs: md.getDurationMs('tunnel.publicTTL') || 24 * 3600_000,
         customTtlMs: md.getDurationMs('tunnel.customTTL') || 3600_000,
         allowCustom: md.getBool('tunnel.allowCustomNames') ?? true,
+        store: publicStore
+          ? new RedisNameStore(publicStore, {
+              prefix: md.getString('tunnel.publicStoreKey') ?? '',
+              timeoutMs: md.getDurationMs('tunnel.publicStoreTimeout') || 2000,
+              logger: log.child({ kind: 'public-names' }),
+            })
+          : undefined,
       })
     : undefined;
 

@@ -3,9 +3,12 @@
  * the GOST.PLUS ingress plugin does with Redis `SET NX EX` (protocol.md §4), but built in and
  * in memory. First binder wins; a name is valid for `ttlMs` from its first claim (later binds
  * do not refresh it), after which it stops routing and is freed. Custom names requested in the
- * BIND (`rtcp://hello/...`) get their own validity.
+ * BIND (`rtcp://hello/...`) get their own validity. With a shared store (`tunnel.publicStore`,
+ * public-store.ts) a claim is decided by the store first, so names survive restarts and servers
+ * sharing the store agree; lookups always read memory.
  */
 import { normalizeHost } from '../../ingress/ingress';
+import type { NameStore } from './public-store';
 
 interface NameEntry {
   tunnelId: string;
@@ -17,6 +20,8 @@ export interface PublicNamesOptions {
   ttlMs: number;
   customTtlMs: number;
   allowCustom: boolean;
+  /** A store shared with other servers and restarts (Redis); memory alone without one. */
+  store?: NameStore;
   /** Clock, replaceable in tests. */
   now?: () => number;
 }
@@ -38,21 +43,30 @@ export class PublicNames {
     this.#sweeper.unref();
   }
 
-  #claim(name: string, tunnelId: string, ttlMs: number): boolean {
+  async #claim(name: string, tunnelId: string, ttlMs: number): Promise<boolean> {
     const now = this.#now();
     const cur = this.#names.get(name);
     if (cur && cur.expiresAt > now) return cur.tunnelId === tunnelId;
+    const shared = this.#opts.store ? await this.#opts.store.claim(name, tunnelId, ttlMs) : undefined;
+    if (shared) {
+      if (!shared.ok) return false;
+      this.#names.set(name, { tunnelId, expiresAt: shared.expiresAt });
+      return true;
+    }
+    // Memory alone (no store, or it did not answer); another claim may have come meanwhile.
+    const again = this.#names.get(name);
+    if (again && again.expiresAt > this.#now()) return again.tunnelId === tunnelId;
     this.#names.set(name, { tunnelId, expiresAt: now + ttlMs });
     return true;
   }
 
   /** Registers the hash endpoint name of a tunnel (set-if-absent). */
-  claim(endpoint: string, tunnelId: string): boolean {
+  claim(endpoint: string, tunnelId: string): Promise<boolean> {
     return this.#claim(endpoint.toLowerCase(), tunnelId, this.#opts.ttlMs);
   }
 
   /** A custom name asked for in a BIND; false when not allowed, malformed or taken. */
-  claimCustom(name: string, tunnelId: string): boolean {
+  async claimCustom(name: string, tunnelId: string): Promise<boolean> {
     if (!this.#opts.allowCustom) return false;
     const n = name.toLowerCase();
     if (!LABEL_RE.test(n)) return false;
@@ -90,5 +104,6 @@ export class PublicNames {
 
   close(): void {
     clearInterval(this.#sweeper);
+    this.#opts.store?.close();
   }
 }

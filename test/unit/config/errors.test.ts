@@ -233,6 +233,12 @@ const CASES: Case[] = [
     path: 'authers[0].http.url',
     message: ["expected an http:// or https:// URL, found 'ftp://127.0.0.1/users'"],
   },
+  {
+    name: 'tunnel.publicStore that is not a Redis URL',
+    input: { listen: ['tunnel://:8443?tunnel.publicDomain=example.net&tunnel.publicStore=http://u:secret@127.0.0.1:6379'] },
+    path: 'services[0].handler.metadata.tunnel.publicStore',
+    message: ['expected a Redis URL redis://[[user]:password@]host:port[/db] (or rediss://)', "found 'http://u:***@127.0.0.1:6379'"],
+  },
 ];
 
 describe('bad input: every error names source, path and what was expected', () => {

@@ -9,26 +9,26 @@ describe('public names', () => {
   let now = 1_000_000;
   const names = new PublicNames({ domain: 'example.net', ttlMs: 1000, customTtlMs: 500, allowCustom: true, now: () => now });
   after(() => names.close());
-  test('set-if-absent: first binder wins, same tunnel may re-claim', () => {
-    assert.equal(names.claim('134c714b65d54a4f', 't1'), true);
-    assert.equal(names.claim('134c714b65d54a4f', 't1'), true);
-    assert.equal(names.claim('134c714b65d54a4f', 't2'), false);
+  test('set-if-absent: first binder wins, same tunnel may re-claim', async () => {
+    assert.equal(await names.claim('134c714b65d54a4f', 't1'), true);
+    assert.equal(await names.claim('134c714b65d54a4f', 't1'), true);
+    assert.equal(await names.claim('134c714b65d54a4f', 't2'), false);
     assert.equal(names.lookup('134c714b65d54a4f.example.net'), 't1');
     assert.equal(names.lookup('134C714B65D54A4F.Example.Net:443'), 't1');
     assert.equal(names.lookup('x.134c714b65d54a4f.example.net'), undefined);
   });
-  test('custom names: validated, with their own validity', () => {
-    assert.equal(names.claimCustom('hello', 't1'), true);
-    assert.equal(names.claimCustom('hello', 't2'), false);
-    assert.equal(names.claimCustom('bad_name!', 't2'), false);
+  test('custom names: validated, with their own validity', async () => {
+    assert.equal(await names.claimCustom('hello', 't1'), true);
+    assert.equal(await names.claimCustom('hello', 't2'), false);
+    assert.equal(await names.claimCustom('bad_name!', 't2'), false);
     now += 600;
     assert.equal(names.lookup('hello.example.net'), undefined, 'custom name expired');
-    assert.equal(names.claimCustom('hello', 't2'), true, 'freed');
+    assert.equal(await names.claimCustom('hello', 't2'), true, 'freed');
   });
-  test('expiry stops routing and frees the name', () => {
+  test('expiry stops routing and frees the name', async () => {
     now += 1000;
     assert.equal(names.lookup('134c714b65d54a4f.example.net'), undefined);
-    assert.equal(names.claim('134c714b65d54a4f', 't2'), true);
+    assert.equal(await names.claim('134c714b65d54a4f', 't2'), true);
   });
 });
 
