@@ -15,7 +15,7 @@ import { FilePoller } from '../io/file-watch';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { stripPort } from '../core/addr';
-import { RedisSource, SourceHealth, loadHttpText, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
+import { RedisSource, SourceHealth, coalesced, loadHttpText, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
 
 export interface AutherOptions {
   name: string;
@@ -92,13 +92,21 @@ export class Auther {
     await this.reload();
     this.#poller?.start();
     if (this.#opts.reloadMs && this.#opts.reloadMs > 0) {
-      this.#timer = setInterval(() => void this.reload(), Math.max(1000, this.#opts.reloadMs));
+      this.#timer = setInterval(
+        () => this.reload().catch((err: Error) => this.#opts.logger.warn(`auther ${this.name}: reload: ${err.message}`)),
+        Math.max(1000, this.#opts.reloadMs),
+      );
       this.#timer.unref();
     }
   }
 
-  async reload(): Promise<void> {
+  /** Reloads run one at a time (a slow source must not let an older list win). */
+  readonly #reload = coalesced(async () => {
     await Promise.all([this.#reloadFile(), this.#reloadRedis(), this.#reloadHttp()]);
+  });
+
+  reload(): Promise<void> {
+    return this.#reload();
   }
 
   async #reloadFile(): Promise<void> {

@@ -21,7 +21,7 @@ import { FilePoller } from '../io/file-watch';
 import type { Logger } from 'pino';
 import { splitHostPort } from '../core/addr';
 import { domainToASCII } from 'node:url';
-import { RedisSource, SourceHealth, loadHttpText, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
+import { RedisSource, SourceHealth, coalesced, loadHttpText, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
 
 export interface IngressRule {
   hostname: string;
@@ -152,8 +152,8 @@ export class Ingress {
   readonly #redis: RedisSource | undefined;
   readonly #http: HttpSourceConfig | undefined;
   readonly #health: { file: SourceHealth; redis: SourceHealth; http: SourceHealth };
-  /** Reloads in flight run one at a time (a slow source must not let an older table win). */
-  #reloading: Promise<void> = Promise.resolve();
+  /** Reloads run one at a time (a slow source must not let an older table win). */
+  readonly #reload = coalesced(() => this.#reloadNow());
 
   constructor(opts: IngressOptions) {
     this.name = opts.name;
@@ -174,15 +174,13 @@ export class Ingress {
     await this.reload();
     this.#poller?.start();
     if (this.#reloadMs) {
-      this.#timer = setInterval(() => void this.reload(), this.#reloadMs);
+      this.#timer = setInterval(() => this.reload().catch((err: Error) => this.#logger.warn(`ingress ${this.name}: reload: ${err.message}`)), this.#reloadMs);
       this.#timer.unref();
     }
   }
 
   reload(): Promise<void> {
-    const next = this.#reloading.then(() => this.#reloadNow());
-    this.#reloading = next;
-    return next;
+    return this.#reload();
   }
 
   async #reloadNow(): Promise<void> {

@@ -207,3 +207,30 @@ export class SourceHealth {
     this.logger.info(`${this.prefix}: ${what} answers again`);
   }
 }
+
+/**
+ * Runs `fn` one call at a time: a call while one runs waits for one more run after it, shared by
+ * all who asked meanwhile. A source slower than the reload period then queues no more than one
+ * reload, and an older answer never overwrites a newer one.
+ */
+export function coalesced(fn: () => Promise<void>): () => Promise<void> {
+  let running: Promise<void> | undefined;
+  let queued: Promise<void> | undefined;
+  const start = (): Promise<void> => {
+    const p = fn().finally(() => {
+      if (running === p) running = undefined;
+    });
+    running = p;
+    return p;
+  };
+  return () => {
+    if (!running) return start();
+    queued ??= running
+      .catch(() => undefined)
+      .then(() => {
+        queued = undefined;
+        return start();
+      });
+    return queued;
+  };
+}

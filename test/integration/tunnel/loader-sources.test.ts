@@ -29,14 +29,19 @@ async function startRulesServer(): Promise<{
   set(status: number, body: string): void;
   hang(on: boolean): void;
   requests: number;
+  /** Requests per URL path. */
+  paths: Map<string, number>;
   close(): Promise<void>;
 }> {
   let status = 200;
   let body = '';
   let hanging = false;
   const state = { requests: 0 };
+  const paths = new Map<string, number>();
   const server = http.createServer((req, res) => {
     state.requests++;
+    const path = (req.url ?? '').split('?')[0]!;
+    paths.set(path, (paths.get(path) ?? 0) + 1);
     if (hanging) return; // never answers
     res.writeHead(status, { 'content-type': 'text/plain' });
     res.end(body);
@@ -55,6 +60,7 @@ async function startRulesServer(): Promise<{
     get requests() {
       return state.requests;
     },
+    paths,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -168,6 +174,23 @@ describe('ingress and auther redis/http sources', () => {
       assert.ok(took >= 250 && took < 3000, `start took ${took} ms`);
       assert.equal(ing.lookup('inline.com')?.tunnelId, A);
       assert.ok(warnings(lines).some((m) => m.includes('no answer within 300 ms')), warnings(lines).join('\n'));
+    } finally {
+      web.hang(false);
+    }
+  });
+
+  test('a source slower than the reload period gets one request at a time, not a growing queue', async () => {
+    web.hang(true);
+    try {
+      const url = web.url.replace(/\/rules$/, '/slow');
+      const ing = new Ingress({ name: 'slow', http: { url, timeoutMs: 2500 }, reloadMs: 1000, logger: capturingLogger().logger });
+      closers.push(() => ing.close());
+      void ing.start();
+      // 6 s: six reload periods, but each request takes its 2.5 s timeout: at most three requests.
+      await new Promise((r) => setTimeout(r, 6000));
+      ing.close();
+      const n = web.paths.get('/slow') ?? 0;
+      assert.ok(n >= 2 && n <= 3, `${n} requests`);
     } finally {
       web.hang(false);
     }
