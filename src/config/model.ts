@@ -65,6 +65,22 @@ export interface FilterConfig {
   path?: string;
 }
 
+/** A forwarder node's HTTP settings (sniffed HTTP, per request): gost's `forwarder.nodes[].http`. */
+export interface HTTPNodeConfig {
+  /** Host header sent to the node. */
+  host?: string;
+  /** Headers set on the request to the node (an existing one is replaced). */
+  requestHeader?: Record<string, string>;
+  /** Older gost name of requestHeader. */
+  header?: Record<string, string>;
+  /** Headers set on the response to the client. */
+  responseHeader?: Record<string, string>;
+  /** Basic authentication asked of clients. */
+  auth?: { username: string; password: string };
+  /** URL path rewrites: the first rule whose `match` (a regular expression) matches applies. */
+  rewriteURL?: Array<{ match: string; replacement: string }>;
+}
+
 export interface ForwardNodeConfig {
   name: string;
   addr: string;
@@ -74,6 +90,9 @@ export interface ForwardNodeConfig {
   host?: string;
   protocol?: string;
   path?: string;
+  http?: HTTPNodeConfig;
+  /** TLS to the node (the node speaks TLS; `secure` verifies its certificate). */
+  tls?: TLSConfig;
   metadata?: MetadataMap;
 }
 

@@ -15,7 +15,7 @@ import { ConfigError } from '../core/errors';
 import { CONNECTOR_TYPES, HANDLER_TYPES } from '../core/parts';
 import type { Config, HopConfig, NodeConfig, ServiceConfig } from './model';
 import { setOrigin } from './origin';
-import { chainSchema, configSchema, elementOf, infoOf, isRecord, shapeOf, type ParsedConfig } from './schema';
+import { chainSchema, configSchema, forwardNodeSchema, elementOf, infoOf, isRecord, shapeOf, type ParsedConfig } from './schema';
 
 export type PathSeg = string | number;
 
@@ -218,9 +218,11 @@ export function isPlainObject(v: unknown): v is Record<string, unknown> {
 
 /**
  * Drops null/undefined, "" and empty lists/mappings outside metadata, following `schema`.
- * Returns undefined when `value` itself is empty. Chain `hops` is kept even when empty.
+ * Returns undefined when `value` itself is empty. Chain `hops` is kept even when empty, and so
+ * is a forwarder node's `tls: {}` (TLS to the node with every default).
  */
 const CHAIN_SHAPE = shapeOf(chainSchema);
+const FORWARD_NODE_SHAPE = shapeOf(forwardNodeSchema);
 
 export function prune(value: unknown, schema: z.ZodType | undefined): unknown {
   if (value === null || value === undefined || value === '') return undefined;
@@ -239,6 +241,7 @@ export function prune(value: unknown, schema: z.ZodType | undefined): unknown {
       const p = prune(v, shape?.[k]);
       if (p !== undefined) out[k] = p;
       else if (k === 'hops' && shape === CHAIN_SHAPE && Array.isArray(v)) out[k] = [];
+      else if (k === 'tls' && shape === FORWARD_NODE_SHAPE && isPlainObject(v)) out[k] = {};
     }
     return Object.keys(out).length === 0 ? undefined : out;
   }

@@ -149,6 +149,22 @@ export const filterSchema = info(z.object({ host: str.optional(), protocol: str.
   kind: 'filter',
 });
 
+const headerMap = z.record(z.string(), text);
+
+export const httpNodeSchema = info(
+  z.object({
+    host: str.optional(),
+    requestHeader: headerMap.optional(),
+    header: headerMap.optional(),
+    responseHeader: headerMap.optional(),
+    auth: authSchema.optional(),
+    rewriteURL: z
+      .array(info(z.object({ match: text, replacement: text.default('') }), { kind: 'URL rewrite' }))
+      .optional(),
+  }),
+  { kind: 'node http', ignored: { rewriteBody: NOT_IMPLEMENTED, rewrite: NOT_IMPLEMENTED } },
+);
+
 export const forwardNodeSchema = info(
   z.object({
     name: text.default(''),
@@ -158,6 +174,8 @@ export const forwardNodeSchema = info(
     host: str.optional(),
     protocol: str.optional(),
     path: str.optional(),
+    http: httpNodeSchema.optional(),
+    tls: tlsSchema.optional(),
     metadata: metadataSchema.optional(),
   }),
   {
@@ -165,8 +183,6 @@ export const forwardNodeSchema = info(
     ignored: {
       bypass: NOT_IMPLEMENTED,
       bypasses: NOT_IMPLEMENTED,
-      http: NOT_IMPLEMENTED,
-      tls: NOT_IMPLEMENTED,
       auth: NOT_IMPLEMENTED,
       matcher: NOT_IMPLEMENTED,
     },

@@ -163,6 +163,13 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
     } catch (err) {
       fail(o, `forwarder.nodes[${i}].addr`, (err as Error).message);
     }
+    node.http?.rewriteURL?.forEach((r, j) => {
+      try {
+        new RegExp(r.match);
+      } catch (err) {
+        fail(o, `forwarder.nodes[${i}].http.rewriteURL[${j}].match`, `expected a regular expression, found "${r.match}" (${(err as Error).message})`);
+      }
+    });
   });
 
   if (svc.handler.type === 'tunnel') {

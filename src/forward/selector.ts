@@ -8,7 +8,8 @@
  * - Filter match as gost's checkHost: "*.x" and "*x" become ".x"; ".x" matches any host ending
  *   in "x" (and the apex); otherwise exact. Case-insensitive here, port stripped.
  */
-import type { ForwardNodeConfig, SelectorConfig } from '../config/model';
+import type { ForwardNodeConfig, SelectorConfig, TLSConfig } from '../config/model';
+import { compileNodeHttp, type NodeHttp } from '../handler/forward/node-http';
 import { Metadata, parseGoDurationMs } from '../core/metadata';
 import { stripPort } from '../core/addr';
 import { DEFAULTS } from '../config/model';
@@ -21,6 +22,10 @@ export interface ForwardNode {
   filterHost?: string;
   backup: boolean;
   metadata: Metadata;
+  /** HTTP settings for sniffed requests to this node. */
+  http?: NodeHttp;
+  /** The node speaks TLS. */
+  tls?: TLSConfig;
   fails: number;
   failedAt: number;
 }
@@ -54,6 +59,8 @@ export class Forwarder {
         filterHost: normFilter(n.filter?.host ?? n.host),
         backup: md.getBool('backup') ?? false,
         metadata: md,
+        http: compileNodeHttp(n.http),
+        tls: n.tls,
         fails: 0,
         failedAt: 0,
       };

@@ -70,6 +70,15 @@ export function forwardableHeaders(req: http.IncomingMessage, connection: string
   return out;
 }
 
+/** Sets `set` on `headers`, replacing a header of the same name whatever its case. */
+export function setHeaders(headers: Record<string, string | string[]>, set: ReadonlyArray<readonly [string, string]>): void {
+  for (const [k, v] of set) {
+    const lower = k.toLowerCase();
+    for (const have of Object.keys(headers)) if (have.toLowerCase() === lower) delete headers[have];
+    headers[k] = v;
+  }
+}
+
 /**
  * Sends `req` upstream as `upReq` and relays the response into `res`: 503 when no response
  * head arrives within `readTimeoutMs` or the upstream fails before answering; the response
@@ -83,7 +92,14 @@ export function relayHttpExchange(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   upReq: http.ClientRequest,
-  opts: { log: Logger; readTimeoutMs: number; what: string; retry?: () => http.ClientRequest },
+  opts: {
+    log: Logger;
+    readTimeoutMs: number;
+    what: string;
+    retry?: () => http.ClientRequest;
+    /** Headers set on the response (a forwarder node's `http.responseHeader`). */
+    responseHeaders?: ReadonlyArray<readonly [string, string]>;
+  },
 ): void {
   let current = upReq;
   let retried = false;
@@ -104,6 +120,7 @@ export function relayHttpExchange(
       if (prev === undefined) headers[k] = raw[i + 1]!;
       else headers[k] = Array.isArray(prev) ? [...prev, raw[i + 1]!] : [prev, raw[i + 1]!];
     }
+    if (opts.responseHeaders) setHeaders(headers, opts.responseHeaders);
     res.sendDate = false;
     res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);
     // The head goes out with the first body bytes when they come in the same turn (one write
@@ -177,8 +194,13 @@ function isReplayable(req: http.IncomingMessage): boolean {
 }
 
 /** Re-serialises an upgrade request head (for splicing after a 101). */
-export function requestHead(req: http.IncomingMessage, extra: Array<[string, string]> = [], drop: Set<string> = new Set()): string {
-  let text = `${req.method} ${req.url} HTTP/${req.httpVersion}\r\n`;
+export function requestHead(
+  req: http.IncomingMessage,
+  extra: ReadonlyArray<readonly [string, string]> = [],
+  drop: Set<string> = new Set(),
+  url = req.url,
+): string {
+  let text = `${req.method} ${url} HTTP/${req.httpVersion}\r\n`;
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     if (drop.has(raw[i]!.toLowerCase())) continue;

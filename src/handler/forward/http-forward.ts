@@ -2,7 +2,8 @@
  * Sniffed HTTP, proxied per request (behavior.md §5.2, §7.1): a connection carrying HTTP/1.x
  * is parsed request by request and each request goes to the upstream its own `Host` selects,
  * as gost's sniffing handlers do — so a keep-alive connection whose requests name different
- * hosts reaches different targets. Upgrades (WebSocket) are spliced after the head.
+ * hosts reaches different targets. Upgrades (WebSocket) are spliced after the head. The node a
+ * request goes to may rewrite it (node-http.ts): Host, headers, Basic auth, URL path.
  */
 import http from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -14,15 +15,38 @@ import {
   hostWithPort,
   relayHttpExchange,
   requestHead,
+  setHeaders,
   socketLike,
 } from '../../io/http-relay';
 import { BurrowError } from '../../core/errors';
+import { basicAuthOk, rewriteUrl, type NodeHttp } from './node-http';
+
+export interface HttpRoute {
+  http?: NodeHttp;
+  open(): Promise<Duplex>;
+}
 
 export interface HttpForwardContext {
-  /** Opens the upstream for a request target ("host:port"). Reject: 502 (no node) or 503. */
-  open(target: string): Promise<Duplex>;
+  /**
+   * Where a request target ("host:port") goes: the chosen node's HTTP settings, if any, and how
+   * to open the upstream to it (a rejection means 502: no node, or 503).
+   */
+  route(target: string): HttpRoute;
   log: Logger;
   readTimeoutMs: number;
+}
+
+/** The headers a node sets on requests: its Host, then its request headers. */
+function headerRewrites(nh: NodeHttp): Array<[string, string]> {
+  const set: Array<[string, string]> = [];
+  if (nh.host) set.push(['Host', nh.host]);
+  if (nh.requestHeader) set.push(...nh.requestHeader);
+  return set;
+}
+
+function rewriteHeaders(headers: Record<string, string | string[]>, nh: NodeHttp): void {
+  const set = headerRewrites(nh);
+  if (set.length) setHeaders(headers, set);
 }
 
 export class HttpForwarder {
@@ -68,18 +92,33 @@ export class HttpForwarder {
       return;
     }
     const target = hostWithPort(req.headers.host ?? '', 80);
-    ctx.open(target).then(
+    const route = ctx.route(target);
+    const nh = route.http;
+    if (nh?.authDigest && !basicAuthOk(req, nh.authDigest)) {
+      req.resume();
+      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="burrow"', 'Content-Length': '0' });
+      res.end();
+      return;
+    }
+    route.open().then(
       (up) => {
+        const headers = forwardableHeaders(req, 'keep-alive');
+        if (nh) rewriteHeaders(headers, nh);
         const upReq = http.request({
           method: req.method,
-          path: req.url,
-          headers: forwardableHeaders(req, 'keep-alive'),
+          path: nh?.rewriteURL ? rewriteUrl(req.url ?? '/', nh.rewriteURL) : req.url,
+          headers,
           setHost: false,
           createConnection: () => socketLike(up),
         });
         // One upstream connection per request: release it once the exchange is over.
         res.once('close', () => destroy(up));
-        relayHttpExchange(req, res, upReq, { log: ctx.log, readTimeoutMs: ctx.readTimeoutMs, what: target });
+        relayHttpExchange(req, res, upReq, {
+          log: ctx.log,
+          readTimeoutMs: ctx.readTimeoutMs,
+          what: target,
+          responseHeaders: nh?.responseHeader,
+        });
       },
       (err: unknown) => {
         ctx.log.error(`${target}: ${(err as Error).message}`);
@@ -96,9 +135,21 @@ export class HttpForwarder {
       return;
     }
     const target = hostWithPort(req.headers.host ?? '', 80);
-    ctx.open(target).then(
+    const route = ctx.route(target);
+    const nh = route.http;
+    if (nh?.authDigest && !basicAuthOk(req, nh.authDigest)) {
+      socket.end('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="burrow"\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    route.open().then(
       (up) => {
-        up.write(requestHead(req));
+        if (nh) {
+          const set = headerRewrites(nh);
+          const url = nh.rewriteURL ? rewriteUrl(req.url ?? '/', nh.rewriteURL) : req.url;
+          up.write(requestHead(req, set, new Set(set.map(([k]) => k.toLowerCase())), url));
+        } else {
+          up.write(requestHead(req));
+        }
         if (head.length) up.write(head);
         void relay(socket, up);
       },

@@ -15,13 +15,14 @@ import { type Later, type Handler, type HandleResult, type Network } from '../..
 import type { Chain } from '../../chain/chain';
 import { Forwarder } from '../../forward/selector';
 import { relayThen, destroy, type RelayOptions, type RelayResult } from '../../io/pipe';
-import { dialTcp, dialUdp } from '../../io/dial';
+import { dialUdp } from '../../io/dial';
+import { dialNode } from './node-http';
 import { BurrowError, isSendTimeout } from '../../core/errors';
 import { Metadata } from '../../core/metadata';
 import { sniffProtocol } from './sniff';
 import { HttpForwarder } from './http-forward';
 import { framedDatagrams, isDatagramPort, relayDatagramPorts, relayDatagrams } from '../../io/datagram';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS, type TLSConfig } from '../../config/model';
 
 export interface LocalForwardOptions {
   network: Network;
@@ -95,12 +96,12 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
   const relayOpts: RelayOptions = { idleTimeoutMs, sendTimeoutMs };
   let httpForwarder: HttpForwarder | undefined;
 
-  async function upstream(network: Network, dst: string, src: string): Promise<Duplex> {
+  async function upstream(network: Network, dst: string, src: string, tls?: TLSConfig): Promise<Duplex> {
     let lastErr: unknown;
     for (let attempt = 0; attempt <= opts.retries; attempt++) {
       try {
         if (opts.chain) return await opts.chain.connect({ network, dst, src });
-        return network === 'udp' ? await dialUdp(dst) : await dialTcp(dst);
+        return network === 'udp' ? await dialUdp(dst) : await dialNode(dst, tls);
       } catch (err) {
         lastErr = err;
       }
@@ -122,7 +123,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
           // Each request goes to its own Host (port 80 by default) through the chain.
           httpForwarder ??= new HttpForwarder({ headersTimeoutMs: sniffTimeoutMs });
           await httpForwarder.serve(conn.stream, {
-            open: (target) => upstream('tcp', target, conn.remote),
+            route: (target) => ({ open: () => upstream('tcp', target, conn.remote) }),
             log,
             readTimeoutMs,
           });
@@ -141,7 +142,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
       log.debug(`${conn.remote} >> ${dst}/${network}`);
       let up: Duplex;
       try {
-        up = await upstream(network, dst, conn.remote);
+        up = await upstream(network, dst, conn.remote, node?.tls);
       } catch (err) {
         if (node) opts.forwarder.markFailed(node);
         destroy(conn.stream);

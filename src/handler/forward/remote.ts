@@ -16,7 +16,8 @@ import type { Handler, HandleResult, Later, Network } from '../../core/handler';
 import { Forwarder } from '../../forward/selector';
 import { Metadata } from '../../core/metadata';
 import { destroy, type RelayOptions } from '../../io/pipe';
-import { dialTcp, dialUdp } from '../../io/dial';
+import { dialUdp } from '../../io/dial';
+import { dialNode } from './node-http';
 import { splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
 import { relayed, relayedDatagrams, withPort } from './local';
@@ -64,17 +65,22 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
           // Each request is routed by its own Host (gost's sniffing handler proxies per request).
           httpForwarder ??= new HttpForwarder({ headersTimeoutMs: sniffTimeoutMs });
           await httpForwarder.serve(conn.stream, {
-            open: async (reqHost) => {
+            route: (reqHost) => {
               const { target, node } = targetFor(reqHost);
-              if (!target) throw new BurrowError('BURROW_ERR_DIAL', `node not available for host ${reqHost}`);
-              try {
-                const s = await dialTcp(target);
-                if (node) opts.forwarder.markOk(node);
-                return s;
-              } catch (err) {
-                if (node) opts.forwarder.markFailed(node);
-                throw err;
-              }
+              return {
+                http: node?.http,
+                open: async () => {
+                  if (!target) throw new BurrowError('BURROW_ERR_DIAL', `node not available for host ${reqHost}`);
+                  try {
+                    const s = await dialNode(target, node?.tls);
+                    if (node) opts.forwarder.markOk(node);
+                    return s;
+                  } catch (err) {
+                    if (node) opts.forwarder.markFailed(node);
+                    throw err;
+                  }
+                },
+              };
             },
             log,
             readTimeoutMs,
@@ -91,7 +97,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
       log.debug(`${conn.remote} >> ${target}/${opts.network} (host ${host})`);
       let up: Duplex;
       try {
-        up = opts.network === 'udp' ? await dialUdp(target) : await dialTcp(target);
+        up = opts.network === 'udp' ? await dialUdp(target) : await dialNode(target, node?.tls);
       } catch (err) {
         if (node) opts.forwarder.markFailed(node);
         destroy(conn.stream);

@@ -1,0 +1,103 @@
+/**
+ * A forwarder node's HTTP settings (gost's `forwarder.nodes[].http`, reverse-proxy docs), applied
+ * to each sniffed HTTP request that goes to the node: the Host header rewritten, request and
+ * response headers set, Basic authentication asked of the client, and the URL path rewritten by
+ * the first matching rule. And the node's `tls`: the connection to the node is TLS.
+ */
+import type http from 'node:http';
+import type net from 'node:net';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { HTTPNodeConfig, TLSConfig } from '../../config/model';
+import { ConfigError } from '../../core/errors';
+import { splitHostPort } from '../../core/addr';
+import { dialTcp } from '../../io/dial';
+
+export interface NodeHttp {
+  host?: string;
+  requestHeader?: Array<[string, string]>;
+  responseHeader?: Array<[string, string]>;
+  /** sha256 of "user:pass", compared in constant time. */
+  authDigest?: Buffer;
+  rewriteURL?: Array<{ re: RegExp; replacement: string }>;
+}
+
+/**
+ * Go's regexp replacement syntax in JavaScript's: `${1}` / `${name}` become `$1` / `$<name>`
+ * (`$1` and `$$` mean the same in both).
+ */
+export function goReplacement(r: string): string {
+  return r.replace(/\$\{(\w+)\}/g, (_m, g: string) => (/^\d+$/.test(g) ? `$${g}` : `$<${g}>`));
+}
+
+/** Compiles a node's http settings; a bad regular expression is a ConfigError naming it. */
+export function compileNodeHttp(cfg: HTTPNodeConfig | undefined): NodeHttp | undefined {
+  if (!cfg) return undefined;
+  const out: NodeHttp = {};
+  if (cfg.host) out.host = cfg.host;
+  const req = { ...(cfg.header ?? {}), ...(cfg.requestHeader ?? {}) };
+  if (Object.keys(req).length) out.requestHeader = Object.entries(req);
+  if (cfg.responseHeader && Object.keys(cfg.responseHeader).length) out.responseHeader = Object.entries(cfg.responseHeader);
+  if (cfg.auth && (cfg.auth.username || cfg.auth.password)) {
+    out.authDigest = createHash('sha256').update(`${cfg.auth.username}:${cfg.auth.password}`).digest();
+  }
+  if (cfg.rewriteURL?.length) {
+    out.rewriteURL = cfg.rewriteURL.map((r, i) => {
+      try {
+        return { re: new RegExp(r.match), replacement: goReplacement(r.replacement) };
+      } catch (err) {
+        throw new ConfigError(`rewriteURL[${i}].match: "${r.match}" is not a regular expression: ${(err as Error).message}`);
+      }
+    });
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** True when the request carries the node's Basic credentials. */
+export function basicAuthOk(req: http.IncomingMessage, digest: Buffer): boolean {
+  const h = req.headers.authorization;
+  if (!h) return false;
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(h);
+  if (!m) return false;
+  const given = createHash('sha256').update(Buffer.from(m[1]!, 'base64').toString('utf8')).digest();
+  return timingSafeEqual(given, digest);
+}
+
+/** The request URL (path and query) after the first matching rewrite rule, applied to the path. */
+export function rewriteUrl(url: string, rules: NodeHttp['rewriteURL']): string {
+  if (!rules) return url;
+  const q = url.indexOf('?');
+  const path = q < 0 ? url : url.slice(0, q);
+  const query = q < 0 ? '' : url.slice(q);
+  for (const r of rules) {
+    if (!r.re.test(path)) continue;
+    const global = new RegExp(r.re.source, r.re.flags.includes('g') ? r.re.flags : r.re.flags + 'g');
+    return path.replace(global, r.replacement) + query;
+  }
+  return url;
+}
+
+/**
+ * Dials a node: plain TCP, or TLS when the node has `tls` (server name: `serverName`, else the
+ * node's host; certificate checked only with `secure` or a `caFile`, as gost).
+ */
+export async function dialNode(target: string, tlsCfg: TLSConfig | undefined, timeoutMs = 10_000): Promise<net.Socket> {
+  const raw = await dialTcp(target);
+  if (!tlsCfg) return raw;
+  // node:tls is loaded only for nodes that use it (start-up time).
+  const { loadClientTlsOptions } = await import('../../transport/tls/certs');
+  const { tlsClientHandshake } = await import('../../transport/tls/handshake');
+  let host = '';
+  try {
+    host = splitHostPort(target).host;
+  } catch {
+    host = target;
+  }
+  let options;
+  try {
+    options = await loadClientTlsOptions(tlsCfg, undefined, host);
+  } catch (err) {
+    raw.destroy();
+    throw err;
+  }
+  return tlsClientHandshake(raw, options, target, timeoutMs);
+}
