@@ -91,6 +91,8 @@ export interface ForwardNodeConfig {
   protocol?: string;
   path?: string;
   http?: HTTPNodeConfig;
+  /** A routing rule (gost's Traefik-style matchers); takes precedence over `filter`. */
+  matcher?: { rule: string; priority?: number };
   /** TLS to the node (the node speaks TLS; `secure` verifies its certificate). */
   tls?: TLSConfig;
   metadata?: MetadataMap;

@@ -175,6 +175,7 @@ export const forwardNodeSchema = info(
     protocol: str.optional(),
     path: str.optional(),
     http: httpNodeSchema.optional(),
+    matcher: info(z.object({ rule: text, priority: int.optional() }), { kind: 'matcher', ignored: { bodySize: NOT_IMPLEMENTED } }).optional(),
     tls: tlsSchema.optional(),
     metadata: metadataSchema.optional(),
   }),
@@ -184,7 +185,6 @@ export const forwardNodeSchema = info(
       bypass: NOT_IMPLEMENTED,
       bypasses: NOT_IMPLEMENTED,
       auth: NOT_IMPLEMENTED,
-      matcher: NOT_IMPLEMENTED,
     },
   },
 );

@@ -21,6 +21,7 @@ import {
   LISTENER_TYPES,
 } from '../core/parts';
 import { splitHostPort } from '../core/addr';
+import { parseRule } from '../forward/matcher';
 import { expandAddr } from './address';
 import type { Config, HopConfig, NodeConfig, ServiceConfig } from './model';
 import { originOr, where, type Origin } from './origin';
@@ -162,6 +163,13 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
       expandAddr(node.addr);
     } catch (err) {
       fail(o, `forwarder.nodes[${i}].addr`, (err as Error).message);
+    }
+    if (node.matcher?.rule !== undefined) {
+      try {
+        parseRule(node.matcher.rule);
+      } catch (err) {
+        fail(o, `forwarder.nodes[${i}].matcher.rule`, `${(err as Error).message} in "${node.matcher.rule}"`);
+      }
     }
     node.http?.rewriteURL?.forEach((r, j) => {
       try {

@@ -10,6 +10,7 @@
  */
 import type { ForwardNodeConfig, SelectorConfig, TLSConfig } from '../config/model';
 import { compileNodeHttp, type NodeHttp } from '../handler/forward/node-http';
+import { parseRule, type MatchInput, type Rule } from './matcher';
 import { Metadata, parseGoDurationMs } from '../core/metadata';
 import { stripPort } from '../core/addr';
 import { DEFAULTS } from '../config/model';
@@ -22,6 +23,8 @@ export interface ForwardNode {
   filterHost?: string;
   backup: boolean;
   metadata: Metadata;
+  /** A routing rule and its priority (the rule's length unless set). */
+  matcher?: { rule: Rule; priority: number };
   /** HTTP settings for sniffed requests to this node. */
   http?: NodeHttp;
   /** The node speaks TLS. */
@@ -48,6 +51,8 @@ export function hostMatches(filter: string, host: string): boolean {
 export class Forwarder {
   readonly nodes: ForwardNode[];
   readonly #rr: RoundRobin;
+  /** Some node has a matcher rule. */
+  readonly #hasRules: boolean;
 
   constructor(nodes: ForwardNodeConfig[] = [], selector?: SelectorConfig) {
     this.nodes = nodes.map((n) => {
@@ -59,12 +64,16 @@ export class Forwarder {
         filterHost: normFilter(n.filter?.host ?? n.host),
         backup: md.getBool('backup') ?? false,
         metadata: md,
+        matcher: n.matcher?.rule
+          ? { rule: parseRule(n.matcher.rule), priority: n.matcher.priority ?? n.matcher.rule.length }
+          : undefined,
         http: compileNodeHttp(n.http),
         tls: n.tls,
         fails: 0,
         failedAt: 0,
       };
     });
+    this.#hasRules = this.nodes.some((n) => n.matcher !== undefined);
     this.#rr = new RoundRobin(
       selector?.maxFails && selector.maxFails > 0 ? selector.maxFails : DEFAULTS.selectorMaxFails,
       (selector?.failTimeout ? parseGoDurationMs(selector.failTimeout) : undefined) ?? DEFAULTS.selectorFailTimeoutMs,
@@ -79,17 +88,41 @@ export class Forwarder {
     return this.#rr.pick(list);
   }
 
-  /** Picks a node for `host` (the stream header's dst or a sniffed Host/SNI), or undefined. */
-  select(host?: string): ForwardNode | undefined {
+  /**
+   * Picks a node for `host` (the stream header's dst or a sniffed Host/SNI), or undefined.
+   * Nodes with a `matcher` rule come first: of those whose rule matches `input` (the host
+   * included), the ones with the highest priority; then `filter.host` as before, with the nodes
+   * that have neither a rule nor a filter as the fallback.
+   */
+  select(host?: string, input?: MatchInput): ForwardNode | undefined {
     const h = host ? stripPort(host) : '';
-    if (!h) {
-      return this.#pick(this.nodes.filter((n) => !n.backup)) ?? this.#pick(this.nodes.filter((n) => n.backup));
+    if (this.#hasRules) {
+      const m: MatchInput = { ...input, host: input?.host ?? host };
+      let best: ForwardNode[] = [];
+      let top = -Infinity;
+      for (const n of this.nodes) {
+        if (!n.matcher || n.backup || n.matcher.priority < top || !n.matcher.rule(m)) continue;
+        if (n.matcher.priority > top) {
+          top = n.matcher.priority;
+          best = [];
+        }
+        best.push(n);
+      }
+      const picked = best.length ? this.#pick(best) : undefined;
+      if (picked) return picked;
     }
-    const matched = this.nodes.filter((n) => n.filterHost && !n.backup && hostMatches(n.filterHost, h));
+    if (!h) {
+      return (
+        this.#pick(this.nodes.filter((n) => !n.backup && !n.matcher)) ?? this.#pick(this.nodes.filter((n) => n.backup && !n.matcher))
+      );
+    }
+    const matched = this.nodes.filter((n) => n.filterHost && !n.matcher && !n.backup && hostMatches(n.filterHost, h));
     if (matched.length) return this.#pick(matched);
-    const unfiltered = this.nodes.filter((n) => !n.filterHost && !n.backup);
+    const unfiltered = this.nodes.filter((n) => !n.filterHost && !n.matcher && !n.backup);
     if (unfiltered.length) return this.#pick(unfiltered);
-    const backups = this.nodes.filter((n) => n.backup && (!n.filterHost || hostMatches(n.filterHost, h)));
+    const backups = this.nodes.filter(
+      (n) => n.backup && (n.matcher ? n.matcher.rule({ ...input, host: input?.host ?? host }) : !n.filterHost || hostMatches(n.filterHost, h)),
+    );
     return this.#pick(backups);
   }
 

@@ -31,7 +31,7 @@ export interface HttpForwardContext {
    * Where a request target ("host:port") goes: the chosen node's HTTP settings, if any, and how
    * to open the upstream to it (a rejection means 502: no node, or 503).
    */
-  route(target: string): HttpRoute;
+  route(target: string, req: http.IncomingMessage): HttpRoute;
   log: Logger;
   readTimeoutMs: number;
 }
@@ -92,7 +92,7 @@ export class HttpForwarder {
       return;
     }
     const target = hostWithPort(req.headers.host ?? '', 80);
-    const route = ctx.route(target);
+    const route = ctx.route(target, req);
     const nh = route.http;
     if (nh?.authDigest && !basicAuthOk(req, nh.authDigest)) {
       req.resume();
@@ -135,7 +135,7 @@ export class HttpForwarder {
       return;
     }
     const target = hostWithPort(req.headers.host ?? '', 80);
-    const route = ctx.route(target);
+    const route = ctx.route(target, req);
     const nh = route.http;
     if (nh?.authDigest && !basicAuthOk(req, nh.authDigest)) {
       socket.end('HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm="burrow"\r\nContent-Length: 0\r\n\r\n');

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
 import type { Handler, HandleResult, Later, Network } from '../../core/handler';
 import { Forwarder } from '../../forward/selector';
+import type { MatchInput } from '../../forward/matcher';
 import { Metadata } from '../../core/metadata';
 import { destroy, type RelayOptions } from '../../io/pipe';
 import { dialUdp } from '../../io/dial';
@@ -42,8 +43,8 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
   let httpForwarder: HttpForwarder | undefined;
 
   /** The target for a host: its forwarder node, else the host itself if it has a port. */
-  function targetFor(host: string): { target?: string; node?: ReturnType<Forwarder['select']> } {
-    const node = opts.forwarder.select(host);
+  function targetFor(host: string, input?: MatchInput): { target?: string; node?: ReturnType<Forwarder['select']> } {
+    const node = opts.forwarder.select(host, input);
     if (node) return { target: withPort(node.addr), node };
     try {
       if (host && splitHostPort(host).port !== 0) return { target: host };
@@ -59,14 +60,21 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
     },
     async handle(conn: Conn, log: Logger, later: Later): Promise<HandleResult | Later> {
       let host = conn.target ?? '';
+      let proto: string | undefined;
       if (sniffing) {
         const sniffed = await sniffProtocol(conn.stream, sniffTimeoutMs);
         if (sniffed.kind === 'http') {
           // Each request is routed by its own Host (gost's sniffing handler proxies per request).
           httpForwarder ??= new HttpForwarder({ headersTimeoutMs: sniffTimeoutMs });
           await httpForwarder.serve(conn.stream, {
-            route: (reqHost) => {
-              const { target, node } = targetFor(reqHost);
+            route: (reqHost, req) => {
+              const { target, node } = targetFor(reqHost, {
+                proto: 'http',
+                method: req.method,
+                url: req.url,
+                headers: req.headers,
+                clientIP: conn.remote,
+              });
               return {
                 http: node?.http,
                 open: async () => {
@@ -88,8 +96,9 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
           return { inputBytes: 0, outputBytes: 0 };
         }
         if (sniffed.kind === 'tls' && sniffed.target) host = sniffed.target;
+        if (sniffed.kind === 'tls') proto = 'tls';
       }
-      const { target, node } = targetFor(host);
+      const { target, node } = targetFor(host, { proto, clientIP: conn.remote });
       if (!target) {
         destroy(conn.stream);
         throw new BurrowError('BURROW_ERR_DIAL', `node not available for host ${host || '(none)'}`);

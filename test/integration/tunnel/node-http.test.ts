@@ -113,6 +113,19 @@ services:
           replacement: /user/login
         - match: ^/api/(.*)
           replacement: /\${1}
+    - name: ruled-v2
+      addr: 127.0.0.1:${plainPort}
+      matcher:
+        rule: Host(\`ruled.example.com\`) && (PathPrefix(\`/v2\`) || Header(\`X-Version\`, \`2\`))
+      http:
+        requestHeader: {X-Node: ruled-v2}
+    - name: ruled-any
+      addr: 127.0.0.1:${plainPort}
+      matcher:
+        rule: Host(\`*.ruled.example.com\`) || Host(\`ruled.example.com\`)
+        priority: 1
+      http:
+        requestHeader: {X-Node: ruled-any}
     - name: private
       addr: 127.0.0.1:${plainPort}
       filter: {host: private.example.com}
@@ -186,6 +199,15 @@ chains:
     assert.equal(other.url, '/v2/items');
     const untouched = JSON.parse((await request(ep, 'rewrite.example.com', '/static/app.js')).body) as Seen;
     assert.equal(untouched.url, '/static/app.js');
+  });
+
+  test('matcher rules pick the node per request (path, header), the highest priority first', async () => {
+    const node = async (host: string, path: string, headers: Record<string, string> = {}): Promise<unknown> =>
+      (JSON.parse((await request(ep, host, path, headers)).body) as Seen).headers['x-node'];
+    assert.equal(await node('ruled.example.com', '/v2/items'), 'ruled-v2');
+    assert.equal(await node('ruled.example.com', '/v1/items'), 'ruled-any');
+    assert.equal(await node('ruled.example.com', '/v1/items', { 'X-Version': '2' }), 'ruled-v2');
+    assert.equal(await node('a.ruled.example.com', '/v2/items'), 'ruled-any');
   });
 
   test('Basic authentication: 401 with a challenge without or with wrong credentials, through with them', async () => {

@@ -239,6 +239,16 @@ const CASES: Case[] = [
     path: 'services[0].handler.metadata.tunnel.publicStore',
     message: ['expected a Redis URL redis://[[user]:password@]host:port[/db] (or rediss://)', "found 'http://u:***@127.0.0.1:6379'"],
   },
+  {
+    name: 'forwarder node matcher rule with an unknown matcher',
+    input: {
+      file: 'matcher.yaml',
+      text: ['services:', '- name: s', '  addr: ":0"', '  handler: {type: rtcp}', '  listener: {type: rtcp}', '  forwarder:', '    nodes:', '    - name: n', '      addr: 127.0.0.1:80', '      matcher: {rule: "Hots(`a.com`)"}'].join('\n'),
+    },
+    source: '$file',
+    path: 'services[0].forwarder.nodes[0].matcher.rule',
+    message: ['unknown matcher Hots (burrow knows Host, HostRegexp', 'in "Hots(`a.com`)"'],
+  },
 ];
 
 describe('bad input: every error names source, path and what was expected', () => {
