@@ -84,6 +84,11 @@ export class Forwarder {
     return this.nodes.length;
   }
 
+  /** Some node is chosen by host (a `filter.host` or a `matcher` rule). */
+  get routesByHost(): boolean {
+    return this.nodes.some((n) => n.filterHost !== undefined || n.matcher !== undefined);
+  }
+
   #pick(list: ForwardNode[]): ForwardNode | undefined {
     return this.#rr.pick(list);
   }

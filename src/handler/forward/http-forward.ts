@@ -20,10 +20,44 @@ import {
 } from '../../io/http-relay';
 import { BurrowError } from '../../core/errors';
 import { basicAuthOk, rewriteUrl, type NodeHttp } from './node-http';
+import type { MatchInput } from '../../forward/matcher';
+import type { ForwardNode, Forwarder } from '../../forward/selector';
 
 export interface HttpRoute {
   http?: NodeHttp;
   open(): Promise<Duplex>;
+}
+
+/** What a sniffed HTTP request shows the forwarder's rules. */
+export function requestMatchInput(req: http.IncomingMessage, clientIP: string): MatchInput {
+  return { proto: 'http', method: req.method, url: req.url, headers: req.headers, clientIP };
+}
+
+/**
+ * The route of a request to a chosen node (or to none: `target` undefined): the node's HTTP
+ * settings, and opening the upstream with `dial`, marking the node failed or fine.
+ */
+export function nodeRoute(
+  forwarder: Forwarder,
+  node: ForwardNode | undefined,
+  target: string | undefined,
+  host: string,
+  dial: (target: string, node: ForwardNode | undefined) => Promise<Duplex>,
+): HttpRoute {
+  return {
+    http: node?.http,
+    open: async () => {
+      if (!target) throw new BurrowError('BURROW_ERR_DIAL', `node not available for host ${host}`);
+      try {
+        const up = await dial(target, node);
+        if (node) forwarder.markOk(node);
+        return up;
+      } catch (err) {
+        if (node) forwarder.markFailed(node);
+        throw err;
+      }
+    },
+  };
 }
 
 export interface HttpForwardContext {

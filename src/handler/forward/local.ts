@@ -6,7 +6,9 @@
  *
  * With `sniffing=true` and no target, the host is read from the traffic: HTTP `Host` (port 80
  * by default) or TLS SNI (port 443). Without a target and without sniffing, the target is ":0"
- * (direct-mode tunnels route by tunnel ID).
+ * (direct-mode tunnels route by tunnel ID). With `sniffing=true` and nodes chosen by host
+ * (`filter.host`, `matcher.rule`), the sniffed HTTP Host (request by request) or TLS SNI picks
+ * the node, as in gost's reverse-proxy setup.
  */
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -20,7 +22,7 @@ import { dialNode } from './node-http';
 import { BurrowError, isSendTimeout } from '../../core/errors';
 import { Metadata } from '../../core/metadata';
 import { sniffProtocol } from './sniff';
-import { HttpForwarder } from './http-forward';
+import { HttpForwarder, nodeRoute, requestMatchInput } from './http-forward';
 import { framedDatagrams, isDatagramPort, relayDatagramPorts, relayDatagrams } from '../../io/datagram';
 import { DEFAULTS, type TLSConfig } from '../../config/model';
 
@@ -115,9 +117,31 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
     },
     async handle(conn: Conn, log: Logger, later: Later): Promise<HandleResult | Later> {
       const network: Network = conn.datagram ? 'udp' : 'tcp';
-      const node = opts.forwarder.select();
+      const byHost = sniffing && network === 'tcp' && opts.forwarder.routesByHost;
+      let node = byHost ? undefined : opts.forwarder.select();
       let dst: string;
-      if (!node && sniffing && network === 'tcp') {
+      if (byHost) {
+        const sniffed = await sniffProtocol(conn.stream, sniffTimeoutMs);
+        if (sniffed.kind === 'http') {
+          httpForwarder ??= new HttpForwarder({ headersTimeoutMs: sniffTimeoutMs });
+          await httpForwarder.serve(conn.stream, {
+            route: (target, req) => {
+              const n = opts.forwarder.select(target, requestMatchInput(req, conn.remote));
+              return nodeRoute(opts.forwarder, n, n && withPort(n.addr), target, (t, nd) => upstream('tcp', t, conn.remote, nd?.tls));
+            },
+            log,
+            readTimeoutMs,
+          });
+          return { inputBytes: 0, outputBytes: 0 };
+        }
+        const sni = sniffed.kind === 'tls' ? sniffed.target : undefined;
+        node = opts.forwarder.select(sni, { proto: sniffed.kind === 'tls' ? 'tls' : undefined, clientIP: conn.remote });
+        if (!node) {
+          destroy(conn.stream);
+          throw new BurrowError('BURROW_ERR_DIAL', `node not available for host ${sni || '(none)'}`);
+        }
+        dst = withPort(node.addr);
+      } else if (!node && sniffing && network === 'tcp') {
         const sniffed = await sniffProtocol(conn.stream, sniffTimeoutMs);
         if (sniffed.kind === 'http') {
           // Each request goes to its own Host (port 80 by default) through the chain.

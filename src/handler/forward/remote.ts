@@ -23,7 +23,7 @@ import { splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
 import { relayed, relayedDatagrams, withPort } from './local';
 import { sniffProtocol } from './sniff';
-import { HttpForwarder } from './http-forward';
+import { HttpForwarder, nodeRoute, requestMatchInput } from './http-forward';
 import { DEFAULTS } from '../../config/model';
 
 export interface RemoteForwardOptions {
@@ -68,27 +68,8 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
           httpForwarder ??= new HttpForwarder({ headersTimeoutMs: sniffTimeoutMs });
           await httpForwarder.serve(conn.stream, {
             route: (reqHost, req) => {
-              const { target, node } = targetFor(reqHost, {
-                proto: 'http',
-                method: req.method,
-                url: req.url,
-                headers: req.headers,
-                clientIP: conn.remote,
-              });
-              return {
-                http: node?.http,
-                open: async () => {
-                  if (!target) throw new BurrowError('BURROW_ERR_DIAL', `node not available for host ${reqHost}`);
-                  try {
-                    const s = await dialNode(target, node?.tls);
-                    if (node) opts.forwarder.markOk(node);
-                    return s;
-                  } catch (err) {
-                    if (node) opts.forwarder.markFailed(node);
-                    throw err;
-                  }
-                },
-              };
+              const { target, node } = targetFor(reqHost, requestMatchInput(req, conn.remote));
+              return nodeRoute(opts.forwarder, node, target, reqHost, (t, nd) => dialNode(t, nd?.tls));
             },
             log,
             readTimeoutMs,

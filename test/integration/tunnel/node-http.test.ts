@@ -264,6 +264,67 @@ chains:
     assert.equal((JSON.parse(r.body) as Seen).url, '/through-forward');
   });
 
+  test("local forwarding with sniffing (gost's reverse-proxy example): Host and SNI pick the node", async () => {
+    const other = await backend();
+    cleanups.push(() => other.close());
+    const file = join(dir, 'sniffing.yaml');
+    writeFileSync(
+      file,
+      [
+        'services:',
+        '- name: rp',
+        '  addr: 127.0.0.1:0',
+        '  handler: {type: tcp, metadata: {sniffing: true}}',
+        '  listener: {type: tcp}',
+        '  forwarder:',
+        '    nodes:',
+        '    - name: example-com',
+        `      addr: 127.0.0.1:${plainPort}`,
+        '      filter: {host: example.com}',
+        '      http: {requestHeader: {X-Node: example-com}}',
+        '    - name: example-org',
+        `      addr: 127.0.0.1:${other.port}`,
+        '      matcher: {rule: "Host(`example.org`) && PathPrefix(`/org`)"}',
+        '      http: {requestHeader: {X-Node: example-org}}',
+        '    - name: tls-origin',
+        `      addr: 127.0.0.1:${tlsPort}`,
+        '      matcher: {rule: "Host(`secure.local`) && Proto(`tls`)"}',
+      ].join('\n'),
+    );
+    const loaded = await loadConfig([file], { listen: [], forward: [] }, { searchPaths: [], env: {} });
+    const rp = await startApp({ config: loaded.config });
+    cleanups.push(() => rp.stop());
+    const seen = async (host: string, path: string): Promise<Seen> => JSON.parse((await request(rp.addr(), host, path)).body) as Seen;
+    assert.equal((await seen('example.com', '/a')).headers['x-node'], 'example-com');
+    assert.equal((await seen('example.org', '/org/x')).headers['x-node'], 'example-org');
+    // No node for this request (the org rule wants /org, no fallback node): 502.
+    assert.equal((await request(rp.addr(), 'example.org', '/elsewhere')).status, 502);
+    // TLS: the SNI picks the node; the handshake goes through to the HTTPS origin.
+    const { default: tls } = await import('node:tls');
+    const [h, p] = [rp.addr().split(':')[0]!, Number(rp.addr().split(':')[1])];
+    const body = await new Promise<string>((resolve, reject) => {
+      const req = https.request(
+        { host: h, port: p, path: '/via-sni', servername: 'secure.local', rejectUnauthorized: false, agent: false, headers: { host: 'secure.local' } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve(Buffer.concat(chunks).toString()));
+        },
+      );
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal((JSON.parse(body) as Seen).url, '/via-sni');
+    // An SNI no node takes: the connection is closed.
+    await assert.rejects(
+      new Promise<void>((resolve, reject) => {
+        const s = tls.connect({ host: h, port: p, servername: 'unknown.local', rejectUnauthorized: false }, () => resolve());
+        s.on('error', reject);
+        s.on('close', () => reject(new Error('closed')));
+      }),
+    );
+  });
+
   test('a rewriteURL match that is not a regular expression is a config error naming its path', async () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(
