@@ -58,11 +58,19 @@ export function relay(a: Duplex, b: Duplex, opts: RelayOptions = {}): Promise<Re
 }
 
 /**
- * `relay` with a callback instead of a promise, called once when it settles. What a long relay
- * (an idle connection can last for hours) keeps is then this one function, not a promise and
- * the reactions of everything chained to it.
+ * What a relay reports to when it settles, as an object: a long relay then keeps the handler's
+ * own small record (its fields and a shared method), not a closure and its context.
  */
-export function relayThen(a: Duplex, b: Duplex, opts: RelayOptions, done: (r: RelayResult) => void): void {
+export interface RelaySettle {
+  relaySettled(r: RelayResult): void;
+}
+
+/**
+ * `relay` with a callback instead of a promise, called once when it settles. What a long relay
+ * (an idle connection can last for hours) keeps is then this one function (or `RelaySettle`
+ * object), not a promise and the reactions of everything chained to it.
+ */
+export function relayThen(a: Duplex, b: Duplex, opts: RelayOptions, done: ((r: RelayResult) => void) | RelaySettle): void {
   new Relay(a, b, opts, done).start();
 }
 
@@ -114,7 +122,7 @@ class Relay {
   aToB = 0;
   bToA = 0;
   error: Error | undefined;
-  readonly #resolve: (r: RelayResult) => void;
+  readonly #resolve: ((r: RelayResult) => void) | RelaySettle;
   readonly #halfCloseIdleMs: number;
   readonly idleTimeoutMs: number;
   readonly #sendTimeoutMs: number;
@@ -136,7 +144,7 @@ class Relay {
   #waitA: Wait | undefined;
   #waitB: Wait | undefined;
 
-  constructor(a: Duplex, b: Duplex, opts: RelayOptions, resolve: (r: RelayResult) => void) {
+  constructor(a: Duplex, b: Duplex, opts: RelayOptions, resolve: ((r: RelayResult) => void) | RelaySettle) {
     this.a = a;
     this.b = b;
     this.#resolve = resolve;
@@ -250,7 +258,9 @@ class Relay {
     destroy(this.b);
     const result: RelayResult = { aToB: this.aToB, bToA: this.bToA };
     if (this.error) result.error = this.error;
-    this.#resolve(result);
+    const done = this.#resolve;
+    if (typeof done === 'function') done(result);
+    else done.relaySettled(result);
   }
 
   #armHalfTimer(): void {

@@ -16,7 +16,7 @@ import type { Conn } from '../../core/transport';
 import { type Later, type Handler, type HandleResult, type Network } from '../../core/handler';
 import type { Chain } from '../../chain/chain';
 import { Forwarder } from '../../forward/selector';
-import { relayThen, destroy, type RelayOptions, type RelayResult } from '../../io/pipe';
+import { relayThen, destroy, type RelayOptions, type RelayResult, type RelaySettle } from '../../io/pipe';
 import { dialUdp } from '../../io/dial';
 import { dialNode } from './node-http';
 import { BurrowError, isSendTimeout } from '../../core/errors';
@@ -49,8 +49,22 @@ export function withPort(addr: string): string {
  * relay, so a long relay holds one callback, not the handler's suspended frame or a promise.
  */
 export function relayed(a: Duplex, b: Duplex, opts: RelayOptions, log: Logger, from: string, to: string, later: Later): Later {
-  relayThen(a, b, opts, (res) => settleRelayed(res, res.aToB, res.bToA, log, from, to, later));
+  relayThen(a, b, opts, new Relayed(log, from, to, later));
   return later;
+}
+
+/** What `relayed` keeps for the relay's end: four fields, the method shared by all. */
+class Relayed implements RelaySettle {
+  constructor(
+    readonly log: Logger,
+    readonly from: string,
+    readonly to: string,
+    readonly later: Later,
+  ) {}
+
+  relaySettled(res: RelayResult): void {
+    settleRelayed(res, res.aToB, res.bToA, this.log, this.from, this.to, this.later);
+  }
 }
 
 /** A relay's end as the handler's result: a send timeout logged (info), the byte counts. */

@@ -31,7 +31,7 @@ import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from 
 import { isZero, tunnelIdToString, parseTunnelId } from '../../protocol/relay/tunnel-id';
 import { encodeStreamHeader } from '../../protocol/stream-header';
 import { readRelayMessage } from '../../io/read-message';
-import { relayThen, destroy, type RelayResult } from '../../io/pipe';
+import { relayThen, destroy, type RelayResult, type RelaySettle } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
 import { RateLimiter, PeerWarnings } from '../../limit/rate';
 import { DEFAULTS } from '../../config/model';
@@ -208,6 +208,22 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     await new Promise<void>((resolve) => conn.stream.end(statusResponse(status), () => resolve()));
   }
 
+  /** What a CONNECT's splice keeps for its end: five fields, the method shared by all. */
+  class Spliced implements RelaySettle {
+    constructor(
+      readonly stream: Duplex,
+      readonly remote: string,
+      readonly slog: Logger,
+      readonly visitorTid: string,
+      readonly later: Later,
+    ) {}
+
+    relaySettled(r: RelayResult): void {
+      if (isSendTimeout(r.error)) warnSendTimeout(r.error, this.stream, this.remote, tunnelLogger(this.slog, this.visitorTid));
+      this.later.resolve(connectResult(r));
+    }
+  }
+
   /**
    * CONNECT: routes, answers, then splices the visitor with a tunnel stream. Not an async
    * function: the splice of an idle connection can last for hours, and what waits on it is
@@ -242,10 +258,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     }
     clog.debug(`connect to tunnel=${d.tunnelId} OK`);
     conn.stream.write(statusResponse(0));
-    relayThen(conn.stream, stream, spliceOpts, (r) => {
-      if (isSendTimeout(r.error)) warnSendTimeout(r.error, stream, conn.remote, tunnelLogger(slog, visitorTid));
-      later.resolve(connectResult(r));
-    });
+    relayThen(conn.stream, stream, spliceOpts, new Spliced(stream, conn.remote, slog, visitorTid, later));
     return later;
   }
 
