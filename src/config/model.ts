@@ -79,6 +79,8 @@ export interface HTTPNodeConfig {
   auth?: { username: string; password: string };
   /** URL path rewrites: the first rule whose `match` (a regular expression) matches applies. */
   rewriteURL?: Array<{ match: string; replacement: string }>;
+  /** Response body rewrites, for responses whose Content-Type is one of `type` (default text/html). */
+  rewriteBody?: Array<{ match: string; replacement: string; type?: string }>;
 }
 
 export interface ForwardNodeConfig {

@@ -161,8 +161,11 @@ export const httpNodeSchema = info(
     rewriteURL: z
       .array(info(z.object({ match: text, replacement: text.default('') }), { kind: 'URL rewrite' }))
       .optional(),
+    rewriteBody: z
+      .array(info(z.object({ match: text, replacement: text.default(''), type: text.optional() }), { kind: 'body rewrite' }))
+      .optional(),
   }),
-  { kind: 'node http', ignored: { rewriteBody: NOT_IMPLEMENTED, rewrite: NOT_IMPLEMENTED } },
+  { kind: 'node http', ignored: { rewrite: NOT_IMPLEMENTED } },
 );
 
 export const forwardNodeSchema = info(

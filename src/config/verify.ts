@@ -171,13 +171,15 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
         fail(o, `forwarder.nodes[${i}].matcher.rule`, `${(err as Error).message} in "${node.matcher.rule}"`);
       }
     }
-    node.http?.rewriteURL?.forEach((r, j) => {
-      try {
-        new RegExp(r.match);
-      } catch (err) {
-        fail(o, `forwarder.nodes[${i}].http.rewriteURL[${j}].match`, `expected a regular expression, found "${r.match}" (${(err as Error).message})`);
-      }
-    });
+    for (const list of ['rewriteURL', 'rewriteBody'] as const) {
+      node.http?.[list]?.forEach((r, j) => {
+        try {
+          new RegExp(r.match);
+        } catch (err) {
+          fail(o, `forwarder.nodes[${i}].http.${list}[${j}].match`, `expected a regular expression, found "${r.match}" (${(err as Error).message})`);
+        }
+      });
+    }
   });
 
   if (svc.handler.type === 'tunnel') {

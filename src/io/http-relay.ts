@@ -99,6 +99,10 @@ export function relayHttpExchange(
     retry?: () => http.ClientRequest;
     /** Headers set on the response (a forwarder node's `http.responseHeader`). */
     responseHeaders?: ReadonlyArray<readonly [string, string]>;
+    /** A rewrite of the whole response body, when one applies to these response headers. */
+    rewriteBody?: (headers: http.IncomingHttpHeaders) => ((body: Buffer) => Buffer) | undefined;
+    /** Bodies larger than this are passed on unchanged. */
+    rewriteMaxBytes?: number;
   },
 ): void {
   let current = upReq;
@@ -122,7 +126,13 @@ export function relayHttpExchange(
     }
     if (opts.responseHeaders) setHeaders(headers, opts.responseHeaders);
     res.sendDate = false;
-    res.writeHead(upRes.statusCode ?? 502, upRes.statusMessage, headers);
+    const status = upRes.statusCode ?? 502;
+    const rewrite = req.method !== 'HEAD' && status !== 204 && status !== 304 ? opts.rewriteBody?.(upRes.headers) : undefined;
+    if (rewrite) {
+      bufferAndRewrite(upRes, res, status, headers, rewrite, opts.rewriteMaxBytes ?? 16 * 1024 * 1024, opts.log, opts.what);
+      return;
+    }
+    res.writeHead(status, upRes.statusMessage, headers);
     // The head goes out with the first body bytes when they come in the same turn (one write
     // for a small response); a response whose body comes later (server-sent events, long
     // polls) still gets its head at once.
@@ -183,6 +193,55 @@ export function relayHttpExchange(
     if (!res.writableFinished) current.destroy();
   });
   req.pipe(upReq);
+}
+
+/**
+ * A response whose body is rewritten: read whole (up to `max` bytes), rewritten, sent with its
+ * new Content-Length. A larger body is passed on as it came, the part read so far first.
+ */
+function bufferAndRewrite(
+  upRes: http.IncomingMessage,
+  res: http.ServerResponse,
+  status: number,
+  headers: Record<string, string | string[]>,
+  rewrite: (body: Buffer) => Buffer,
+  max: number,
+  log: Logger,
+  what: string,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let streaming = false;
+  upRes.on('data', (chunk: Buffer) => {
+    if (streaming) {
+      if (!res.write(chunk)) upRes.pause();
+      return;
+    }
+    chunks.push(chunk);
+    size += chunk.length;
+    if (size <= max) return;
+    log.warn(`${what}: response body larger than ${max} bytes, passed on without rewriteBody`);
+    streaming = true;
+    res.writeHead(status, upRes.statusMessage, headers);
+    for (const c of chunks.splice(0)) res.write(c);
+  });
+  res.on('drain', () => upRes.resume());
+  upRes.once('end', () => {
+    if (streaming) {
+      res.end();
+      return;
+    }
+    const body = rewrite(Buffer.concat(chunks));
+    for (const k of Object.keys(headers)) {
+      const lower = k.toLowerCase();
+      if (lower === 'content-length' || lower === 'transfer-encoding') delete headers[k];
+    }
+    headers['Content-Length'] = String(body.length);
+    res.writeHead(status, upRes.statusMessage, headers);
+    res.end(body);
+  });
+  upRes.once('error', () => destroy(res.socket ?? undefined));
+  upRes.once('aborted', () => destroy(res.socket ?? undefined));
 }
 
 /** A request that can be sent twice: idempotent method and no body. */

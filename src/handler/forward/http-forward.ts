@@ -19,7 +19,7 @@ import {
   socketLike,
 } from '../../io/http-relay';
 import { BurrowError } from '../../core/errors';
-import { basicAuthOk, rewriteUrl, type NodeHttp } from './node-http';
+import { REWRITE_BODY_MAX_BYTES, basicAuthOk, bodyRewriter, rewriteUrl, type NodeHttp } from './node-http';
 import type { MatchInput } from '../../forward/matcher';
 import type { ForwardNode, Forwarder } from '../../forward/selector';
 
@@ -81,6 +81,8 @@ function headerRewrites(nh: NodeHttp): Array<[string, string]> {
 function rewriteHeaders(headers: Record<string, string | string[]>, nh: NodeHttp): void {
   const set = headerRewrites(nh);
   if (set.length) setHeaders(headers, set);
+  // A body to rewrite must come uncompressed.
+  if (nh.rewriteBody) for (const k of Object.keys(headers)) if (k.toLowerCase() === 'accept-encoding') delete headers[k];
 }
 
 export class HttpForwarder {
@@ -152,6 +154,8 @@ export class HttpForwarder {
           readTimeoutMs: ctx.readTimeoutMs,
           what: target,
           responseHeaders: nh?.responseHeader,
+          rewriteBody: nh?.rewriteBody ? (h) => bodyRewriter(nh, h) : undefined,
+          rewriteMaxBytes: REWRITE_BODY_MAX_BYTES,
         });
       },
       (err: unknown) => {

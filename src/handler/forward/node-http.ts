@@ -19,7 +19,12 @@ export interface NodeHttp {
   /** sha256 of "user:pass", compared in constant time. */
   authDigest?: Buffer;
   rewriteURL?: Array<{ re: RegExp; replacement: string }>;
+  /** Body rewrites: global regexps, for the media types listed ("*" = all). */
+  rewriteBody?: Array<{ re: RegExp; replacement: string; types: string[] }>;
 }
+
+/** Responses larger than this are passed on as they are (with a warning), not rewritten. */
+export const REWRITE_BODY_MAX_BYTES = 16 * 1024 * 1024;
 
 /**
  * Go's regexp replacement syntax in JavaScript's: `${1}` / `${name}` become `$1` / `$<name>`
@@ -49,7 +54,41 @@ export function compileNodeHttp(cfg: HTTPNodeConfig | undefined): NodeHttp | und
       }
     });
   }
+  if (cfg.rewriteBody?.length) {
+    out.rewriteBody = cfg.rewriteBody.map((r, i) => {
+      let re: RegExp;
+      try {
+        re = new RegExp(r.match, 'g');
+      } catch (err) {
+        throw new ConfigError(`rewriteBody[${i}].match: "${r.match}" is not a regular expression: ${(err as Error).message}`);
+      }
+      const types = (r.type || 'text/html')
+        .split(',')
+        .map((t) => t.trim().toLowerCase())
+        .filter(Boolean);
+      return { re, replacement: goReplacement(r.replacement), types };
+    });
+  }
   return Object.keys(out).length ? out : undefined;
+}
+
+/**
+ * The body rewrite for a response, or undefined: rules whose types include the response's
+ * media type (Content-Type before ";"), for bodies that are not content-encoded (a compressed
+ * body is passed on as it is).
+ */
+export function bodyRewriter(nh: NodeHttp | undefined, headers: http.IncomingHttpHeaders): ((body: Buffer) => Buffer) | undefined {
+  if (!nh?.rewriteBody) return undefined;
+  const enc = String(headers['content-encoding'] ?? '').trim().toLowerCase();
+  if (enc !== '' && enc !== 'identity') return undefined;
+  const media = String(headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const rules = nh.rewriteBody.filter((r) => r.types.includes('*') || (media !== '' && r.types.includes(media)));
+  if (rules.length === 0) return undefined;
+  return (body) => {
+    let text = body.toString('utf8');
+    for (const r of rules) text = text.replace(r.re, r.replacement);
+    return Buffer.from(text, 'utf8');
+  };
 }
 
 /** True when the request carries the node's Basic credentials. */

@@ -27,6 +27,17 @@ interface Seen {
 /** An HTTP(S) backend that answers with what it saw, as JSON. */
 async function backend(tlsFiles?: { certFile: string; keyFile: string; certPem: string; keyPem: string }) {
   const handler = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (req.url === '/big-html') {
+      res.writeHead(200, { 'content-type': 'text/html' });
+      res.write('http://localhost:5173 ');
+      res.end(Buffer.alloc(17 * 1024 * 1024, 'x'));
+      return;
+    }
+    if (req.url === '/html') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+      res.end(`<a href="http://localhost:5173/app">app</a> <a href="http://localhost:5173/b">b</a> ae=${req.headers['accept-encoding'] ?? 'none'}`);
+      return;
+    }
     const seen: Seen = { method: req.method ?? '', url: req.url ?? '', headers: req.headers };
     res.writeHead(200, { 'content-type': 'application/json', 'x-backend': 'yes', server: 'backend' });
     res.end(JSON.stringify(seen));
@@ -108,6 +119,9 @@ services:
         responseHeader:
           Strict-Transport-Security: max-age=60
           Server: burrow-edge
+        rewriteBody:
+        - match: http://localhost:5173
+          replacement: https://rewrite.example.com
         rewriteURL:
         - match: ^/api/login$
           replacement: /user/login
@@ -190,6 +204,21 @@ chains:
     assert.equal(r.headers['strict-transport-security'], 'max-age=60');
     assert.equal(r.headers.server, 'burrow-edge', 'an existing response header is replaced');
     assert.equal(r.headers['x-backend'], 'yes');
+  });
+
+  test('rewriteBody: text/html bodies rewritten (every match, Content-Length fixed, sent uncompressed); other types untouched', async () => {
+    const r = await request(ep, 'rewrite.example.com', '/html', { 'Accept-Encoding': 'gzip, br' });
+    assert.equal(r.status, 200);
+    assert.equal(r.body, '<a href="https://rewrite.example.com/app">app</a> <a href="https://rewrite.example.com/b">b</a> ae=none');
+    assert.equal(r.headers['content-length'], String(Buffer.byteLength(r.body)));
+    assert.equal(r.headers['transfer-encoding'], undefined);
+    // Larger than 16 MiB: passed on as it came, not cut.
+    const big = await request(ep, 'rewrite.example.com', '/big-html');
+    assert.equal(big.body.length, 22 + 17 * 1024 * 1024);
+    assert.ok(big.body.startsWith('http://localhost:5173 '));
+    // JSON (not text/html): passed on as it came.
+    const j = await request(ep, 'rewrite.example.com', '/data', { 'X-Echo': 'http://localhost:5173' });
+    assert.ok(j.body.includes('http://localhost:5173'));
   });
 
   test('URL path rewritten by the first matching rule (Go ${1} replacements), query kept', async () => {
