@@ -21,6 +21,10 @@ export interface ForwardNode {
   addr: string;
   network?: string;
   filterHost?: string;
+  /** `filter.protocol`: the sniffed protocol (http, tls, ssh) must be this. */
+  filterProtocol?: string;
+  /** `filter.path`: a sniffed HTTP request's path must start with this. */
+  filterPath?: string;
   backup: boolean;
   metadata: Metadata;
   /** A routing rule and its priority (the rule's length unless set). */
@@ -48,6 +52,11 @@ export function hostMatches(filter: string, host: string): boolean {
   return false;
 }
 
+/** The node has a `filter` (host, protocol or path). */
+function filtered(n: ForwardNode): boolean {
+  return n.filterHost !== undefined || n.filterProtocol !== undefined || n.filterPath !== undefined;
+}
+
 export class Forwarder {
   readonly nodes: ForwardNode[];
   readonly #rr: RoundRobin;
@@ -62,6 +71,8 @@ export class Forwarder {
         addr: n.addr,
         network: n.network,
         filterHost: normFilter(n.filter?.host ?? n.host),
+        filterProtocol: (n.filter?.protocol ?? n.protocol)?.trim().toLowerCase() || undefined,
+        filterPath: n.filter?.path ?? n.path ?? undefined,
         backup: md.getBool('backup') ?? false,
         metadata: md,
         matcher: n.matcher?.rule
@@ -86,7 +97,7 @@ export class Forwarder {
 
   /** Some node is chosen by host (a `filter.host` or a `matcher` rule). */
   get routesByHost(): boolean {
-    return this.nodes.some((n) => n.filterHost !== undefined || n.matcher !== undefined);
+    return this.nodes.some((n) => filtered(n) || n.matcher !== undefined);
   }
 
   #pick(list: ForwardNode[]): ForwardNode | undefined {
@@ -116,17 +127,23 @@ export class Forwarder {
       const picked = best.length ? this.#pick(best) : undefined;
       if (picked) return picked;
     }
-    if (!h) {
+    if (!h && input?.proto === undefined) {
+      // Nothing to route by (a stream without a host, traffic not sniffed): any node.
       return (
         this.#pick(this.nodes.filter((n) => !n.backup && !n.matcher)) ?? this.#pick(this.nodes.filter((n) => n.backup && !n.matcher))
       );
     }
-    const matched = this.nodes.filter((n) => n.filterHost && !n.matcher && !n.backup && hostMatches(n.filterHost, h));
+    const path = input?.url === undefined ? undefined : input.url.split('?')[0]!;
+    const fits = (n: ForwardNode): boolean =>
+      (n.filterHost === undefined || (h !== '' && hostMatches(n.filterHost, h))) &&
+      (n.filterProtocol === undefined || input?.proto === n.filterProtocol) &&
+      (n.filterPath === undefined || (path !== undefined && path.startsWith(n.filterPath)));
+    const matched = this.nodes.filter((n) => filtered(n) && !n.matcher && !n.backup && fits(n));
     if (matched.length) return this.#pick(matched);
-    const unfiltered = this.nodes.filter((n) => !n.filterHost && !n.matcher && !n.backup);
+    const unfiltered = this.nodes.filter((n) => !filtered(n) && !n.matcher && !n.backup);
     if (unfiltered.length) return this.#pick(unfiltered);
     const backups = this.nodes.filter(
-      (n) => n.backup && (n.matcher ? n.matcher.rule({ ...input, host: input?.host ?? host }) : !n.filterHost || hostMatches(n.filterHost, h)),
+      (n) => n.backup && (n.matcher ? n.matcher.rule({ ...input, host: input?.host ?? host }) : !filtered(n) || fits(n)),
     );
     return this.#pick(backups);
   }

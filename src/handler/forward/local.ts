@@ -149,7 +149,7 @@ export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
           return { inputBytes: 0, outputBytes: 0 };
         }
         const sni = sniffed.kind === 'tls' ? sniffed.target : undefined;
-        node = opts.forwarder.select(sni, { proto: sniffed.kind === 'tls' ? 'tls' : undefined, clientIP: conn.remote });
+        node = opts.forwarder.select(sni, { proto: sniffed.kind === 'other' ? undefined : sniffed.kind, clientIP: conn.remote });
         if (!node) {
           destroy(conn.stream);
           throw new BurrowError('BURROW_ERR_DIAL', `node not available for host ${sni || '(none)'}`);

@@ -77,7 +77,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
           return { inputBytes: 0, outputBytes: 0 };
         }
         if (sniffed.kind === 'tls' && sniffed.target) host = sniffed.target;
-        if (sniffed.kind === 'tls') proto = 'tls';
+        if (sniffed.kind !== 'other') proto = sniffed.kind;
       }
       const { target, node } = targetFor(host, { proto, clientIP: conn.remote });
       if (!target) {

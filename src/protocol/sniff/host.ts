@@ -7,6 +7,7 @@
  * first bytes            target
  * 16 03 01..04 …          "<sni>:443"            (tls.ts)
  * GET / POST / … SP …     "<host>[:<port>|:80]"  (http.ts)
+ * SSH-…                   undefined (protocol "ssh")
  * anything else           undefined
  * ```
  */
@@ -21,8 +22,17 @@ export type SniffDecision = { done: true; value: string | undefined } | { done: 
 
 export type SniffOptions = HttpHeadOptions & ClientHelloOptions;
 
-/** What a stream starts with: HTTP/1.x, TLS (with its SNI target, when it has one), or other. */
-export type SniffedProtocol = { kind: 'http' } | { kind: 'tls'; target?: string } | { kind: 'other' };
+/** What a stream starts with: HTTP/1.x, TLS (with its SNI target, when it has one), SSH, or other. */
+export type SniffedProtocol = { kind: 'http' } | { kind: 'tls'; target?: string } | { kind: 'ssh' } | { kind: 'other' };
+
+const SSH_PREFIX = Buffer.from('SSH-');
+
+/** An SSH identification string ("SSH-2.0-…", RFC 4253 §4.2): true, false, or undefined (too short to tell). */
+function isSshStart(buf: Buffer): boolean | undefined {
+  const n = Math.min(buf.length, SSH_PREFIX.length);
+  if (buf.subarray(0, n).compare(SSH_PREFIX, 0, n) !== 0) return false;
+  return buf.length >= SSH_PREFIX.length ? true : undefined;
+}
 
 export type ProtocolDecision = { done: true; value: SniffedProtocol } | { done: false };
 
@@ -41,7 +51,9 @@ export function sniffProtocol(buf: Buffer, eof = false, opts: ClientHelloOptions
   }
   const http = isHttpRequestStart(buf);
   if (http === true) return { done: true, value: { kind: 'http' } };
-  if ((tls === undefined || http === undefined) && !eof) return { done: false };
+  const ssh = isSshStart(buf);
+  if (ssh === true) return { done: true, value: { kind: 'ssh' } };
+  if ((tls === undefined || http === undefined || ssh === undefined) && !eof) return { done: false };
   return { done: true, value: { kind: 'other' } };
 }
 
@@ -54,7 +66,7 @@ export function sniffHost(buf: Buffer, eof = false, opts: SniffOptions = {}): Sn
   const p = sniffProtocol(buf, eof, opts);
   if (!p.done) return p;
   if (p.value.kind === 'tls') return { done: true, value: p.value.target };
-  if (p.value.kind === 'other') return { done: true, value: undefined };
+  if (p.value.kind === 'other' || p.value.kind === 'ssh') return { done: true, value: undefined };
   const r = parseHttpRequestHead(buf, opts);
   if (!r.complete) return eof ? { done: true, value: undefined } : { done: false };
   if (r.hostname === undefined || r.hostname === '') return { done: true, value: undefined };

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { startApp, type RunningApp } from '../../helpers/inproc';
 import { makeCa, makeCert } from '../../helpers/certs';
 import { loadConfig } from '../../../src/config/load';
+import { connect, listenEcho, readN } from '../../helpers/net';
 import { ConfigError } from '../../../src/core/errors';
 
 const TID = '4d21094e-b74c-4916-86c1-d9fa36ea677b';
@@ -296,6 +297,8 @@ chains:
   test("local forwarding with sniffing (gost's reverse-proxy example): Host and SNI pick the node", async () => {
     const other = await backend();
     cleanups.push(() => other.close());
+    const echo = await listenEcho();
+    cleanups.push(() => echo.close());
     const file = join(dir, 'sniffing.yaml');
     writeFileSync(
       file,
@@ -318,6 +321,9 @@ chains:
         '    - name: tls-origin',
         `      addr: 127.0.0.1:${tlsPort}`,
         '      matcher: {rule: "Host(`secure.local`) && Proto(`tls`)"}',
+        '    - name: ssh-server',
+        `      addr: 127.0.0.1:${echo.port}`,
+        '      filter: {protocol: ssh}',
       ].join('\n'),
     );
     const loaded = await loadConfig([file], { listen: [], forward: [] }, { searchPaths: [], env: {} });
@@ -344,6 +350,11 @@ chains:
       req.end();
     });
     assert.equal((JSON.parse(body) as Seen).url, '/via-sni');
+    // SSH (filter.protocol: ssh): the identification string goes to the ssh node (an echo here).
+    const ssh = await connect(p, h);
+    ssh.write('SSH-2.0-burrow-test\r\n');
+    assert.equal((await readN(ssh, 21)).toString(), 'SSH-2.0-burrow-test\r\n');
+    ssh.destroy();
     // An SNI no node takes: the connection is closed.
     await assert.rejects(
       new Promise<void>((resolve, reject) => {

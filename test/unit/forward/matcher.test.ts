@@ -113,3 +113,28 @@ describe('forwarder selection with matcher rules', () => {
     assert.equal(g.select('a.com')?.name, 'rest');
   });
 });
+
+describe('forwarder selection by filter.protocol and filter.path (gost reverse-proxy docs)', () => {
+  const f = new Forwarder([
+    { name: 'http-server', addr: '10.0.0.1:80', filter: { host: 'example.com', protocol: 'http' } },
+    { name: 'https-server', addr: '10.0.0.1:443', filter: { host: 'example.com', protocol: 'tls' } },
+    { name: 'ssh-server', addr: '10.0.0.1:22', filter: { protocol: 'ssh' } },
+    { name: 'test-path', addr: '10.0.0.2:80', filter: { path: '/test' } },
+    { name: 'rest', addr: '10.0.0.3:80' },
+  ]);
+  test('the sniffed protocol picks among nodes of one host; ssh has no host', () => {
+    assert.equal(f.select('example.com:80', { proto: 'http', url: '/' })?.name, 'http-server');
+    assert.equal(f.select('example.com:443', { proto: 'tls' })?.name, 'https-server');
+    assert.equal(f.select(undefined, { proto: 'ssh' })?.name, 'ssh-server');
+  });
+  test('a path prefix picks for HTTP; nothing else fits: the unfiltered node', () => {
+    assert.equal(f.select('other.org', { proto: 'http', url: '/test/a?x=1' })?.name, 'test-path');
+    assert.equal(f.select('other.org', { proto: 'http', url: '/elsewhere' })?.name, 'rest');
+    assert.equal(f.select('other.org', { proto: 'tls' })?.name, 'rest');
+  });
+  test('a stream with neither host nor sniffed protocol may go to any node (as before)', () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 10; i++) seen.add(f.select()!.name);
+    assert.ok(seen.size > 1);
+  });
+});

@@ -67,7 +67,14 @@ describe('sniffProtocol', () => {
     assert.deepEqual(sniffProtocol(Buffer.from('G'), true), { done: true, value: { kind: 'other' } });
   });
   test('anything else is other at once', () => {
-    assert.deepEqual(sniffProtocol(Buffer.from('SSH-2.0-OpenSSH\r\n')), { done: true, value: { kind: 'other' } });
+    assert.deepEqual(sniffProtocol(Buffer.from('*1\r\n$4\r\nPING\r\n')), { done: true, value: { kind: 'other' } });
+    assert.deepEqual(sniffProtocol(Buffer.from('SX')), { done: true, value: { kind: 'other' } });
+  });
+  test("an SSH client's identification string is ssh (filter.protocol: ssh), with no target", () => {
+    assert.deepEqual(sniffProtocol(Buffer.from('SSH-2.0-OpenSSH_9.2\r\n')), { done: true, value: { kind: 'ssh' } });
+    assert.deepEqual(sniffProtocol(Buffer.from('SS')), { done: false });
+    assert.deepEqual(sniffProtocol(Buffer.from('SS'), true), { done: true, value: { kind: 'other' } });
+    assert.deepEqual(sniffHost(Buffer.from('SSH-2.0-x\r\n')), { done: true, value: undefined });
   });
   test('an incomplete ClientHello waits, and is tls without target at eof', () => {
     const start = Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]);
