@@ -130,6 +130,14 @@ export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {})
         filePath: a.file?.path,
         redis: a.redis,
         http: httpSource(a.http),
+        plugin:
+          a.plugin && (a.plugin.type ?? '').toLowerCase() === 'http'
+            ? {
+                url: a.plugin.addr,
+                timeoutMs: a.plugin.timeout ? parseGoDurationMs(a.plugin.timeout) : undefined,
+                tls: a.plugin.tls,
+              }
+            : undefined,
         reloadMs: a.reload ? parseGoDurationMs(a.reload) : undefined,
         logger,
       }),

@@ -15,7 +15,7 @@ import { FilePoller } from '../io/file-watch';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { stripPort } from '../core/addr';
-import { RedisSource, SourceHealth, coalesced, loadHttpText, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
+import { RedisSource, SourceHealth, coalesced, loadHttpText, postPluginJson, type HttpPluginConfig, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
 
 export interface AutherOptions {
   name: string;
@@ -23,6 +23,8 @@ export interface AutherOptions {
   filePath?: string;
   redis?: RedisSourceConfig;
   http?: HttpSourceConfig;
+  /** An HTTP auther plugin (gost's): it alone decides, the other sources are not used. */
+  plugin?: HttpPluginConfig;
   reloadMs?: number;
   maxFailures?: number;
   windowMs?: number;
@@ -142,21 +144,49 @@ export class Auther {
 
   /** True when the pair is known. `remote` ("ip:port") keys the failure rate limit. */
   authenticate(username: string, password: string, remote = ''): boolean {
+    if (this.#opts.plugin) return false; // only `check` asks a plugin
     const ip = stripPort(remote);
-    const now = Date.now();
-    const f = this.#failures.get(ip);
-    if (f && now - f.since > this.#windowMs) this.#failures.delete(ip);
-    else if (f && f.count >= this.#maxFailures) return false;
+    if (this.#locked(ip)) return false;
     const want =
       this.#httpUsers.get(username) ?? this.#redisUsers.get(username) ?? this.#file.get(username) ?? this.#inline.get(username);
     const ok = want !== undefined && timingSafeEqual(want, digest(password));
-    if (!ok) {
-      const cur = this.#failures.get(ip);
-      if (cur) cur.count++;
-      else this.#failures.set(ip, { count: 1, since: now });
-      if (this.#failures.size > 100_000) this.#failures.clear();
-    }
+    if (!ok) this.#failed(ip);
     return ok;
+  }
+
+  /**
+   * `authenticate`, or for a plugin auther its answer (POST {service, username, password,
+   * client} → {ok}); a plugin that fails or does not answer refuses, with one warning.
+   */
+  async check(username: string, password: string, remote = '', service = ''): Promise<boolean> {
+    const plugin = this.#opts.plugin;
+    if (!plugin) return this.authenticate(username, password, remote);
+    const ip = stripPort(remote);
+    if (this.#locked(ip)) return false;
+    let ok = false;
+    try {
+      const res = (await postPluginJson(plugin, { service, username, password, client: remote })) as { ok?: unknown } | null;
+      ok = res !== null && typeof res === 'object' && res.ok === true;
+      this.#health.http.ok(`plugin ${plugin.url}`);
+    } catch (err) {
+      this.#health.http.failed(err);
+    }
+    if (!ok) this.#failed(ip);
+    return ok;
+  }
+
+  #locked(ip: string): boolean {
+    const f = this.#failures.get(ip);
+    if (f && Date.now() - f.since > this.#windowMs) this.#failures.delete(ip);
+    else if (f && f.count >= this.#maxFailures) return true;
+    return false;
+  }
+
+  #failed(ip: string): void {
+    const cur = this.#failures.get(ip);
+    if (cur) cur.count++;
+    else this.#failures.set(ip, { count: 1, since: Date.now() });
+    if (this.#failures.size > 100_000) this.#failures.clear();
   }
 
   close(): void {
@@ -174,6 +204,11 @@ export class AnyAuther {
   }
   authenticate(username: string, password: string, remote = ''): boolean {
     return this.authers.some((a) => a.authenticate(username, password, remote));
+  }
+  /** Like `authenticate`, asking plugin authers too (in turn, until one accepts). */
+  async check(username: string, password: string, remote = '', service = ''): Promise<boolean> {
+    for (const a of this.authers) if (await a.check(username, password, remote, service)) return true;
+    return false;
   }
   close(): void {
     for (const a of this.authers) a.close();

@@ -172,7 +172,7 @@ export interface AutherConfig {
   file?: { path: string };
   redis?: { addr: string; db?: number; password?: string; key?: string; type?: string };
   http?: { url: string; timeout?: string };
-  plugin?: { type?: string; addr: string; tls?: TLSConfig; token?: string };
+  plugin?: { type?: string; addr: string; tls?: TLSConfig; token?: string; timeout?: string };
 }
 
 export interface LogConfig {

@@ -291,7 +291,7 @@ export const autherSchema = info(
     http: httpLoaderSchema.optional(),
     plugin: pluginSchema.optional(),
   }),
-  { kind: 'auther', unsupported: { plugin: 'auther plugins are not implemented by burrow' } },
+  { kind: 'auther' },
 );
 
 export const sdSchema = info(z.object({ name: str, plugin: pluginSchema.optional() }), { kind: 'sd' });

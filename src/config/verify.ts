@@ -63,7 +63,26 @@ export function verifyConfig(cfg: Config, warnings: string[] = []): void {
     });
     verifyLoaders(ing, o);
   });
-  cfg.authers?.forEach((a, i) => verifyLoaders(a, originOr(a, `authers[${i}]`)));
+  cfg.authers?.forEach((a, i) => {
+    const o = originOr(a, `authers[${i}]`);
+    verifyLoaders(a, o);
+    if (a.plugin) {
+      const type = (a.plugin.type || 'grpc').toLowerCase();
+      if (type !== 'http') {
+        warnings.push(`${where(o, 'plugin.type')}: ${type} auther plugins are not implemented by burrow (only type: http); this auther accepts nobody`);
+      } else {
+        let url: URL | undefined;
+        try {
+          url = new URL(a.plugin.addr);
+        } catch {
+          url = undefined;
+        }
+        if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+          fail(o, 'plugin.addr', `expected the plugin's http:// or https:// URL, found '${a.plugin.addr}'`);
+        }
+      }
+    }
+  });
 }
 
 /** The redis and http sources of an ingress or auther: an address, a key type, a URL. */

@@ -234,3 +234,57 @@ export function coalesced(fn: () => Promise<void>): () => Promise<void> {
     return queued;
   };
 }
+
+export interface HttpPluginConfig {
+  /** The plugin's URL. */
+  url: string;
+  timeoutMs?: number;
+  /** `tls` of the plugin: with it, the certificate is checked only when `secure`. */
+  tls?: { secure?: boolean; serverName?: string };
+}
+
+/**
+ * POSTs `body` as JSON to an HTTP plugin (gost's plugin protocol) and returns the decoded JSON
+ * answer; anything but status 200 with a JSON body is an error.
+ */
+export function postPluginJson(cfg: HttpPluginConfig, body: unknown): Promise<unknown> {
+  const ms = cfg.timeoutMs && cfg.timeoutMs > 0 ? cfg.timeoutMs : SOURCE_TIMEOUT_MS;
+  const data = Buffer.from(JSON.stringify(body));
+  const url = new URL(cfg.url);
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const mod = (url.protocol === 'https:' ? require('node:https') : require('node:http')) as typeof import('node:https');
+  return new Promise((resolve, reject) => {
+    const req = mod.request(
+      url,
+      {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', 'Content-Length': String(data.length) },
+        timeout: ms,
+        rejectUnauthorized: cfg.tls?.secure ?? false,
+        servername: cfg.tls?.serverName || undefined,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          size += c.length;
+          if (size > 1024 * 1024) req.destroy(new Error('answer larger than 1 MiB'));
+          else chunks.push(c);
+        });
+        res.on('end', () => {
+          if (res.statusCode !== 200) return reject(new Error(`plugin ${cfg.url}: status ${res.statusCode} (expected 200)`));
+          try {
+            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+          } catch {
+            reject(new Error(`plugin ${cfg.url}: the answer is not JSON`));
+          }
+        });
+        res.on('error', (err) => reject(new Error(`plugin ${cfg.url}: ${err.message}`)));
+      },
+    );
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${ms} ms`)));
+    req.on('error', (err) => reject(new Error(err.message.startsWith('plugin ') ? err.message : `plugin ${cfg.url}: ${err.message}`)));
+    req.end(data);
+  });
+}

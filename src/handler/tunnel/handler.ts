@@ -302,7 +302,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
         return;
       }
       if (opts.auther) {
-        const ok = opts.auther.authenticate(req.username ?? '', req.password ?? '', conn.remote);
+        const ok = await opts.auther.check(req.username ?? '', req.password ?? '', conn.remote, opts.service);
         if (!ok) {
           tlog.warn({ user: req.username ?? '' }, 'unauthorized');
           await reply(conn, STATUS_UNAUTHORIZED);

@@ -14,7 +14,10 @@ import { Ingress } from '../../../src/ingress/ingress';
 import { Auther } from '../../../src/auth/auther';
 import { RedisSource } from '../../../src/io/sources';
 import { capturingLogger } from '../../helpers/replay';
-import { waitFor } from '../../helpers/net';
+import { connect, readN, waitFor } from '../../helpers/net';
+import { startApp } from '../../helpers/inproc';
+import { buildConnectRequest } from '../../../src/protocol/relay/message';
+import { parseTunnelId } from '../../../src/protocol/relay/tunnel-id';
 import { LOCAL } from '../../helpers/local';
 import { startRedis, type RedisServer } from '../../helpers/redis';
 
@@ -317,6 +320,84 @@ describe('ingress and auther redis/http sources', () => {
     web.set(503, 'down');
     await waitFor(() => warnings(lines).some((m) => m.includes('status 503')), 5000, 'failed round');
     assert.equal(a.authenticate('frank', 'frank-http', '10.0.2.2:1'), true);
+  });
+
+  test("auther http plugin (gost's): POST {service, username, password, client} → {ok}; fails closed", async () => {
+    const seen: Array<Record<string, unknown>> = [];
+    let status = 200;
+    const plugin = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
+        seen.push({ ...body, method: req.method, type: req.headers['content-type'] });
+        res.writeHead(status, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok: body.username === 'alice' && body.password === 'pw', id: 'alice-id' }));
+      });
+    });
+    await new Promise<void>((r) => plugin.listen(0, LOCAL, () => r()));
+    const url = `http://${LOCAL}:${(plugin.address() as { port: number }).port}/auth`;
+    closers.push(() => new Promise<void>((r) => plugin.close(() => r())));
+    const { logger, lines } = capturingLogger();
+    const a = new Auther({ name: 'plug', plugin: { url, timeoutMs: 1000 }, auths: [{ username: 'bob', password: 'inline' }], logger });
+    closers.push(() => a.close());
+    await a.start();
+    assert.equal(await a.check('alice', 'pw', '10.0.3.1:5000', 'service-0'), true);
+    assert.deepEqual(seen[0], { service: 'service-0', username: 'alice', password: 'pw', client: '10.0.3.1:5000', method: 'POST', type: 'application/json' });
+    assert.equal(await a.check('alice', 'nope', '10.0.3.2:5000'), false);
+    // The plugin alone decides: inline users are not used.
+    assert.equal(await a.check('bob', 'inline', '10.0.3.3:5000'), false);
+    assert.equal(a.authenticate('alice', 'pw', '10.0.3.4:5000'), false, 'the synchronous check never asks a plugin');
+    // A plugin answering 500, then one that is gone: refused, one warning each.
+    status = 500;
+    assert.equal(await a.check('alice', 'pw', '10.0.3.5:5000'), false);
+    assert.ok(warnings(lines).some((m) => /auther plug: plugin http:\/\/127\.0\.0\.1:\d+\/auth: status 500/.test(m)), warnings(lines).join('\n'));
+    status = 200;
+    assert.equal(await a.check('alice', 'pw', '10.0.3.6:5000'), true);
+    assert.ok(lines.some((l) => l.level === 'info' && /answers again/.test(String(l.msg))));
+    plugin.closeAllConnections();
+    await new Promise<void>((r) => plugin.close(() => r()));
+    assert.equal(await a.check('alice', 'pw', '10.0.3.7:5000'), false);
+    assert.ok(warnings(lines).some((m) => /ECONNREFUSED/.test(m)));
+    assert.ok(!JSON.stringify(lines).includes('"pw"'));
+  });
+
+  test('a tunnel server with an http plugin auther: CONNECTs the plugin accepts get through auth', async () => {
+    const plugin = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as { username: string; password: string; service: string };
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ ok: body.username === 'carol' && body.password === 'c-pw' && body.service === 'service-0' }));
+      });
+    });
+    await new Promise<void>((r) => plugin.listen(0, LOCAL, () => r()));
+    closers.push(() => new Promise<void>((r) => plugin.close(() => r())));
+    const server = await startApp({
+      config: {
+        services: [
+          {
+            name: 'service-0',
+            addr: '127.0.0.1:0',
+            handler: { type: 'tunnel', auther: 'auther-0', metadata: { 'tunnel.direct': true } },
+            listener: { type: 'tcp' },
+          },
+        ],
+        authers: [{ name: 'auther-0', plugin: { type: 'http', addr: `http://${LOCAL}:${(plugin.address() as { port: number }).port}/` } }],
+      },
+    });
+    closers.push(() => server.stop());
+    const status = async (u: string, p: string): Promise<number> => {
+      const sock = await connect(server.port());
+      sock.write(buildConnectRequest({ srcAddr: '127.0.0.1:1', dstAddr: ':0', tunnelId: parseTunnelId(A), udp: false, auth: { username: u, password: p } }));
+      const resp = await readN(sock, 4);
+      sock.destroy();
+      return resp[1]!;
+    };
+    // Accepted, then no connector for the tunnel (0x05); refused: unauthorized (0x02).
+    assert.equal(await status('carol', 'c-pw'), 0x05);
+    assert.equal(await status('carol', 'wrong'), 0x02);
   });
 
   test('RedisSource: a closed source refuses to load; bad types are refused at construction', async () => {
