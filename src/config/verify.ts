@@ -71,15 +71,7 @@ export function verifyConfig(cfg: Config, warnings: string[] = []): void {
       if (type !== 'http') {
         warnings.push(`${where(o, 'plugin.type')}: ${type} auther plugins are not implemented by burrow (only type: http); this auther accepts nobody`);
       } else {
-        let url: URL | undefined;
-        try {
-          url = new URL(a.plugin.addr);
-        } catch {
-          url = undefined;
-        }
-        if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-          fail(o, 'plugin.addr', `expected the plugin's http:// or https:// URL, found '${a.plugin.addr}'`);
-        }
+        if (!isHttpUrl(a.plugin.addr)) fail(o, 'plugin.addr', `expected the plugin's http:// or https:// URL, found '${a.plugin.addr}'`);
       }
     }
   });
@@ -102,16 +94,15 @@ function verifyLoaders(
       fail(o, 'redis.type', `expected hash or set, found '${r.type}'`);
     }
   }
-  if (item.http) {
-    let url: URL | undefined;
-    try {
-      url = new URL(item.http.url);
-    } catch {
-      url = undefined;
-    }
-    if (!url || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
-      fail(o, 'http.url', `expected an http:// or https:// URL, found '${item.http.url}'`);
-    }
+  if (item.http && !isHttpUrl(item.http.url)) fail(o, 'http.url', `expected an http:// or https:// URL, found '${item.http.url}'`);
+}
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const { protocol } = new URL(text);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
   }
 }
 

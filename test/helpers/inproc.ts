@@ -63,6 +63,23 @@ export async function startApp(input: { L?: string[]; F?: string[]; config?: Con
   return ra;
 }
 
+/** A tunnel server in direct mode (`tunnel.direct`) whose handler uses `authers[0]`. */
+export function startDirectServerWithAuther(authers: NonNullable<Config['authers']>): Promise<RunningApp> {
+  return startApp({
+    config: {
+      services: [
+        {
+          name: 'service-0',
+          addr: '127.0.0.1:0',
+          handler: { type: 'tunnel', auther: authers[0]!.name, metadata: { 'tunnel.direct': true } },
+          listener: { type: 'tcp' },
+        },
+      ],
+      authers,
+    },
+  });
+}
+
 /** An HTTP server on 127.0.0.1:0 that answers `body` (and echoes request info as headers). */
 export async function httpServer(body: string): Promise<{ port: number; server: http.Server; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {

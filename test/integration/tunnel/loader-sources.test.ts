@@ -15,7 +15,7 @@ import { Auther } from '../../../src/auth/auther';
 import { RedisSource } from '../../../src/io/sources';
 import { capturingLogger } from '../../helpers/replay';
 import { connect, readN, waitFor } from '../../helpers/net';
-import { startApp } from '../../helpers/inproc';
+import { startDirectServerWithAuther } from '../../helpers/inproc';
 import { buildConnectRequest } from '../../../src/protocol/relay/message';
 import { parseTunnelId } from '../../../src/protocol/relay/tunnel-id';
 import { LOCAL } from '../../helpers/local';
@@ -374,19 +374,9 @@ describe('ingress and auther redis/http sources', () => {
     });
     await new Promise<void>((r) => plugin.listen(0, LOCAL, () => r()));
     closers.push(() => new Promise<void>((r) => plugin.close(() => r())));
-    const server = await startApp({
-      config: {
-        services: [
-          {
-            name: 'service-0',
-            addr: '127.0.0.1:0',
-            handler: { type: 'tunnel', auther: 'auther-0', metadata: { 'tunnel.direct': true } },
-            listener: { type: 'tcp' },
-          },
-        ],
-        authers: [{ name: 'auther-0', plugin: { type: 'http', addr: `http://${LOCAL}:${(plugin.address() as { port: number }).port}/` } }],
-      },
-    });
+    const server = await startDirectServerWithAuther([
+      { name: 'auther-0', plugin: { type: 'http', addr: `http://${LOCAL}:${(plugin.address() as { port: number }).port}/` } },
+    ]);
     closers.push(() => server.stop());
     const status = async (u: string, p: string): Promise<number> => {
       const sock = await connect(server.port());

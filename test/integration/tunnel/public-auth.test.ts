@@ -2,7 +2,7 @@ import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import dgram from 'node:dgram';
-import { startApp, httpServer, get } from '../../helpers/inproc';
+import { startApp, startDirectServerWithAuther, httpServer, get } from '../../helpers/inproc';
 import { listenEcho, listenUdpEcho, connect, readN, waitFor } from '../../helpers/net';
 import { buildBindRequest, buildConnectRequest } from '../../../src/protocol/relay/message';
 import { parseTunnelId, tunnelEndpoint } from '../../../src/protocol/relay/tunnel-id';
@@ -206,19 +206,7 @@ describe('authentication', () => {
     const dir = mkdtempSync(join(tmpdir(), 'burrow-auth-'));
     const file = join(dir, 'users.txt');
     writeFileSync(file, '# user pass\nalice one\n');
-    const server = await startApp({
-      config: {
-        services: [
-          {
-            name: 'service-0',
-            addr: '127.0.0.1:0',
-            handler: { type: 'tunnel', auther: 'auther-0', metadata: { 'tunnel.direct': true } },
-            listener: { type: 'tcp' },
-          },
-        ],
-        authers: [{ name: 'auther-0', file: { path: file } }],
-      },
-    });
+    const server = await startDirectServerWithAuther([{ name: 'auther-0', file: { path: file } }]);
     after(() => server.stop());
     const id = parseTunnelId(TID);
     const as = (u: string, p: string) => buildConnectRequest({ srcAddr: '127.0.0.1:1', dstAddr: ':0', tunnelId: id, udp: false, auth: { username: u, password: p } });
