@@ -7,7 +7,7 @@
  *
  * ioredis is loaded only when a Redis source is configured (start-up time).
  */
-import type { Redis as RedisClient } from 'ioredis';
+import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { splitHostPort } from '../core/addr';
 
 export interface RedisSourceConfig {
@@ -29,26 +29,73 @@ export const SOURCE_TIMEOUT_MS = 5000;
 /** What a Redis key held: hash entries (field → value) or set members (lines). */
 export type RedisData = { kind: 'hash'; entries: Array<[string, string]> } | { kind: 'set'; lines: string[] };
 
-function rejectAfter(ms: number, what: string): { promise: Promise<never>; cancel: () => void } {
-  let timer: NodeJS.Timeout | undefined;
-  const promise = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-  });
-  return { promise, cancel: () => clearTimeout(timer) };
+/**
+ * One Redis connection, opened at its first use and kept (ioredis reconnects on its own,
+ * backing off up to 5 s). `run` bounds each use by `timeoutMs` and, while the connection is
+ * down, reports the connection's own error (say, ECONNREFUSED), which says more than the
+ * command's ("Reached the max retries per request limit") and stays the same from one try to
+ * the next. Used by the loader sources and by the public-name store.
+ */
+export class RedisLink {
+  readonly #client: RedisClient;
+  readonly #timeoutMs: number;
+  #lastError: Error | undefined;
+
+  /** `target`: a redis:// URL, or host/port/db/credentials. */
+  constructor(target: string | RedisOptions, timeoutMs: number, connectionName: string) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const { Redis } = require('ioredis') as typeof import('ioredis');
+    const opts: RedisOptions = {
+      lazyConnect: true,
+      connectTimeout: timeoutMs,
+      // A command waits for at most one reconnection, then fails: `run` reports it.
+      maxRetriesPerRequest: 1,
+      retryStrategy: (times: number) => Math.min(times * 200, 5000),
+      connectionName,
+    };
+    this.#client = typeof target === 'string' ? new Redis(target, opts) : new Redis({ ...target, ...opts });
+    this.#client.on('error', (err: Error) => {
+      this.#lastError = err;
+    });
+    this.#timeoutMs = timeoutMs;
+  }
+
+  /** Runs `op` on the connected client within the deadline; rejects with a message that says why. */
+  async run<T>(op: (client: RedisClient) => Promise<T>): Promise<T> {
+    const c = this.#client;
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${this.#timeoutMs} ms`)), this.#timeoutMs);
+    });
+    try {
+      const go = async (): Promise<T> => {
+        if (c.status === 'wait') await c.connect();
+        return op(c);
+      };
+      return await Promise.race([go(), deadline]);
+    } catch (err) {
+      const down = c.status !== 'ready' && this.#lastError !== undefined;
+      throw new Error((down ? this.#lastError!.message : (err as Error).message) || String(err));
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    this.#client.disconnect();
+  }
 }
 
 /**
- * One Redis connection for one loader, opened at the first load and kept (ioredis reconnects
- * on its own, backing off up to 5 s). Connection errors between loads are not logged here: the
- * next load fails and says why.
+ * One Redis key of one loader, on its own connection (opened at the first load). Connection
+ * errors between loads are not logged here: the next load fails and says why.
  */
 export class RedisSource {
   readonly key: string;
   readonly kind: 'hash' | 'set';
   readonly #cfg: RedisSourceConfig;
   readonly #timeoutMs: number;
-  #client: RedisClient | undefined;
-  #lastError: Error | undefined;
+  #link: RedisLink | undefined;
   #closed = false;
 
   constructor(cfg: RedisSourceConfig, timeoutMs = SOURCE_TIMEOUT_MS) {
@@ -60,13 +107,13 @@ export class RedisSource {
     this.#timeoutMs = timeoutMs;
   }
 
-  /** "redis://addr/db key" for messages (never the password). */
+  /** "redis addr db N key K" for messages (never the password). */
   get label(): string {
     return `redis ${this.#cfg.addr} db ${this.#cfg.db ?? 0} key ${this.key}`;
   }
 
-  #connect(): RedisClient {
-    if (this.#client) return this.#client;
+  #connect(): RedisLink {
+    if (this.#link) return this.#link;
     let host = this.#cfg.addr;
     let port = REDIS_DEFAULT_PORT;
     try {
@@ -76,58 +123,37 @@ export class RedisSource {
     } catch {
       /* an address without a port: the default one */
     }
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { Redis } = require('ioredis') as typeof import('ioredis');
-    const client = new Redis({
-      host: host || '127.0.0.1',
-      port,
-      db: this.#cfg.db ?? 0,
-      username: this.#cfg.username || undefined,
-      password: this.#cfg.password || undefined,
-      lazyConnect: true,
-      connectTimeout: this.#timeoutMs,
-      // A command waits for at most one reconnection, then fails: the load reports it.
-      maxRetriesPerRequest: 1,
-      retryStrategy: (times: number) => Math.min(times * 200, 5000),
-      enableReadyCheck: true,
-      connectionName: 'burrow',
-    });
-    client.on('error', (err: Error) => {
-      this.#lastError = err;
-    });
-    this.#client = client;
-    return client;
+    this.#link = new RedisLink(
+      {
+        host: host || '127.0.0.1',
+        port,
+        db: this.#cfg.db ?? 0,
+        username: this.#cfg.username || undefined,
+        password: this.#cfg.password || undefined,
+      },
+      this.#timeoutMs,
+      'burrow',
+    );
+    return this.#link;
   }
 
   /** Reads the key: HGETALL for a hash, SMEMBERS for a set. A missing key reads as empty. */
   async load(): Promise<RedisData> {
     if (this.#closed) throw new Error(`${this.label}: closed`);
-    const client = this.#connect();
-    const timeout = rejectAfter(this.#timeoutMs, this.label);
     try {
-      const read = async (): Promise<RedisData> => {
-        if (client.status === 'wait') await client.connect();
-        if (this.kind === 'set') return { kind: 'set', lines: await client.smembers(this.key) };
-        return { kind: 'hash', entries: Object.entries(await client.hgetall(this.key)) };
-      };
-      return await Promise.race([read(), timeout.promise]);
+      return await this.#connect().run(async (c): Promise<RedisData> => {
+        if (this.kind === 'set') return { kind: 'set', lines: await c.smembers(this.key) };
+        return { kind: 'hash', entries: Object.entries(await c.hgetall(this.key)) };
+      });
     } catch (err) {
-      // While the connection is down, its own error (say, ECONNREFUSED) says more than the
-      // command's ("Reached the max retries per request limit"), and stays the same from one
-      // round to the next.
-      const down = client.status !== 'ready' && this.#lastError !== undefined;
-      const why = (down ? this.#lastError!.message : (err as Error).message) || String(err);
-      throw new Error(`${this.label}: ${why}`);
-    } finally {
-      timeout.cancel();
+      throw new Error(`${this.label}: ${(err as Error).message}`);
     }
   }
 
   close(): void {
     this.#closed = true;
-    const c = this.#client;
-    this.#client = undefined;
-    c?.disconnect();
+    this.#link?.close();
+    this.#link = undefined;
   }
 }
 

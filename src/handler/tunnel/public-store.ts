@@ -12,7 +12,7 @@
  * decided in memory alone and a warning says so.
  */
 import type { Redis as RedisClient } from 'ioredis';
-import { SourceHealth } from '../../io/sources';
+import { RedisLink, SourceHealth } from '../../io/sources';
 
 export interface NameClaim {
   /** True when the name is (now) the tunnel's. */
@@ -45,33 +45,17 @@ export function redactUrl(url: string): string {
 }
 
 export class RedisNameStore implements NameStore {
-  readonly #client: RedisClient;
+  readonly #link: RedisLink;
   readonly #prefix: string;
-  readonly #timeoutMs: number;
   readonly #health: SourceHealth;
-  #lastError: Error | undefined;
 
   constructor(url: string, opts: { prefix?: string; timeoutMs?: number; logger: Logger }) {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const { Redis } = require('ioredis') as typeof import('ioredis');
-    this.#timeoutMs = opts.timeoutMs ?? 2000;
-    this.#client = new Redis(url, {
-      lazyConnect: true,
-      connectTimeout: this.#timeoutMs,
-      maxRetriesPerRequest: 1,
-      retryStrategy: (times: number) => Math.min(times * 200, 5000),
-      connectionName: 'burrow-public-names',
-    });
-    this.#client.on('error', (err: Error) => {
-      this.#lastError = err;
-    });
+    this.#link = new RedisLink(url, opts.timeoutMs ?? 2000, 'burrow-public-names');
     this.#prefix = opts.prefix ?? '';
     this.#health = new SourceHealth(opts.logger, `public names: ${redactUrl(url)}`);
   }
 
-  async #claimOnce(key: string, tunnelId: string, ttlMs: number): Promise<NameClaim | undefined> {
-    const c = this.#client;
-    if (c.status === 'wait') await c.connect();
+  async #claimOnce(c: RedisClient, key: string, tunnelId: string, ttlMs: number): Promise<NameClaim | undefined> {
     const now = Date.now();
     if ((await c.set(key, tunnelId, 'PX', ttlMs, 'NX')) === 'OK') return { ok: true, expiresAt: now + ttlMs };
     const [owner, pttl] = await Promise.all([c.get(key), c.pttl(key)]);
@@ -83,32 +67,23 @@ export class RedisNameStore implements NameStore {
 
   async claim(name: string, tunnelId: string, ttlMs: number): Promise<NameClaim | undefined> {
     const key = this.#prefix + name;
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), this.#timeoutMs);
-    });
     try {
-      const attempt = async (): Promise<NameClaim | 'timeout'> => {
+      const r = await this.#link.run(async (c) => {
         for (let i = 0; i < 3; i++) {
-          const r = await this.#claimOnce(key, tunnelId, ttlMs);
-          if (r) return r;
+          const got = await this.#claimOnce(c, key, tunnelId, ttlMs);
+          if (got) return got;
         }
         throw new Error(`the key ${key} keeps expiring while it is read`);
-      };
-      const r = await Promise.race([attempt(), timeout.then(() => 'timeout' as const)]);
-      if (r === 'timeout') throw new Error(`no answer within ${this.#timeoutMs} ms${this.#lastError ? ` (${this.#lastError.message})` : ''}`);
+      });
       this.#health.ok('Redis');
       return r;
     } catch (err) {
-      const down = this.#client.status !== 'ready' && this.#lastError !== undefined;
-      this.#health.failed(new Error(`${down ? this.#lastError!.message : (err as Error).message}; names are claimed in memory only until it answers`));
+      this.#health.failed(new Error(`${(err as Error).message}; names are claimed in memory only until it answers`));
       return undefined;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
   close(): void {
-    this.#client.disconnect();
+    this.#link.close();
   }
 }
