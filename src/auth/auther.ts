@@ -10,12 +10,11 @@
  * `windowMs`, further attempts from that IP are refused without being checked until the window
  * passes. Passwords are compared in constant time and never logged.
  */
-import { readFile } from 'node:fs/promises';
 import { FilePoller } from '../io/file-watch';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { stripPort } from '../core/addr';
-import { RedisSource, SourceHealth, coalesced, loadHttpText, postPluginJson, type HttpPluginConfig, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
+import { LoaderSources, SourceHealth, coalesced, postPluginJson, type HttpPluginConfig, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
 
 export interface AutherOptions {
   name: string;
@@ -64,8 +63,9 @@ export class Auther {
   #file: Digests = new Map();
   #redisUsers: Digests = new Map();
   #httpUsers: Digests = new Map();
-  readonly #redis: RedisSource | undefined;
-  readonly #health: { file: SourceHealth; redis: SourceHealth; http: SourceHealth };
+  readonly #sources: LoaderSources<{ username: string; password: string }>;
+  /** How the plugin (if any) is answering. */
+  readonly #pluginHealth: SourceHealth;
   readonly #opts: AutherOptions;
   readonly #failures = new Map<string, { count: number; since: number }>();
   readonly #maxFailures: number;
@@ -80,17 +80,21 @@ export class Auther {
     this.#maxFailures = opts.maxFailures ?? 5;
     this.#windowMs = opts.windowMs ?? 60_000;
     this.#poller = opts.filePath ? new FilePoller(opts.filePath, () => this.#reloadFile()) : undefined;
-    this.#redis = opts.redis ? new RedisSource(opts.redis) : undefined;
-    const h = (): SourceHealth => new SourceHealth(opts.logger, `auther ${this.name}`);
-    this.#health = { file: h(), redis: h(), http: h() };
-  }
-
-  get #external(): boolean {
-    return Boolean(this.#opts.filePath || this.#redis || this.#opts.http);
+    this.#sources = new LoaderSources({
+      prefix: `auther ${this.name}`,
+      logger: opts.logger,
+      filePath: opts.filePath,
+      redis: opts.redis,
+      http: opts.http,
+      parse: parseAuthText,
+      fromRedis: authsFromRedis,
+      beforeFile: async () => this.#poller?.mark(),
+    });
+    this.#pluginHealth = new SourceHealth(opts.logger, `auther ${this.name}`);
   }
 
   async start(): Promise<void> {
-    if (!this.#external) return;
+    if (!this.#sources.external) return;
     await this.reload();
     this.#poller?.start();
     if (this.#opts.reloadMs && this.#opts.reloadMs > 0) {
@@ -102,9 +106,15 @@ export class Auther {
     }
   }
 
-  /** Reloads run one at a time (a slow source must not let an older list win). */
+  /**
+   * Reloads run one at a time (a slow source must not let an older list win); a source that
+   * fails keeps the users it last gave.
+   */
   readonly #reload = coalesced(async () => {
-    await Promise.all([this.#reloadFile(), this.#reloadRedis(), this.#reloadHttp()]);
+    const s = this.#sources;
+    const [, redisUsers, httpUsers] = await Promise.all([this.#reloadFile(), s.redis(), s.http()]);
+    if (redisUsers) this.#redisUsers = digests(redisUsers);
+    if (httpUsers) this.#httpUsers = digests(httpUsers);
   });
 
   reload(): Promise<void> {
@@ -112,34 +122,8 @@ export class Auther {
   }
 
   async #reloadFile(): Promise<void> {
-    if (!this.#opts.filePath) return;
-    await this.#poller?.mark();
-    try {
-      this.#file = digests(parseAuthText(await readFile(this.#opts.filePath, 'utf8')));
-      this.#health.file.ok(this.#opts.filePath);
-    } catch (err) {
-      this.#health.file.failed(new Error(`${this.#opts.filePath}: ${(err as Error).message}`));
-    }
-  }
-
-  async #reloadRedis(): Promise<void> {
-    if (!this.#redis) return;
-    try {
-      this.#redisUsers = digests(authsFromRedis(await this.#redis.load()));
-      this.#health.redis.ok(this.#redis.label);
-    } catch (err) {
-      this.#health.redis.failed(err);
-    }
-  }
-
-  async #reloadHttp(): Promise<void> {
-    if (!this.#opts.http) return;
-    try {
-      this.#httpUsers = digests(parseAuthText(await loadHttpText(this.#opts.http)));
-      this.#health.http.ok(`http ${this.#opts.http.url}`);
-    } catch (err) {
-      this.#health.http.failed(err);
-    }
+    const users = await this.#sources.file();
+    if (users) this.#file = digests(users);
   }
 
   /** True when the pair is known. `remote` ("ip:port") keys the failure rate limit. */
@@ -167,9 +151,9 @@ export class Auther {
     try {
       const res = (await postPluginJson(plugin, { service, username, password, client: remote })) as { ok?: unknown } | null;
       ok = res !== null && typeof res === 'object' && res.ok === true;
-      this.#health.http.ok(`plugin ${plugin.url}`);
+      this.#pluginHealth.ok(`plugin ${plugin.url}`);
     } catch (err) {
-      this.#health.http.failed(err);
+      this.#pluginHealth.failed(err);
     }
     if (!ok) this.#failed(ip);
     return ok;
@@ -192,7 +176,7 @@ export class Auther {
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#poller?.stop();
-    this.#redis?.close();
+    this.#sources.close();
   }
 }
 

@@ -16,12 +16,11 @@
  * merged in gost's order (inline, file, redis, http; later wins). A source that fails is logged
  * as a warning and contributes nothing for that round.
  */
-import { readFile } from 'node:fs/promises';
 import { FilePoller } from '../io/file-watch';
 import type { Logger } from 'pino';
 import { splitHostPort } from '../core/addr';
 import { domainToASCII } from 'node:url';
-import { RedisSource, SourceHealth, coalesced, loadHttpText, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
+import { LoaderSources, coalesced, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
 
 export interface IngressRule {
   hostname: string;
@@ -144,27 +143,29 @@ export class Ingress {
   readonly name: string;
   #table = new Map<string, Route | null>();
   readonly #inline: IngressRule[];
-  readonly #filePath: string | undefined;
   readonly #reloadMs: number;
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | undefined;
   readonly #poller: FilePoller | undefined;
-  readonly #redis: RedisSource | undefined;
-  readonly #http: HttpSourceConfig | undefined;
-  readonly #health: { file: SourceHealth; redis: SourceHealth; http: SourceHealth };
+  readonly #sources: LoaderSources<IngressRule>;
   /** Reloads run one at a time (a slow source must not let an older table win). */
   readonly #reload = coalesced(() => this.#reloadNow());
 
   constructor(opts: IngressOptions) {
     this.name = opts.name;
     this.#inline = opts.rules ?? [];
-    this.#filePath = opts.filePath;
-    this.#redis = opts.redis ? new RedisSource(opts.redis) : undefined;
-    this.#http = opts.http;
     this.#reloadMs = opts.reloadMs && opts.reloadMs > 0 ? Math.max(opts.reloadMs, 1000) : 0;
     this.#logger = opts.logger.child({ kind: 'ingress', ingress: opts.name });
-    const h = (): SourceHealth => new SourceHealth(this.#logger, `ingress ${this.name}`);
-    this.#health = { file: h(), redis: h(), http: h() };
+    this.#sources = new LoaderSources({
+      prefix: `ingress ${this.name}`,
+      logger: this.#logger,
+      filePath: opts.filePath,
+      redis: opts.redis,
+      http: opts.http,
+      parse: parseRuleText,
+      fromRedis: rulesFromRedis,
+      beforeFile: async () => this.#poller?.mark(),
+    });
     this.#table = this.#build(this.#inline, []);
     this.#poller = opts.filePath ? new FilePoller(opts.filePath, () => this.reload()) : undefined;
   }
@@ -183,47 +184,12 @@ export class Ingress {
     return this.#reload();
   }
 
+  /** Every source read again; one that fails gives no rules this round (gost's rule). */
   async #reloadNow(): Promise<void> {
-    const [fileRules, redisRules, httpRules] = await Promise.all([this.#fromFile(), this.#fromRedis(), this.#fromHttp()]);
-    this.#table = this.#build(this.#inline, fileRules, redisRules, httpRules);
+    const s = this.#sources;
+    const [fileRules, redisRules, httpRules] = await Promise.all([s.file(), s.redis(), s.http()]);
+    this.#table = this.#build(this.#inline, fileRules ?? [], redisRules ?? [], httpRules ?? []);
     this.#logger.debug(`ingress ${this.name}: ${this.#table.size} rules loaded`);
-  }
-
-  async #fromFile(): Promise<IngressRule[]> {
-    if (!this.#filePath) return [];
-    await this.#poller?.mark();
-    try {
-      const rules = parseRuleText(await readFile(this.#filePath, 'utf8'));
-      this.#health.file.ok(`file ${this.#filePath}`);
-      return rules;
-    } catch (err) {
-      this.#health.file.failed(new Error(`file ${this.#filePath}: ${(err as Error).message}`));
-      return [];
-    }
-  }
-
-  async #fromRedis(): Promise<IngressRule[]> {
-    if (!this.#redis) return [];
-    try {
-      const rules = rulesFromRedis(await this.#redis.load());
-      this.#health.redis.ok(this.#redis.label);
-      return rules;
-    } catch (err) {
-      this.#health.redis.failed(err);
-      return [];
-    }
-  }
-
-  async #fromHttp(): Promise<IngressRule[]> {
-    if (!this.#http) return [];
-    try {
-      const rules = parseRuleText(await loadHttpText(this.#http));
-      this.#health.http.ok(`http ${this.#http.url}`);
-      return rules;
-    } catch (err) {
-      this.#health.http.failed(err);
-      return [];
-    }
   }
 
   #build(...lists: IngressRule[][]): Map<string, Route | null> {
@@ -276,7 +242,7 @@ export class Ingress {
   close(): void {
     if (this.#timer) clearInterval(this.#timer);
     this.#poller?.stop();
-    this.#redis?.close();
+    this.#sources.close();
     this.#timer = undefined;
   }
 }

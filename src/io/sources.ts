@@ -8,6 +8,7 @@
  * ioredis is loaded only when a Redis source is configured (start-up time).
  */
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
+import { readFile } from 'node:fs/promises';
 import { splitHostPort } from '../core/addr';
 
 export interface RedisSourceConfig {
@@ -231,6 +232,85 @@ export class SourceHealth {
     if (this.#failing === undefined) return;
     this.#failing = undefined;
     this.logger.info(`${this.prefix}: ${what} answers again`);
+  }
+}
+
+export interface LoaderSourcesOptions<T> {
+  /** Start of every log line ("ingress x", "auther y"). */
+  prefix: string;
+  logger: WarnLogger;
+  filePath?: string;
+  redis?: RedisSourceConfig;
+  http?: HttpSourceConfig;
+  /** The items of a file or of an http body. */
+  parse(text: string): T[];
+  /** The items of a Redis key. */
+  fromRedis(data: RedisData): T[];
+  /** Called before each read of the file (the owner's FilePoller marks its version). */
+  beforeFile?(): Promise<void>;
+}
+
+/**
+ * The `file`, `redis` and `http` sources of one ingress or auther. Each read gives the source's
+ * items, or undefined when the source is not configured or failed (a failure is logged once
+ * through the source's own SourceHealth, its recovery at info): what the owner does with a
+ * failed round is its own rule.
+ */
+export class LoaderSources<T> {
+  readonly #opts: LoaderSourcesOptions<T>;
+  readonly #redis: RedisSource | undefined;
+  readonly #health: { file: SourceHealth; redis: SourceHealth; http: SourceHealth };
+
+  constructor(opts: LoaderSourcesOptions<T>) {
+    this.#opts = opts;
+    this.#redis = opts.redis ? new RedisSource(opts.redis) : undefined;
+    const h = (): SourceHealth => new SourceHealth(opts.logger, opts.prefix);
+    this.#health = { file: h(), redis: h(), http: h() };
+  }
+
+  /** Some source besides inline items is configured. */
+  get external(): boolean {
+    return Boolean(this.#opts.filePath || this.#redis || this.#opts.http);
+  }
+
+  async #read(health: SourceHealth, what: string, load: () => Promise<T[]>): Promise<T[] | undefined> {
+    try {
+      const items = await load();
+      health.ok(what);
+      return items;
+    } catch (err) {
+      health.failed(err);
+      return undefined;
+    }
+  }
+
+  async file(): Promise<T[] | undefined> {
+    const path = this.#opts.filePath;
+    if (!path) return undefined;
+    await this.#opts.beforeFile?.();
+    return this.#read(this.#health.file, `file ${path}`, async () => {
+      try {
+        return this.#opts.parse(await readFile(path, 'utf8'));
+      } catch (err) {
+        throw new Error(`file ${path}: ${(err as Error).message}`);
+      }
+    });
+  }
+
+  redis(): Promise<T[] | undefined> {
+    const r = this.#redis;
+    if (!r) return Promise.resolve(undefined);
+    return this.#read(this.#health.redis, r.label, async () => this.#opts.fromRedis(await r.load()));
+  }
+
+  http(): Promise<T[] | undefined> {
+    const h = this.#opts.http;
+    if (!h) return Promise.resolve(undefined);
+    return this.#read(this.#health.http, `http ${h.url}`, async () => this.#opts.parse(await loadHttpText(h)));
+  }
+
+  close(): void {
+    this.#redis?.close();
   }
 }
 
