@@ -112,8 +112,8 @@ export class Forwarder {
    */
   select(host?: string, input?: MatchInput): ForwardNode | undefined {
     const h = host ? stripPort(host) : '';
-    if (this.#hasRules) {
-      const m: MatchInput = { ...input, host: input?.host ?? host };
+    const m: MatchInput | undefined = this.#hasRules ? { ...input, host: input?.host ?? host } : undefined;
+    if (m) {
       let best: ForwardNode[] = [];
       let top = -Infinity;
       for (const n of this.nodes) {
@@ -143,7 +143,7 @@ export class Forwarder {
     const unfiltered = this.nodes.filter((n) => !filtered(n) && !n.matcher && !n.backup);
     if (unfiltered.length) return this.#pick(unfiltered);
     const backups = this.nodes.filter(
-      (n) => n.backup && (n.matcher ? n.matcher.rule({ ...input, host: input?.host ?? host }) : !filtered(n) || fits(n)),
+      (n) => n.backup && (n.matcher ? n.matcher.rule(m!) : !filtered(n) || fits(n)),
     );
     return this.#pick(backups);
   }

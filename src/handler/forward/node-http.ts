@@ -5,11 +5,12 @@
  * the first matching rule. And the node's `tls`: the connection to the node is TLS.
  */
 import type http from 'node:http';
-import type net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { HTTPNodeConfig, TLSConfig } from '../../config/model';
 import { ConfigError } from '../../core/errors';
-import { splitHostPort } from '../../core/addr';
+import { Metadata } from '../../core/metadata';
+import { silentLogger } from '../../observe/logger';
 import { dialTcp } from '../../io/dial';
 
 export interface NodeHttp {
@@ -18,6 +19,7 @@ export interface NodeHttp {
   responseHeader?: Array<[string, string]>;
   /** sha256 of "user:pass", compared in constant time. */
   authDigest?: Buffer;
+  /** Path rewrites: global regexps (tested with `search`, which keeps no state). */
   rewriteURL?: Array<{ re: RegExp; replacement: string }>;
   /** Body rewrites: global regexps, for the media types listed ("*" = all). */
   rewriteBody?: Array<{ re: RegExp; replacement: string; types: string[] }>;
@@ -48,7 +50,7 @@ export function compileNodeHttp(cfg: HTTPNodeConfig | undefined): NodeHttp | und
   if (cfg.rewriteURL?.length) {
     out.rewriteURL = cfg.rewriteURL.map((r, i) => {
       try {
-        return { re: new RegExp(r.match), replacement: goReplacement(r.replacement) };
+        return { re: new RegExp(r.match, 'g'), replacement: goReplacement(r.replacement) };
       } catch (err) {
         throw new ConfigError(`rewriteURL[${i}].match: "${r.match}" is not a regular expression: ${(err as Error).message}`);
       }
@@ -108,35 +110,21 @@ export function rewriteUrl(url: string, rules: NodeHttp['rewriteURL']): string {
   const path = q < 0 ? url : url.slice(0, q);
   const query = q < 0 ? '' : url.slice(q);
   for (const r of rules) {
-    if (!r.re.test(path)) continue;
-    const global = new RegExp(r.re.source, r.re.flags.includes('g') ? r.re.flags : r.re.flags + 'g');
-    return path.replace(global, r.replacement) + query;
+    if (path.search(r.re) < 0) continue;
+    return path.replace(r.re, r.replacement) + query;
   }
   return url;
 }
 
 /**
- * Dials a node: plain TCP, or TLS when the node has `tls` (server name: `serverName`, else the
- * node's host; certificate checked only with `secure` or a `caFile`, as gost).
+ * Dials a node: plain TCP, or through the `tls` dialer when the node has `tls` (server name:
+ * `serverName`, else the node's host; certificate checked only with `secure` or a `caFile`, as
+ * gost; handshake within 10 s).
  */
-export async function dialNode(target: string, tlsCfg: TLSConfig | undefined, timeoutMs = 10_000): Promise<net.Socket> {
-  const raw = await dialTcp(target);
-  if (!tlsCfg) return raw;
-  // node:tls is loaded only for nodes that use it (start-up time).
-  const { loadClientTlsOptions } = await import('../../transport/tls/certs');
-  const { tlsClientHandshake } = await import('../../transport/tls/handshake');
-  let host = '';
-  try {
-    host = splitHostPort(target).host;
-  } catch {
-    host = target;
-  }
-  let options;
-  try {
-    options = await loadClientTlsOptions(tlsCfg, undefined, host);
-  } catch (err) {
-    raw.destroy();
-    throw err;
-  }
-  return tlsClientHandshake(raw, options, target, timeoutMs);
+export async function dialNode(target: string, tlsCfg: TLSConfig | undefined): Promise<Duplex> {
+  if (!tlsCfg) return dialTcp(target);
+  // The TLS transport (and node:tls) is loaded only for nodes that use it (start-up time).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { TlsDialer } = require('../../transport/tls/dialer') as typeof import('../../transport/tls/dialer');
+  return (await new TlsDialer({ metadata: new Metadata(), tls: tlsCfg, logger: silentLogger }).dial(target)).stream;
 }
