@@ -99,10 +99,11 @@ export function relayHttpExchange(
     retry?: () => http.ClientRequest;
     /** Headers set on the response (a forwarder node's `http.responseHeader`). */
     responseHeaders?: ReadonlyArray<readonly [string, string]>;
-    /** A rewrite of the whole response body, when one applies to these response headers. */
-    rewriteBody?: (headers: http.IncomingHttpHeaders) => ((body: Buffer) => Buffer) | undefined;
-    /** Bodies larger than this are passed on unchanged. */
-    rewriteMaxBytes?: number;
+    /**
+     * A rewrite of the whole response body, when `for` gives one for these response headers;
+     * bodies larger than `maxBytes` are passed on unchanged.
+     */
+    rewriteBody?: { for: (headers: http.IncomingHttpHeaders) => ((body: Buffer) => Buffer) | undefined; maxBytes: number };
   },
 ): void {
   let current = upReq;
@@ -127,9 +128,9 @@ export function relayHttpExchange(
     if (opts.responseHeaders) setHeaders(headers, opts.responseHeaders);
     res.sendDate = false;
     const status = upRes.statusCode ?? 502;
-    const rewrite = req.method !== 'HEAD' && status !== 204 && status !== 304 ? opts.rewriteBody?.(upRes.headers) : undefined;
+    const rewrite = req.method !== 'HEAD' && status !== 204 && status !== 304 ? opts.rewriteBody?.for(upRes.headers) : undefined;
     if (rewrite) {
-      bufferAndRewrite(upRes, res, status, headers, rewrite, opts.rewriteMaxBytes ?? 16 * 1024 * 1024, opts.log, opts.what);
+      bufferAndRewrite(upRes, res, status, headers, rewrite, opts.rewriteBody!.maxBytes, opts.log, opts.what);
       return;
     }
     res.writeHead(status, upRes.statusMessage, headers);
@@ -139,13 +140,8 @@ export function relayHttpExchange(
     setImmediate(() => {
       if (!res.headersSent && !res.writableEnded) res.flushHeaders();
     });
-    upRes.on('data', (chunk: Buffer) => {
-      if (!res.write(chunk)) upRes.pause();
-    });
-    res.on('drain', () => upRes.resume());
-    upRes.once('end', () => res.end());
-    upRes.once('error', () => destroy(res.socket ?? undefined));
-    upRes.once('aborted', () => destroy(res.socket ?? undefined));
+    endOnAbort(upRes, res);
+    streamBody(upRes, res);
   };
   const onError = (err: Error): void => {
     // A pooled stream that the far side closed while idle fails at once; an idempotent
@@ -209,28 +205,21 @@ function bufferAndRewrite(
   log: Logger,
   what: string,
 ): void {
+  endOnAbort(upRes, res);
   const chunks: Buffer[] = [];
   let size = 0;
-  let streaming = false;
-  upRes.on('data', (chunk: Buffer) => {
-    if (streaming) {
-      if (!res.write(chunk)) upRes.pause();
-      return;
-    }
+  const collect = (chunk: Buffer): void => {
     chunks.push(chunk);
     size += chunk.length;
     if (size <= max) return;
     log.warn(`${what}: response body larger than ${max} bytes, passed on without rewriteBody`);
-    streaming = true;
+    upRes.off('data', collect);
+    upRes.off('end', rewritten);
     res.writeHead(status, upRes.statusMessage, headers);
     for (const c of chunks.splice(0)) res.write(c);
-  });
-  res.on('drain', () => upRes.resume());
-  upRes.once('end', () => {
-    if (streaming) {
-      res.end();
-      return;
-    }
+    streamBody(upRes, res);
+  };
+  const rewritten = (): void => {
     const body = rewrite(Buffer.concat(chunks));
     for (const k of Object.keys(headers)) {
       const lower = k.toLowerCase();
@@ -239,7 +228,22 @@ function bufferAndRewrite(
     headers['Content-Length'] = String(body.length);
     res.writeHead(status, upRes.statusMessage, headers);
     res.end(body);
+  };
+  upRes.on('data', collect);
+  upRes.once('end', rewritten);
+}
+
+/** The rest of a response body from `upRes` into `res`, with backpressure. */
+function streamBody(upRes: http.IncomingMessage, res: http.ServerResponse): void {
+  upRes.on('data', (chunk: Buffer) => {
+    if (!res.write(chunk)) upRes.pause();
   });
+  res.on('drain', () => upRes.resume());
+  upRes.once('end', () => res.end());
+}
+
+/** An upstream response that fails or is cut ends the client's connection. */
+function endOnAbort(upRes: http.IncomingMessage, res: http.ServerResponse): void {
   upRes.once('error', () => destroy(res.socket ?? undefined));
   upRes.once('aborted', () => destroy(res.socket ?? undefined));
 }

@@ -154,8 +154,7 @@ export class HttpForwarder {
           readTimeoutMs: ctx.readTimeoutMs,
           what: target,
           responseHeaders: nh?.responseHeader,
-          rewriteBody: nh?.rewriteBody ? (h) => bodyRewriter(nh, h) : undefined,
-          rewriteMaxBytes: REWRITE_BODY_MAX_BYTES,
+          rewriteBody: nh?.rewriteBody ? { for: (h) => bodyRewriter(nh, h), maxBytes: REWRITE_BODY_MAX_BYTES } : undefined,
         });
       },
       (err: unknown) => {
