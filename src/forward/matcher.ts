@@ -76,7 +76,8 @@ function hostIs(pattern: string, host: string): boolean {
   return host === p;
 }
 
-function pathOf(m: MatchInput): string | undefined {
+/** The path of a request's URL (without the query), or undefined for traffic that is not HTTP. */
+export function pathOf(m: MatchInput): string | undefined {
   if (m.url === undefined) return undefined;
   const q = m.url.indexOf('?');
   return q < 0 ? m.url : m.url.slice(0, q);

@@ -10,7 +10,7 @@
  */
 import type { ForwardNodeConfig, SelectorConfig, TLSConfig } from '../config/model';
 import { compileNodeHttp, type NodeHttp } from '../handler/forward/node-http';
-import { parseRule, type MatchInput, type Rule } from './matcher';
+import { parseRule, pathOf, type MatchInput, type Rule } from './matcher';
 import { Metadata, parseGoDurationMs } from '../core/metadata';
 import { stripPort } from '../core/addr';
 import { DEFAULTS } from '../config/model';
@@ -95,7 +95,7 @@ export class Forwarder {
     return this.nodes.length;
   }
 
-  /** Some node is chosen by host (a `filter.host` or a `matcher` rule). */
+  /** Some node is chosen by what sniffing finds (a `filter` or a `matcher` rule). */
   get routesByHost(): boolean {
     return this.nodes.some((n) => filtered(n) || n.matcher !== undefined);
   }
@@ -133,7 +133,7 @@ export class Forwarder {
         this.#pick(this.nodes.filter((n) => !n.backup && !n.matcher)) ?? this.#pick(this.nodes.filter((n) => n.backup && !n.matcher))
       );
     }
-    const path = input?.url === undefined ? undefined : input.url.split('?')[0]!;
+    const path = input ? pathOf(input) : undefined;
     const fits = (n: ForwardNode): boolean =>
       (n.filterHost === undefined || (h !== '' && hostMatches(n.filterHost, h))) &&
       (n.filterProtocol === undefined || input?.proto === n.filterProtocol) &&

@@ -49,8 +49,9 @@ export class RedisNameStore implements NameStore {
   readonly #prefix: string;
   readonly #health: SourceHealth;
 
-  constructor(url: string, opts: { prefix?: string; timeoutMs?: number; logger: Logger }) {
-    this.#link = new RedisLink(url, opts.timeoutMs ?? 2000, 'burrow-public-names');
+  /** `timeoutMs`: how long a claim waits for Redis (`tunnel.publicStoreTimeout`). */
+  constructor(url: string, opts: { prefix?: string; timeoutMs: number; logger: Logger }) {
+    this.#link = new RedisLink(url, opts.timeoutMs, 'burrow-public-names');
     this.#prefix = opts.prefix ?? '';
     this.#health = new SourceHealth(opts.logger, `public names: ${redactUrl(url)}`);
   }
