@@ -212,6 +212,7 @@ export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {})
           ingresses,
           auther: list.length ? new AnyAuther(list) : undefined,
           logger: slog,
+          metrics: hooks.metrics,
         });
         tunnelHandlers.set(svc.name, h);
         handler = h;

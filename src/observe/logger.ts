@@ -142,8 +142,11 @@ function ownBindings(t: LazyState): Record<string, unknown> {
 
 // The lazy child's own methods, shared by all of them (`this` is the proxy; no closure per call).
 const kState = Symbol('lazyChild.state');
-function stateOf(proxy: unknown): LazyState {
-  return (proxy as Record<symbol, LazyState>)[kState]!;
+const kRealize = Symbol('lazyChild.realize');
+/** What a lazy child answers besides a logger's own members (its handler's `get`). */
+type LazyLogger = Logger & { [kState]?: LazyState; [kRealize]?: (this: Logger) => Logger };
+function stateOf(proxy: Logger): LazyState {
+  return (proxy as LazyLogger)[kState]!;
 }
 function lazyRealize(this: Logger): Logger {
   return realize(stateOf(this));
@@ -181,11 +184,10 @@ const lazyHandler: ProxyHandler<LazyState> = {
 
 /** The pino logger behind a lazy child (built now), or `logger` itself. */
 function realLogger(logger: Logger): Logger {
-  const realize = (logger as unknown as Record<symbol, ((this: Logger) => Logger) | undefined>)[kRealize];
+  const realize = (logger as LazyLogger)[kRealize];
   return realize ? realize.call(logger) : logger;
 }
 
-const kRealize = Symbol('lazyChild.realize');
 
 const LEVEL_METHODS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal']);
 

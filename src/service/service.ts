@@ -58,6 +58,13 @@ export interface ServiceOptions {
   network: string;
   logger: Logger;
   metrics?: ServiceMetrics;
+  /**
+   * The fields the service adds to `logger` for its lines (default: kind=service, the service
+   * name, the listener and handler types).
+   */
+  logFields?: Record<string, unknown>;
+  /** The line logged once it listens (default "listening on <address>/<network>"). */
+  announce?: (address: string) => string;
 }
 
 export class Service {
@@ -68,6 +75,7 @@ export class Service {
   readonly #network: string;
   readonly #conns = new Set<Tracked>();
   readonly #metrics: ServiceMetrics;
+  readonly #announce: ((address: string) => string) | undefined;
   #closing = false;
 
   constructor(opts: ServiceOptions) {
@@ -76,12 +84,15 @@ export class Service {
     this.#handler = opts.handler;
     this.#network = opts.network;
     this.#metrics = opts.metrics ?? NOOP_METRICS;
-    this.#logger = opts.logger.child({
-      kind: 'service',
-      service: opts.name,
-      listener: opts.listenerType,
-      handler: opts.handlerType,
-    });
+    this.#announce = opts.announce;
+    this.#logger = opts.logger.child(
+      opts.logFields ?? {
+        kind: 'service',
+        service: opts.name,
+        listener: opts.listenerType,
+        handler: opts.handlerType,
+      },
+    );
   }
 
   get logger(): Logger {
@@ -104,7 +115,8 @@ export class Service {
       await this.#listener.close();
       throw err;
     }
-    this.#logger.info(`listening on ${this.#listener.address()}/${this.#network}`);
+    const addr = this.#listener.address();
+    this.#logger.info(this.#announce ? this.#announce(addr) : `listening on ${addr}/${this.#network}`);
   }
 
   #onConn(conn: Conn): void {

@@ -18,7 +18,7 @@ import {
 import { Session } from '../../protocol/smux/session';
 import { BurrowError, isSendTimeout } from '../../core/errors';
 import { ConnectorEntry, type Network } from './pool';
-import type { TunnelServer } from './handler';
+import type { TunnelServer } from './server';
 
 /** Streams a client may open towards the server (burrow's drain notice is one). */
 const MAX_CLIENT_OPENED_STREAMS = 16;

@@ -8,14 +8,12 @@
  *   with a new stream to a connector of the tunnel (protocol.md §3).
  *
  * The handler also owns the entry points (`entrypoint=`, `entrypoints`), which sniff HTTP/TLS
- * traffic and route it through the same pool (entrypoint.ts).
+ * traffic and route it through the same pool (entrypoint/); the state they share is server.ts.
  */
-import { randomUUID } from 'node:crypto';
-import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
 import type { Handler, HandleResult, Later } from '../../core/handler';
-import { Metadata } from '../../core/metadata';
+import type { Metadata } from '../../core/metadata';
 import {
   BurrowError,
   STATUS_BAD_REQUEST,
@@ -24,27 +22,26 @@ import {
   STATUS_UNAUTHORIZED,
   isPeerGone,
   isSendTimeout,
-  type SendTimeoutError,
 } from '../../core/errors';
+import type { Duplex } from 'node:stream';
 import { CMD_BIND, CMD_CONNECT } from '../../protocol/relay/constants';
 import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from '../../protocol/relay/message';
 import { isZero, tunnelIdToString, parseTunnelId } from '../../protocol/relay/tunnel-id';
-import { encodeStreamHeader } from '../../protocol/stream-header';
 import { readRelayMessage } from '../../io/read-message';
 import { relayThen, destroy, type RelayResult, type RelaySettle } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
-import { RateLimiter, PeerWarnings } from '../../limit/rate';
+import { RateLimiter } from '../../limit/rate';
 import { DEFAULTS } from '../../config/model';
 import type { Ingress } from '../../ingress/ingress';
 import type { AnyAuther } from '../../auth/auther';
-import { TunnelPool, STREAM_CONNECTOR, type ConnectorEntry, type Network } from './pool';
-import { RedisNameStore } from './public-store';
+import type { ServiceMetrics } from '../../observe/service-metrics';
+import type { Network } from './pool';
 import { routeConnect } from './router';
 import { handleBind } from './bind';
-import { EntryPoint, type EntryPointOptions } from './entrypoint';
-import { PublicNames } from './public-names';
-import { smuxConfigFromMetadata } from '../../protocol/smux/config';
-import type { SmuxConfig } from '../../protocol/smux/config';
+import { createEntryPoints, type EntryPoint } from './entrypoint';
+import { createTunnelServer, type TunnelServer } from './server';
+
+export type { TunnelServer } from './server';
 
 export interface TunnelHandlerOptions {
   service: string;
@@ -54,30 +51,8 @@ export interface TunnelHandlerOptions {
   ingresses: Map<string, Ingress>;
   auther?: AnyAuther;
   logger: Logger;
-}
-
-/** Shared state of one tunnel server, used by the relay handler and its entry points. */
-export interface TunnelServer {
-  readonly nodeId: string;
-  readonly pool: TunnelPool;
-  readonly ingress: Ingress | undefined;
-  readonly publicNames: PublicNames | undefined;
-  readonly smux: Partial<SmuxConfig>;
-  /** One warning per attacking peer and limit a minute (entry points, tunnel port, sessions). */
-  readonly warnings: PeerWarnings;
-  /** Tunnel for a host at a public entry point (ingress, then public names). */
-  lookupPublic(host: string, ingress?: Ingress): { tunnelId: string; private: boolean } | undefined;
-  /**
-   * Opens a stream to the tunnel and writes the stream header; on `entry` first when given
-   * (a connector picked by `pool.select`).
-   */
-  openTunnelStream(tunnelId: string, network: Network, src: string, dst: string, entry?: ConnectorEntry): Duplex;
-  /**
-   * Splices a visitor connection (`near`, from `nearAddr`) and its tunnel stream until both
-   * end, bounded by `sendTimeout`: a side that takes no bytes that long ends both, with one
-   * warning per peer (the tunnel client or the visitor) a minute.
-   */
-  splice(near: Duplex, stream: Duplex, nearAddr: string, log: Logger): void;
+  /** What the entry points report per connection (their own services). */
+  metrics?: ServiceMetrics;
 }
 
 /** What a refused CONNECT moved: the 4-byte status. */
@@ -103,106 +78,26 @@ function safeParseTunnelIdText(text: string | undefined): string | undefined {
 export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { server: TunnelServer; entryPoints: EntryPoint[] } {
   const md = opts.metadata;
   const log = opts.logger;
-  const nodeId = randomUUID();
+  const server = createTunnelServer({ metadata: md, ingress: opts.ingress, logger: log });
+  const { nodeId, warnings } = server;
   const direct = md.getBool('tunnel.direct') ?? false;
   const entrypointId = safeParseTunnelIdText(md.getString('entrypoint.id'));
   const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.relayHandshakeTimeoutMs;
-  const sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
-  const smux = smuxConfigFromMetadata(md);
-  const pool = new TunnelPool({
-    maxTunnels: md.getInt('tunnel.maxTunnels') ?? 0,
-    maxConnectorsPerTunnel: md.getInt('tunnel.maxConnectors') ?? 0,
-    maxStreamsPerConnector: md.getInt('tunnel.maxStreams') ?? 0,
-  });
-  const warnings = new PeerWarnings();
+  const spliceOpts = { sendTimeoutMs: server.sendTimeoutMs };
   const connRate = md.getFloat('tunnel.connRate') ?? 0;
   const limiter =
     connRate > 0 ? new RateLimiter({ ratePerSec: connRate, burst: md.getInt('tunnel.connBurst') || Math.max(1, Math.ceil(connRate * 2)) }) : undefined;
-  const publicDomain = md.getString('tunnel.publicDomain');
-  const publicStore = md.getString('tunnel.publicStore');
-  const publicNames = publicDomain
-    ? new PublicNames({
-        domain: publicDomain,
-        ttlMs: md.getDurationMs('tunnel.publicTTL') || 24 * 3600_000,
-        customTtlMs: md.getDurationMs('tunnel.customTTL') || 3600_000,
-        allowCustom: md.getBool('tunnel.allowCustomNames') ?? true,
-        store: publicStore
-          ? new RedisNameStore(publicStore, {
-              prefix: md.getString('tunnel.publicStoreKey') ?? '',
-              timeoutMs: md.getDurationMs('tunnel.publicStoreTimeout') || 2000,
-              logger: log.child({ kind: 'public-names' }),
-            })
-          : undefined,
-      })
-    : undefined;
-
-  const spliceOpts = { sendTimeoutMs };
   /** A tunnel's logger for a connection (a child of `clog`, the connection's). */
   const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ handler: 'tunnel', node: nodeId, tunnel: tid });
-
-  /** One warning per peer a minute for a spliced side that took no bytes for `sendTimeout`. */
-  function warnSendTimeout(err: SendTimeoutError, stream: Duplex, nearAddr: string, log: Logger): void {
-    const connector = (stream as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
-    if (err.side === 'b') {
-      warnings.warn(
-        log.child({ connector: connector?.id }),
-        stripPort(connector?.remote ?? ''),
-        'sendTimeout',
-        `the tunnel client took no bytes on a stream for ${sendTimeoutMs} ms (a target that does not read, or a client that does not); stream closed`,
-      );
-    } else {
-      warnings.warn(log, stripPort(nearAddr), 'sendTimeout', `a visitor took no bytes for ${sendTimeoutMs} ms; connection closed`);
-    }
-  }
-
-  const server: TunnelServer = {
-    nodeId,
-    pool,
-    ingress: opts.ingress,
-    publicNames,
-    smux,
-    warnings,
-    lookupPublic(host, ingress = opts.ingress) {
-      const r = ingress?.lookup(host);
-      if (r) return r;
-      const t = publicNames?.lookup(host);
-      return t ? { tunnelId: t, private: false } : undefined;
-    },
-    splice(near, stream, nearAddr, log) {
-      relayThen(near, stream, spliceOpts, (r) => {
-        if (isSendTimeout(r.error)) warnSendTimeout(r.error, stream, nearAddr, log);
-      });
-    },
-    openTunnelStream(tunnelId, network, src, dst, entry) {
-      // Encode first: an address that cannot be encoded (a CONNECT without Addr features)
-      // must fail before a stream is opened, or the stream would be left open for good.
-      const header = encodeStreamHeader(src, dst);
-      const { stream } = pool.openStream(tunnelId, network, 3, entry);
-      stream.write(header);
-      return stream;
-    },
-  };
-
-  const entryPoints: EntryPoint[] = [];
-  const epOpts = (addr: string, ingress: Ingress | undefined): EntryPointOptions => ({
-    addr,
+  const entryPoints = createEntryPoints({
+    service: opts.service,
     server,
-    ingress,
     metadata: md,
-    logger: log.child({ kind: 'entrypoint', handler: 'tunnel', listener: 'tcp', network: 'tcp', node: nodeId }),
+    ingress: opts.ingress,
+    ingresses: opts.ingresses,
+    logger: log,
+    metrics: opts.metrics,
   });
-  const primary = md.getString('entrypoint');
-  if (primary) entryPoints.push(new EntryPoint(epOpts(primary, opts.ingress)));
-  const extra = md.get('entrypoints');
-  if (Array.isArray(extra)) {
-    for (const e of extra as Array<Record<string, unknown>>) {
-      const em = new Metadata(e);
-      const addr = em.getString('addr');
-      if (!addr) continue;
-      const ingName = em.getString('ingress');
-      entryPoints.push(new EntryPoint(epOpts(addr, (ingName && opts.ingresses.get(ingName)) || opts.ingress)));
-    }
-  }
 
   async function reply(conn: Conn, status: number): Promise<void> {
     await new Promise<void>((resolve) => conn.stream.end(statusResponse(status), () => resolve()));
@@ -219,7 +114,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     ) {}
 
     relaySettled(r: RelayResult): void {
-      if (isSendTimeout(r.error)) warnSendTimeout(r.error, this.stream, this.remote, tunnelLogger(this.slog, this.visitorTid));
+      if (isSendTimeout(r.error)) server.warnSendTimeout(r.error, this.stream, this.remote, tunnelLogger(this.slog, this.visitorTid));
       this.later.resolve(connectResult(r));
     }
   }
@@ -329,8 +224,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     },
     async close() {
       for (const ep of entryPoints) await ep.close();
-      pool.closeAll();
-      publicNames?.close();
+      server.close();
     },
   };
 }

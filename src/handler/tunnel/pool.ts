@@ -23,15 +23,20 @@ export interface PoolSession {
 
 export type Network = 'tcp' | 'udp';
 
-/** Marks a stream that sits idle in an entry point pool (set and cleared by the pool's owner). */
-export const IDLE_STREAM = Symbol('burrow.idleStream');
-/** The connector a stream was opened on. */
-export const STREAM_CONNECTOR = Symbol('burrow.streamConnector');
+/** The connector each open stream was opened on (set by `TunnelPool.openStream`). */
+const streamConnector = new WeakMap<Duplex, ConnectorEntry>();
+
+/** The connector a stream was opened on, for streams opened by a pool. */
+export function connectorOf(stream: Duplex): ConnectorEntry | undefined {
+  return streamConnector.get(stream);
+}
 
 /** A stream of a connector closed: it no longer counts (one listener shared by every stream). */
 function releaseStream(this: Duplex): void {
-  const entry = (this as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
-  if (entry?.openStreams.delete(this)) entry.streams--;
+  const entry = streamConnector.get(this);
+  if (entry === undefined) return;
+  entry.idle.delete(this);
+  if (entry.openStreams.delete(this)) entry.streams--;
 }
 
 export class ConnectorEntry {
@@ -39,6 +44,11 @@ export class ConnectorEntry {
   streams = 0;
   /** Streams opened on this connector and not closed yet. */
   readonly openStreams = new Set<Duplex>();
+  /**
+   * Open streams kept idle for a later request (entry point keep-alive), marked and unmarked by
+   * their owner through `setIdle`: they give way to new streams and go first when draining.
+   */
+  readonly idle = new Set<Duplex>();
   readonly createdAt = Date.now();
   constructor(
     readonly id: string,
@@ -60,17 +70,19 @@ export class ConnectorEntry {
   drain(): boolean {
     if (this.draining) return false;
     this.draining = true;
-    for (const s of this.openStreams) {
-      if ((s as unknown as Record<symbol, unknown>)[IDLE_STREAM]) s.destroy();
-    }
+    for (const s of [...this.idle]) s.destroy();
     return true;
+  }
+
+  /** Marks an open stream of this connector as idle (kept for a later request) or busy. */
+  setIdle(stream: Duplex, idle: boolean): void {
+    if (!idle) this.idle.delete(stream);
+    else if (this.openStreams.has(stream)) this.idle.add(stream);
   }
 
   /** An idle stream of this connector (kept for a later request), if any. */
   idleStream(): Duplex | undefined {
-    for (const s of this.openStreams) {
-      if ((s as unknown as Record<symbol, unknown>)[IDLE_STREAM]) return s;
-    }
+    for (const s of this.idle) return s;
     return undefined;
   }
 
@@ -82,6 +94,7 @@ export class ConnectorEntry {
     const s = this.idleStream();
     if (s === undefined) return false;
     this.openStreams.delete(s);
+    this.idle.delete(s);
     this.streams--;
     s.destroy();
     return true;
@@ -218,7 +231,7 @@ export class TunnelPool {
         const stream = entry.session.openStream();
         entry.streams++;
         entry.openStreams.add(stream);
-        (stream as unknown as Record<symbol, unknown>)[STREAM_CONNECTOR] = entry;
+        streamConnector.set(stream, entry);
         stream.on('close', releaseStream);
         return { stream, entry };
       } catch (err) {

@@ -9,7 +9,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type net from 'node:net';
 import { startApp } from '../../helpers/inproc';
-import { SHARED_IDLE_MS } from '../../../src/handler/tunnel/http-proxy';
+import { SHARED_IDLE_MS } from '../../../src/handler/tunnel/entrypoint/http/proxy';
 import { randomBytes } from '../../helpers/net';
 import {
   HTTP_TUNNEL,

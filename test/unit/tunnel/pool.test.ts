@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
-import { ConnectorEntry, IDLE_STREAM, TunnelPool, type PoolSession } from '../../../src/handler/tunnel/pool';
+import { ConnectorEntry, TunnelPool, connectorOf, type PoolSession } from '../../../src/handler/tunnel/pool';
 import { routeConnect } from '../../../src/handler/tunnel/router';
 
 class FakeSession implements PoolSession {
@@ -106,13 +106,16 @@ describe('connector selection (behavior.md §3.2)', () => {
     p.add(a);
     const idle = p.openStream(T, 'tcp').stream;
     const busy = p.openStream(T, 'tcp').stream;
-    (idle as unknown as Record<symbol, unknown>)[IDLE_STREAM] = true;
+    assert.equal(connectorOf(idle), a, 'a stream knows its connector');
+    a.setIdle(idle, true);
+    assert.equal(a.idleStream(), idle);
     assert.equal(p.select(T, 'tcp'), a, 'still a candidate: it has an idle stream');
     const fresh = p.openStream(T, 'tcp').stream;
     assert.equal(idle.destroyed, true, 'the idle stream was closed');
     assert.equal(busy.destroyed, false, 'the busy one was not');
     assert.equal(a.streams, 2);
     assert.ok(a.openStreams.has(fresh) && !a.openStreams.has(idle));
+    assert.equal(a.idleStream(), undefined, 'the reclaimed stream is no longer idle');
     assert.throws(() => p.openStream(T, 'tcp'), /not available/, 'no idle stream left');
   });
   test('limits on tunnels and connectors per tunnel', () => {

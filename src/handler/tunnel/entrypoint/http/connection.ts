@@ -1,0 +1,544 @@
+/**
+ * One visitor connection of the entry point's HTTP side: reads request heads (head.ts) and
+ * bodies from the socket, routes each request by its Host, sends it down a tunnel stream
+ * (upstream.ts, kept per connection and between connections by idle-pool.ts) and hands the
+ * stream's bytes to the request's exchange (exchange.ts), one request at a time (pipelined ones
+ * wait their turn, with a bound on what is buffered). Every direction has backpressure; one
+ * deadline at a time (deadlines.ts).
+ */
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { destroy } from '../../../../io/pipe';
+import { hostWithPort } from '../../../../io/http-relay';
+import { newSid } from '../../../../service/service';
+import type { HttpRequestHead } from '../../../../protocol/sniff/http';
+import { bodyFraming, headerTokens, type BodyFraming } from '../../../../protocol/http/response';
+import {
+  MAX_HEADER_BYTES,
+  TOO_LARGE_RESPONSE,
+  readRequestHead,
+  type HeadRead,
+  clientAddr,
+  errorResponse,
+  upgradeRequestHead,
+  upstreamRequestHead,
+} from './head';
+import { Exchange, requestLog, type ExchangeHost } from './exchange';
+import { Deadline, Deadlines } from './deadlines';
+import { ConnectionStreams } from './idle-pool';
+import type { Upstream, UpstreamOwner } from './upstream';
+
+/** Bytes of later (pipelined) requests buffered while one is served; beyond it reading pauses. */
+const MAX_PIPELINED_BYTES = 64 * 1024;
+
+/** What a connection needs of the entry point's HTTP side (proxy.ts). */
+export interface ConnectionHost {
+  readonly nodeId: string;
+  readonly keepalive: boolean;
+  readonly headersTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  route(dst: string): { ok: true; tunnelId: string } | { ok: false; status: 502; reason: string };
+  /**
+   * The stream for a request: the one the connection keeps under `key`, else (with keep-alive)
+   * an idle one of the picked connector, else a new one. Throws when the tunnel has none.
+   */
+  streamFor(streams: ConnectionStreams, key: string | undefined, tunnelId: string, src: string, dst: string): { up: Upstream; reused: boolean };
+  /** A new stream. */
+  openUpstream(tunnelId: string, src: string, dst: string): Upstream;
+  /** Keeps a stream whose exchange is over for a later connection, or releases it. */
+  putIdle(up: Upstream): void;
+  /** A plain stream for an `Upgrade` request. */
+  openTunnelStream(tunnelId: string, src: string, dst: string): Duplex;
+  splice(socket: net.Socket, stream: Duplex, peer: string, log: Logger): void;
+  warn(log: Logger, peer: string, limit: string, msg: string): void;
+  forget(conn: EntryConnection): void;
+}
+
+/** The connection of each socket (the listeners below are shared; `this` is the socket). */
+const connections = new WeakMap<net.Socket, EntryConnection>();
+
+function onSocketData(this: net.Socket, chunk: Buffer): void {
+  connections.get(this)!.socketData(chunk);
+}
+function onSocketEnd(this: net.Socket): void {
+  connections.get(this)!.socketEnd();
+}
+function onSocketClose(this: net.Socket): void {
+  connections.get(this)!.socketClose();
+}
+function onSocketDrain(this: net.Socket): void {
+  connections.get(this)!.socketDrain();
+}
+function onSocketError(): void {
+  /* 'close' follows */
+}
+function onSocketFinish(this: net.Socket): void {
+  destroy(this);
+}
+
+export class EntryConnection implements ExchangeHost, UpstreamOwner {
+  readonly #p: ConnectionHost;
+  readonly socket: net.Socket;
+  readonly log: Logger;
+  /** The visitor's address ("host:port"). */
+  readonly peer: string;
+  #buf: Buffer | undefined;
+  /** The request line of the pending head was checked (garbage is refused before a whole head). */
+  #lineChecked = false;
+  #ex: Exchange | undefined;
+  readonly #streams = new ConnectionStreams();
+  #clientEnded = false;
+  #closing = false;
+  #closed = false;
+  /** Reading from the visitor is paused because a stream is full. */
+  #waitUpstreamDrain = false;
+  #paused = false;
+  readonly #deadlines = new Deadlines((kind) => this.#expired(kind));
+
+  constructor(host: ConnectionHost, socket: net.Socket, peer: string, log: Logger) {
+    this.#p = host;
+    this.socket = socket;
+    this.log = log;
+    this.peer = peer;
+  }
+
+  start(first?: Buffer): void {
+    const s = this.socket;
+    connections.set(s, this);
+    s.on('data', onSocketData);
+    s.on('end', onSocketEnd);
+    s.on('close', onSocketClose);
+    s.on('drain', onSocketDrain);
+    s.on('error', onSocketError);
+    this.#arm(Deadline.Head, this.#p.headersTimeoutMs);
+    // 'data' comes a tick after resume(): `first` is read before anything later.
+    s.resume();
+    if (first !== undefined) this.socketData(first);
+    if (s.readableEnded) this.socketEnd();
+  }
+
+  destroy(): void {
+    destroy(this.socket);
+    this.socketClose();
+  }
+
+  // --- the visitor side ---------------------------------------------------------------------
+
+  socketData(chunk: Buffer): void {
+    if (this.#closed) return;
+    this.#buf = this.#buf === undefined || this.#buf.length === 0 ? chunk : Buffer.concat([this.#buf, chunk]);
+    this.#pump();
+  }
+
+  socketEnd(): void {
+    if (this.#clientEnded) return;
+    this.#clientEnded = true;
+    const ex = this.#ex;
+    if (ex && ex.reqDone && !ex.done && (this.#buf === undefined || this.#buf.length === 0)) {
+      // A half-close after a request that is already on its way: passed on (see #requestSent).
+      ex.noReuse = true;
+      ex.up.stream.end();
+    }
+    this.#pump();
+  }
+
+  socketClose(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#deadlines.stop();
+    this.#p.forget(this);
+    const ex = this.#ex;
+    this.#ex = undefined;
+    // A client that went away: the origin sees its stream end (an event stream, a long poll).
+    if (ex) {
+      ex.ended();
+      ex.up.drop();
+    }
+    // This connection's idle streams wait for later connections from the same client.
+    for (const up of this.#streams.takeAll()) this.#p.putIdle(up);
+    this.#buf = undefined;
+  }
+
+  socketDrain(): void {
+    const ex = this.#ex;
+    if (ex && !ex.done) ex.up.stream.resume();
+  }
+
+  /** Works through what the visitor sent: a new head, or more of the current request's body. */
+  #pump(): void {
+    for (;;) {
+      if (this.#closed || this.#closing) return;
+      const ex = this.#ex;
+      if (ex) {
+        if (!ex.reqDone) {
+          if (!this.#forwardBody(ex)) return;
+          continue;
+        }
+        this.#updateReading();
+        return;
+      }
+      const buf = this.#buf;
+      if (buf === undefined || buf.length === 0) {
+        if (this.#clientEnded) {
+          this.#finish();
+          return;
+        }
+        this.#updateReading();
+        return;
+      }
+      if (!this.#startRequest(buf)) return;
+    }
+  }
+
+  /** Parses and starts the request at the head of the buffer; false while the head is incomplete or the connection ended. */
+  #startRequest(buf: Buffer): boolean {
+    // Empty lines before a request line are ignored (RFC 9112 §2.2).
+    let skip = 0;
+    while (skip < buf.length && (buf[skip] === 0x0d || buf[skip] === 0x0a)) skip++;
+    if (skip > 0) {
+      buf = buf.subarray(skip);
+      this.#buf = buf;
+      if (buf.length === 0) return true;
+    }
+    if (this.#deadlines.kind !== Deadline.Head) this.#arm(Deadline.Head, this.#p.headersTimeoutMs);
+    let read: HeadRead;
+    try {
+      read = readRequestHead(buf, this.#lineChecked);
+    } catch (err) {
+      this.#badRequest(err);
+      return false;
+    }
+    if (read.kind === 'too-large') return this.#tooLarge();
+    if (read.kind === 'partial') {
+      this.#lineChecked = read.lineChecked;
+      if (this.#clientEnded) {
+        this.log.debug('entrypoint: connection closed before a complete request head');
+        this.destroy();
+      }
+      return false;
+    }
+    const head = read.head;
+    this.#lineChecked = false;
+    this.#buf = buf.length === head.headEnd ? undefined : buf.subarray(head.headEnd);
+    this.#deadlines.disarm();
+    this.#request(head);
+    return true;
+  }
+
+  #badRequest(err: unknown): void {
+    this.#p.warn(this.log, this.peer, 'HTTP request format', `entrypoint: bad HTTP request: ${(err as Error).message}`);
+    this.destroy();
+  }
+
+  #tooLarge(): false {
+    this.#p.warn(this.log, this.peer, 'request head size', `entrypoint: request head larger than ${MAX_HEADER_BYTES / 1024} KiB, answered 431`);
+    this.#closing = true;
+    this.#deadlines.disarm();
+    this.socket.end(TOO_LARGE_RESPONSE);
+    this.#closeAfterWrite();
+    return false;
+  }
+
+  /** Routes one request and sends it down a stream, or answers it with an error. */
+  #request(head: HttpRequestHead): void {
+    const p = this.#p;
+    const conn = headerTokens(head.headers, 'connection');
+    const keepClient = head.version === 'HTTP/1.0' ? conn.includes('keep-alive') : !conn.includes('close');
+    let reqBody: BodyFraming;
+    try {
+      reqBody = bodyFraming(head.headers, true);
+    } catch (err) {
+      this.#badRequest(err);
+      return;
+    }
+    if (head.method === 'CONNECT') {
+      this.log.debug('entrypoint: CONNECT requests are not proxied; closing');
+      this.destroy();
+      return;
+    }
+    const dst = hostWithPort(head.host ?? '', 80);
+    const onEnd = requestLog(this.log, this.socket, this.peer, dst);
+    const upgrade = conn.includes('upgrade') && headerTokens(head.headers, 'upgrade').length > 0;
+    const route = p.route(dst);
+    if (!route.ok) {
+      this.log.error(route.reason);
+      this.#fail(route.status, head, keepClient && !upgrade, reqBody, onEnd);
+      return;
+    }
+    const fwd = head.headers.find(([k]) => k.toLowerCase() === 'gost-forwarded-node')?.[1];
+    if (fwd !== undefined && fwd.includes(p.nodeId)) {
+      this.log.error('forwarding loop detected');
+      this.#fail(503, head, keepClient && !upgrade, reqBody, onEnd);
+      return;
+    }
+    const src = clientAddr(head.headers, this.peer);
+    if (upgrade) {
+      this.#upgrade(head, route.tunnelId, src, dst, onEnd);
+      return;
+    }
+    // With entrypoint.keepalive a keep-alive client keeps its stream for its next requests,
+    // and a stream whose exchange is over waits (SHARED_IDLE_MS) for a later connection of the
+    // same client IP, so a client that closes after each request (Connection: close, HTTP/1.0)
+    // still reuses streams and origin connections. Without it: one stream per request, as gost.
+    const keep = p.keepalive;
+    const key = keep && keepClient ? `${route.tunnelId}|${dst.toLowerCase()}|${src}` : undefined;
+    let got: { up: Upstream; reused: boolean };
+    try {
+      got = p.streamFor(this.#streams, key, route.tunnelId, src, dst);
+    } catch (err) {
+      this.log.error((err as Error).message);
+      this.#fail(503, head, keepClient, reqBody, onEnd);
+      return;
+    }
+    const { up, reused } = got;
+    up.owner = this;
+    const headText = upstreamRequestHead(head, { sid: newSid(), nodeId: p.nodeId, keepalive: keep });
+    const ex = new Exchange(this, { up, head, headText, tunnelId: route.tunnelId, key, reused, keepClient, reqBody, keepalive: keep, onEnd });
+    this.#ex = ex;
+    this.#arm(Deadline.Response, p.readTimeoutMs);
+    if (ex.reqDone) {
+      up.stream.write(headText);
+      this.requestSent(ex);
+    } else if (!up.stream.write(headText)) {
+      // The body follows from #pump, as the stream takes it.
+      this.#waitUpstreamDrain = true;
+    }
+  }
+
+  /**
+   * Forwards body bytes of the current request from the buffer. Returns false when it has to
+   * wait (no bytes, or a full stream), true when the body is complete.
+   */
+  #forwardBody(ex: Exchange): boolean {
+    if (this.#waitUpstreamDrain) {
+      this.#updateReading();
+      return false;
+    }
+    const buf = this.#buf;
+    if (buf === undefined || buf.length === 0) {
+      if (this.#clientEnded) {
+        // The client closed in the middle of its body: the request cannot complete.
+        this.log.debug('entrypoint: connection closed in the middle of a request body');
+        this.destroy();
+      }
+      this.#updateReading();
+      return false;
+    }
+    let n: number;
+    try {
+      n = ex.requestBody(buf);
+    } catch (err) {
+      this.#badRequest(err);
+      return false;
+    }
+    const part = n === buf.length ? buf : buf.subarray(0, n);
+    this.#buf = n === buf.length ? undefined : buf.subarray(n);
+    if (ex.done) {
+      // The response already came (an early answer): the rest of the body is dropped.
+      if (ex.reqDone) ex.complete();
+      return true;
+    }
+    if (!ex.up.stream.write(part)) this.#waitUpstreamDrain = true;
+    if (ex.reqDone) this.requestSent(ex);
+    return true;
+  }
+
+  upstreamDrain(): void {
+    if (!this.#waitUpstreamDrain) return;
+    this.#waitUpstreamDrain = false;
+    this.#pump();
+  }
+
+  /**
+   * The whole request is on the stream. A client that half-closed after it (FIN) has its FIN
+   * passed on now, so the origin decides, as it would facing the client directly; only the
+   * connection's last request does that (a pipelined earlier one must not end a stream).
+   */
+  requestSent(ex: Exchange): void {
+    if (this.#clientEnded && (this.#buf === undefined || this.#buf.length === 0) && !ex.done) {
+      ex.noReuse = true;
+      ex.up.stream.end();
+    }
+    this.#updateReading();
+  }
+
+  // --- the tunnel side ----------------------------------------------------------------------
+
+  upstreamData(up: Upstream, chunk: Buffer): void {
+    const ex = this.#ex;
+    if (!ex || ex.up !== up || ex.done) {
+      // Bytes from a stream with no request on it (an origin talking out of turn).
+      this.#streams.forget(up);
+      up.drop();
+      return;
+    }
+    ex.responseData(chunk);
+  }
+
+  responseStarted(): void {
+    if (this.#deadlines.kind === Deadline.Response) this.#deadlines.disarm();
+  }
+
+  /** The stream ended or failed during the current exchange (or while idle in the pool). */
+  upstreamEnd(up: Upstream, err: Error | undefined): void {
+    const ex = this.#ex;
+    if (!ex || ex.up !== up) {
+      this.#streams.forget(up);
+      up.drop();
+      return;
+    }
+    ex.streamEnded(err);
+  }
+
+  exchangeGone(ex: Exchange): void {
+    if (this.#ex === ex) this.#ex = undefined;
+  }
+
+  keepStream(key: string, up: Upstream): void {
+    this.#streams.put(key, up);
+  }
+
+  get clientEnded(): boolean {
+    return this.#clientEnded;
+  }
+
+  openUpstream(tunnelId: string, src: string, dst: string): Upstream {
+    return this.#p.openUpstream(tunnelId, src, dst);
+  }
+
+  putIdle(up: Upstream): void {
+    this.#p.putIdle(up);
+  }
+
+  continueOrFinish(keep: boolean): void {
+    if (!keep) {
+      this.#finish();
+      return;
+    }
+    this.#next();
+  }
+
+  #next(): void {
+    if (this.socket.destroyed) return;
+    this.#arm(this.#buf !== undefined && this.#buf.length > 0 ? Deadline.Head : Deadline.Idle, 0);
+    this.#updateReading();
+    this.#pump();
+  }
+
+  /** An error response for a request that gets no stream; the visitor connection stays open when it can. */
+  #fail(status: number, head: HttpRequestHead, keepClient: boolean, body: BodyFraming, onEnd: (() => void) | undefined): void {
+    // A request whose body we would have to skip ends the connection after the answer.
+    const keep = keepClient && body.kind === 'none' && !this.#clientEnded;
+    this.socket.write(errorResponse(status, head.version, !keep));
+    onEnd?.();
+    if (!keep) {
+      this.#finish();
+      return;
+    }
+    this.#next();
+  }
+
+  /** `Upgrade` requests (WebSocket): the head goes down a new stream, then bytes are spliced both ways. */
+  #upgrade(head: HttpRequestHead, tunnelId: string, src: string, dst: string, onEnd: (() => void) | undefined): void {
+    let stream: Duplex;
+    try {
+      stream = this.#p.openTunnelStream(tunnelId, src, dst);
+    } catch (err) {
+      this.log.error((err as Error).message);
+      this.#fail(503, head, false, { kind: 'none' }, onEnd);
+      return;
+    }
+    stream.write(upgradeRequestHead(head, this.#p.nodeId));
+    onEnd?.();
+    this.#detachAndSplice(stream);
+  }
+
+  spliceCurrent(ex: Exchange, rest: Buffer): void {
+    ex.done = true;
+    this.#ex = undefined;
+    ex.up.detach();
+    if (rest.length > 0) this.socket.write(rest);
+    ex.ended();
+    this.#detachAndSplice(ex.up.stream);
+  }
+
+  #detachAndSplice(stream: Duplex): void {
+    this.#closing = true;
+    this.#deadlines.stop();
+    const s = this.socket;
+    s.off('data', onSocketData);
+    s.off('end', onSocketEnd);
+    s.off('drain', onSocketDrain);
+    s.pause();
+    if (this.#buf !== undefined && this.#buf.length > 0) stream.write(this.#buf);
+    this.#buf = undefined;
+    if (this.#clientEnded) stream.end();
+    // The splice owns both now; 'close' still tidies this connection's pool.
+    this.#p.splice(s, stream, this.peer, this.log);
+  }
+
+  /** After a last response: the socket closes once its bytes are out (or at once if they never go). */
+  #closeAfterWrite(): void {
+    const s = this.socket;
+    if (s.destroyed) return;
+    s.once('finish', onSocketFinish);
+    this.#arm(Deadline.Flush, this.#p.readTimeoutMs);
+  }
+
+  /** No more requests on this connection: it ends once what was written has gone out. */
+  #finish(): void {
+    this.#closing = true;
+    this.#deadlines.disarm();
+    this.socket.end();
+    this.#closeAfterWrite();
+  }
+
+  // --- reading and deadlines --------------------------------------------------------------------
+
+  /** Reads from the visitor unless a stream is full or enough later requests are buffered. */
+  #updateReading(): void {
+    if (this.#closed) return;
+    const ex = this.#ex;
+    const hold =
+      this.#waitUpstreamDrain || (ex !== undefined && ex.reqDone && this.#buf !== undefined && this.#buf.length > MAX_PIPELINED_BYTES);
+    if (hold && !this.#paused) {
+      this.#paused = true;
+      this.socket.pause();
+    } else if (!hold && this.#paused) {
+      this.#paused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Arms a deadline: Idle is `entrypoint.idleTimeout`; Head with 0 is `entrypoint.sniffTimeout`. */
+  #arm(kind: Deadline, ms: number): void {
+    if (kind === Deadline.Idle) ms = this.#p.idleTimeoutMs;
+    else if (kind === Deadline.Head && ms === 0) ms = this.#p.headersTimeoutMs;
+    this.#deadlines.arm(kind, ms);
+  }
+
+  #expired(kind: Deadline): void {
+    if (this.#closed) return;
+    if (kind === Deadline.Head) {
+      this.#p.warn(
+        this.log,
+        this.peer,
+        'entrypoint.sniffTimeout',
+        `entrypoint: no complete request head within ${this.#p.headersTimeoutMs} ms (entrypoint.sniffTimeout)`,
+      );
+      this.destroy();
+    } else if (kind === Deadline.Idle || kind === Deadline.Flush) {
+      this.destroy();
+    } else if (kind === Deadline.Response) {
+      const ex = this.#ex;
+      if (!ex || ex.res !== undefined) return;
+      this.log.error(`no response from tunnel ${ex.tunnelId} within ${this.#p.readTimeoutMs} ms`);
+      ex.abort(503);
+    }
+  }
+
+
+}
+

@@ -1,0 +1,142 @@
+/**
+ * HTTP at a public entry point (behavior.md §4.3): an HTTP/1.1 reverse proxy, not a byte
+ * splicer, so every request on a keep-alive connection is routed by its own `Host`.
+ *
+ * For each request: route by Host (the authority of an absolute-form target wins, as Go's
+ * `Request.Host`) through the ingress (or public names); 502 for no route or a private rule,
+ * 503 for no connector, a loop, or no response head within `entrypoint.readTimeout` (15 s).
+ * The request goes down a tunnel stream whose header carries the client address
+ * (CF-Connecting-IP / X-Forwarded-For / X-Real-Ip, else the peer) and `host:80`; its head is
+ * written in Go's header order (head.ts) with `Gost-Sid` and `Gost-Forwarded-Node` set as gost
+ * does, and its body is forwarded as it came (chunked framing included). With
+ * `entrypoint.keepalive` (burrow's default; gost's is false) streams are kept between requests
+ * and between connections (idle-pool.ts); `entrypoint.keepalive=false` gives gost's exact
+ * bytes (`Connection: close`, one stream per request).
+ *
+ * The HTTP/1.1 framing is done by hand on the raw socket and stream: heads are parsed by the
+ * strict parser of protocol/sniff/http.ts and protocol/http/, bodies are forwarded without
+ * copies. No per-request delay: sockets have TCP_NODELAY, and a response head goes out with
+ * the body bytes that came with it.
+ *
+ * The parts: this file (options, routing, the entry point's idle streams), connection.ts (one
+ * visitor connection), exchange.ts (one request and its response), upstream.ts (a tunnel
+ * stream), idle-pool.ts (streams between requests), deadlines.ts, head.ts.
+ */
+import type net from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Metadata } from '../../../../core/metadata';
+import { stripPort } from '../../../../core/addr';
+import { DEFAULTS } from '../../../../config/model';
+import type { Ingress } from '../../../../ingress/ingress';
+import type { TunnelServer } from '../../server';
+import type { ConnectorEntry } from '../../pool';
+import { EntryConnection, type ConnectionHost } from './connection';
+import { IdlePool, type ConnectionStreams } from './idle-pool';
+import { Upstream, sharedKeyOf } from './upstream';
+
+export { SHARED_IDLE_MS } from './idle-pool';
+
+export interface HttpEntryProxyOptions {
+  server: TunnelServer;
+  ingress: Ingress | undefined;
+  metadata: Metadata;
+  logger: Logger;
+  /** `entrypoint.sniffTimeout`: the deadline of a request head. */
+  headersTimeoutMs: number;
+}
+
+export class HttpEntryProxy implements ConnectionHost {
+  readonly opts: HttpEntryProxyOptions;
+  readonly nodeId: string;
+  readonly headersTimeoutMs: number;
+  readonly readTimeoutMs: number;
+  readonly idleTimeoutMs: number;
+  readonly keepalive: boolean;
+  readonly #conns = new Set<EntryConnection>();
+  /** Streams whose exchange is over, for later connections. */
+  readonly #idle = new IdlePool();
+
+  constructor(opts: HttpEntryProxyOptions) {
+    this.opts = opts;
+    this.nodeId = opts.server.nodeId;
+    this.headersTimeoutMs = opts.headersTimeoutMs;
+    this.readTimeoutMs = opts.metadata.getDurationMs('entrypoint.readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
+    this.idleTimeoutMs = opts.metadata.getDurationMs('entrypoint.idleTimeout') || 60_000;
+    this.keepalive = opts.metadata.getBool('entrypoint.keepalive') ?? true;
+  }
+
+  /** Serves a sniffed connection from `peer` ("host:port"): its first bytes handed over as `first`. */
+  handle(socket: net.Socket, peer: string, log?: Logger, first?: Buffer): void {
+    const conn = new EntryConnection(this, socket, peer, log ?? this.opts.logger);
+    this.#conns.add(conn);
+    conn.start(first);
+  }
+
+  forget(conn: EntryConnection): void {
+    this.#conns.delete(conn);
+  }
+
+  /** Stops serving: every connection and its streams are closed. */
+  close(): void {
+    for (const c of [...this.#conns]) c.destroy();
+    this.#conns.clear();
+    this.#idle.close();
+  }
+
+  streamFor(streams: ConnectionStreams, key: string | undefined, tunnelId: string, src: string, dst: string): { up: Upstream; reused: boolean } {
+    const kept = key !== undefined ? streams.take(key) : undefined;
+    if (kept !== undefined) return { up: kept, reused: true };
+    return this.keepalive ? this.acquire(tunnelId, src, dst) : { up: this.openUpstream(tunnelId, src, dst), reused: false };
+  }
+
+  /**
+   * A stream for a request from a connection without one of its own: a connector is picked as
+   * for a new stream (so weights and failover work per request), and an idle stream of that
+   * connector for the same host and client IP is taken if there is one (the most recent), else
+   * a new stream is opened on it. Throws when the tunnel has no connector.
+   */
+  acquire(tunnelId: string, src: string, dst: string): { up: Upstream; reused: boolean } {
+    const entry = this.opts.server.pool.select(tunnelId, 'tcp');
+    if (entry !== undefined) {
+      const up = this.#idle.take(sharedKeyOf(entry.id, dst.toLowerCase(), src));
+      if (up !== undefined) return { up, reused: true };
+    }
+    return { up: this.openUpstream(tunnelId, src, dst, entry), reused: false };
+  }
+
+  /** A new tunnel stream for `dst` (on `entry` first when given), with its listeners. */
+  openUpstream(tunnelId: string, src: string, dst: string, entry?: ConnectorEntry): Upstream {
+    return new Upstream(this.opts.server.openTunnelStream(tunnelId, 'tcp', src, dst, entry), dst.toLowerCase(), src);
+  }
+
+  putIdle(up: Upstream): void {
+    up.owner = undefined;
+    up.idleKey = undefined;
+    if (!this.keepalive || !this.#idle.put(up)) {
+      up.markIdle(false);
+      up.release();
+    }
+  }
+
+  openTunnelStream(tunnelId: string, src: string, dst: string): Duplex {
+    return this.opts.server.openTunnelStream(tunnelId, 'tcp', src, dst);
+  }
+
+  splice(socket: net.Socket, stream: Duplex, peer: string, log: Logger): void {
+    this.opts.server.splice(socket, stream, peer, log);
+  }
+
+  /** Routes `dst` ("host:port"): the ingress lookup strips the port. */
+  route(dst: string): { ok: true; tunnelId: string } | { ok: false; status: 502; reason: string } {
+    const r = this.opts.server.lookupPublic(dst, this.opts.ingress);
+    if (!r) return { ok: false, status: 502, reason: `no route to host ${dst}` };
+    if (r.private) return { ok: false, status: 502, reason: `tunnel ${r.tunnelId} is private for host ${dst}` };
+    return { ok: true, tunnelId: r.tunnelId };
+  }
+
+  /** One warning per peer IP and limit a minute. */
+  warn(log: Logger, peer: string, limit: string, msg: string): void {
+    this.opts.server.warnings.warn(log, stripPort(peer), limit, msg);
+  }
+}

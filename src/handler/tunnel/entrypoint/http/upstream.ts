@@ -1,0 +1,132 @@
+/**
+ * A tunnel stream carrying HTTP requests of the entry point: its listeners are attached once
+ * and its events go to whichever connection holds it now (`owner`), or, while it waits in the
+ * entry point's idle pool, end its stay there. Which connector the stream is on comes from
+ * the tunnel pool (`connectorOf`); the stream is marked idle there while no request is on it,
+ * so the pool closes it first when the connector drains or runs out of streams.
+ */
+import type { Duplex } from 'node:stream';
+import { destroy } from '../../../../io/pipe';
+import { connectorOf, type ConnectorEntry } from '../../pool';
+
+/** What a connection does with the events of the stream its current request is on. */
+export interface UpstreamOwner {
+  upstreamData(up: Upstream, chunk: Buffer): void;
+  upstreamEnd(up: Upstream, err: Error | undefined): void;
+  upstreamDrain(): void;
+}
+
+/** Where a stream idles between connections (idle-pool.ts). */
+export interface IdleHolder {
+  /** The stream ended, failed or spoke while idle: out of the pool. */
+  forgetIdle(up: Upstream): void;
+}
+
+/** The Upstream of each stream (the listeners below are shared; `this` is the stream). */
+const upstreams = new WeakMap<Duplex, Upstream>();
+
+export class Upstream {
+  /** The connection whose request is on the stream, or which keeps it for its next one. */
+  owner: UpstreamOwner | undefined;
+  /** Pool key while the stream idles in its connection's pool. */
+  idleKey: string | undefined;
+  /** The entry point's idle pool while the stream waits there for a later connection. */
+  idlePool: IdleHolder | undefined;
+  idleSince = 0;
+  /** The connector the stream is on (undefined for a stream not opened by a pool). */
+  readonly entry: ConnectorEntry | undefined;
+  /** connector × host × client IP: where the stream idles between connections. */
+  readonly sharedKey: string;
+
+  constructor(
+    readonly stream: Duplex,
+    dst: string,
+    src: string,
+  ) {
+    this.entry = connectorOf(stream);
+    this.sharedKey = sharedKeyOf(this.entry?.id ?? '', dst, src);
+    upstreams.set(stream, this);
+    stream.on('data', onUpstreamData);
+    stream.on('end', onUpstreamEnd);
+    stream.on('error', onUpstreamError);
+    stream.on('close', onUpstreamClose);
+    stream.on('drain', onUpstreamDrain);
+  }
+
+  /** Open both ways, on a connector still in use: it can carry a next request. */
+  get reusable(): boolean {
+    const s = this.stream;
+    return !s.destroyed && !s.readableEnded && !s.writableEnded && (this.entry === undefined || this.entry.usable);
+  }
+
+  /** Tells the connector whether the stream waits for a request (closed first when it drains). */
+  markIdle(idle: boolean): void {
+    this.entry?.setIdle(this.stream, idle);
+  }
+
+  /** The stream leaves its holder and is closed now. */
+  drop(): void {
+    this.owner = undefined;
+    destroy(this.stream);
+  }
+
+  /** The listeners go (the stream becomes one end of a byte splice). */
+  detach(): void {
+    this.owner = undefined;
+    const s = this.stream;
+    s.off('data', onUpstreamData);
+    s.off('end', onUpstreamEnd);
+    s.off('error', onUpstreamError);
+    s.off('close', onUpstreamClose);
+    s.off('drain', onUpstreamDrain);
+  }
+
+  /** Ends a stream we are done with: FIN once what was written has gone, then released. */
+  release(): void {
+    this.owner = undefined;
+    const s = this.stream;
+    if (s.destroyed) return;
+    if (s.writableLength > 0 && !s.writableEnded) {
+      s.end();
+      s.once('finish', () => destroy(s));
+      setTimeout(() => destroy(s), 5_000).unref();
+      return;
+    }
+    destroy(s);
+  }
+}
+
+/** `dst` is lower-case host:port; `src` host:port, of which only the host counts. */
+export function sharedKeyOf(connectorId: string, dst: string, src: string): string {
+  const colon = src.lastIndexOf(':');
+  return [connectorId, dst, colon < 0 ? src : src.slice(0, colon)].join('|');
+}
+
+/** Bytes or an end from a stream that no request is on (idle, or an origin talking out of turn). */
+function dropIdle(up: Upstream): void {
+  up.idlePool?.forgetIdle(up);
+  destroy(up.stream);
+}
+function onUpstreamData(this: Duplex, chunk: Buffer): void {
+  const up = upstreams.get(this)!;
+  if (up.owner) up.owner.upstreamData(up, chunk);
+  else dropIdle(up);
+}
+function onUpstreamEnd(this: Duplex): void {
+  const up = upstreams.get(this)!;
+  if (up.owner) up.owner.upstreamEnd(up, undefined);
+  else dropIdle(up);
+}
+function onUpstreamError(this: Duplex, err: Error): void {
+  const up = upstreams.get(this)!;
+  if (up.owner) up.owner.upstreamEnd(up, err);
+  else up.idlePool?.forgetIdle(up);
+}
+function onUpstreamClose(this: Duplex): void {
+  const up = upstreams.get(this)!;
+  if (up.owner) up.owner.upstreamEnd(up, new Error('tunnel stream closed'));
+  else up.idlePool?.forgetIdle(up);
+}
+function onUpstreamDrain(this: Duplex): void {
+  upstreams.get(this)!.owner?.upstreamDrain();
+}

@@ -1,0 +1,126 @@
+/**
+ * The public entry points of a tunnel server (behavior.md §4): `entrypoint=<addr>` and
+ * `entrypoints: [{addr, ingress}]` of the tunnel handler. Each is a service of its own, named
+ * `<service>-ep-<addr>` as gost names it: a tcp listener (transport/tcp) and the dispatch
+ * handler (dispatch.ts) in the service layer's accept loop (service/service.ts), so public
+ * traffic has the `gost_service_*` metrics, the per-connection log lines and the stop of every
+ * other service. The tunnel handler starts them with itself and stops them when it closes.
+ */
+import type { Logger } from 'pino';
+import { Metadata } from '../../../core/metadata';
+import { DEFAULTS } from '../../../config/model';
+import type { Ingress } from '../../../ingress/ingress';
+import type { ServiceMetrics } from '../../../observe/service-metrics';
+import { Service } from '../../../service/service';
+import { TcpListener } from '../../../transport/tcp/listener';
+import type { TunnelServer } from '../server';
+import { EntryDispatch } from './dispatch';
+import { HttpEntryProxy } from './http/proxy';
+
+export interface EntryPointOptions {
+  /** The tunnel handler's service name. */
+  service: string;
+  addr: string;
+  server: TunnelServer;
+  ingress: Ingress | undefined;
+  /** The tunnel handler's options (`entrypoint.*`). */
+  metadata: Metadata;
+  logger: Logger;
+  metrics?: ServiceMetrics;
+}
+
+/** The listen backlog of an entry point (Node's default for a bare net.Server). */
+const ENTRYPOINT_BACKLOG = 511;
+
+export class EntryPoint {
+  readonly service: Service;
+  readonly #addr: string;
+
+  constructor(opts: EntryPointOptions) {
+    const md = opts.metadata;
+    this.#addr = opts.addr;
+    const sniffTimeoutMs = md.getDurationMs('entrypoint.sniffTimeout') || DEFAULTS.entrypointSniffTimeoutMs;
+    const http = new HttpEntryProxy({
+      server: opts.server,
+      ingress: opts.ingress,
+      metadata: md,
+      logger: opts.logger,
+      headersTimeoutMs: sniffTimeoutMs,
+    });
+    const handler = new EntryDispatch({
+      server: opts.server,
+      ingress: opts.ingress,
+      sniffTimeoutMs,
+      relayEnabled: md.getBool('entrypoint.relay') ?? true,
+      http,
+    });
+    this.service = new Service({
+      name: `${opts.service}-ep-${opts.addr}`,
+      listener: new TcpListener({ addr: opts.addr, metadata: new Metadata({ backlog: ENTRYPOINT_BACKLOG }), logger: opts.logger }),
+      handler,
+      listenerType: 'tcp',
+      handlerType: 'tunnel',
+      network: 'tcp',
+      logger: opts.logger,
+      // gost's fields for entry point lines (the service field stays the tunnel handler's).
+      logFields: {},
+      announce: (address) => `entrypoint: ${address}`,
+      metrics: opts.metrics,
+    });
+  }
+
+  address(): string {
+    return this.service.address();
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.service.activeConnections;
+  }
+
+  async start(): Promise<void> {
+    try {
+      await this.service.start();
+    } catch (err) {
+      throw new Error(`entrypoint ${this.#addr}: ${(err as Error).message}`, { cause: err });
+    }
+  }
+
+  /** Stops listening; open connections are closed after `graceMs`. */
+  close(graceMs = 0): Promise<void> {
+    return this.service.close(graceMs);
+  }
+}
+
+export interface EntryPointsOptions {
+  service: string;
+  server: TunnelServer;
+  metadata: Metadata;
+  /** The handler's ingress (and the one of an `entrypoints` item without a known one). */
+  ingress: Ingress | undefined;
+  ingresses: Map<string, Ingress>;
+  logger: Logger;
+  metrics?: ServiceMetrics;
+}
+
+/** The entry points the handler's options ask for: `entrypoint`, then each of `entrypoints`. */
+export function createEntryPoints(opts: EntryPointsOptions): EntryPoint[] {
+  const md = opts.metadata;
+  const logger = opts.logger.child({ kind: 'entrypoint', handler: 'tunnel', listener: 'tcp', network: 'tcp', node: opts.server.nodeId });
+  const make = (addr: string, ingress: Ingress | undefined): EntryPoint =>
+    new EntryPoint({ service: opts.service, addr, server: opts.server, ingress, metadata: md, logger, metrics: opts.metrics });
+  const out: EntryPoint[] = [];
+  const primary = md.getString('entrypoint');
+  if (primary) out.push(make(primary, opts.ingress));
+  const extra = md.get('entrypoints');
+  if (Array.isArray(extra)) {
+    for (const e of extra as Array<Record<string, unknown>>) {
+      const em = new Metadata(e);
+      const addr = em.getString('addr');
+      if (!addr) continue;
+      const ingName = em.getString('ingress');
+      out.push(make(addr, (ingName && opts.ingresses.get(ingName)) || opts.ingress));
+    }
+  }
+  return out;
+}

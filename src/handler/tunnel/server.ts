@@ -1,0 +1,136 @@
+/**
+ * The state one tunnel server shares between its relay handler (handler.ts), its BINDs
+ * (bind.ts) and its entry points (entrypoint/): the connector pool, the ingress and public
+ * names, the per-peer warnings, and the three operations every path uses — find the tunnel for
+ * a public host, open a stream to a tunnel, splice a visitor with a stream.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import type { Metadata } from '../../core/metadata';
+import { isSendTimeout, type SendTimeoutError } from '../../core/errors';
+import { stripPort } from '../../core/addr';
+import { encodeStreamHeader } from '../../protocol/stream-header';
+import { relayThen } from '../../io/pipe';
+import { PeerWarnings } from '../../limit/rate';
+import { DEFAULTS } from '../../config/model';
+import type { Ingress } from '../../ingress/ingress';
+import { smuxConfigFromMetadata, type SmuxConfig } from '../../protocol/smux/config';
+import { TunnelPool, connectorOf, type ConnectorEntry, type Network } from './pool';
+import { RedisNameStore } from './public-store';
+import { PublicNames } from './public-names';
+
+/** Shared state of one tunnel server, used by the relay handler and its entry points. */
+export interface TunnelServer {
+  readonly nodeId: string;
+  readonly pool: TunnelPool;
+  readonly ingress: Ingress | undefined;
+  readonly publicNames: PublicNames | undefined;
+  readonly smux: Partial<SmuxConfig>;
+  /** `sendTimeout`: how long a spliced side may take no bytes. */
+  readonly sendTimeoutMs: number;
+  /** One warning per attacking peer and limit a minute (entry points, tunnel port, sessions). */
+  readonly warnings: PeerWarnings;
+  /** Tunnel for a host at a public entry point (ingress, then public names). */
+  lookupPublic(host: string, ingress?: Ingress): { tunnelId: string; private: boolean } | undefined;
+  /**
+   * Opens a stream to the tunnel and writes the stream header; on `entry` first when given
+   * (a connector picked by `pool.select`).
+   */
+  openTunnelStream(tunnelId: string, network: Network, src: string, dst: string, entry?: ConnectorEntry): Duplex;
+  /**
+   * Splices a visitor connection (`near`, from `nearAddr`) and its tunnel stream until both
+   * end, bounded by `sendTimeout`: a side that takes no bytes that long ends both, with one
+   * warning per peer (the tunnel client or the visitor) a minute.
+   */
+  splice(near: Duplex, stream: Duplex, nearAddr: string, log: Logger): void;
+  /** The warning for a splice that ended on `sendTimeout` (side `b` is the tunnel stream). */
+  warnSendTimeout(err: SendTimeoutError, stream: Duplex, nearAddr: string, log: Logger): void;
+  /** Closes every session and the public-name store (server shutdown). */
+  close(): void;
+}
+
+export interface TunnelServerOptions {
+  metadata: Metadata;
+  ingress: Ingress | undefined;
+  logger: Logger;
+}
+
+/** The server's state from the handler's options (`tunnel.*`, `sendTimeout`, smux keys). */
+export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
+  const md = opts.metadata;
+  const log = opts.logger;
+  const nodeId = randomUUID();
+  const sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
+  const pool = new TunnelPool({
+    maxTunnels: md.getInt('tunnel.maxTunnels') ?? 0,
+    maxConnectorsPerTunnel: md.getInt('tunnel.maxConnectors') ?? 0,
+    maxStreamsPerConnector: md.getInt('tunnel.maxStreams') ?? 0,
+  });
+  const warnings = new PeerWarnings();
+  const publicDomain = md.getString('tunnel.publicDomain');
+  const publicStore = md.getString('tunnel.publicStore');
+  const publicNames = publicDomain
+    ? new PublicNames({
+        domain: publicDomain,
+        ttlMs: md.getDurationMs('tunnel.publicTTL') || 24 * 3600_000,
+        customTtlMs: md.getDurationMs('tunnel.customTTL') || 3600_000,
+        allowCustom: md.getBool('tunnel.allowCustomNames') ?? true,
+        store: publicStore
+          ? new RedisNameStore(publicStore, {
+              prefix: md.getString('tunnel.publicStoreKey') ?? '',
+              timeoutMs: md.getDurationMs('tunnel.publicStoreTimeout') || 2000,
+              logger: log.child({ kind: 'public-names' }),
+            })
+          : undefined,
+      })
+    : undefined;
+  const spliceOpts = { sendTimeoutMs };
+
+  const server: TunnelServer = {
+    nodeId,
+    pool,
+    ingress: opts.ingress,
+    publicNames,
+    smux: smuxConfigFromMetadata(md),
+    sendTimeoutMs,
+    warnings,
+    lookupPublic(host, ingress = opts.ingress) {
+      const r = ingress?.lookup(host);
+      if (r) return r;
+      const t = publicNames?.lookup(host);
+      return t ? { tunnelId: t, private: false } : undefined;
+    },
+    splice(near, stream, nearAddr, log) {
+      relayThen(near, stream, spliceOpts, (r) => {
+        if (isSendTimeout(r.error)) server.warnSendTimeout(r.error, stream, nearAddr, log);
+      });
+    },
+    openTunnelStream(tunnelId, network, src, dst, entry) {
+      // Encode first: an address that cannot be encoded (a CONNECT without Addr features)
+      // must fail before a stream is opened, or the stream would be left open for good.
+      const header = encodeStreamHeader(src, dst);
+      const { stream } = pool.openStream(tunnelId, network, 3, entry);
+      stream.write(header);
+      return stream;
+    },
+    warnSendTimeout(err, stream, nearAddr, log) {
+      const connector = connectorOf(stream);
+      if (err.side === 'b') {
+        warnings.warn(
+          log.child({ connector: connector?.id }),
+          stripPort(connector?.remote ?? ''),
+          'sendTimeout',
+          `the tunnel client took no bytes on a stream for ${sendTimeoutMs} ms (a target that does not read, or a client that does not); stream closed`,
+        );
+      } else {
+        warnings.warn(log, stripPort(nearAddr), 'sendTimeout', `a visitor took no bytes for ${sendTimeoutMs} ms; connection closed`);
+      }
+    },
+    close() {
+      pool.closeAll();
+      publicNames?.close();
+    },
+  };
+  return server;
+}
