@@ -99,6 +99,11 @@ function pump(port: number): { stop(): Promise<{ sent: number; received: number;
   };
 }
 
+/** gost_service_requests_in_flight of one service. */
+function inFlight(m: Map<string, number>, service: string): number {
+  return m.get(`gost_service_requests_in_flight{service="${service}"}`) ?? 0;
+}
+
 describe('kill -9 of a client mid-transfer', () => {
   let origin: Origin;
   let echo: TestServer;
@@ -145,8 +150,10 @@ describe('kill -9 of a client mid-transfer', () => {
     raw.write('GET /sse?n=0&every=10 HTTP/1.1\r\nHost: a.example.com\r\n\r\n');
     await waitFor(() => sseState.every((s) => s.bytes > 200) && rawState.bytes > 200, 10_000, 'data flowing on tunnel A');
     const m1 = await scrape(server.metricsPort!);
-    // In flight on the tunnel port: both BINDs and both visitors' CONNECTs (B's pump, A's raw one).
-    assert.equal(metricSum(m1, 'gost_service_requests_in_flight'), 4);
+    // In flight on the tunnel port: both BINDs and both visitors' CONNECTs (B's pump, A's raw one);
+    // at the entry point (a service of its own): the two SSE connections.
+    assert.equal(inFlight(m1, 'service-0'), 4);
+    assert.equal(inFlight(m1, `service-0-ep-${LOCAL}:0`), 2);
 
     const mark = server.proc.mark();
     const killedAt = Date.now();
@@ -169,10 +176,14 @@ describe('kill -9 of a client mid-transfer', () => {
     await waitFor(
       async () => {
         const m = await scrape(server.metricsPort!);
-        return metricSum(m, 'burrow_tunnel_connectors') === 1 && metricSum(m, 'gost_service_requests_in_flight') === 2;
+        return (
+          metricSum(m, 'burrow_tunnel_connectors') === 1 &&
+          inFlight(m, 'service-0') === 2 &&
+          inFlight(m, `service-0-ep-${LOCAL}:0`) === 0
+        );
       },
       3_000,
-      'connector gauge 1 and only tunnel B (its BIND and its CONNECT) in flight',
+      'connector gauge 1, only tunnel B (its BIND and its CONNECT) in flight, none at the entry point',
     );
     await waitFor(() => socketsOf(server.proc.pid) <= socketsBefore - 1, 3_000, `server sockets back to ${socketsBefore - 1}`).catch(
       (err: Error) => {

@@ -38,7 +38,7 @@ import type { ServiceMetrics } from '../../observe/service-metrics';
 import type { Network } from './pool';
 import { routeConnect } from './router';
 import { handleBind } from './bind';
-import { createEntryPoints, type EntryPoint } from './entrypoint';
+import { createEntryPoints, type EntryPoint } from './entrypoint/index';
 import { createTunnelServer, type TunnelServer } from './server';
 
 export type { TunnelServer } from './server';

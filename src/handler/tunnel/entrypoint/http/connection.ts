@@ -13,11 +13,13 @@ import { destroy } from '../../../../io/pipe';
 import { hostWithPort } from '../../../../io/http-relay';
 import { newSid } from '../../../../service/service';
 import type { HttpRequestHead } from '../../../../protocol/sniff/http';
-import { bodyFraming, headerTokens, type BodyFraming } from '../../../../protocol/http/response';
+import type { BodyFraming } from '../../../../protocol/http/response';
 import {
   MAX_HEADER_BYTES,
   TOO_LARGE_RESPONSE,
+  planRequest,
   readRequestHead,
+  type RequestPlan,
   type HeadRead,
   clientAddr,
   errorResponse,
@@ -26,59 +28,15 @@ import {
 } from './head';
 import { Exchange, requestLog, type ExchangeHost } from './exchange';
 import { Deadline, Deadlines } from './deadlines';
+import { attachVisitor, destroyOnFinish, stopReading, type VisitorEvents } from './visitor';
 import { ConnectionStreams } from './idle-pool';
 import type { Upstream, UpstreamOwner } from './upstream';
+import type { ConnectionHost } from './host';
 
 /** Bytes of later (pipelined) requests buffered while one is served; beyond it reading pauses. */
 const MAX_PIPELINED_BYTES = 64 * 1024;
 
-/** What a connection needs of the entry point's HTTP side (proxy.ts). */
-export interface ConnectionHost {
-  readonly nodeId: string;
-  readonly keepalive: boolean;
-  readonly headersTimeoutMs: number;
-  readonly readTimeoutMs: number;
-  readonly idleTimeoutMs: number;
-  route(dst: string): { ok: true; tunnelId: string } | { ok: false; status: 502; reason: string };
-  /**
-   * The stream for a request: the one the connection keeps under `key`, else (with keep-alive)
-   * an idle one of the picked connector, else a new one. Throws when the tunnel has none.
-   */
-  streamFor(streams: ConnectionStreams, key: string | undefined, tunnelId: string, src: string, dst: string): { up: Upstream; reused: boolean };
-  /** A new stream. */
-  openUpstream(tunnelId: string, src: string, dst: string): Upstream;
-  /** Keeps a stream whose exchange is over for a later connection, or releases it. */
-  putIdle(up: Upstream): void;
-  /** A plain stream for an `Upgrade` request. */
-  openTunnelStream(tunnelId: string, src: string, dst: string): Duplex;
-  splice(socket: net.Socket, stream: Duplex, peer: string, log: Logger): void;
-  warn(log: Logger, peer: string, limit: string, msg: string): void;
-  forget(conn: EntryConnection): void;
-}
-
-/** The connection of each socket (the listeners below are shared; `this` is the socket). */
-const connections = new WeakMap<net.Socket, EntryConnection>();
-
-function onSocketData(this: net.Socket, chunk: Buffer): void {
-  connections.get(this)!.socketData(chunk);
-}
-function onSocketEnd(this: net.Socket): void {
-  connections.get(this)!.socketEnd();
-}
-function onSocketClose(this: net.Socket): void {
-  connections.get(this)!.socketClose();
-}
-function onSocketDrain(this: net.Socket): void {
-  connections.get(this)!.socketDrain();
-}
-function onSocketError(): void {
-  /* 'close' follows */
-}
-function onSocketFinish(this: net.Socket): void {
-  destroy(this);
-}
-
-export class EntryConnection implements ExchangeHost, UpstreamOwner {
+export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEvents {
   readonly #p: ConnectionHost;
   readonly socket: net.Socket;
   readonly log: Logger;
@@ -106,12 +64,7 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner {
 
   start(first?: Buffer): void {
     const s = this.socket;
-    connections.set(s, this);
-    s.on('data', onSocketData);
-    s.on('end', onSocketEnd);
-    s.on('close', onSocketClose);
-    s.on('drain', onSocketDrain);
-    s.on('error', onSocketError);
+    attachVisitor(s, this);
     this.#arm(Deadline.Head, this.#p.headersTimeoutMs);
     // 'data' comes a tick after resume(): `first` is read before anything later.
     s.resume();
@@ -244,11 +197,9 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner {
   /** Routes one request and sends it down a stream, or answers it with an error. */
   #request(head: HttpRequestHead): void {
     const p = this.#p;
-    const conn = headerTokens(head.headers, 'connection');
-    const keepClient = head.version === 'HTTP/1.0' ? conn.includes('keep-alive') : !conn.includes('close');
-    let reqBody: BodyFraming;
+    let plan: RequestPlan;
     try {
-      reqBody = bodyFraming(head.headers, true);
+      plan = planRequest(head, p.nodeId);
     } catch (err) {
       this.#badRequest(err);
       return;
@@ -258,19 +209,13 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner {
       this.destroy();
       return;
     }
-    const dst = hostWithPort(head.host ?? '', 80);
+    const { keepClient, body: reqBody, upgrade, dst } = plan;
     const onEnd = requestLog(this.log, this.socket, this.peer, dst);
-    const upgrade = conn.includes('upgrade') && headerTokens(head.headers, 'upgrade').length > 0;
     const route = p.route(dst);
-    if (!route.ok) {
-      this.log.error(route.reason);
-      this.#fail(route.status, head, keepClient && !upgrade, reqBody, onEnd);
-      return;
-    }
-    const fwd = head.headers.find(([k]) => k.toLowerCase() === 'gost-forwarded-node')?.[1];
-    if (fwd !== undefined && fwd.includes(p.nodeId)) {
-      this.log.error('forwarding loop detected');
-      this.#fail(503, head, keepClient && !upgrade, reqBody, onEnd);
+    if (!route.ok || plan.loop) {
+      const { status, reason } = route.ok ? { status: 503, reason: 'forwarding loop detected' } : route;
+      this.log.error(reason);
+      this.#fail(status, head, keepClient && !upgrade, reqBody, onEnd);
       return;
     }
     const src = clientAddr(head.headers, this.peer);
@@ -368,13 +313,15 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner {
 
   upstreamData(up: Upstream, chunk: Buffer): void {
     const ex = this.#ex;
-    if (!ex || ex.up !== up || ex.done) {
-      // Bytes from a stream with no request on it (an origin talking out of turn).
-      this.#streams.forget(up);
-      up.drop();
-      return;
-    }
-    ex.responseData(chunk);
+    // Bytes from a stream with no request on it (an origin talking out of turn): dropped.
+    if (!ex || ex.up !== up || ex.done) this.#stray(up);
+    else ex.responseData(chunk);
+  }
+
+  /** A stream that is not the current exchange's spoke or ended: closed. */
+  #stray(up: Upstream): void {
+    this.#streams.forget(up);
+    up.drop();
   }
 
   responseStarted(): void {
@@ -384,12 +331,8 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner {
   /** The stream ended or failed during the current exchange (or while idle in the pool). */
   upstreamEnd(up: Upstream, err: Error | undefined): void {
     const ex = this.#ex;
-    if (!ex || ex.up !== up) {
-      this.#streams.forget(up);
-      up.drop();
-      return;
-    }
-    ex.streamEnded(err);
+    if (!ex || ex.up !== up) this.#stray(up);
+    else ex.streamEnded(err);
   }
 
   exchangeGone(ex: Exchange): void {
@@ -433,11 +376,7 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner {
     const keep = keepClient && body.kind === 'none' && !this.#clientEnded;
     this.socket.write(errorResponse(status, head.version, !keep));
     onEnd?.();
-    if (!keep) {
-      this.#finish();
-      return;
-    }
-    this.#next();
+    this.continueOrFinish(keep);
   }
 
   /** `Upgrade` requests (WebSocket): the head goes down a new stream, then bytes are spliced both ways. */
@@ -468,10 +407,7 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner {
     this.#closing = true;
     this.#deadlines.stop();
     const s = this.socket;
-    s.off('data', onSocketData);
-    s.off('end', onSocketEnd);
-    s.off('drain', onSocketDrain);
-    s.pause();
+    stopReading(s);
     if (this.#buf !== undefined && this.#buf.length > 0) stream.write(this.#buf);
     this.#buf = undefined;
     if (this.#clientEnded) stream.end();
@@ -483,7 +419,7 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner {
   #closeAfterWrite(): void {
     const s = this.socket;
     if (s.destroyed) return;
-    s.once('finish', onSocketFinish);
+    destroyOnFinish(s);
     this.#arm(Deadline.Flush, this.#p.readTimeoutMs);
   }
 

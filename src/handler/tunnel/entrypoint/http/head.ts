@@ -6,9 +6,9 @@
  */
 import net from 'node:net';
 import { joinHostPort } from '../../../../core/addr';
-import { HOP_BY_HOP } from '../../../../io/http-relay';
 import { parseHttpRequestHead, type HttpRequestHead } from '../../../../protocol/sniff/http';
-import { findHeadEnd } from '../../../../protocol/http/response';
+import { bodyFraming, findHeadEnd, headerTokens, type BodyFraming } from '../../../../protocol/http/response';
+import { HOP_BY_HOP, hostWithPort } from '../../../../io/http-relay';
 
 /** The largest request head the entry point reads; larger ones get 431. */
 export const MAX_HEADER_BYTES = 64 * 1024;
@@ -182,4 +182,31 @@ export function readRequestHead(buf: Buffer, lineChecked: boolean): HeadRead {
   const parsed = parseHttpRequestHead(buf.subarray(0, end), { maxHeadBytes: MAX_HEADER_BYTES + 1 });
   if (!parsed.complete) throw new Error('incomplete request head');
   return { kind: 'head', head: parsed };
+}
+
+/** What a request head says about how it is served. */
+export interface RequestPlan {
+  /** The client keeps its connection after this request (HTTP/1.1 unless `close`, HTTP/1.0 with `keep-alive`). */
+  keepClient: boolean;
+  body: BodyFraming;
+  /** `Connection: upgrade` with an `Upgrade` header (WebSocket). */
+  upgrade: boolean;
+  /** "host:port" from Host (port 80 by default). */
+  dst: string;
+  /** `Gost-Forwarded-Node` names this node already: a forwarding loop. */
+  loop: boolean;
+}
+
+/** How a request head is served; throws on a body framing that cannot be trusted. */
+export function planRequest(head: HttpRequestHead, nodeId: string): RequestPlan {
+  const conn = headerTokens(head.headers, 'connection');
+  const body = bodyFraming(head.headers, true);
+  const fwd = head.headers.find(([k]) => k.toLowerCase() === 'gost-forwarded-node')?.[1];
+  return {
+    keepClient: head.version === 'HTTP/1.0' ? conn.includes('keep-alive') : !conn.includes('close'),
+    body,
+    upgrade: conn.includes('upgrade') && headerTokens(head.headers, 'upgrade').length > 0,
+    dst: hostWithPort(head.host ?? '', 80),
+    loop: fwd !== undefined && fwd.includes(nodeId),
+  };
 }

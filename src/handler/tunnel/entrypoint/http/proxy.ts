@@ -31,7 +31,8 @@ import { DEFAULTS } from '../../../../config/model';
 import type { Ingress } from '../../../../ingress/ingress';
 import type { TunnelServer } from '../../server';
 import type { ConnectorEntry } from '../../pool';
-import { EntryConnection, type ConnectionHost } from './connection';
+import { EntryConnection } from './connection';
+import type { ConnectionHost, HostedConnection } from './host';
 import { IdlePool, type ConnectionStreams } from './idle-pool';
 import { Upstream, sharedKeyOf } from './upstream';
 
@@ -53,7 +54,7 @@ export class HttpEntryProxy implements ConnectionHost {
   readonly readTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly keepalive: boolean;
-  readonly #conns = new Set<EntryConnection>();
+  readonly #conns = new Set<HostedConnection>();
   /** Streams whose exchange is over, for later connections. */
   readonly #idle = new IdlePool();
 
@@ -73,7 +74,7 @@ export class HttpEntryProxy implements ConnectionHost {
     conn.start(first);
   }
 
-  forget(conn: EntryConnection): void {
+  forget(conn: HostedConnection): void {
     this.#conns.delete(conn);
   }
 
