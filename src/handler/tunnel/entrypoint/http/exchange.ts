@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { HttpRequestHead } from '../../../../protocol/sniff/http';
 import { bodyFraming, headerTokens, parseHttpResponseHead, type BodyFraming, type HttpResponseHead } from '../../../../protocol/http/response';
 import { CRLF, ChunkedScanner, LAST_CHUNK, chunkSizeLine } from '../../../../protocol/http/chunked';
-import { RESPONSE_DROP, clientAddr, errorResponse } from './head';
+import { RESPONSE_DROP, assertStrictFraming, clientAddr, errorResponse, hasBareLf } from './head';
 import type { Upstream, UpstreamOwner } from './upstream';
 import { hostWithPort } from '../../../../io/http-relay';
 
@@ -244,6 +244,10 @@ export class Exchange {
       return;
     }
     this.resBuf = undefined;
+    if (hasBareLf(buf, head.headEnd)) {
+      this.#badResponse(new Error('bare LF in the response head (CRLF line ends required)'));
+      return;
+    }
     if (head.status >= 100 && head.status < 200 && head.status !== 101) {
       // An interim response (100 Continue, 103 Early Hints): passed on, then the real one.
       if (!this.http10) this.host.socket.write(buf.subarray(0, head.headEnd));
@@ -263,10 +267,10 @@ export class Exchange {
     this.host.responseStarted();
     let framing: BodyFraming;
     try {
-      framing =
-        this.head.method === 'HEAD' || head.status === 204 || head.status === 304 || head.status === 101
-          ? { kind: 'none' }
-          : bodyFraming(head.headers, false);
+      // Checked even where no body follows: conflicting framing headers are refused either way.
+      assertStrictFraming(head.headers);
+      framing = bodyFraming(head.headers, false);
+      if (this.head.method === 'HEAD' || head.status === 204 || head.status === 304 || head.status === 101) framing = { kind: 'none' };
     } catch (err) {
       this.#badResponse(err);
       return;

@@ -179,6 +179,7 @@ export function readRequestHead(buf: Buffer, lineChecked: boolean): HeadRead {
     return { kind: 'partial', lineChecked: lineChecked || checkRequestStart(buf) };
   }
   if (end > MAX_HEADER_BYTES) return { kind: 'too-large' };
+  if (hasBareLf(buf, end)) throw new Error('bare LF in the request head (CRLF line ends required)');
   const parsed = parseHttpRequestHead(buf.subarray(0, end), { maxHeadBytes: MAX_HEADER_BYTES + 1 });
   if (!parsed.complete) throw new Error('incomplete request head');
   return { kind: 'head', head: parsed };
@@ -199,6 +200,10 @@ export interface RequestPlan {
 
 /** How a request head is served; throws on a body framing that cannot be trusted. */
 export function planRequest(head: HttpRequestHead, nodeId: string): RequestPlan {
+  // Stricter than the shared parsers, as llhttp: raw non-ASCII in the target, and framing
+  // headers that parsers read differently (assertStrictFraming), are refused.
+  if (/[\x80-\xff]/.test(head.path)) throw new Error('non-ASCII byte in the request target');
+  assertStrictFraming(head.headers);
   const conn = headerTokens(head.headers, 'connection');
   const body = bodyFraming(head.headers, true);
   const fwd = head.headers.find(([k]) => k.toLowerCase() === 'gost-forwarded-node')?.[1];
@@ -209,4 +214,36 @@ export function planRequest(head: HttpRequestHead, nodeId: string): RequestPlan 
     dst: hostWithPort(head.host ?? '', 80),
     loop: fwd !== undefined && fwd.includes(nodeId),
   };
+}
+
+/**
+ * True when a LF in `buf[0, end)` is not preceded by CR. RFC 9112 §2.2 lets a recipient take a
+ * bare LF as a line end, and parsers differ on where they do; a proxy that takes what the next
+ * hop may read differently invites smuggling, so the engine takes none (as llhttp).
+ */
+export function hasBareLf(buf: Buffer, end: number): boolean {
+  for (let i = buf.indexOf(0x0a); i >= 0 && i < end; i = buf.indexOf(0x0a, i + 1)) {
+    if (i === 0 || buf[i - 1] !== 0x0d) return true;
+  }
+  return false;
+}
+
+/**
+ * The engine's framing rules on top of bodyFraming's (protocol/http/response.ts), both ways, as
+ * llhttp: a Content-Length given more than once (two fields, or a list; equal values or not),
+ * Content-Length with Transfer-Encoding (a smuggling or splitting attempt, RFC 9112 §6.3 item
+ * 3, where bodyFraming lets a response's Transfer-Encoding win), and chunked twice or not last
+ * are refused.
+ */
+export function assertStrictFraming(headers: ReadonlyArray<readonly [string, string]>): void {
+  let lengths = 0;
+  for (const [k, v] of headers) {
+    if (k.length === 14 && k.toLowerCase() === 'content-length') lengths += v.split(',').length;
+  }
+  if (lengths > 1) throw new Error('repeated Content-Length');
+  const te = headerTokens(headers, 'transfer-encoding');
+  if (te.length === 0) return;
+  if (lengths > 0) throw new Error('both Transfer-Encoding and Content-Length');
+  const chunked = te.indexOf('chunked');
+  if (chunked >= 0 && chunked !== te.length - 1) throw new Error(`unsupported Transfer-Encoding "${te.join(', ')}"`);
 }
