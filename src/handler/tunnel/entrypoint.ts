@@ -2,8 +2,11 @@
  * A public entry point of the tunnel server (behavior.md §4): a plain TCP listener that peeks
  * at the first byte of each connection and dispatches without losing any byte:
  *
- * - `0x01`: a relay CONNECT (from a peer server node or a visitor pointed here) routed by its
- *   tunnel ID, no ingress, no privacy check (protocol.md §3.4);
+ * - `0x01`: a relay request (a visitor pointed here, or another server of a fleet handing on a
+ *   visitor's request with the visitor's credentials) served exactly as on the tunnel port:
+ *   connection rate, auther, the host-to-tunnel rule and privacy check, the same statuses
+ *   (gost checks nothing here). `entrypoint.relay=false` turns the path off: such a
+ *   connection is then taken for HTTP (and refused as such);
  * - `0x16`: TLS, routed by SNI and passed through untouched (no termination);
  * - anything else: HTTP/1.x, proxied per request by Host (http-proxy.ts).
  *
@@ -15,12 +18,10 @@ import type { Logger } from 'pino';
 import type { Duplex } from 'node:stream';
 import { Metadata } from '../../core/metadata';
 import { joinHostPort, splitHostPort } from '../../core/addr';
-import { BurrowError, STATUS_BAD_REQUEST, STATUS_SERVICE_UNAVAILABLE, isPeerGone } from '../../core/errors';
+import { BurrowError, isPeerGone } from '../../core/errors';
+import type { Conn } from '../../core/transport';
 import { peek } from '../../io/peek';
 import { destroy } from '../../io/pipe';
-import { readRelayMessage } from '../../io/read-message';
-import { decodeRequest, parseRequest, statusResponse } from '../../protocol/relay/message';
-import { isZero, tunnelIdToString } from '../../protocol/relay/tunnel-id';
 import { parseClientHelloSni } from '../../protocol/sniff/tls';
 import { DEFAULTS } from '../../config/model';
 import type { Ingress } from '../../ingress/ingress';
@@ -188,7 +189,7 @@ export class EntryPoint {
     const first = chunk[0];
     if (first === 0x01 && this.#relayEnabled) {
       sock.unshift(chunk);
-      this.#handleRelay(sock, sniff.remote, sniff.log).catch((err: Error) => this.#refuse(sock, sniff.log, err));
+      this.#handleRelay(sock, sniff.remote, sniff.log);
     } else if (first === 0x16) {
       sock.unshift(chunk);
       this.#handleTls(sock, sniff.remote, sniff.log).catch((err: Error) => this.#refuse(sock, sniff.log, err));
@@ -263,26 +264,9 @@ export class EntryPoint {
     this.#opts.server.splice(socket, stream, remote, log);
   }
 
-  async #handleRelay(socket: net.Socket, remote: string, log: Logger): Promise<void> {
-    const req = parseRequest(decodeRequest(await readRelayMessage(socket, this.#sniffTimeoutMs)));
-    const reply = (status: number): void => {
-      socket.end(statusResponse(status));
-    };
-    if (!req.tunnelId || isZero(req.tunnelId)) {
-      reply(STATUS_BAD_REQUEST);
-      return;
-    }
-    const tid = tunnelIdToString(req.tunnelId);
-    const network = req.network === 'udp' ? 'udp' : 'tcp';
-    let stream: Duplex;
-    try {
-      stream = this.#opts.server.openTunnelStream(tid, network, req.srcAddr ?? remote, req.dstAddr ?? ':0');
-    } catch (err) {
-      log.error({ tunnel: tid }, (err as Error).message);
-      reply(STATUS_SERVICE_UNAVAILABLE);
-      return;
-    }
-    socket.write(statusResponse(0));
-    this.#opts.server.splice(socket, stream, remote, log);
+  /** A relay request: the tunnel port's own code path (rate limit, auther, routing). */
+  #handleRelay(socket: net.Socket, remote: string, log: Logger): void {
+    const conn: Conn = { stream: socket, local: joinHostPort(socket.localAddress ?? '', socket.localPort ?? 0), remote };
+    this.#opts.server.relay(conn, log);
   }
 }

@@ -27,7 +27,7 @@ import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Metadata } from '../../core/metadata';
-import { joinHostPort } from '../../core/addr';
+import { joinHostPort, stripPort } from '../../core/addr';
 import { DEFAULTS } from '../../config/model';
 import type { Ingress } from '../../ingress/ingress';
 import type { TunnelServer } from './handler';
@@ -227,15 +227,16 @@ class Upstream {
   /** The entry point's idle pool while the stream waits there for a later connection. */
   idlePool: HttpEntryProxy | undefined;
   idleSince = 0;
-  /** connector × host × client IP: where the stream idles between connections. */
+  /** connector × host × socket peer × client IP: where the stream idles between connections. */
   readonly sharedKey: string;
   constructor(
     readonly stream: Duplex,
     dst: string,
     src: string,
+    peer: string,
   ) {
     const entry = (stream as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
-    this.sharedKey = sharedKeyOf(entry?.id ?? '', dst, src);
+    this.sharedKey = sharedKeyOf(entry?.id ?? '', dst, src, peer);
     (stream as unknown as Record<symbol, unknown>)[kUpstream] = this;
     stream.on('data', onUpstreamData);
     stream.on('end', onUpstreamEnd);
@@ -245,10 +246,14 @@ class Upstream {
   }
 }
 
-/** `dst` is lower-case host:port; `src` host:port, of which only the host counts. */
-function sharedKeyOf(connectorId: string, dst: string, src: string): string {
-  const colon = src.lastIndexOf(':');
-  return [connectorId, dst, colon < 0 ? src : src.slice(0, colon)].join('|');
+/**
+ * `dst` is lower-case host:port; `src` (the client address, from forwarded headers when sent)
+ * and `peer` (the socket's) host:port, of which only the hosts count. The socket's address is
+ * part of the key because forwarded headers are the sender's word: a stream never goes to a
+ * connection from another address that merely names the same client.
+ */
+function sharedKeyOf(connectorId: string, dst: string, src: string, peer: string): string {
+  return [connectorId, dst, stripPort(peer), stripPort(src)].join('|');
 }
 
 function upstreamOf(stream: unknown): Upstream {
@@ -392,12 +397,12 @@ export class HttpEntryProxy {
    * connector for the same host and client IP is taken if there is one (the most recent), else
    * a new stream is opened on it. Throws when the tunnel has no connector.
    */
-  acquire(tunnelId: string, src: string, dst: string): { up: Upstream; reused: boolean } {
+  acquire(tunnelId: string, src: string, dst: string, peer: string): { up: Upstream; reused: boolean } {
     const server = this.opts.server;
     const entry = server.pool.select(tunnelId, 'tcp');
     const lowerDst = dst.toLowerCase();
     if (entry !== undefined && this.#idleCount > 0) {
-      const key = sharedKeyOf(entry.id, lowerDst, src);
+      const key = sharedKeyOf(entry.id, lowerDst, src, peer);
       const list = this.#idle.get(key);
       while (list !== undefined && list.length > 0) {
         const up = this.#left(list.pop()!);
@@ -409,12 +414,12 @@ export class HttpEntryProxy {
       }
       if (list !== undefined) this.#idle.delete(key);
     }
-    return { up: this.openUpstream(tunnelId, src, dst, entry), reused: false };
+    return { up: this.openUpstream(tunnelId, src, dst, peer, entry), reused: false };
   }
 
   /** A new tunnel stream for `dst` (on `entry` first when given), with its listeners. */
-  openUpstream(tunnelId: string, src: string, dst: string, entry?: ConnectorEntry): Upstream {
-    return new Upstream(this.opts.server.openTunnelStream(tunnelId, 'tcp', src, dst, entry), dst.toLowerCase(), src);
+  openUpstream(tunnelId: string, src: string, dst: string, peer: string, entry?: ConnectorEntry): Upstream {
+    return new Upstream(this.opts.server.openTunnelStream(tunnelId, 'tcp', src, dst, entry), dst.toLowerCase(), src, peer);
   }
 
   /** Bookkeeping for a stream leaving the idle pool (its list entry is already gone). */
@@ -730,7 +735,7 @@ class EntryConnection {
     }
     if (!up) {
       try {
-        const got = keep ? p.acquire(route.tunnelId, src, dst) : { up: p.openUpstream(route.tunnelId, src, dst), reused: false };
+        const got = keep ? p.acquire(route.tunnelId, src, dst, this.#peer) : { up: p.openUpstream(route.tunnelId, src, dst, this.#peer), reused: false };
         up = got.up;
         reused = got.reused;
       } catch (err) {
@@ -1074,7 +1079,7 @@ class EntryConnection {
     destroy(ex.up.stream);
     let up: Upstream;
     try {
-      up = this.#p.openUpstream(ex.tunnelId, clientAddr(ex.head.headers, this.#peer), hostWithPort(ex.head.host ?? '', 80));
+      up = this.#p.openUpstream(ex.tunnelId, clientAddr(ex.head.headers, this.#peer), hostWithPort(ex.head.host ?? '', 80), this.#peer);
     } catch (err) {
       this.#log.error((err as Error).message);
       this.#abortExchange(ex, 503);
