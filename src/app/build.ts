@@ -211,6 +211,7 @@ export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {})
           ingress,
           ingresses,
           auther: list.length ? new AnyAuther(list) : undefined,
+          authers,
           logger: slog,
           metrics: hooks.metrics,
         });

@@ -6,27 +6,39 @@
  * `reload` period. For one user name the later source wins (inline, file, redis, http: gost's
  * priority); a source that fails keeps what it last gave. Several authers: any may accept.
  *
- * Failed attempts are rate limited per client IP: after `maxFailures` failures within
- * `windowMs`, further attempts from that IP are refused without being checked until the window
- * passes. Passwords are compared in constant time and never logged.
+ * A user may be limited to tunnels: `tunnels: [id, ...]` inline, a third column
+ * (`user pass id1,id2`) in the file format; its credential is then good for those tunnel IDs
+ * only (a request for another is refused like a wrong password).
+ *
+ * Guessing is stopped per address and user, and per address, with a growing back-off; a
+ * repeated wrong password (a stale client) is not a new guess (lockout.ts). Passwords are
+ * compared in constant time and never logged.
  */
 import { FilePoller } from '../io/file-watch';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { stripPort } from '../core/addr';
+import { parseTunnelId, tunnelIdToString } from '../protocol/relay/tunnel-id';
+import { Lockout, type LockoutOptions } from './lockout';
 import { LoaderSources, SourceHealth, coalesced, postPluginJson, type HttpPluginConfig, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
+
+/** A user: name, password and, optionally, the only tunnel IDs its credential is good for. */
+export interface AuthUser {
+  username: string;
+  password: string;
+  tunnels?: readonly string[];
+}
 
 export interface AutherOptions {
   name: string;
-  auths?: Array<{ username: string; password: string }>;
+  auths?: AuthUser[];
   filePath?: string;
   redis?: RedisSourceConfig;
   http?: HttpSourceConfig;
   /** An HTTP auther plugin (gost's): it alone decides, the other sources are not used. */
   plugin?: HttpPluginConfig;
   reloadMs?: number;
-  maxFailures?: number;
-  windowMs?: number;
+  lockout?: LockoutOptions;
   logger: Logger;
 }
 
@@ -34,42 +46,73 @@ function digest(s: string): Buffer {
   return createHash('sha256').update(s).digest();
 }
 
-export function parseAuthText(text: string): Array<{ username: string; password: string }> {
-  const out: Array<{ username: string; password: string }> = [];
+export function parseAuthText(text: string): AuthUser[] {
+  const out: AuthUser[] = [];
   for (const raw of text.split(/\r?\n/)) {
     const line = raw.replace(/#.*/, '').trim();
     if (!line) continue;
-    const [u, p] = line.split(/\s+/, 2);
-    if (u) out.push({ username: u, password: p ?? '' });
+    const [u, p, t] = line.split(/\s+/, 3);
+    if (!u) continue;
+    out.push(t ? { username: u, password: p ?? '', tunnels: t.split(',') } : { username: u, password: p ?? '' });
   }
   return out;
 }
 
+/**
+ * `user:pass[,user:pass...]` (`tunnel.bindAuth`): a password may hold ':' but not ','.
+ * Throws an Error naming an item without a user name.
+ */
+export function parseUserPassList(text: string): AuthUser[] {
+  return text.split(',').map((item) => {
+    const colon = item.indexOf(':');
+    const username = colon < 0 ? item : item.slice(0, colon);
+    if (username.trim() === '') throw new Error(`"${item}": expected user:pass[,user:pass...]`);
+    return { username, password: colon < 0 ? '' : item.slice(colon + 1) };
+  });
+}
+
 /** Users from a Redis key: hash fields are user names, set members are "user pass" lines. */
-export function authsFromRedis(data: RedisData): Array<{ username: string; password: string }> {
+export function authsFromRedis(data: RedisData): AuthUser[] {
   if (data.kind === 'set') return parseAuthText(data.lines.join('\n'));
   return data.entries.filter(([u]) => u !== '').map(([username, password]) => ({ username, password }));
 }
 
-type Digests = Map<string, Buffer>;
+/** A user's password digest and, when limited, its tunnel IDs (canonical text). */
+interface Known {
+  digest: Buffer;
+  tunnels: ReadonlySet<string> | undefined;
+}
+type Digests = Map<string, Known>;
 
-function digests(list: Array<{ username: string; password: string }>): Digests {
-  return new Map(list.map((a) => [a.username, digest(a.password)]));
+/** A tunnel ID in canonical text, or the text as given when it is not one (matches nothing). */
+function canonicalTunnel(t: string): string {
+  try {
+    return tunnelIdToString(parseTunnelId(t.trim()));
+  } catch {
+    return t.trim();
+  }
+}
+
+function digests(list: AuthUser[]): Digests {
+  return new Map(
+    list.map((a) => [
+      a.username,
+      { digest: digest(a.password), tunnels: a.tunnels && a.tunnels.length > 0 ? new Set(a.tunnels.map(canonicalTunnel)) : undefined },
+    ]),
+  );
 }
 
 export class Auther {
   readonly name: string;
-  readonly #inline: Map<string, Buffer>;
+  readonly #inline: Digests;
   #file: Digests = new Map();
   #redisUsers: Digests = new Map();
   #httpUsers: Digests = new Map();
-  readonly #sources: LoaderSources<{ username: string; password: string }>;
+  readonly #sources: LoaderSources<AuthUser>;
   /** How the plugin (if any) is answering. */
   readonly #pluginHealth: SourceHealth;
   readonly #opts: AutherOptions;
-  readonly #failures = new Map<string, { count: number; since: number }>();
-  readonly #maxFailures: number;
-  readonly #windowMs: number;
+  readonly #lockout: Lockout;
   #timer: NodeJS.Timeout | undefined;
   readonly #poller: FilePoller | undefined;
 
@@ -77,8 +120,7 @@ export class Auther {
     this.name = opts.name;
     this.#opts = opts;
     this.#inline = digests(opts.auths ?? []);
-    this.#maxFailures = opts.maxFailures ?? 5;
-    this.#windowMs = opts.windowMs ?? 60_000;
+    this.#lockout = new Lockout(opts.lockout);
     this.#poller = opts.filePath ? new FilePoller(opts.filePath, () => this.#reloadFile()) : undefined;
     this.#sources = new LoaderSources({
       prefix: `auther ${this.name}`,
@@ -126,15 +168,21 @@ export class Auther {
     if (users) this.#file = digests(users);
   }
 
-  /** True when the pair is known. `remote` ("ip:port") keys the failure rate limit. */
-  authenticate(username: string, password: string, remote = ''): boolean {
+  /**
+   * True when the pair is known (and, for a user limited to tunnels, `tunnelId` is one of
+   * them). `remote` ("ip:port") keys the lockout.
+   */
+  authenticate(username: string, password: string, remote = '', tunnelId?: string): boolean {
     if (this.#opts.plugin) return false; // only `check` asks a plugin
     const ip = stripPort(remote);
-    if (this.#locked(ip)) return false;
+    if (!this.#lockout.allowed(ip, username)) return false;
     const want =
       this.#httpUsers.get(username) ?? this.#redisUsers.get(username) ?? this.#file.get(username) ?? this.#inline.get(username);
-    const ok = want !== undefined && timingSafeEqual(want, digest(password));
-    if (!ok) this.#failed(ip);
+    const ok =
+      want !== undefined &&
+      timingSafeEqual(want.digest, digest(password)) &&
+      (want.tunnels === undefined || (tunnelId !== undefined && want.tunnels.has(tunnelId)));
+    this.#settle(ip, username, password, ok);
     return ok;
   }
 
@@ -142,11 +190,11 @@ export class Auther {
    * `authenticate`, or for a plugin auther its answer (POST {service, username, password,
    * client} → {ok}); a plugin that fails or does not answer refuses, with one warning.
    */
-  async check(username: string, password: string, remote = '', service = ''): Promise<boolean> {
+  async check(username: string, password: string, remote = '', service = '', tunnelId?: string): Promise<boolean> {
     const plugin = this.#opts.plugin;
-    if (!plugin) return this.authenticate(username, password, remote);
+    if (!plugin) return this.authenticate(username, password, remote, tunnelId);
     const ip = stripPort(remote);
-    if (this.#locked(ip)) return false;
+    if (!this.#lockout.allowed(ip, username)) return false;
     let ok = false;
     try {
       const res = (await postPluginJson(plugin, { service, username, password, client: remote })) as { ok?: unknown } | null;
@@ -155,22 +203,13 @@ export class Auther {
     } catch (err) {
       this.#pluginHealth.failed(err);
     }
-    if (!ok) this.#failed(ip);
+    this.#settle(ip, username, password, ok);
     return ok;
   }
 
-  #locked(ip: string): boolean {
-    const f = this.#failures.get(ip);
-    if (f && Date.now() - f.since > this.#windowMs) this.#failures.delete(ip);
-    else if (f && f.count >= this.#maxFailures) return true;
-    return false;
-  }
-
-  #failed(ip: string): void {
-    const cur = this.#failures.get(ip);
-    if (cur) cur.count++;
-    else this.#failures.set(ip, { count: 1, since: Date.now() });
-    if (this.#failures.size > 100_000) this.#failures.clear();
+  #settle(ip: string, username: string, password: string, ok: boolean): void {
+    if (ok) this.#lockout.succeeded(ip, username);
+    else this.#lockout.failed(ip, username, password);
   }
 
   close(): void {
@@ -186,12 +225,12 @@ export class AnyAuther {
   async start(): Promise<void> {
     for (const a of this.authers) await a.start();
   }
-  authenticate(username: string, password: string, remote = ''): boolean {
-    return this.authers.some((a) => a.authenticate(username, password, remote));
+  authenticate(username: string, password: string, remote = '', tunnelId?: string): boolean {
+    return this.authers.some((a) => a.authenticate(username, password, remote, tunnelId));
   }
   /** Like `authenticate`, asking plugin authers too (in turn, until one accepts). */
-  async check(username: string, password: string, remote = '', service = ''): Promise<boolean> {
-    for (const a of this.authers) if (await a.check(username, password, remote, service)) return true;
+  async check(username: string, password: string, remote = '', service = '', tunnelId?: string): Promise<boolean> {
+    for (const a of this.authers) if (await a.check(username, password, remote, service, tunnelId)) return true;
     return false;
   }
   close(): void {

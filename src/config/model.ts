@@ -167,7 +167,8 @@ export interface IngressConfig {
 
 export interface AutherConfig {
   name: string;
-  auths?: AuthConfig[];
+  /** `tunnels`: the tunnel IDs the credential may be used for (absent: any). */
+  auths?: Array<AuthConfig & { tunnels?: string[] }>;
   reload?: string;
   file?: { path: string };
   redis?: { addr: string; db?: number; password?: string; key?: string; type?: string };

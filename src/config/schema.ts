@@ -67,6 +67,11 @@ function info<T extends z.ZodType>(schema: T, meta: ObjectInfo): T {
 const NOT_IMPLEMENTED = 'not implemented by burrow';
 
 export const authSchema = info(z.object({ username: text.default(''), password: text.default('') }), { kind: 'auth' });
+/** A user of an `authers:` entry; `tunnels` limits the credential to those tunnel IDs. */
+const autherUserSchema = info(
+  z.object({ username: text.default(''), password: text.default(''), tunnels: strList.optional() }),
+  { kind: 'auth' },
+);
 
 export const tlsOptionsSchema = info(
   z.object({ minVersion: str.optional(), maxVersion: str.optional(), cipherSuites: strList.optional(), alpn: strList.optional() }),
@@ -284,7 +289,7 @@ export const ingressSchema = info(
 export const autherSchema = info(
   z.object({
     name: str,
-    auths: z.array(authSchema).optional(),
+    auths: z.array(autherUserSchema).optional(),
     reload: duration.optional(),
     file: fileLoaderSchema.optional(),
     redis: redisLoaderSchema.optional(),

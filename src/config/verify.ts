@@ -21,6 +21,8 @@ import {
   LISTENER_TYPES,
 } from '../core/parts';
 import { splitHostPort } from '../core/addr';
+import { TrustedPeers } from '../limit/trusted-peers';
+import { parseUserPassList } from '../auth/auther';
 import { parseRule } from '../forward/matcher';
 import { expandAddr } from './address';
 import type { Config, HopConfig, NodeConfig, ServiceConfig } from './model';
@@ -145,6 +147,32 @@ function checkType(o: Origin, sub: string, kind: string, type: string, supported
   fail(o, sub, `unknown ${kind} type '${type}' (burrow supports: ${supported.join(', ')})`);
 }
 
+/** `trustedProxies` (IPs/CIDRs) and `tunnel.bindAuther` (an auther's name), where they are set. */
+function verifyAccessOptions(svc: ServiceConfig, o: Origin, refs: Refs): void {
+  const parts = [
+    ['metadata', svc.metadata],
+    ['listener.metadata', svc.listener.metadata],
+    ['handler.metadata', svc.handler.metadata],
+  ] as const;
+  for (const [part, md] of parts) {
+    if (!md) continue;
+    const m = new Metadata(md);
+    try {
+      TrustedPeers.parse(m.get('trustedProxies'));
+    } catch (err) {
+      fail(o, `${part}.trustedProxies`, (err as Error).message);
+    }
+    const bind = m.getString('tunnel.bindAuther');
+    if (bind) checkRef(refs.authers, bind, 'auther', o, `${part}.tunnel.bindAuther`);
+    const inline = m.getString('tunnel.bindAuth');
+    try {
+      if (inline !== undefined) parseUserPassList(inline);
+    } catch (err) {
+      fail(o, `${part}.tunnel.bindAuth`, (err as Error).message);
+    }
+  }
+}
+
 function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: string[]): void {
   checkType(o, 'handler.type', 'handler', svc.handler.type, HANDLER_TYPES, GOST_ONLY_HANDLERS);
   checkType(o, 'listener.type', 'listener', svc.listener.type, LISTENER_TYPES, GOST_ONLY_LISTENERS);
@@ -162,6 +190,7 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
 
   if (svc.handler.chain) checkRef(refs.chains, svc.handler.chain, 'chain', o, 'handler.chain');
   if (svc.listener.chain) checkRef(refs.chains, svc.listener.chain, 'chain', o, 'listener.chain');
+  verifyAccessOptions(svc, o, refs);
   for (const [part, cfg] of [['handler', svc.handler], ['listener', svc.listener]] as const) {
     if (cfg.auther) checkRef(refs.authers, cfg.auther, 'auther', o, `${part}.auther`);
     cfg.authers?.forEach((a, i) => checkRef(refs.authers, a, 'auther', o, `${part}.authers[${i}]`));

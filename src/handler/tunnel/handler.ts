@@ -10,12 +10,14 @@
  * The handler also owns the entry points (`entrypoint=`, `entrypoints`), which sniff HTTP/TLS
  * traffic and route it through the same pool (entrypoint/); the state they share is server.ts.
  */
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
-import type { Handler, HandleResult, Later } from '../../core/handler';
+import { Later, type Handler, type HandleResult } from '../../core/handler';
 import type { Metadata } from '../../core/metadata';
 import {
   BurrowError,
+  ConfigError,
   STATUS_BAD_REQUEST,
   STATUS_FORBIDDEN,
   STATUS_SERVICE_UNAVAILABLE,
@@ -23,7 +25,6 @@ import {
   isPeerGone,
   isSendTimeout,
 } from '../../core/errors';
-import type { Duplex } from 'node:stream';
 import { CMD_BIND, CMD_CONNECT } from '../../protocol/relay/constants';
 import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from '../../protocol/relay/message';
 import { isZero, tunnelIdToString, parseTunnelId } from '../../protocol/relay/tunnel-id';
@@ -33,7 +34,7 @@ import { stripPort } from '../../core/addr';
 import { RateLimiter } from '../../limit/rate';
 import { DEFAULTS } from '../../config/model';
 import type { Ingress } from '../../ingress/ingress';
-import type { AnyAuther } from '../../auth/auther';
+import { Auther, AnyAuther, parseUserPassList } from '../../auth/auther';
 import type { ServiceMetrics } from '../../observe/service-metrics';
 import type { Network } from './pool';
 import { routeConnect } from './router';
@@ -50,6 +51,8 @@ export interface TunnelHandlerOptions {
   /** Ingresses by name, for `entrypoints[].ingress`. */
   ingresses: Map<string, Ingress>;
   auther?: AnyAuther;
+  /** Authers by name, for `tunnel.bindAuther`. */
+  authers?: ReadonlyMap<string, Auther>;
   logger: Logger;
   /** What the entry points report per connection (their own services). */
   metrics?: ServiceMetrics;
@@ -75,12 +78,31 @@ function safeParseTunnelIdText(text: string | undefined): string | undefined {
   }
 }
 
+/**
+ * The auther BIND is checked against when `tunnel.bindAuth` or `tunnel.bindAuther` is set (then
+ * the service's auther checks CONNECT only); undefined otherwise (gost: one auther for both).
+ */
+function bindAutherOf(opts: TunnelHandlerOptions): AnyAuther | undefined {
+  const md = opts.metadata;
+  const list: Auther[] = [];
+  const inline = md.getString('tunnel.bindAuth');
+  if (inline) list.push(new Auther({ name: `${opts.service}-bind`, auths: parseUserPassList(inline), logger: opts.logger }));
+  const name = md.getString('tunnel.bindAuther');
+  if (name) {
+    const a = opts.authers?.get(name);
+    if (!a) throw new ConfigError(`auther "${name}" is not defined`, { path: 'handler.metadata.tunnel.bindAuther' });
+    list.push(a);
+  }
+  return list.length > 0 ? new AnyAuther(list) : undefined;
+}
+
 export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { server: TunnelServer; entryPoints: EntryPoint[] } {
   const md = opts.metadata;
   const log = opts.logger;
   const server = createTunnelServer({ metadata: md, ingress: opts.ingress, logger: log });
   const { nodeId, warnings } = server;
   const direct = md.getBool('tunnel.direct') ?? false;
+  const bindAuther = bindAutherOf(opts);
   const entrypointId = safeParseTunnelIdText(md.getString('entrypoint.id'));
   const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.relayHandshakeTimeoutMs;
   const spliceOpts = { sendTimeoutMs: server.sendTimeoutMs };
@@ -97,6 +119,14 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     ingresses: opts.ingresses,
     logger: log,
     metrics: opts.metrics,
+    // A relay request at an entry point: the tunnel port's own code (rate limit, auther, routing).
+    // (The entry point's service settles its connection when the socket closes.)
+    relay(conn, clog) {
+      serveRelay(conn, clog, new Later(), false).catch((err: Error) => {
+        clog.error(`relay: ${err.message}`);
+        destroy(conn.stream);
+      });
+    },
   });
 
   async function reply(conn: Conn, status: number): Promise<void> {
@@ -157,70 +187,83 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     return later;
   }
 
+  /**
+   * One relay request on the tunnel port or an entry point's: the connection rate, the request,
+   * the auther, then CONNECT (route, privacy) or BIND. `fields`: add the handler's log fields
+   * (an entry point's logger has them already).
+   */
+  async function serveRelay(conn: Conn, clog: Logger, later: Later, fields: boolean): Promise<HandleResult | void | Later> {
+    if (limiter) {
+      const ip = stripPort(conn.remote);
+      if (!limiter.take(ip)) {
+        // Over the per-IP connection rate: close without a response (as gost's rlimiter).
+        if (limiter.shouldWarn(ip)) clog.warn(`connection rate limit exceeded for ${ip} (tunnel.connRate=${connRate}/s)`);
+        destroy(conn.stream);
+        return;
+      }
+    }
+    let req: ParsedRequest;
+    try {
+      req = parseRequest(decodeRequest(await readRelayMessage(conn.stream, readTimeoutMs)));
+    } catch (err) {
+      // Bad version, undecodable features, silence: close without a response, as gost.
+      // One warning per peer and limit a minute (a flood of bad or idle connections is one
+      // line); every case at debug.
+      if (isPeerGone(err)) clog.debug(`relay: ${(err as Error).message}`);
+      else if (err instanceof BurrowError && err.code === 'BURROW_ERR_TIMEOUT') {
+        warnings.warn(clog, stripPort(conn.remote), 'readTimeout', `relay: ${err.message} (readTimeout ${readTimeoutMs} ms)`);
+      } else {
+        const limit = err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT' ? 'relay request size' : 'relay request format';
+        warnings.warn(clog, stripPort(conn.remote), limit, `relay: bad request: ${(err as Error).message}`);
+      }
+      destroy(conn.stream);
+      return;
+    }
+    const tlog = fields ? clog.child({ handler: 'tunnel', node: nodeId }) : clog;
+    if (!req.tunnelId || isZero(req.tunnelId)) {
+      tlog.error('zero tunnel ID');
+      await reply(conn, STATUS_BAD_REQUEST);
+      return;
+    }
+    const tid = tunnelIdToString(req.tunnelId);
+    // With a bind auther, BIND is checked against it alone and the service's auther checks
+    // CONNECT only. The address is the connection's (a trusted proxy's client, never the source
+    // a request writes into itself).
+    const auther = bindAuther && req.cmd === CMD_BIND ? bindAuther : opts.auther;
+    if (auther) {
+      const ok = await auther.check(req.username ?? '', req.password ?? '', conn.remote, opts.service, tid);
+      if (!ok) {
+        tlog.warn({ user: req.username ?? '', bind: auther === bindAuther || undefined }, 'unauthorized');
+        await reply(conn, STATUS_UNAUTHORIZED);
+        return;
+      }
+    }
+    // A child of clog, not of tlog: the same fields, one logger less kept per connection.
+    const tunnelLog = fields ? tunnelLogger(clog, tid) : clog.child({ tunnel: tid });
+    try {
+      // Not awaited: a CONNECT fails only before its splice, synchronously (see handleConnect).
+      if (req.cmd === CMD_CONNECT) return handleConnect(conn, req, tid, clog, tunnelLog, later);
+      if (req.cmd === CMD_BIND) return await handleBind(conn, req, server, tunnelLog);
+    } catch (err) {
+      if (err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT') {
+        tunnelLog.warn(err.message);
+        await reply(conn, STATUS_FORBIDDEN);
+        return;
+      }
+      throw err;
+    }
+    tunnelLog.error(`unknown command 0x${req.cmd.toString(16)}`);
+    await reply(conn, STATUS_BAD_REQUEST);
+  }
+
   return {
     server,
     entryPoints,
     async start() {
       for (const ep of entryPoints) await ep.start();
     },
-    async handle(conn: Conn, clog: Logger, later: Later): Promise<HandleResult | void | Later> {
-      if (limiter) {
-        const ip = stripPort(conn.remote);
-        if (!limiter.take(ip)) {
-          // Over the per-IP connection rate: close without a response (as gost's rlimiter).
-          if (limiter.shouldWarn(ip)) clog.warn(`connection rate limit exceeded for ${ip} (tunnel.connRate=${connRate}/s)`);
-          destroy(conn.stream);
-          return;
-        }
-      }
-      let req: ParsedRequest;
-      try {
-        req = parseRequest(decodeRequest(await readRelayMessage(conn.stream, readTimeoutMs)));
-      } catch (err) {
-        // Bad version, undecodable features, silence: close without a response, as gost.
-        // One warning per peer and limit a minute (a flood of bad or idle connections is one
-        // line); every case at debug.
-        if (isPeerGone(err)) clog.debug(`relay: ${(err as Error).message}`);
-        else if (err instanceof BurrowError && err.code === 'BURROW_ERR_TIMEOUT') {
-          warnings.warn(clog, stripPort(conn.remote), 'readTimeout', `relay: ${err.message} (readTimeout ${readTimeoutMs} ms)`);
-        } else {
-          const limit = err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT' ? 'relay request size' : 'relay request format';
-          warnings.warn(clog, stripPort(conn.remote), limit, `relay: bad request: ${(err as Error).message}`);
-        }
-        destroy(conn.stream);
-        return;
-      }
-      const tlog = clog.child({ handler: 'tunnel', node: nodeId });
-      if (!req.tunnelId || isZero(req.tunnelId)) {
-        tlog.error('zero tunnel ID');
-        await reply(conn, STATUS_BAD_REQUEST);
-        return;
-      }
-      if (opts.auther) {
-        const ok = await opts.auther.check(req.username ?? '', req.password ?? '', conn.remote, opts.service);
-        if (!ok) {
-          tlog.warn({ user: req.username ?? '' }, 'unauthorized');
-          await reply(conn, STATUS_UNAUTHORIZED);
-          return;
-        }
-      }
-      // A child of clog, not of tlog: the same fields, one logger less kept per connection.
-      const tid = tunnelIdToString(req.tunnelId);
-      const tunnelLog = tunnelLogger(clog, tid);
-      try {
-        // Not awaited: a CONNECT fails only before its splice, synchronously (see handleConnect).
-        if (req.cmd === CMD_CONNECT) return handleConnect(conn, req, tid, clog, tunnelLog, later);
-        if (req.cmd === CMD_BIND) return await handleBind(conn, req, server, tunnelLog);
-      } catch (err) {
-        if (err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT') {
-          tunnelLog.warn(err.message);
-          await reply(conn, STATUS_FORBIDDEN);
-          return;
-        }
-        throw err;
-      }
-      tunnelLog.error(`unknown command 0x${req.cmd.toString(16)}`);
-      await reply(conn, STATUS_BAD_REQUEST);
+    handle(conn: Conn, clog: Logger, later: Later): Promise<HandleResult | void | Later> {
+      return serveRelay(conn, clog, later, true);
     },
     async close() {
       for (const ep of entryPoints) await ep.close();

@@ -10,8 +10,10 @@
  * - The upgrade request must arrive within `handshakeTimeout` (`readHeaderTimeout`; 10 s)
  *   after the TCP (ws) or TLS (wss) connection is up; wss has the same limit on the TLS
  *   handshake.
- * - `Conn.remote` is the client IP from `CF-Connecting-IP`, else the first
- *   `X-Forwarded-For`, else `X-Real-Ip` (port 0, as gost), else the socket peer.
+ * - `Conn.remote` is the socket peer; only when that peer is trusted (`trustedProxies`, a
+ *   load balancer or CDN) it is the client IP from `CF-Connecting-IP`, else the first
+ *   `X-Forwarded-For`, else `X-Real-Ip` (port 0, as gost). gost believes these headers from
+ *   anyone, which lets a client choose the address its limits and lockout count against.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -20,7 +22,6 @@ import type { Duplex } from 'node:stream';
 import type tls from 'node:tls';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
-import { joinHostPort } from '../../core/addr';
 import { isPeerGone } from '../../core/errors';
 import {
   DEFAULT_BACKLOG,
@@ -37,6 +38,7 @@ import { loadServerTlsOptions, tlsHandshakeTimeoutMs } from '../tls/certs';
 import { rawSocketOf } from '../tls/handshake';
 import { TlsHandshakeTracker } from '../tls/listener';
 import { WS_MAX_MESSAGE_BYTES, WsStream } from './stream';
+import { TrustedPeers } from '../../limit/trusted-peers';
 
 export const DEFAULT_WS_PATH = '/ws';
 export const DEFAULT_WS_HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -114,6 +116,7 @@ export class WsListener implements StreamListener {
       DEFAULT_WS_HANDSHAKE_TIMEOUT_MS;
     const responseHeaders = md.getStringMap('header', 'ws.header') ?? {};
     const keepalive = keepaliveOptions(md);
+    const trusted = TrustedPeers.parse(md.get('trustedProxies'));
 
     let server: http.Server | https.Server;
     if (this.#secure) {
@@ -180,11 +183,10 @@ export class WsListener implements StreamListener {
       wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
         const stream = new WsStream(ws);
         const sock = socket as net.Socket;
-        const ip = forwardedClientIp(req.headers);
         const conn: Conn = {
           stream,
           local: localAddressOf(rawSocketOf(sock as tls.TLSSocket) ?? sock),
-          remote: ip ? joinHostPort(ip, 0) : this.#peer(socket),
+          remote: trusted.clientAddress(this.#peer(socket), forwardedClientIp(req.headers)),
         };
         handOff(onConn, conn, logger);
       });

@@ -105,20 +105,31 @@ describe('ws handshake options', () => {
 });
 
 describe('ws listener client address', () => {
-  it('trusts X-Forwarded-For (first entry) for Conn.remote', async () => {
-    const server = await wsServer();
+  it('takes X-Forwarded-For (first entry) for Conn.remote from a trusted peer', async () => {
+    const server = await wsServer({ trustedProxies: '10.0.0.0/8,127.0.0.1' });
     const conn = await dial(server.addr, { header: { 'X-Forwarded-For': '203.0.113.7, 10.0.0.1' } });
     await echoes(conn);
     assert.equal(server.conns[0]!.remote, '203.0.113.7:0');
   });
 
-  it('prefers CF-Connecting-IP and ignores a header that is not an IP', async () => {
-    const server = await wsServer();
+  it('prefers CF-Connecting-IP and ignores a header that is not an IP (trusted peer)', async () => {
+    const server = await wsServer({ trustedProxies: ['127.0.0.0/8', '::1'] });
     await echoes(await dial(server.addr, { header: { 'CF-Connecting-IP': '2001:db8::1', 'X-Real-Ip': '198.51.100.1' } }));
     assert.equal(server.conns[0]!.remote, '[2001:db8::1]:0');
     const plain = await dial(server.addr, { header: { 'X-Real-Ip': 'not-an-ip' } });
     await echoes(plain);
     assert.equal(server.conns[1]!.remote, plain.local);
+  });
+
+  it('ignores forwarded headers from a peer that is not trusted (the default: nobody)', async () => {
+    for (const md of [{}, { trustedProxies: '10.0.0.0/8,::1' }]) {
+      const server = await wsServer(md);
+      const conn = await dial(server.addr, {
+        header: { 'X-Forwarded-For': '203.0.113.7', 'CF-Connecting-IP': '203.0.113.8', 'X-Real-Ip': '203.0.113.9' },
+      });
+      await echoes(conn);
+      assert.equal(server.conns[0]!.remote, conn.local, JSON.stringify(md));
+    }
   });
 });
 

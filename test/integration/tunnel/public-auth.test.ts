@@ -189,14 +189,18 @@ describe('authentication', () => {
     }
   });
 
-  test('repeated failures from one IP are rate limited, even with the right password afterwards', async () => {
+  test('guesses from one IP are stopped, even the right password during the back-off; a repeated wrong password is no guess', async () => {
     const server = await startApp({ L: [`tunnel://user:pw@127.0.0.1:0?tunnel.direct=true`] });
     after(() => server.stop());
     const id = parseTunnelId(TID);
-    const wrong = buildConnectRequest({ srcAddr: '127.0.0.1:1', dstAddr: ':0', tunnelId: id, udp: false, auth: { username: 'user', password: 'x' } });
-    for (let i = 0; i < 5; i++) assert.equal(await relayStatus(server.port(), wrong), 0x02);
-    const right = buildConnectRequest({ srcAddr: '127.0.0.1:1', dstAddr: ':0', tunnelId: id, udp: false, auth: { username: 'user', password: 'pw' } });
-    assert.equal(await relayStatus(server.port(), right), 0x02, 'locked out after 5 failures');
+    const as = (password: string) =>
+      buildConnectRequest({ srcAddr: '127.0.0.1:1', dstAddr: ':0', tunnelId: id, udp: false, auth: { username: 'user', password } });
+    // One stale password, again and again: refused each time, never locking the user out.
+    for (let i = 0; i < 10; i++) assert.equal(await relayStatus(server.port(), as('stale')), 0x02);
+    assert.equal(await relayStatus(server.port(), as('pw')), 0x05, 'the right password after a repeated wrong one');
+    // Six different wrong passwords (five free guesses, then a back-off): the right one is refused.
+    for (let i = 0; i < 6; i++) assert.equal(await relayStatus(server.port(), as(`guess-${i}`)), 0x02);
+    assert.equal(await relayStatus(server.port(), as('pw')), 0x02, 'not stopped after six guesses');
   });
 
   test('auther with a file source, reloaded when the file changes', async () => {

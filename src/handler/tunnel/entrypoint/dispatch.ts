@@ -2,7 +2,7 @@
  * The handler of an entry point's service: it waits for the first bytes of each accepted
  * connection and dispatches without losing any byte (behavior.md §4.2):
  *
- * - `0x01`: a relay CONNECT (from a peer server node or a visitor pointed here), relay.ts;
+ * - `0x01`: a relay request, served as on the tunnel port (relay.ts);
  * - `0x16`: TLS, routed by SNI and passed through untouched, tls.ts;
  * - anything else: HTTP/1.x, proxied per request by Host, http/.
  *
@@ -21,7 +21,7 @@ import { destroy } from '../../../io/pipe';
 import type { Ingress } from '../../../ingress/ingress';
 import type { TunnelServer } from '../server';
 import type { HttpEntryProxy } from './http/proxy';
-import { handleRelay } from './relay';
+import type { RelayServer } from './relay';
 import { handleTls } from './tls';
 
 /** What every path of an entry point needs. */
@@ -30,8 +30,10 @@ export interface EntryContext {
   readonly ingress: Ingress | undefined;
   /** `entrypoint.sniffTimeout`: the deadline for a first byte, a ClientHello, a relay request, a request head. */
   readonly sniffTimeoutMs: number;
-  /** `entrypoint.relay` (default true): relay CONNECTs are taken here. */
+  /** `entrypoint.relay` (default true): relay requests are taken here. */
   readonly relayEnabled: boolean;
+  /** Serves a relay request as the tunnel port does (relay.ts). */
+  readonly relay: RelayServer;
   readonly http: HttpEntryProxy;
 }
 
@@ -41,6 +43,7 @@ class EntryConn {
   timer: NodeJS.Timeout | undefined;
   constructor(
     readonly dispatch: EntryDispatch,
+    readonly conn: Conn,
     readonly socket: net.Socket,
     readonly remote: string,
     readonly log: Logger,
@@ -95,7 +98,7 @@ export class EntryDispatch implements Handler {
     socket.setNoDelay(true);
     // Errors are reported by whoever reads the socket; 'close' follows.
     socket.on('error', ignoreError);
-    const c = new EntryConn(this, socket, conn.remote, log, later);
+    const c = new EntryConn(this, conn, socket, conn.remote, log, later);
     conns.set(socket, c);
     socket.on('close', onClose);
     // The first chunk decides (no promise, no copy: it is handed on, or put back for the TLS and
@@ -115,7 +118,7 @@ export class EntryDispatch implements Handler {
     const first = chunk[0];
     if (first === 0x01 && this.ctx.relayEnabled) {
       sock.unshift(chunk);
-      handleRelay(this.ctx, sock, remote, log).catch((err: Error) => this.refuse(sock, remote, log, err));
+      this.ctx.relay(c.conn, log);
     } else if (first === 0x16) {
       sock.unshift(chunk);
       handleTls(this.ctx, sock, remote, log).catch((err: Error) => this.refuse(sock, remote, log, err));

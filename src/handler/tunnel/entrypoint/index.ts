@@ -16,6 +16,7 @@ import { TcpListener } from '../../../transport/tcp/listener';
 import type { TunnelServer } from '../server';
 import { EntryDispatch } from './dispatch';
 import { HttpEntryProxy } from './http/proxy';
+import type { RelayServer } from './relay';
 
 export interface EntryPointOptions {
   /** The tunnel handler's service name. */
@@ -27,6 +28,8 @@ export interface EntryPointOptions {
   metadata: Metadata;
   logger: Logger;
   metrics?: ServiceMetrics;
+  /** Serves a relay request as the tunnel port does. */
+  relay: RelayServer;
 }
 
 /** The listen backlog of an entry point (Node's default for a bare net.Server). */
@@ -52,6 +55,7 @@ export class EntryPoint {
       ingress: opts.ingress,
       sniffTimeoutMs,
       relayEnabled: md.getBool('entrypoint.relay') ?? true,
+      relay: opts.relay,
       http,
     });
     this.service = new Service({
@@ -101,6 +105,8 @@ export interface EntryPointsOptions {
   ingresses: Map<string, Ingress>;
   logger: Logger;
   metrics?: ServiceMetrics;
+  /** Serves a relay request as the tunnel port does. */
+  relay: RelayServer;
 }
 
 /** The entry points the handler's options ask for: `entrypoint`, then each of `entrypoints`. */
@@ -108,7 +114,7 @@ export function createEntryPoints(opts: EntryPointsOptions): EntryPoint[] {
   const md = opts.metadata;
   const logger = opts.logger.child({ kind: 'entrypoint', handler: 'tunnel', listener: 'tcp', network: 'tcp', node: opts.server.nodeId });
   const make = (addr: string, ingress: Ingress | undefined): EntryPoint =>
-    new EntryPoint({ service: opts.service, addr, server: opts.server, ingress, metadata: md, logger, metrics: opts.metrics });
+    new EntryPoint({ service: opts.service, addr, server: opts.server, ingress, metadata: md, logger, metrics: opts.metrics, relay: opts.relay });
   const out: EntryPoint[] = [];
   const primary = md.getString('entrypoint');
   if (primary) out.push(make(primary, opts.ingress));

@@ -64,7 +64,7 @@ class Host implements ExchangeHost {
     const s = new PassThrough();
     s.on('data', (c: Buffer) => (this.written += c.toString('latin1')));
     this.reopened.push(s);
-    return new Upstream(s, 'app.local:80', this.peer);
+    return new Upstream(s, 'app.local:80', this.peer, this.peer);
   }
   keepStream(key: string): void {
     this.calls.push(`keep:${key}`);
@@ -90,7 +90,7 @@ function head(text: string): HttpRequestHead {
 
 function exchange(host: Host, reqText: string, opts: { reused?: boolean; keepClient?: boolean; stream?: Duplex } = {}): Exchange {
   const h = head(reqText);
-  const up = new Upstream(opts.stream ?? new PassThrough(), 'app.local:80', host.peer);
+  const up = new Upstream(opts.stream ?? new PassThrough(), 'app.local:80', host.peer, host.peer);
   up.owner = host;
   return new Exchange(host, {
     up,

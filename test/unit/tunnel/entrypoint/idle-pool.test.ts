@@ -27,11 +27,11 @@ class Session implements PoolSession {
 }
 
 const T = 'tunnel-a';
-function setup(): { pool: TunnelPool; entry: ConnectorEntry; open: (src?: string) => Upstream } {
+function setup(): { pool: TunnelPool; entry: ConnectorEntry; open: (src?: string, peer?: string) => Upstream } {
   const pool = new TunnelPool();
   const entry = new ConnectorEntry('c1', T, 'tcp', 1, new Session(), '127.0.0.1:1');
   pool.add(entry);
-  return { pool, entry, open: (src = '1.2.3.4:5') => new Upstream(pool.openStream(T, 'tcp').stream, 'app.local:80', src) };
+  return { pool, entry, open: (src = '1.2.3.4:5', peer = '10.0.0.1:7') => new Upstream(pool.openStream(T, 'tcp').stream, 'app.local:80', src, peer) };
 }
 const settle = (): Promise<void> => new Promise((r) => setImmediate(r));
 
@@ -45,8 +45,8 @@ describe('IdlePool', () => {
     assert.ok(idle.put(b));
     assert.equal(idle.size, 2);
     assert.ok(entry.idle.has(a.stream) && entry.idle.has(b.stream));
-    const key = sharedKeyOf('c1', 'app.local:80', '1.2.3.4:9999');
-    assert.equal(a.sharedKey, key, 'only the client IP counts, not its port');
+    const key = sharedKeyOf('c1', 'app.local:80', '1.2.3.4:9999', '10.0.0.1:8');
+    assert.equal(a.sharedKey, key, 'only the addresses count, not their ports');
     assert.equal(idle.take(key), b);
     assert.equal(entry.idle.has(b.stream), false, 'busy again');
     assert.equal(idle.take(key), a);
@@ -54,13 +54,16 @@ describe('IdlePool', () => {
     idle.close();
   });
 
-  test('other client IPs and hosts do not share streams', () => {
+  test('other client IPs, socket addresses and hosts do not share streams', () => {
     const { open } = setup();
     const idle = new IdlePool();
     idle.put(open('1.2.3.4:5'));
-    assert.equal(idle.take(sharedKeyOf('c1', 'app.local:80', '9.9.9.9:5')), undefined);
-    assert.equal(idle.take(sharedKeyOf('c1', 'other.local:80', '1.2.3.4:5')), undefined);
-    assert.equal(idle.take(sharedKeyOf('c2', 'app.local:80', '1.2.3.4:5')), undefined);
+    assert.equal(idle.take(sharedKeyOf('c1', 'app.local:80', '9.9.9.9:5', '10.0.0.1:7')), undefined);
+    // A forwarded header naming the same client from another socket address gets nothing.
+    assert.equal(idle.take(sharedKeyOf('c1', 'app.local:80', '1.2.3.4:5', '10.6.6.6:7')), undefined);
+    assert.equal(idle.take(sharedKeyOf('c1', 'other.local:80', '1.2.3.4:5', '10.0.0.1:7')), undefined);
+    assert.equal(idle.take(sharedKeyOf('c2', 'app.local:80', '1.2.3.4:5', '10.0.0.1:7')), undefined);
+    assert.ok(idle.take(sharedKeyOf('c1', 'app.local:80', '1.2.3.4:5', '10.0.0.1:7')));
     idle.close();
   });
 

@@ -231,7 +231,7 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
     const key = keep && keepClient ? `${route.tunnelId}|${dst.toLowerCase()}|${src}` : undefined;
     let got: { up: Upstream; reused: boolean };
     try {
-      got = p.streamFor(this.#streams, key, route.tunnelId, src, dst);
+      got = p.streamFor(this.#streams, key, route.tunnelId, src, dst, this.peer);
     } catch (err) {
       this.log.error((err as Error).message);
       this.#fail(503, head, keepClient, reqBody, onEnd);
@@ -348,7 +348,7 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
   }
 
   openUpstream(tunnelId: string, src: string, dst: string): Upstream {
-    return this.#p.openUpstream(tunnelId, src, dst);
+    return this.#p.openUpstream(tunnelId, src, dst, this.peer);
   }
 
   putIdle(up: Upstream): void {

@@ -25,9 +25,16 @@ export interface ConnectionHost {
    * The stream for a request: the one the connection keeps under `key`, else (with keep-alive)
    * an idle one of the picked connector, else a new one. Throws when the tunnel has none.
    */
-  streamFor(streams: ConnectionStreams, key: string | undefined, tunnelId: string, src: string, dst: string): { up: Upstream; reused: boolean };
-  /** A new stream. */
-  openUpstream(tunnelId: string, src: string, dst: string): Upstream;
+  streamFor(
+    streams: ConnectionStreams,
+    key: string | undefined,
+    tunnelId: string,
+    src: string,
+    dst: string,
+    peer: string,
+  ): { up: Upstream; reused: boolean };
+  /** A new stream (`peer`: the visitor socket's address). */
+  openUpstream(tunnelId: string, src: string, dst: string, peer: string): Upstream;
   /** Keeps a stream whose exchange is over for a later connection, or releases it. */
   putIdle(up: Upstream): void;
   /** A plain stream for an `Upgrade` request. */

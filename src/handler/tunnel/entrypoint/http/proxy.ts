@@ -85,30 +85,37 @@ export class HttpEntryProxy implements ConnectionHost {
     this.#idle.close();
   }
 
-  streamFor(streams: ConnectionStreams, key: string | undefined, tunnelId: string, src: string, dst: string): { up: Upstream; reused: boolean } {
+  streamFor(
+    streams: ConnectionStreams,
+    key: string | undefined,
+    tunnelId: string,
+    src: string,
+    dst: string,
+    peer: string,
+  ): { up: Upstream; reused: boolean } {
     const kept = key !== undefined ? streams.take(key) : undefined;
     if (kept !== undefined) return { up: kept, reused: true };
-    return this.keepalive ? this.acquire(tunnelId, src, dst) : { up: this.openUpstream(tunnelId, src, dst), reused: false };
+    return this.keepalive ? this.acquire(tunnelId, src, dst, peer) : { up: this.openUpstream(tunnelId, src, dst, peer), reused: false };
   }
 
   /**
    * A stream for a request from a connection without one of its own: a connector is picked as
    * for a new stream (so weights and failover work per request), and an idle stream of that
-   * connector for the same host and client IP is taken if there is one (the most recent), else
+   * connector for the same host, socket address and client IP is taken if there is one (the most recent), else
    * a new stream is opened on it. Throws when the tunnel has no connector.
    */
-  acquire(tunnelId: string, src: string, dst: string): { up: Upstream; reused: boolean } {
+  acquire(tunnelId: string, src: string, dst: string, peer: string): { up: Upstream; reused: boolean } {
     const entry = this.opts.server.pool.select(tunnelId, 'tcp');
     if (entry !== undefined) {
-      const up = this.#idle.take(sharedKeyOf(entry.id, dst.toLowerCase(), src));
+      const up = this.#idle.take(sharedKeyOf(entry.id, dst.toLowerCase(), src, peer));
       if (up !== undefined) return { up, reused: true };
     }
-    return { up: this.openUpstream(tunnelId, src, dst, entry), reused: false };
+    return { up: this.openUpstream(tunnelId, src, dst, peer, entry), reused: false };
   }
 
   /** A new tunnel stream for `dst` (on `entry` first when given), with its listeners. */
-  openUpstream(tunnelId: string, src: string, dst: string, entry?: ConnectorEntry): Upstream {
-    return new Upstream(this.opts.server.openTunnelStream(tunnelId, 'tcp', src, dst, entry), dst.toLowerCase(), src);
+  openUpstream(tunnelId: string, src: string, dst: string, peer: string, entry?: ConnectorEntry): Upstream {
+    return new Upstream(this.opts.server.openTunnelStream(tunnelId, 'tcp', src, dst, entry), dst.toLowerCase(), src, peer);
   }
 
   putIdle(up: Upstream): void {

@@ -6,6 +6,7 @@
  * so the pool closes it first when the connector drains or runs out of streams.
  */
 import type { Duplex } from 'node:stream';
+import { stripPort } from '../../../../core/addr';
 import { destroy } from '../../../../io/pipe';
 import { connectorOf, type ConnectorEntry } from '../../pool';
 
@@ -35,16 +36,17 @@ export class Upstream {
   idleSince = 0;
   /** The connector the stream is on (undefined for a stream not opened by a pool). */
   readonly entry: ConnectorEntry | undefined;
-  /** connector × host × client IP: where the stream idles between connections. */
+  /** connector × host × socket peer × client IP: where the stream idles between connections. */
   readonly sharedKey: string;
 
   constructor(
     readonly stream: Duplex,
     dst: string,
     src: string,
+    peer: string,
   ) {
     this.entry = connectorOf(stream);
-    this.sharedKey = sharedKeyOf(this.entry?.id ?? '', dst, src);
+    this.sharedKey = sharedKeyOf(this.entry?.id ?? '', dst, src, peer);
     upstreams.set(stream, this);
     stream.on('data', onUpstreamData);
     stream.on('end', onUpstreamEnd);
@@ -96,10 +98,14 @@ export class Upstream {
   }
 }
 
-/** `dst` is lower-case host:port; `src` host:port, of which only the host counts. */
-export function sharedKeyOf(connectorId: string, dst: string, src: string): string {
-  const colon = src.lastIndexOf(':');
-  return [connectorId, dst, colon < 0 ? src : src.slice(0, colon)].join('|');
+/**
+ * `dst` is lower-case host:port; `src` (the client address, from forwarded headers when sent)
+ * and `peer` (the socket's) host:port, of which only the hosts count. The socket's address is
+ * part of the key because forwarded headers are the sender's word: a stream never goes to a
+ * connection from another address that merely names the same client.
+ */
+export function sharedKeyOf(connectorId: string, dst: string, src: string, peer: string): string {
+  return [connectorId, dst, stripPort(peer), stripPort(src)].join('|');
 }
 
 /** Bytes or an end from a stream that no request is on (idle, or an origin talking out of turn). */
