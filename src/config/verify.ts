@@ -115,6 +115,16 @@ interface Refs {
   ingresses: Set<string>;
 }
 
+/** Why a `backlog` value is bad, or undefined when it is a positive integer (or absent). */
+function backlogProblem(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  const text = String(v).trim();
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 2 ** 31 - 1) {
+    return `expected a positive integer (listen backlog; the kernel caps it at net.core.somaxconn), found '${text}'`;
+  }
+  return undefined;
+}
+
 function fail(o: Origin, sub: string, message: string): never {
   const path = sub ? (sub.startsWith('[') ? `${o.path}${sub}` : `${o.path}.${sub}`) : o.path;
   throw new ConfigError(message, { source: o.source, path: path || undefined });
@@ -220,6 +230,16 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
       });
     }
   });
+
+  const backlogs: Array<[string, Metadata, string]> = [
+    ['listener.metadata', new Metadata(svc.listener.metadata), 'backlog'],
+    ['handler.metadata', new Metadata(svc.handler.metadata), 'backlog'],
+    ['handler.metadata', new Metadata(svc.handler.metadata), 'entrypoint.backlog'],
+  ];
+  for (const [part, bmd, key] of backlogs) {
+    const problem = backlogProblem(bmd.get(key));
+    if (problem) fail(o, `${part}.${key}`, problem);
+  }
 
   if (svc.handler.type === 'tunnel') {
     const md = new Metadata(svc.handler.metadata);

@@ -29,6 +29,7 @@ import type { TunnelServer } from './handler';
 import { HttpEntryProxy } from './http-proxy';
 import { newSid } from '../../service/service';
 import { connLogFields, lazyChild } from '../../observe/logger';
+import { listenBacklog } from '../../transport/tcp/socket';
 
 const kEntryPoint = Symbol('burrow.entryPoint');
 const kSniff = Symbol('burrow.entrySniff');
@@ -135,7 +136,8 @@ export class EntryPoint {
     await new Promise<void>((resolve, reject) => {
       const onErr = (err: Error): void => reject(new Error(`entrypoint ${this.#opts.addr}: ${err.message}`));
       this.#server.once('error', onErr);
-      this.#server.listen({ host: host === '' ? undefined : host, port }, () => {
+      const backlog = listenBacklog(this.#opts.metadata, 'entrypoint.backlog', 'backlog');
+      this.#server.listen({ host: host === '' ? undefined : host, port, backlog }, () => {
         this.#server.off('error', onErr);
         resolve();
       });

@@ -24,7 +24,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import { isPeerGone } from '../../core/errors';
 import {
-  DEFAULT_BACKLOG,
+  listenBacklog,
   keepaliveOptions,
   listenServer,
   localAddressOf,
@@ -201,7 +201,7 @@ export class WsListener implements StreamListener {
     server.on('error', (err) => logger.error({ err }, `${this.#kind} listener error`));
 
     this.#server = server;
-    await listenServer(server, this.#opts.addr, md.getInt('backlog') || DEFAULT_BACKLOG);
+    await listenServer(server, this.#opts.addr, listenBacklog(md));
     this.#address = serverAddress(server);
   }
 
