@@ -31,7 +31,7 @@ import { joinHostPort, stripPort } from '../../core/addr';
 import { DEFAULTS } from '../../config/model';
 import type { Ingress } from '../../ingress/ingress';
 import type { TunnelServer } from './handler';
-import { destroy } from '../../io/pipe';
+import { abort, destroy } from '../../io/pipe';
 import { HOP_BY_HOP, hostWithPort } from '../../io/http-relay';
 import { newSid } from '../../service/service';
 import { parseHttpRequestHead, type HttpRequestHead } from '../../protocol/sniff/http';
@@ -536,6 +536,12 @@ class EntryConnection {
 
   destroy(): void {
     destroy(this.#socket);
+    this.socketClose();
+  }
+
+  /** Cuts the client's connection abnormally (TCP RST): a response that cannot be completed. */
+  #reset(): void {
+    abort(this.#socket);
     this.socketClose();
   }
 
@@ -1063,14 +1069,15 @@ class EntryConnection {
       this.#afterExchange(ex);
       return;
     }
-    // The response was cut short: the client must see it too (no clean end).
+    // The response was cut short: the client must see it too, as a reset (no terminating
+    // chunk, no clean FIN after a short body).
     ex.done = true;
     ex.onEnd?.();
     ex.onEnd = undefined;
     this.#ex = undefined;
     up.conn = undefined;
     destroy(up.stream);
-    this.destroy();
+    this.#reset();
   }
 
   #retry(ex: Exchange): void {
@@ -1103,7 +1110,7 @@ class EntryConnection {
     if (this.#deadline === Deadline.Response) this.#disarm();
     if (ex.res !== undefined) {
       ex.onEnd?.();
-      this.destroy();
+      this.#reset();
       return;
     }
     const keep = ex.keepClient && ex.reqDone && !this.#clientEnded;
