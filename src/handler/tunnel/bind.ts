@@ -88,7 +88,8 @@ export async function handleBind(
     bound = await bindName(server, tunnelId, endpoint, reqHost);
   } catch (err) {
     if (!(err instanceof BurrowError && err.code === 'BURROW_ERR_FORBIDDEN')) throw err;
-    log.warn(`bind refused: ${err.message}`);
+    // One warning per client address a minute: refused claims may come in a flood.
+    server.warnings.warn(log, stripPort(conn.remote), 'reserved name', `bind refused: ${err.message}`);
     await new Promise<void>((resolve) => conn.stream.end(statusResponse(STATUS_FORBIDDEN), () => resolve()));
     return { inputBytes: 0, outputBytes: 0 };
   }
