@@ -6,11 +6,11 @@
  * stack trace unless -D.
  */
 import { parseArgs, HELP_TEXT } from './cli/args';
-import { loadConfig } from './config/load';
+import { loadConfig } from './cli/load';
 import { ConfigError } from './core/errors';
 import { createLogger } from './observe/logger';
 import { App } from './app/app';
-import { DEFAULTS } from './config/model';
+import { DEFAULTS } from './core/config';
 import { runDemo } from './demo';
 
 // eslint-disable-next-line @typescript-eslint/no-var-requires

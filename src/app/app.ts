@@ -5,7 +5,7 @@
  * destroyed.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config/model';
+import type { Config } from '../core/config';
 import { buildApp, type BuiltApp, type BuildHooks } from './build';
 import type { Metrics } from '../observe/metrics';
 

@@ -25,7 +25,7 @@ import { TrustedPeers } from '../limit/trusted-peers';
 import { parseUserPassList } from '../auth/auther';
 import { parseRule } from '../forward/matcher';
 import { expandAddr } from './address';
-import type { Config, HopConfig, NodeConfig, ServiceConfig } from './model';
+import type { Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
 import { originOr, where, type Origin } from './origin';
 
 /** Throws ConfigError on the first problem; appends soft problems to `warnings`. */

@@ -16,11 +16,11 @@
  * merged in gost's order (inline, file, redis, http; later wins). A source that fails is logged
  * as a warning and contributes nothing for that round.
  */
-import { FilePoller } from '../io/file-watch';
+import { FilePoller } from '../loader/file-watch';
 import type { Logger } from 'pino';
 import { splitHostPort } from '../core/addr';
 import { domainToASCII } from 'node:url';
-import { LoaderSources, coalesced, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
+import { LoaderSources, coalesced, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../loader/sources';
 
 export interface IngressRule {
   hostname: string;

@@ -28,7 +28,7 @@
  */
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DEFAULTS } from '../config/model';
+import { DEFAULTS } from '../core/config';
 import { SendTimeoutError } from '../core/errors';
 
 export interface RelayResult {

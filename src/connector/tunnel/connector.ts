@@ -16,8 +16,8 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
 import type { BindRequest, BindResult, ConnectRequest, Connector } from '../../core/handler';
-import type { AuthConfig } from '../../config/model';
-import { DEFAULTS } from '../../config/model';
+import type { AuthConfig } from '../../core/config';
+import { DEFAULTS } from '../../core/config';
 import { Metadata } from '../../core/metadata';
 import { BurrowError, ConfigError } from '../../core/errors';
 import {

@@ -19,7 +19,7 @@ import {
 import { Session } from '../../protocol/smux/session';
 import { BurrowError, isSendTimeout } from '../../core/errors';
 import { ConnectorEntry, type Network } from './pool';
-import type { TunnelServer } from './handler';
+import type { TunnelServer } from './server';
 import type { CustomRefusal, NameHold } from './public-names';
 
 /** Streams a client may open towards the server (burrow's drain notice is one). */

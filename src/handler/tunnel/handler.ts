@@ -35,7 +35,7 @@ import { readRelayMessage } from '../../io/read-message';
 import { relayThen, destroy, type RelayResult, type RelaySettle } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
 import { RateLimiter, PeerWarnings } from '../../limit/rate';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
 import type { Ingress } from '../../ingress/ingress';
 import { Auther, AnyAuther, parseUserPassList } from '../../auth/auther';
 import { TunnelPool, STREAM_CONNECTOR, type ConnectorEntry, type Network } from './pool';
@@ -43,6 +43,7 @@ import { RedisNameStore } from './public-store';
 import { routeConnect } from './router';
 import { handleBind } from './bind';
 import { EntryPoint, type EntryPointOptions } from './entrypoint';
+import type { TunnelServer } from './server';
 import { PublicNames } from './public-names';
 import { smuxConfigFromMetadata } from '../../protocol/smux/config';
 import type { SmuxConfig } from '../../protocol/smux/config';
@@ -57,36 +58,6 @@ export interface TunnelHandlerOptions {
   /** Authers by name, for `tunnel.bindAuther`. */
   authers?: ReadonlyMap<string, Auther>;
   logger: Logger;
-}
-
-/** Shared state of one tunnel server, used by the relay handler and its entry points. */
-export interface TunnelServer {
-  readonly nodeId: string;
-  readonly pool: TunnelPool;
-  readonly ingress: Ingress | undefined;
-  readonly publicNames: PublicNames | undefined;
-  readonly smux: Partial<SmuxConfig>;
-  /** One warning per attacking peer and limit a minute (entry points, tunnel port, sessions). */
-  readonly warnings: PeerWarnings;
-  /** Tunnel for a host at a public entry point (ingress, then public names). */
-  lookupPublic(host: string, ingress?: Ingress): { tunnelId: string; private: boolean } | undefined;
-  /**
-   * Opens a stream to the tunnel and writes the stream header; on `entry` first when given
-   * (a connector picked by `pool.select`).
-   */
-  openTunnelStream(tunnelId: string, network: Network, src: string, dst: string, entry?: ConnectorEntry): Duplex;
-  /**
-   * Splices a visitor connection (`near`, from `nearAddr`) and its tunnel stream until both
-   * end, bounded by `sendTimeout`: a side that takes no bytes that long ends both, with one
-   * warning per peer (the tunnel client or the visitor) a minute.
-   */
-  splice(near: Duplex, stream: Duplex, nearAddr: string, log: Logger): void;
-  /**
-   * Serves a relay request (CONNECT or BIND) on a connection an entry point accepted, exactly
-   * as on the tunnel port: rate limit, auther, rule check, privacy, the same statuses. `log`
-   * already carries the handler's fields.
-   */
-  relay(conn: Conn, log: Logger): void;
 }
 
 /** What a refused CONNECT moved: the 4-byte status. */

@@ -16,7 +16,7 @@
  * point never waits for Redis. When Redis does not answer (within `timeoutMs`), a claim is
  * decided in memory alone and a warning says so.
  */
-import { RedisLink, SourceHealth } from '../../io/sources';
+import { RedisLink, SourceHealth } from '../../loader/sources';
 
 export interface NameStore {
   /**

@@ -11,7 +11,7 @@ import type { Conn } from '../../core/transport';
 import type { Metadata } from '../../core/metadata';
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
 
 /**
  * Socket buffer size (readable and writable highWaterMark) for transport sockets. Larger than

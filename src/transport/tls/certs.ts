@@ -25,7 +25,7 @@ import type { Logger } from 'pino';
 import type { Metadata } from '../../core/metadata';
 import { parseGoDurationMs } from '../../core/metadata';
 import { ConfigError } from '../../core/errors';
-import type { TLSConfig, TLSOptionsConfig } from '../../config/model';
+import type { TLSConfig, TLSOptionsConfig } from '../../core/config';
 import { createCertificate, ONE_YEAR_MS } from './x509';
 
 /** Default deadline for a TLS handshake, both sides (metadata `handshakeTimeout`). */

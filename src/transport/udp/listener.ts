@@ -19,7 +19,7 @@ import { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import { joinHostPort, splitHostPort } from '../../core/addr';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
 import { drainQueued, type DatagramPort } from '../../io/datagram';
 
 /** Kernel receive/send buffer asked for on UDP sockets (bytes). */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { Ingress } from '../../../src/ingress/ingress';
 import { Auther } from '../../../src/auth/auther';
-import { RedisSource } from '../../../src/io/sources';
+import { RedisSource } from '../../../src/loader/sources';
 import { capturingLogger } from '../../helpers/replay';
 import { connect, readN, waitFor } from '../../helpers/net';
 import { startDirectServerWithAuther } from '../../helpers/inproc';
