@@ -13,7 +13,7 @@ import { App } from './app/app';
 import { DEFAULTS } from './core/config';
 import { runDemo } from './demo';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const pkg = require('../package.json') as { version: string };
 
 function fail(err: unknown, debug: boolean, code: number): never {

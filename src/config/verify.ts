@@ -249,7 +249,7 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
     }
     const store = md.getString('tunnel.publicStore');
     if (store) {
-      let proto = '';
+      let proto: string;
       try {
         proto = new URL(store).protocol;
       } catch {

@@ -62,7 +62,6 @@ export function parseEndpoint(endpoint: string): Route | undefined {
  * form matches nothing (rather than falling through to a wildcard as raw bytes).
  */
 function toAscii(name: string): string {
-  // eslint-disable-next-line no-control-regex
   if (/^[\x00-\x7f]*$/.test(name)) return name.toLowerCase();
   // HTTP header values arrive as latin1 text, so the raw UTF-8 bytes of a Host come as mojibake:
   // read them back as UTF-8 when they are valid UTF-8 (a name typed in Unicode is not).

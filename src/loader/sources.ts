@@ -76,7 +76,7 @@ export class RedisLink {
       return await Promise.race([go(), deadline]);
     } catch (err) {
       const down = c.status !== 'ready' && this.#lastError !== undefined;
-      throw new Error((down ? this.#lastError!.message : (err as Error).message) || String(err));
+      throw new Error((down ? this.#lastError!.message : (err as Error).message) || String(err), { cause: err });
     } finally {
       clearTimeout(timer);
     }
@@ -147,7 +147,7 @@ export class RedisSource {
         return { kind: 'hash', entries: Object.entries(await c.hgetall(this.key)) };
       });
     } catch (err) {
-      throw new Error(`${this.label}: ${(err as Error).message}`);
+      throw new Error(`${this.label}: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -176,7 +176,7 @@ export async function loadHttpText(cfg: HttpSourceConfig): Promise<string> {
   } catch (err) {
     const e = err as Error & { cause?: Error };
     const why = e.name === 'TimeoutError' ? `no answer within ${ms} ms` : (e.cause?.message ?? e.message);
-    throw new Error(`http ${cfg.url}: ${why}`);
+    throw new Error(`http ${cfg.url}: ${why}`, { cause: err });
   }
   if (res.status !== 200) {
     await res.body?.cancel().catch(() => undefined);
@@ -197,7 +197,7 @@ export async function loadHttpText(cfg: HttpSourceConfig): Promise<string> {
     }
   } catch (err) {
     const e = err as Error;
-    throw new Error(`http ${cfg.url}: ${e.name === 'TimeoutError' ? `no answer within ${ms} ms` : e.message}`);
+    throw new Error(`http ${cfg.url}: ${e.name === 'TimeoutError' ? `no answer within ${ms} ms` : e.message}`, { cause: err });
   }
   return Buffer.concat(chunks).toString('utf8');
 }
@@ -292,7 +292,7 @@ export class LoaderSources<T> {
       try {
         return this.#opts.parse(await readFile(path, 'utf8'));
       } catch (err) {
-        throw new Error(`file ${path}: ${(err as Error).message}`);
+        throw new Error(`file ${path}: ${(err as Error).message}`, { cause: err });
       }
     });
   }

@@ -46,7 +46,6 @@ import { EntryPoint, type EntryPointOptions } from './entrypoint';
 import type { TunnelServer } from './server';
 import { PublicNames } from './public-names';
 import { smuxConfigFromMetadata } from '../../protocol/smux/config';
-import type { SmuxConfig } from '../../protocol/smux/config';
 
 export interface TunnelHandlerOptions {
   service: string;
