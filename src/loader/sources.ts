@@ -351,7 +351,9 @@ export interface HttpPluginConfig {
 
 /**
  * POSTs `body` as JSON to an HTTP plugin (gost's plugin protocol) and returns the decoded JSON
- * answer; anything but status 200 with a JSON body is an error.
+ * answer; anything but status 200 with a JSON body is an error. `timeoutMs` bounds the whole
+ * exchange (connect, request, the answer to its last byte), so a plugin that drips its answer
+ * cannot hold a login for longer.
  */
 export function postPluginJson(cfg: HttpPluginConfig, body: unknown): Promise<unknown> {
   const ms = cfg.timeoutMs && cfg.timeoutMs > 0 ? cfg.timeoutMs : SOURCE_TIMEOUT_MS;
@@ -365,7 +367,6 @@ export function postPluginJson(cfg: HttpPluginConfig, body: unknown): Promise<un
       {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', 'Content-Length': String(data.length) },
-        timeout: ms,
         rejectUnauthorized: cfg.tls?.secure ?? false,
         servername: cfg.tls?.serverName || undefined,
         agent: false,
@@ -389,7 +390,8 @@ export function postPluginJson(cfg: HttpPluginConfig, body: unknown): Promise<un
         res.on('error', (err) => reject(new Error(`plugin ${cfg.url}: ${err.message}`)));
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${ms} ms`)));
+    const deadline = setTimeout(() => req.destroy(new Error(`no complete answer within ${ms} ms`)), ms);
+    req.on('close', () => clearTimeout(deadline));
     req.on('error', (err) => reject(new Error(err.message.startsWith('plugin ') ? err.message : `plugin ${cfg.url}: ${err.message}`)));
     req.end(data);
   });
