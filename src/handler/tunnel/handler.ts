@@ -19,15 +19,11 @@ import { Metadata } from '../../core/metadata';
 import {
   BurrowError,
   ConfigError,
-  STATUS_BAD_REQUEST,
-  STATUS_FORBIDDEN,
-  STATUS_SERVICE_UNAVAILABLE,
-  STATUS_UNAUTHORIZED,
   isPeerGone,
   isSendTimeout,
   type SendTimeoutError,
 } from '../../core/errors';
-import { CMD_BIND, CMD_CONNECT } from '../../protocol/relay/constants';
+import { CMD_BIND, CMD_CONNECT, STATUS_BAD_REQUEST, STATUS_FORBIDDEN, STATUS_SERVICE_UNAVAILABLE, STATUS_UNAUTHORIZED } from '../../protocol/relay/constants';
 import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from '../../protocol/relay/message';
 import { isZero, tunnelIdToString, parseTunnelId } from '../../protocol/relay/tunnel-id';
 import { encodeStreamHeader } from '../../protocol/stream-header';
