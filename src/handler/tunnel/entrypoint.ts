@@ -20,7 +20,6 @@ import { Metadata } from '../../core/metadata';
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { BurrowError, isPeerGone } from '../../core/errors';
 import type { Conn } from '../../core/transport';
-import { STATUS_BAD_REQUEST, STATUS_SERVICE_UNAVAILABLE } from '../../protocol/relay/constants';
 import { peek } from '../../io/peek';
 import { destroy } from '../../io/pipe';
 import { parseClientHelloSni } from '../../protocol/sniff/tls';
