@@ -10,8 +10,10 @@
  * written in Go's header order (Host, User-Agent, framing headers, the rest sorted,
  * `Connection`) with `Gost-Sid` and `Gost-Forwarded-Node` set as gost does, and its body is
  * forwarded as it came (chunked framing included). With `entrypoint.keepalive` (burrow's
- * default; gost's is false) a keep-alive client connection keeps its tunnel stream (one per
- * tunnel, host and client address) for its next requests, and a stream whose exchange is over
+ * default; gost's is false) each request still picks its connector as a new connection does
+ * (weights, weight 255, failover), and a keep-alive client connection keeps its tunnel streams
+ * (one per connector, host and client address) for its next requests to that connector; a
+ * stream whose exchange is over
  * idles up to SHARED_IDLE_MS for a later connection from the same client IP to the same host on
  * the same connector (the connector is picked per request, as for a new stream);
  * `entrypoint.keepalive=false` gives gost's exact bytes (`Connection: close`, one stream per
@@ -397,9 +399,13 @@ export class HttpEntryProxy {
    * connector for the same host and client IP is taken if there is one (the most recent), else
    * a new stream is opened on it. Throws when the tunnel has no connector.
    */
-  acquire(tunnelId: string, src: string, dst: string, peer: string): { up: Upstream; reused: boolean } {
-    const server = this.opts.server;
-    const entry = server.pool.select(tunnelId, 'tcp');
+  acquire(
+    tunnelId: string,
+    src: string,
+    dst: string,
+    peer: string,
+    entry = this.opts.server.pool.select(tunnelId, 'tcp'),
+  ): { up: Upstream; reused: boolean } {
     const lowerDst = dst.toLowerCase();
     if (entry !== undefined && this.#idleCount > 0) {
       const key = sharedKeyOf(entry.id, lowerDst, src, peer);
@@ -730,9 +736,12 @@ class EntryConnection {
     // and a stream whose exchange is over waits (SHARED_IDLE_MS) for a later connection of the
     // same client IP, so a client that closes after each request (Connection: close, HTTP/1.0)
     // still reuses streams and origin connections. Without it: one stream per request, as gost.
+    // Either way the connector is picked per request (weights, weight 255, failover) and only
+    // then is an idle stream of that connector reused: a keep-alive connection keeps one stream
+    // per connector it was sent to.
     const keep = p.keepalive;
-    const lowerDst = dst.toLowerCase();
-    const key = keep && keepClient ? `${route.tunnelId}|${lowerDst}|${src}` : undefined;
+    const entry = keep ? p.opts.server.pool.select(route.tunnelId, 'tcp') : undefined;
+    const key = keep && keepClient && entry !== undefined ? `${entry.id}|${route.tunnelId}|${dst.toLowerCase()}|${src}` : undefined;
     let up: Upstream | undefined;
     let reused = false;
     if (key !== undefined) {
@@ -741,7 +750,7 @@ class EntryConnection {
     }
     if (!up) {
       try {
-        const got = keep ? p.acquire(route.tunnelId, src, dst, this.#peer) : { up: p.openUpstream(route.tunnelId, src, dst, this.#peer), reused: false };
+        const got = keep ? p.acquire(route.tunnelId, src, dst, this.#peer, entry) : { up: p.openUpstream(route.tunnelId, src, dst, this.#peer), reused: false };
         up = got.up;
         reused = got.reused;
       } catch (err) {
