@@ -1,8 +1,9 @@
 /**
  * A running burrow: every service of a config, started together and stopped together.
- * Shutdown: reverse listeners first announce a drain (servers stop routing new streams to
- * them), listeners stop accepting, in-flight connections get `graceMs` to finish, the rest is
- * destroyed.
+ * Shutdown: local listeners (entry points included) stop accepting at once and what is idle
+ * closes (tunnel sessions without streams, keep-alive connections between requests); reverse
+ * listeners announce a drain (servers stop routing new streams to them); in-flight connections
+ * get `graceMs` to finish, the rest is destroyed.
  */
 import type { Logger } from 'pino';
 import type { Config } from '../core/config';
@@ -66,8 +67,13 @@ export class App {
   }
 
   async stop(graceMs: number): Promise<void> {
+    // Every local listener (entry points included) stops accepting at once, so a new process
+    // can take the ports; idle tunnel sessions and keep-alive connections close now.
+    const reverse = new Set<unknown>(this.built.reverseListeners);
+    await Promise.all(this.built.services.filter((s) => !reverse.has(s.listener)).map((s) => s.stopAccepting()));
+    if (this.#started) this.#logger.info(`stopped accepting; connections in flight get up to ${graceMs} ms`);
     // Servers stop routing to our reverse listeners; what they sent before they knew is still
-    // served, then the services stop accepting and drain within the grace period.
+    // served, then the services drain within the grace period.
     await Promise.all(this.built.reverseListeners.map((r) => r.drain(Math.min(graceMs, 2_000))));
     await Promise.all(this.built.services.map((s) => s.close(graceMs)));
     for (const c of this.built.chains.values()) await c.close();

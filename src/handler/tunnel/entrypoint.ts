@@ -22,6 +22,7 @@ import { BurrowError, isPeerGone } from '../../core/errors';
 import type { Conn } from '../../core/transport';
 import { peek } from '../../io/peek';
 import { destroy } from '../../io/pipe';
+import { stopServer } from '../../transport/tcp/socket';
 import { parseClientHelloSni } from '../../protocol/sniff/tls';
 import { DEFAULTS } from '../../core/config';
 import type { Ingress } from '../../ingress/ingress';
@@ -147,8 +148,20 @@ export class EntryPoint {
     this.#opts.logger.info(`entrypoint: ${this.#address}`);
   }
 
+  /**
+   * Shutdown, first step: stops accepting at once (the port is free for the next process),
+   * closes connections that sent nothing yet and idle keep-alive connections; requests in
+   * flight go on, and their connections close after their response.
+   */
+  drain(): void {
+    stopServer(this.#server);
+    for (const s of this.#sockets) if ((s as EntrySocket)[kSniff]) s.destroy();
+    this.#http.drain();
+  }
+
   async close(): Promise<void> {
-    await new Promise<void>((r) => this.#server.close(() => r()));
+    // Not waiting for the server's 'close': Node emits it only once every connection is gone.
+    stopServer(this.#server);
     for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
     this.#http.close();

@@ -340,6 +340,15 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     handle(conn: Conn, clog: Logger, later: Later): Promise<HandleResult | void | Later> {
       return serveRelay(conn, clog, later, true);
     },
+    drain() {
+      for (const ep of entryPoints) ep.drain();
+      pool.shutdown();
+    },
+    inFlight() {
+      let n = 0;
+      for (const ep of entryPoints) n += ep.connections;
+      return n;
+    },
     async close() {
       for (const ep of entryPoints) await ep.close();
       pool.closeAll();

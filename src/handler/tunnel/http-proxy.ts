@@ -358,6 +358,8 @@ export class HttpEntryProxy {
   readonly #idle = new Map<string, Upstream[]>();
   #idleCount = 0;
   #sweep: NodeJS.Timeout | undefined;
+  /** Shutting down: connections end after their current exchange, no stream is kept. */
+  #draining = false;
 
   constructor(opts: HttpEntryProxyOptions) {
     this.opts = opts;
@@ -377,10 +379,24 @@ export class HttpEntryProxy {
     this.#conns.delete(conn);
   }
 
+  /**
+   * Shutdown, first step: idle connections close now, the others after their current response
+   * (`Connection: close`); idle streams close and no stream is kept for later.
+   */
+  drain(): void {
+    this.#draining = true;
+    for (const c of [...this.#conns]) c.drain();
+    this.#dropIdle();
+  }
+
   /** Stops serving: every connection and its streams are closed. */
   close(): void {
     for (const c of [...this.#conns]) c.destroy();
     this.#conns.clear();
+    this.#dropIdle();
+  }
+
+  #dropIdle(): void {
     for (const list of this.#idle.values()) {
       for (const up of list) {
         up.idlePool = undefined;
@@ -440,7 +456,7 @@ export class HttpEntryProxy {
   putIdle(up: Upstream): void {
     up.conn = undefined;
     up.idleKey = undefined;
-    if (!this.keepalive || !reusable(up) || this.#idleCount >= MAX_IDLE) {
+    if (!this.keepalive || this.#draining || !reusable(up) || this.#idleCount >= MAX_IDLE) {
       markIdle(up, false);
       release(up);
       return;
@@ -509,6 +525,8 @@ class EntryConnection {
   #pool: Map<string, Upstream> | undefined;
   #clientEnded = false;
   #closing = false;
+  /** The entry point is shutting down: this connection ends after its current exchange. */
+  #draining = false;
   #closed = false;
   /** Reading from the visitor is paused because a stream is full. */
   #waitUpstreamDrain = false;
@@ -549,6 +567,21 @@ class EntryConnection {
   #reset(): void {
     abort(this.#socket);
     this.socketClose();
+  }
+
+  /** Shutdown: closes now when idle between requests, else after the current response. */
+  drain(): void {
+    if (this.#closed || this.#closing) return;
+    const ex = this.#ex;
+    if (ex === undefined) {
+      if (this.#buf === undefined || this.#buf.length === 0) this.#finish();
+      else this.#draining = true;
+      return;
+    }
+    this.#draining = true;
+    // Before the response head goes out, it says `Connection: close`; after, the connection
+    // ends with the exchange.
+    ex.keepClient = false;
   }
 
   // --- the visitor side ---------------------------------------------------------------------
@@ -698,7 +731,7 @@ class EntryConnection {
     const p = this.#p;
     const http10 = head.version === 'HTTP/1.0';
     const conn = headerTokens(head.headers, 'connection');
-    const keepClient = http10 ? conn.includes('keep-alive') : !conn.includes('close');
+    const keepClient = !this.#draining && (http10 ? conn.includes('keep-alive') : !conn.includes('close'));
     let reqBody: BodyFraming;
     try {
       reqBody = bodyFraming(head.headers, true);
