@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../core/config';
 import { buildApp, type BuiltApp, type BuildHooks } from './build';
 import type { Metrics } from '../observe/metrics';
+import { originOf, where } from '../config/origin';
 
 export class App {
   readonly built: BuiltApp;
@@ -44,12 +45,21 @@ export class App {
     for (const i of this.built.ingresses.values()) await i.start();
     for (const a of this.built.authers.values()) await a.start();
     if (this.metrics && this.#config.metrics) {
-      await this.metrics.listen(this.#config.metrics.addr, this.#config.metrics.path || '/metrics', this.#logger);
+      const { addr } = this.#config.metrics;
+      try {
+        await this.metrics.listen(addr, this.#config.metrics.path || '/metrics', this.#logger);
+      } catch (err) {
+        throw new Error(`metrics (-metrics ${addr}): ${(err as Error).message}`, { cause: err });
+      }
     }
     const started = [];
     try {
       for (const s of this.built.services) {
-        await s.start();
+        try {
+          await s.start();
+        } catch (err) {
+          throw new Error(`${this.#serviceLabel(s.name)}: ${(err as Error).message}`, { cause: err });
+        }
         started.push(s);
       }
     } catch (err) {
@@ -59,6 +69,13 @@ export class App {
       throw err;
     }
     this.#started = true;
+  }
+
+  /** "service NAME (-L URL)" or "service NAME (FILE: services[i])": where a service was given. */
+  #serviceLabel(name: string): string {
+    const svc = this.#config.services?.find((x) => x.name === name);
+    const o = svc ? originOf(svc) : undefined;
+    return o ? `service ${name} (${o.source.startsWith('-') ? o.source : where(o)})` : `service ${name}`;
   }
 
   #closeShared(): void {

@@ -233,6 +233,12 @@ export class Ingress {
     return this.#table.has(normalizeHost(host));
   }
 
+  /** True when some rule routes to the tunnel (a lowercase tunnel ID). */
+  routesTo(tunnelId: string): boolean {
+    for (const r of this.#table.values()) if (r?.tunnelId === tunnelId) return true;
+    return false;
+  }
+
   /** The exact rule for a host key (no wildcard walk). */
   exact(host: string): Route | null | undefined {
     return this.#table.get(normalizeHost(host));

@@ -116,6 +116,7 @@ export async function handleBind(
     { connector: cid, weight: tid.weight, endpoint: host, network },
     `${addr}/${network}: tunnel=${tunnelId}, connector=${cid}, weight=${tid.weight} established`,
   );
+  server.checkReachable(tunnelId, log);
   // A client never opens streams towards the server; burrow clients open one to announce a
   // graceful drain (gost servers simply close it). Stop routing new streams here.
   // Only the first one means anything: later ones (a flood of SYNs) are closed without a word.

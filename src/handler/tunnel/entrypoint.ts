@@ -121,7 +121,6 @@ export class EntryPoint {
     this.#server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: false }, (s) =>
       this.#onConnection(s),
     );
-    this.#server.on('error', (err) => opts.logger.error(`entrypoint ${opts.addr}: ${err.message}`));
   }
 
   address(): string {
@@ -143,6 +142,8 @@ export class EntryPoint {
         resolve();
       });
     });
+    // A failed listen is reported once, by the caller; errors after it are logged.
+    this.#server.on('error', (err) => this.#opts.logger.error(`entrypoint ${this.#opts.addr}: ${err.message}`));
     const a = this.#server.address() as net.AddressInfo;
     this.#address = joinHostPort(a.address, a.port);
     this.#opts.logger.info(`entrypoint: ${this.#address}`);

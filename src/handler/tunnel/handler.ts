@@ -132,7 +132,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
 
   const spliceOpts = { sendTimeoutMs };
   /** A tunnel's logger for a connection (a child of `clog`, the connection's). */
-  const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ handler: 'tunnel', node: nodeId, tunnel: tid });
+  const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ node: nodeId, tunnel: tid });
 
   /** One warning per peer a minute for a spliced side that took no bytes for `sendTimeout`. */
   function warnSendTimeout(err: SendTimeoutError, stream: Duplex, nearAddr: string, log: Logger): void {
@@ -149,6 +149,9 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     }
   }
 
+  /** Every ingress that routes to this server's tunnels (the handler's and its entry points'). */
+  const routing = new Set<Ingress>(opts.ingress ? [opts.ingress] : []);
+  const unreachableWarned = new Set<string>();
   const server: TunnelServer = {
     nodeId,
     pool,
@@ -172,6 +175,16 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
         log.error(`relay: ${err.message}`);
         destroy(conn.stream);
       });
+    },
+    checkReachable(tunnelId, tlog) {
+      if (direct || publicNames || unreachableWarned.has(tunnelId)) return;
+      for (const i of routing) if (i.routesTo(tunnelId)) return;
+      if (unreachableWarned.size >= 10_000) unreachableWarned.clear();
+      unreachableWarned.add(tunnelId);
+      tlog.warn(
+        `tunnel ${tunnelId} is in no ingress rule and tunnel.direct is off: no visitor or entry point can reach it ` +
+          `(add a rule such as tunnel=<host>:${tunnelId}, or set tunnel.direct=true on the server)`,
+      );
     },
     openTunnelStream(tunnelId, network, src, dst, entry) {
       // Encode first: an address that cannot be encoded (a CONNECT without Addr features)
@@ -200,7 +213,9 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       const addr = em.getString('addr');
       if (!addr) continue;
       const ingName = em.getString('ingress');
-      entryPoints.push(new EntryPoint(epOpts(addr, (ingName && opts.ingresses.get(ingName)) || opts.ingress)));
+      const ingress = (ingName && opts.ingresses.get(ingName)) || opts.ingress;
+      if (ingress) routing.add(ingress);
+      entryPoints.push(new EntryPoint(epOpts(addr, ingress)));
     }
   }
 
@@ -294,7 +309,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       destroy(conn.stream);
       return;
     }
-    const tlog = fields ? clog.child({ handler: 'tunnel', node: nodeId }) : clog;
+    const tlog = fields ? clog.child({ node: nodeId }) : clog;
     if (!req.tunnelId || isZero(req.tunnelId)) {
       tlog.error('zero tunnel ID');
       await reply(conn, STATUS_BAD_REQUEST);

@@ -40,4 +40,9 @@ export interface TunnelServer {
    * already carries the handler's fields.
    */
   relay(conn: Conn, log: Logger): void;
+  /**
+   * A connector of the tunnel was registered: warns (once per tunnel ID) when nothing can
+   * reach it, i.e. no ingress rule names it, tunnel.direct is off and public mode is off.
+   */
+  checkReachable(tunnelId: string, log: Logger): void;
 }

@@ -73,7 +73,11 @@ export class AcceptedConn implements Conn {
   readonly remote: string;
   #local: string | undefined;
 
-  constructor(sock: net.Socket) {
+  /** `listenAddr`: what `local` says once the socket is closed (the listener's address). */
+  constructor(
+    sock: net.Socket,
+    readonly listenAddr = '',
+  ) {
     this.stream = sock;
     this.remote = remoteAddressOf(sock);
     // Node reads the peer address again when asked, while the socket is open.
@@ -81,7 +85,10 @@ export class AcceptedConn implements Conn {
   }
 
   get local(): string {
-    return (this.#local ??= localAddressOf(this.stream));
+    if (this.#local !== undefined) return this.#local;
+    // A closed socket has no address any more (a failure is often logged after the close).
+    if (this.stream.localPort === undefined && this.listenAddr) return this.listenAddr;
+    return (this.#local = localAddressOf(this.stream));
   }
 }
 

@@ -100,10 +100,11 @@ export class TlsListener implements StreamListener {
       const conn: Conn = { stream: sock, local: localAddressOf(raw), remote: remoteAddressOf(raw) };
       handOff(onConn, conn, logger);
     });
-    server.on('error', (err) => logger.error({ err }, 'tls listener error'));
     this.#server = server;
     this.#tracker = tracker;
     await listenServer(server, this.#opts.addr, listenBacklog(md));
+    // A failed listen is the caller's to report (once, naming the service); errors after it are logged.
+    server.on('error', (err) => logger.error(`tls listener ${this.#opts.addr}: ${err.message}`));
     this.#address = serverAddress(server);
   }
 

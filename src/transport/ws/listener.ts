@@ -198,10 +198,11 @@ export class WsListener implements StreamListener {
       logger[level]({ remote: this.#peer(socket), code: err.code, err: err.message }, `${this.#kind}: bad HTTP request`);
       answerAndClose(socket, rawResponse(400, 'Bad Request', BAD_REQUEST_BODY));
     });
-    server.on('error', (err) => logger.error({ err }, `${this.#kind} listener error`));
 
     this.#server = server;
     await listenServer(server, this.#opts.addr, listenBacklog(md));
+    // A failed listen is the caller's to report (once, naming the service); errors after it are logged.
+    server.on('error', (err) => logger.error(`${this.#kind} listener ${this.#opts.addr}: ${err.message}`));
     this.#address = serverAddress(server);
   }
 
