@@ -10,6 +10,7 @@
  * The handler also owns the entry points (`entrypoint=`, `entrypoints`), which sniff HTTP/TLS
  * traffic and route it through the same pool (entrypoint.ts).
  */
+import { clientMismatchHint, foreignOf } from '../../protocol/sniff/foreign';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -304,7 +305,9 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
         warnings.warn(clog, stripPort(conn.remote), 'readTimeout', `relay: ${err.message} (readTimeout ${readTimeoutMs} ms)`);
       } else {
         const limit = err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT' ? 'relay request size' : 'relay request format';
-        warnings.warn(clog, stripPort(conn.remote), limit, `relay: bad request: ${(err as Error).message}`);
+        const foreign = foreignOf(err);
+        const text = foreign ? `${(err as Error).message}: ${clientMismatchHint(foreign)}` : (err as Error).message;
+        warnings.warn(clog, stripPort(conn.remote), limit, `relay: bad request: ${text}`);
       }
       destroy(conn.stream);
       return;

@@ -5,6 +5,7 @@
  * the peer address and the socket is closed; nothing reaches `onConn` and the listener keeps
  * serving.
  */
+import { listenerMismatchHint } from '../../protocol/sniff/foreign';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
@@ -49,7 +50,8 @@ export class TlsHandshakeTracker {
       const remote = (raw && this.#remote.get(raw)) ?? remoteAddressOf(sock);
       // A client that simply went away mid-handshake is less interesting than a bad one.
       const level = isPeerGone(err) ? 'info' : 'warn';
-      this.#logger[level]({ remote, code: err.code, err: err.message }, 'tls handshake failed');
+      const hint = listenerMismatchHint(err);
+      this.#logger[level]({ remote, code: err.code, err: err.message }, `tls handshake failed${hint ? `: ${hint}` : ''}`);
       sock.destroy();
       raw?.destroy();
     });

@@ -15,6 +15,7 @@
  *   `X-Forwarded-For`, else `X-Real-Ip` (port 0, as gost). gost believes these headers from
  *   anyone, which lets a client choose the address its limits and lockout count against.
  */
+import { listenerMismatchHint } from '../../protocol/sniff/foreign';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -195,7 +196,8 @@ export class WsListener implements StreamListener {
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       // A client that went away is not worth a warning; a malformed request is.
       const level = isPeerGone(err) ? 'debug' : 'warn';
-      logger[level]({ remote: this.#peer(socket), code: err.code, err: err.message }, `${this.#kind}: bad HTTP request`);
+      const hint = listenerMismatchHint(err);
+      logger[level]({ remote: this.#peer(socket), code: err.code, err: err.message }, `${this.#kind}: bad HTTP request${hint ? `: ${hint}` : ''}`);
       answerAndClose(socket, rawResponse(400, 'Bad Request', BAD_REQUEST_BODY));
     });
 
