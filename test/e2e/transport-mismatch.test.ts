@@ -66,7 +66,11 @@ describe('transport mismatches between client and server', () => {
   }
 
   it('servers name what a client of another transport spoke', () => {
-    const said = (s: Scheme): string => servers.get(s)!.proc.lines.map((l) => String(l.msg)).join('\n');
+    const said = (s: Scheme): string =>
+      servers
+        .get(s)!
+        .proc.lines.map((l) => `${String(l.msg)}${l.hint ? `: ${String(l.hint)}` : ''}`)
+        .join('\n');
     // The plain relay listener got TLS ClientHellos and a WebSocket request (one warning per
     // peer address a minute: the first of them).
     assert.match(said('tunnel'), /bad relay version 0x(16: the client speaks TLS|47: the client sent an HTTP request \(a WebSocket client)/);
