@@ -13,9 +13,8 @@
  * default; gost's is false) each request still picks its connector as a new connection does
  * (weights, weight 255, failover), and a keep-alive client connection keeps its tunnel streams
  * (one per connector, host and client address) for its next requests to that connector; a
- * stream whose exchange is over
- * idles up to SHARED_IDLE_MS for a later connection from the same client IP to the same host on
- * the same connector (the connector is picked per request, as for a new stream);
+ * stream whose exchange is over idles up to SHARED_IDLE_MS for a later connection from the same
+ * client IP to the same host on the same connector;
  * `entrypoint.keepalive=false` gives gost's exact bytes (`Connection: close`, one stream per
  * request).
  *

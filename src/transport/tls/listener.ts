@@ -51,7 +51,7 @@ export class TlsHandshakeTracker {
       // A client that simply went away mid-handshake is less interesting than a bad one.
       const level = isPeerGone(err) ? 'info' : 'warn';
       const hint = listenerMismatchHint(err);
-      this.#logger[level]({ remote, code: err.code, err: err.message }, `tls handshake failed${hint ? `: ${hint}` : ''}`);
+      this.#logger[level]({ remote, code: err.code, err: err.message, ...(hint ? { hint } : {}) }, 'tls handshake failed');
       sock.destroy();
       raw?.destroy();
     });

@@ -197,7 +197,7 @@ export class WsListener implements StreamListener {
       // A client that went away is not worth a warning; a malformed request is.
       const level = isPeerGone(err) ? 'debug' : 'warn';
       const hint = listenerMismatchHint(err);
-      logger[level]({ remote: this.#peer(socket), code: err.code, err: err.message }, `${this.#kind}: bad HTTP request${hint ? `: ${hint}` : ''}`);
+      logger[level]({ remote: this.#peer(socket), code: err.code, err: err.message, ...(hint ? { hint } : {}) }, `${this.#kind}: bad HTTP request`);
       answerAndClose(socket, rawResponse(400, 'Bad Request', BAD_REQUEST_BODY));
     });
 
