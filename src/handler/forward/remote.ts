@@ -17,14 +17,14 @@ import { Forwarder } from '../../forward/selector';
 import type { MatchInput } from '../../forward/matcher';
 import { Metadata } from '../../core/metadata';
 import { destroy, type RelayOptions } from '../../io/pipe';
-import { dialUdp } from '../../io/dial';
-import { dialNode } from './node-http';
+import { dialUdp } from '../../transport/dial';
+import { dialNode } from '../../forward/node-http';
 import { splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
 import { relayed, relayedDatagrams, withPort } from './local';
 import { sniffProtocol } from './sniff';
 import { HttpForwarder, nodeRoute, requestMatchInput } from './http-forward';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
 
 export interface RemoteForwardOptions {
   network: Network;

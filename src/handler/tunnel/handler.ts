@@ -10,6 +10,7 @@
  * The handler also owns the entry points (`entrypoint=`, `entrypoints`), which sniff HTTP/TLS
  * traffic and route it through the same pool (entrypoint/); the state they share is server.ts.
  */
+import { clientMismatchHint, foreignOf } from '../../protocol/sniff/foreign';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
@@ -18,21 +19,17 @@ import type { Metadata } from '../../core/metadata';
 import {
   BurrowError,
   ConfigError,
-  STATUS_BAD_REQUEST,
-  STATUS_FORBIDDEN,
-  STATUS_SERVICE_UNAVAILABLE,
-  STATUS_UNAUTHORIZED,
   isPeerGone,
   isSendTimeout,
 } from '../../core/errors';
-import { CMD_BIND, CMD_CONNECT } from '../../protocol/relay/constants';
+import { CMD_BIND, CMD_CONNECT, STATUS_BAD_REQUEST, STATUS_FORBIDDEN, STATUS_SERVICE_UNAVAILABLE, STATUS_UNAUTHORIZED } from '../../protocol/relay/constants';
 import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from '../../protocol/relay/message';
 import { isZero, tunnelIdToString, parseTunnelId } from '../../protocol/relay/tunnel-id';
 import { readRelayMessage } from '../../io/read-message';
 import { relayThen, destroy, type RelayResult, type RelaySettle } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
 import { RateLimiter } from '../../limit/rate';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
 import type { Ingress } from '../../ingress/ingress';
 import { Auther, AnyAuther, parseUserPassList } from '../../auth/auther';
 import type { ServiceMetrics } from '../../observe/service-metrics';
@@ -110,7 +107,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
   const limiter =
     connRate > 0 ? new RateLimiter({ ratePerSec: connRate, burst: md.getInt('tunnel.connBurst') || Math.max(1, Math.ceil(connRate * 2)) }) : undefined;
   /** A tunnel's logger for a connection (a child of `clog`, the connection's). */
-  const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ handler: 'tunnel', node: nodeId, tunnel: tid });
+  const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ node: nodeId, tunnel: tid });
   const entryPoints = createEntryPoints({
     service: opts.service,
     server,
@@ -214,12 +211,14 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
         warnings.warn(clog, stripPort(conn.remote), 'readTimeout', `relay: ${err.message} (readTimeout ${readTimeoutMs} ms)`);
       } else {
         const limit = err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT' ? 'relay request size' : 'relay request format';
-        warnings.warn(clog, stripPort(conn.remote), limit, `relay: bad request: ${(err as Error).message}`);
+        const foreign = foreignOf(err);
+        const text = foreign ? `${(err as Error).message}: ${clientMismatchHint(foreign)}` : (err as Error).message;
+        warnings.warn(clog, stripPort(conn.remote), limit, `relay: bad request: ${text}`);
       }
       destroy(conn.stream);
       return;
     }
-    const tlog = fields ? clog.child({ handler: 'tunnel', node: nodeId }) : clog;
+    const tlog = fields ? clog.child({ node: nodeId }) : clog;
     if (!req.tunnelId || isZero(req.tunnelId)) {
       tlog.error('zero tunnel ID');
       await reply(conn, STATUS_BAD_REQUEST);
@@ -264,6 +263,15 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     },
     handle(conn: Conn, clog: Logger, later: Later): Promise<HandleResult | void | Later> {
       return serveRelay(conn, clog, later, true);
+    },
+    drain() {
+      for (const ep of entryPoints) ep.drain();
+      server.drain();
+    },
+    inFlight() {
+      let n = 0;
+      for (const ep of entryPoints) n += ep.connections;
+      return n;
     },
     async close() {
       for (const ep of entryPoints) await ep.close();

@@ -13,7 +13,7 @@ import { stripPort } from '../../core/addr';
 import { encodeStreamHeader } from '../../protocol/stream-header';
 import { relayThen } from '../../io/pipe';
 import { PeerWarnings } from '../../limit/rate';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
 import type { Ingress } from '../../ingress/ingress';
 import { smuxConfigFromMetadata, type SmuxConfig } from '../../protocol/smux/config';
 import { TunnelPool, connectorOf, type ConnectorEntry, type Network } from './pool';
@@ -46,6 +46,18 @@ export interface TunnelServer {
   splice(near: Duplex, stream: Duplex, nearAddr: string, log: Logger): void;
   /** The warning for a splice that ended on `sendTimeout` (side `b` is the tunnel stream). */
   warnSendTimeout(err: SendTimeoutError, stream: Duplex, nearAddr: string, log: Logger): void;
+  /** An ingress that routes to this server's tunnels besides the handler's (an entry point's). */
+  addRouting(ingress: Ingress): void;
+  /**
+   * A connector of the tunnel was registered: warns (once per tunnel ID) when nothing can
+   * reach it, i.e. no ingress rule names it, tunnel.direct is off and public mode is off.
+   */
+  checkReachable(tunnelId: string, log: Logger): void;
+  /**
+   * Server shutdown, first step: no connector gets new streams, idle streams close, and each
+   * session closes once it has no stream left (TunnelPool.shutdown).
+   */
+  drain(): void;
   /** Closes every session and the public-name store (server shutdown). */
   close(): void;
 }
@@ -86,6 +98,10 @@ export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
       })
     : undefined;
   const spliceOpts = { sendTimeoutMs };
+  const direct = md.getBool('tunnel.direct') ?? false;
+  /** Every ingress that routes to this server's tunnels (the handler's and its entry points'). */
+  const routing = new Set<Ingress>(opts.ingress ? [opts.ingress] : []);
+  const unreachableWarned = new Set<string>();
 
   const server: TunnelServer = {
     nodeId,
@@ -126,6 +142,22 @@ export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
       } else {
         warnings.warn(log, stripPort(nearAddr), 'sendTimeout', `a visitor took no bytes for ${sendTimeoutMs} ms; connection closed`);
       }
+    },
+    addRouting(ingress) {
+      routing.add(ingress);
+    },
+    checkReachable(tunnelId, tlog) {
+      if (direct || publicNames || unreachableWarned.has(tunnelId)) return;
+      for (const i of routing) if (i.routesTo(tunnelId)) return;
+      if (unreachableWarned.size >= 10_000) unreachableWarned.clear();
+      unreachableWarned.add(tunnelId);
+      tlog.warn(
+        `tunnel ${tunnelId} is in no ingress rule and tunnel.direct is off: no visitor or entry point can reach it ` +
+          `(add a rule such as tunnel=<host>:${tunnelId}, or set tunnel.direct=true on the server)`,
+      );
+    },
+    drain() {
+      pool.shutdown();
     },
     close() {
       pool.closeAll();

@@ -67,6 +67,7 @@ function endSniff(c: EntryConn): boolean {
   if (c.timer === undefined) return false;
   clearTimeout(c.timer);
   c.timer = undefined;
+  c.dispatch.sniffing.delete(c);
   c.socket.off('data', onSniffData);
   c.socket.off('end', onSniffEnd);
   return true;
@@ -90,6 +91,9 @@ function sniffTimeout(c: EntryConn): void {
 }
 
 export class EntryDispatch implements Handler {
+  /** Connections that have not sent their first bytes yet. */
+  readonly sniffing = new Set<EntryConn>();
+
   constructor(readonly ctx: EntryContext) {}
 
   handle(conn: Conn, log: Logger, later: Later): Later {
@@ -106,6 +110,7 @@ export class EntryDispatch implements Handler {
     // would go to the HTTP side already ended, which never notices and keeps it open).
     c.timer = setTimeout(sniffTimeout, this.ctx.sniffTimeoutMs, c);
     c.timer.unref();
+    this.sniffing.add(c);
     socket.on('data', onSniffData);
     socket.on('end', onSniffEnd);
     if (socket.destroyed) onClose.call(socket);
@@ -141,6 +146,16 @@ export class EntryDispatch implements Handler {
     const limit = code === 'BURROW_ERR_TIMEOUT' ? 'entrypoint.sniffTimeout' : code === 'BURROW_ERR_LIMIT' ? 'header size' : 'protocol';
     const detail = code === 'BURROW_ERR_TIMEOUT' ? ` (entrypoint.sniffTimeout ${this.ctx.sniffTimeoutMs} ms)` : '';
     this.ctx.server.warnings.warn(log, stripPort(remote), limit, `entrypoint: ${err.message}${detail}`);
+  }
+
+  /**
+   * Shutdown, first step (the listener has stopped accepting): connections that sent nothing
+   * yet and idle keep-alive connections close now; requests in flight go on, and their
+   * connections close after their response.
+   */
+  drain(): void {
+    for (const c of [...this.sniffing]) c.socket.destroy();
+    this.ctx.http.drain();
   }
 
   async close(): Promise<void> {

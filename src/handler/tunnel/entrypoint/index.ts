@@ -8,11 +8,12 @@
  */
 import type { Logger } from 'pino';
 import { Metadata } from '../../../core/metadata';
-import { DEFAULTS } from '../../../config/model';
+import { DEFAULTS } from '../../../core/config';
 import type { Ingress } from '../../../ingress/ingress';
 import type { ServiceMetrics } from '../../../observe/service-metrics';
 import { Service } from '../../../service/service';
 import { TcpListener } from '../../../transport/tcp/listener';
+import { listenBacklog } from '../../../transport/tcp/socket';
 import type { TunnelServer } from '../server';
 import { EntryDispatch } from './dispatch';
 import { HttpEntryProxy } from './http/proxy';
@@ -31,9 +32,6 @@ export interface EntryPointOptions {
   /** Serves a relay request as the tunnel port does. */
   relay: RelayServer;
 }
-
-/** The listen backlog of an entry point (Node's default for a bare net.Server). */
-const ENTRYPOINT_BACKLOG = 511;
 
 export class EntryPoint {
   readonly service: Service;
@@ -60,7 +58,12 @@ export class EntryPoint {
     });
     this.service = new Service({
       name: `${opts.service}-ep-${opts.addr}`,
-      listener: new TcpListener({ addr: opts.addr, metadata: new Metadata({ backlog: ENTRYPOINT_BACKLOG }), logger: opts.logger }),
+      // `entrypoint.backlog`, else the handler's `backlog` (default 4096, capped by somaxconn).
+      listener: new TcpListener({
+        addr: opts.addr,
+        metadata: new Metadata({ backlog: listenBacklog(md, 'entrypoint.backlog', 'backlog') }),
+        logger: opts.logger,
+      }),
       handler,
       listenerType: 'tcp',
       handlerType: 'tunnel',
@@ -88,6 +91,15 @@ export class EntryPoint {
     } catch (err) {
       throw new Error(`entrypoint ${this.#addr}: ${(err as Error).message}`, { cause: err });
     }
+  }
+
+  /**
+   * Shutdown, first step: stops accepting at once (the port is free for the next process),
+   * closes connections that sent nothing yet and idle keep-alive connections; requests in
+   * flight go on, and their connections close after their response.
+   */
+  drain(): void {
+    void this.service.stopAccepting();
   }
 
   /** Stops listening; open connections are closed after `graceMs`. */
@@ -125,7 +137,9 @@ export function createEntryPoints(opts: EntryPointsOptions): EntryPoint[] {
       const addr = em.getString('addr');
       if (!addr) continue;
       const ingName = em.getString('ingress');
-      out.push(make(addr, (ingName && opts.ingresses.get(ingName)) || opts.ingress));
+      const ingress = (ingName && opts.ingresses.get(ingName)) || opts.ingress;
+      if (ingress) opts.server.addRouting(ingress);
+      out.push(make(addr, ingress));
     }
   }
   return out;

@@ -10,12 +10,21 @@ import { joinHostPort, stripPort } from '../../../core/addr';
 import { peek } from '../../../io/peek';
 import { destroy } from '../../../io/pipe';
 import { parseClientHelloSni } from '../../../protocol/sniff/tls';
-import type { EntryContext } from './dispatch';
+import type { Ingress } from '../../../ingress/ingress';
+import type { TunnelServer } from '../server';
 
 /** The largest ClientHello read for its SNI. */
 const TLS_MAX_HELLO_BYTES = 64 * 1024;
 
-export async function handleTls(ctx: EntryContext, socket: net.Socket, remote: string, log: Logger): Promise<void> {
+/** What the TLS path reads of its entry point (dispatch.ts's context has it). */
+export interface TlsContext {
+  readonly server: TunnelServer;
+  readonly ingress: Ingress | undefined;
+  /** `entrypoint.sniffTimeout`: the deadline of the ClientHello. */
+  readonly sniffTimeoutMs: number;
+}
+
+export async function handleTls(ctx: TlsContext, socket: net.Socket, remote: string, log: Logger): Promise<void> {
   const { value: sni } = await peek<string | undefined>(
     socket,
     (buf) => {

@@ -9,8 +9,7 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { destroy } from '../../../../io/pipe';
-import { hostWithPort } from '../../../../io/http-relay';
+import { abort, destroy } from '../../../../io/pipe';
 import { newSid } from '../../../../service/service';
 import type { HttpRequestHead } from '../../../../protocol/sniff/http';
 import type { BodyFraming } from '../../../../protocol/http/response';
@@ -49,6 +48,8 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
   readonly #streams = new ConnectionStreams();
   #clientEnded = false;
   #closing = false;
+  /** The entry point is shutting down: this connection ends after its current exchange. */
+  #draining = false;
   #closed = false;
   /** Reading from the visitor is paused because a stream is full. */
   #waitUpstreamDrain = false;
@@ -75,6 +76,27 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
   destroy(): void {
     destroy(this.socket);
     this.socketClose();
+  }
+
+  /** Cuts the visitor's connection abnormally (TCP RST): a response that cannot be completed. */
+  reset(): void {
+    abort(this.socket);
+    this.socketClose();
+  }
+
+  /** Shutdown: closes now when idle between requests, else after the current response. */
+  drain(): void {
+    if (this.#closed || this.#closing) return;
+    const ex = this.#ex;
+    if (ex === undefined) {
+      if (this.#buf === undefined || this.#buf.length === 0) this.#finish();
+      else this.#draining = true;
+      return;
+    }
+    this.#draining = true;
+    // Before the response head goes out, it says `Connection: close`; after, the connection
+    // ends with the exchange.
+    ex.keepClient = false;
   }
 
   // --- the visitor side ---------------------------------------------------------------------
@@ -209,7 +231,8 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
       this.destroy();
       return;
     }
-    const { keepClient, body: reqBody, upgrade, dst } = plan;
+    const { body: reqBody, upgrade, dst } = plan;
+    const keepClient = plan.keepClient && !this.#draining;
     const onEnd = requestLog(this.log, this.socket, this.peer, dst);
     const route = p.route(dst);
     if (!route.ok || plan.loop) {
@@ -227,17 +250,19 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
     // and a stream whose exchange is over waits (SHARED_IDLE_MS) for a later connection of the
     // same client IP, so a client that closes after each request (Connection: close, HTTP/1.0)
     // still reuses streams and origin connections. Without it: one stream per request, as gost.
+    // Either way the connector is picked per request (weights, weight 255, failover) and only
+    // then is an idle stream of that connector reused: a keep-alive connection keeps one stream
+    // per connector it was sent to.
     const keep = p.keepalive;
-    const key = keep && keepClient ? `${route.tunnelId}|${dst.toLowerCase()}|${src}` : undefined;
-    let got: { up: Upstream; reused: boolean };
+    let got: { up: Upstream; reused: boolean; key: string | undefined };
     try {
-      got = p.streamFor(this.#streams, key, route.tunnelId, src, dst, this.peer);
+      got = p.streamFor(this.#streams, keepClient, route.tunnelId, src, dst, this.peer);
     } catch (err) {
       this.log.error((err as Error).message);
       this.#fail(503, head, keepClient, reqBody, onEnd);
       return;
     }
-    const { up, reused } = got;
+    const { up, reused, key } = got;
     up.owner = this;
     const headText = upstreamRequestHead(head, { sid: newSid(), nodeId: p.nodeId, keepalive: keep });
     const ex = new Exchange(this, { up, head, headText, tunnelId: route.tunnelId, key, reused, keepClient, reqBody, keepalive: keep, onEnd });

@@ -39,8 +39,8 @@ export interface ExchangeHost extends UpstreamOwner {
   putIdle(up: Upstream): void;
   /** The next request (`keep`), or the end of the connection once its bytes are out. */
   continueOrFinish(keep: boolean): void;
-  /** Closes the connection now (a cut response). */
-  destroy(): void;
+  /** Cuts the connection abnormally (TCP RST): a response that cannot be completed. */
+  reset(): void;
 }
 
 export interface ExchangeInit {
@@ -163,12 +163,13 @@ export class Exchange {
       this.complete();
       return;
     }
-    // The response was cut short: the client must see it too (no clean end).
+    // The response was cut short: the client must see it too, as a reset (no terminating
+    // chunk, no clean FIN after a short body).
     this.done = true;
     this.ended();
     this.host.exchangeGone(this);
     this.up.drop();
-    this.host.destroy();
+    this.host.reset();
   }
 
   #retry(): void {
@@ -191,7 +192,7 @@ export class Exchange {
     this.host.requestSent(this);
   }
 
-  /** Ends the exchange with an error status (or a cut connection if a response head already went out). */
+  /** Ends the exchange with an error status (or a reset connection if a response head already went out). */
   abort(status: number): void {
     this.done = true;
     this.up.drop();
@@ -199,7 +200,7 @@ export class Exchange {
     this.host.responseStarted();
     if (this.res !== undefined) {
       this.ended();
-      this.host.destroy();
+      this.host.reset();
       return;
     }
     const keep = this.keepClient && this.reqDone && !this.host.clientEnded;

@@ -11,6 +11,8 @@ import type { Upstream } from './upstream';
 /** A visitor connection as the HTTP side tracks it. */
 export interface HostedConnection {
   destroy(): void;
+  /** Shutdown: closes now when idle between requests, else after the current response. */
+  drain(): void;
 }
 
 /** What a connection needs of the entry point's HTTP side (proxy.ts). */
@@ -22,17 +24,19 @@ export interface ConnectionHost {
   readonly idleTimeoutMs: number;
   route(dst: string): { ok: true; tunnelId: string } | { ok: false; status: 502; reason: string };
   /**
-   * The stream for a request: the one the connection keeps under `key`, else (with keep-alive)
-   * an idle one of the picked connector, else a new one. Throws when the tunnel has none.
+   * The stream for a request. With keep-alive, a connector is picked per request, then the
+   * stream the connection keeps for that connector (when `keepClient`), else an idle one of
+   * that connector, else a new one on it; `key` is where the connection keeps the stream after
+   * the exchange (undefined: not kept). Throws when the tunnel has no connector.
    */
   streamFor(
     streams: ConnectionStreams,
-    key: string | undefined,
+    keepClient: boolean,
     tunnelId: string,
     src: string,
     dst: string,
     peer: string,
-  ): { up: Upstream; reused: boolean };
+  ): { up: Upstream; reused: boolean; key: string | undefined };
   /** A new stream (`peer`: the visitor socket's address). */
   openUpstream(tunnelId: string, src: string, dst: string, peer: string): Upstream;
   /** Keeps a stream whose exchange is over for a later connection, or releases it. */

@@ -1,8 +1,9 @@
 /**
  * Where the entry point keeps tunnel streams between requests, two levels:
  *
- * - `ConnectionStreams`: a keep-alive visitor connection keeps one stream per tunnel × host ×
- *   client address for its next requests (at most MAX_POOLED_PER_CONNECTION, the oldest goes);
+ * - `ConnectionStreams`: a keep-alive visitor connection keeps one stream per connector ×
+ *   tunnel × host × client address for its next requests to that connector (at most
+ *   MAX_POOLED_PER_CONNECTION, the oldest goes);
  * - `IdlePool`: a stream whose exchange is over idles up to SHARED_IDLE_MS for a later
  *   connection from the same client IP to the same host on the same connector (at most
  *   MAX_IDLE_PER_KEY per key and MAX_IDLE in all), most recent first.
@@ -13,7 +14,7 @@
 import { destroy } from '../../../../io/pipe';
 import type { IdleHolder, Upstream } from './upstream';
 
-/** Stream pools one visitor connection keeps (tunnel × host × client); the oldest goes beyond it. */
+/** Streams one visitor connection keeps (connector × tunnel × host × client); the oldest goes beyond it. */
 export const MAX_POOLED_PER_CONNECTION = 16;
 /** Idle streams the entry point keeps for later connections, per connector × host × client IP. */
 export const MAX_IDLE_PER_KEY = 64;
@@ -26,7 +27,7 @@ export const MAX_IDLE = 1024;
  */
 export const SHARED_IDLE_MS = 4_000;
 
-/** The streams of one visitor connection between its requests, by tunnel × host × client. */
+/** The streams of one visitor connection between its requests, by connector × tunnel × host × client. */
 export class ConnectionStreams {
   #pool: Map<string, Upstream> | undefined;
 

@@ -9,9 +9,10 @@
  * (CF-Connecting-IP / X-Forwarded-For / X-Real-Ip, else the peer) and `host:80`; its head is
  * written in Go's header order (head.ts) with `Gost-Sid` and `Gost-Forwarded-Node` set as gost
  * does, and its body is forwarded as it came (chunked framing included). With
- * `entrypoint.keepalive` (burrow's default; gost's is false) streams are kept between requests
- * and between connections (idle-pool.ts); `entrypoint.keepalive=false` gives gost's exact
- * bytes (`Connection: close`, one stream per request).
+ * `entrypoint.keepalive` (burrow's default; gost's is false) each request picks its connector
+ * as a new connection does (weights, weight 255, failover), and streams are kept per connector
+ * between requests and between connections (idle-pool.ts); `entrypoint.keepalive=false` gives
+ * gost's exact bytes (`Connection: close`, one stream per request).
  *
  * The HTTP/1.1 framing is done by hand on the raw socket and stream: heads are parsed by the
  * strict parser of protocol/sniff/http.ts and protocol/http/, bodies are forwarded without
@@ -27,7 +28,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Metadata } from '../../../../core/metadata';
 import { stripPort } from '../../../../core/addr';
-import { DEFAULTS } from '../../../../config/model';
+import { DEFAULTS } from '../../../../core/config';
 import type { Ingress } from '../../../../ingress/ingress';
 import type { TunnelServer } from '../../server';
 import type { ConnectorEntry } from '../../pool';
@@ -57,6 +58,8 @@ export class HttpEntryProxy implements ConnectionHost {
   readonly #conns = new Set<HostedConnection>();
   /** Streams whose exchange is over, for later connections. */
   readonly #idle = new IdlePool();
+  /** Shutting down: connections end after their current exchange, no stream is kept. */
+  #draining = false;
 
   constructor(opts: HttpEntryProxyOptions) {
     this.opts = opts;
@@ -78,6 +81,16 @@ export class HttpEntryProxy implements ConnectionHost {
     this.#conns.delete(conn);
   }
 
+  /**
+   * Shutdown, first step: idle connections close now, the others after their current response
+   * (`Connection: close`); idle streams close and no stream is kept for later.
+   */
+  drain(): void {
+    this.#draining = true;
+    for (const c of [...this.#conns]) c.drain();
+    this.#idle.close();
+  }
+
   /** Stops serving: every connection and its streams are closed. */
   close(): void {
     for (const c of [...this.#conns]) c.destroy();
@@ -87,25 +100,33 @@ export class HttpEntryProxy implements ConnectionHost {
 
   streamFor(
     streams: ConnectionStreams,
-    key: string | undefined,
+    keepClient: boolean,
     tunnelId: string,
     src: string,
     dst: string,
     peer: string,
-  ): { up: Upstream; reused: boolean } {
+  ): { up: Upstream; reused: boolean; key: string | undefined } {
+    if (!this.keepalive) return { up: this.openUpstream(tunnelId, src, dst, peer), reused: false, key: undefined };
+    const entry = this.opts.server.pool.select(tunnelId, 'tcp');
+    const key = keepClient && entry !== undefined ? `${entry.id}|${tunnelId}|${dst.toLowerCase()}|${src}` : undefined;
     const kept = key !== undefined ? streams.take(key) : undefined;
-    if (kept !== undefined) return { up: kept, reused: true };
-    return this.keepalive ? this.acquire(tunnelId, src, dst, peer) : { up: this.openUpstream(tunnelId, src, dst, peer), reused: false };
+    if (kept !== undefined) return { up: kept, reused: true, key };
+    return { ...this.acquire(tunnelId, src, dst, peer, entry), key };
   }
 
   /**
-   * A stream for a request from a connection without one of its own: a connector is picked as
-   * for a new stream (so weights and failover work per request), and an idle stream of that
-   * connector for the same host, socket address and client IP is taken if there is one (the most recent), else
-   * a new stream is opened on it. Throws when the tunnel has no connector.
+   * A stream for a request on `entry` (a connector picked as for a new stream, so weights and
+   * failover work per request; picked here when not given): an idle stream of that connector
+   * for the same host, socket address and client IP if there is one (the most recent), else a
+   * new stream on it. Throws when the tunnel has no connector.
    */
-  acquire(tunnelId: string, src: string, dst: string, peer: string): { up: Upstream; reused: boolean } {
-    const entry = this.opts.server.pool.select(tunnelId, 'tcp');
+  acquire(
+    tunnelId: string,
+    src: string,
+    dst: string,
+    peer: string,
+    entry = this.opts.server.pool.select(tunnelId, 'tcp'),
+  ): { up: Upstream; reused: boolean } {
     if (entry !== undefined) {
       const up = this.#idle.take(sharedKeyOf(entry.id, dst.toLowerCase(), src, peer));
       if (up !== undefined) return { up, reused: true };
@@ -121,7 +142,7 @@ export class HttpEntryProxy implements ConnectionHost {
   putIdle(up: Upstream): void {
     up.owner = undefined;
     up.idleKey = undefined;
-    if (!this.keepalive || !this.#idle.put(up)) {
+    if (!this.keepalive || this.#draining || !this.#idle.put(up)) {
       up.markIdle(false);
       up.release();
     }
