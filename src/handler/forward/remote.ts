@@ -18,6 +18,7 @@ import type { MatchInput } from '../../forward/matcher';
 import { Metadata } from '../../core/metadata';
 import { destroy, type RelayOptions } from '../../io/pipe';
 import { dialUdp } from '../../io/dial';
+import { announceUdpIo } from '../../transport/udp/listener';
 import { dialNode } from './node-http';
 import { splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
@@ -87,6 +88,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
       log.debug(`${conn.remote} >> ${target}/${opts.network} (host ${host})`);
       let up: Duplex;
       try {
+        if (opts.network === 'udp') announceUdpIo(log);
         up = opts.network === 'udp' ? await dialUdp(target) : await dialNode(target, node?.tls);
       } catch (err) {
         if (node) opts.forwarder.markFailed(node);
