@@ -22,7 +22,7 @@ import { renderMarkdown, renderProfile, type ProfileRun, type Results } from './
 import { ensureTools, runIperf, startIperfServer } from './lib/tools';
 import { MODES, type CaseDef, type CaseResult, type Mode, type Params } from './lib/types';
 import { errMsg, freeTcpUdpPort, isBenchBug, nowMs, round, withTimeout } from './lib/util';
-import { tcpStream, tcpStreamWss, udpStream, udpStreamDefaultLength, IPERF_HOST, TUNNEL_UUID } from './cases/stream';
+import { tcpStream, tcpStreamWss, udpStream, udpSmall, udpSweep, udpStreamDefaultLength, IPERF_HOST, TUNNEL_UUID } from './cases/stream';
 import { httpKeepalive, httpNewConnections } from './cases/http';
 import { idleConnections } from './cases/idle';
 import { rttStream, removeNetns } from './cases/rtt';
@@ -32,6 +32,8 @@ export const CASES: CaseDef[] = [
   tcpStream,
   tcpStreamWss,
   udpStream,
+  udpSmall,
+  udpSweep,
   udpStreamDefaultLength,
   httpKeepalive,
   httpNewConnections,
