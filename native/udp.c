@@ -401,6 +401,113 @@ static napi_value sock_send(napi_env env, napi_callback_info info) {
   return out;
 }
 
+/* Fills msgs[i] with a destination from a 24-byte record (family 4 or 6), as send does. */
+static void set_dest(sock_t *s, struct mmsghdr *msg, struct sockaddr_in6 *sa, const uint8_t *m) {
+  memset(sa, 0, sizeof *sa);
+  if (s->family == AF_INET) {
+    struct sockaddr_in *a = (struct sockaddr_in *)sa;
+    a->sin_family = AF_INET;
+    memcpy(&a->sin_port, m + 4, 2);
+    memcpy(&a->sin_addr, m + 8, 4);
+    msg->msg_hdr.msg_namelen = sizeof *a;
+  } else {
+    sa->sin6_family = AF_INET6;
+    memcpy(&sa->sin6_port, m + 4, 2);
+    if (m[6] == 4) {
+      sa->sin6_addr.s6_addr[10] = 0xff;
+      sa->sin6_addr.s6_addr[11] = 0xff;
+      memcpy(&sa->sin6_addr.s6_addr[12], m + 8, 4);
+    } else {
+      memcpy(&sa->sin6_addr, m + 8, 16);
+    }
+    msg->msg_hdr.msg_namelen = sizeof *sa;
+  }
+  msg->msg_hdr.msg_name = sa;
+}
+
+/* sendFramed(sock, buf, start, end, dest|null, out): sends the whole frames (2-byte big-endian
+ * length, then the datagram) in buf[start, end) straight from `buf`, to `dest` (a 24-byte
+ * record) or the connected peer. Stops at a partial frame or one longer than `max`.
+ * out[0] = bytes of whole frames taken, out[1] = datagrams, out[2] = payload bytes.
+ * Returns 0, or -errno of the first failure that is not a full buffer. */
+static napi_value sock_send_framed(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  sock_t *s = get_sock(env, argv[0]);
+  if (!s) return NULL;
+  uint8_t *buf, *dest = NULL;
+  size_t buflen, destlen = 0;
+  uint32_t start, end, max;
+  CHECK(napi_get_buffer_info(env, argv[1], (void **)&buf, &buflen));
+  CHECK(napi_get_value_uint32(env, argv[2], &start));
+  CHECK(napi_get_value_uint32(env, argv[3], &end));
+  napi_valuetype t;
+  CHECK(napi_typeof(env, argv[4], &t));
+  if (t != napi_null && t != napi_undefined) CHECK(napi_get_buffer_info(env, argv[4], (void **)&dest, &destlen));
+  void *outp;
+  size_t outlen;
+  napi_typedarray_type tt;
+  napi_value ab;
+  size_t aboff;
+  CHECK(napi_get_typedarray_info(env, argv[5], &tt, &outlen, &outp, &ab, &aboff));
+  CHECK(napi_get_value_uint32(env, argv[6], &max));
+  if (tt != napi_uint32_array || outlen < 3 || end > buflen || start > end || (dest && destlen < META)) {
+    napi_throw_range_error(env, NULL, "native udp: bad arguments to sendFramed");
+    return NULL;
+  }
+  uint32_t *out = outp;
+  struct mmsghdr msgs[SEND_MAX];
+  struct iovec iovs[SEND_MAX];
+  struct sockaddr_in6 sa;
+  int err = 0;
+  size_t off = start;
+  uint32_t count = 0;
+  uint64_t payload = 0;
+  for (;;) {
+    unsigned k = 0;
+    while (k < SEND_MAX && end - off >= 2) {
+      uint32_t l = ((uint32_t)buf[off] << 8) | buf[off + 1];
+      if (l > max || end - off - 2 < l) break;
+      iovs[k].iov_base = buf + off + 2;
+      iovs[k].iov_len = l;
+      memset(&msgs[k], 0, sizeof msgs[k]);
+      msgs[k].msg_hdr.msg_iov = &iovs[k];
+      msgs[k].msg_hdr.msg_iovlen = 1;
+      if (dest) {
+        if (k == 0) set_dest(s, &msgs[0], &sa, dest);
+        else {
+          msgs[k].msg_hdr.msg_name = &sa;
+          msgs[k].msg_hdr.msg_namelen = msgs[0].msg_hdr.msg_namelen;
+        }
+      }
+      off += 2 + l;
+      payload += l;
+      k++;
+    }
+    if (k == 0) break;
+    count += k;
+    unsigned at = 0;
+    while (at < k) {
+      int n = sendmmsg(s->fd, msgs + at, k - at, MSG_DONTWAIT);
+      if (n > 0) {
+        at += (unsigned)n;
+        continue;
+      }
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != ENOBUFS && err == 0) err = errno;
+      at++;
+    }
+    if (k < SEND_MAX) break;
+  }
+  out[0] = (uint32_t)(off - start);
+  out[1] = count;
+  out[2] = (uint32_t)payload;
+  napi_value r;
+  CHECK(napi_create_int32(env, -err, &r));
+  return r;
+}
+
 static void on_poll_closed(uv_handle_t *h) {
   sock_t *s = (sock_t *)h;
   s->polling = 0;
@@ -442,6 +549,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"local", NULL, sock_local, NULL, NULL, NULL, napi_default, NULL},
       {"start", NULL, sock_start, NULL, NULL, NULL, napi_default, NULL},
       {"send", NULL, sock_send, NULL, NULL, NULL, napi_default, NULL},
+      {"sendFramed", NULL, sock_send_framed, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, sock_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

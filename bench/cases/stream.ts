@@ -151,7 +151,10 @@ async function udpMeasure(topo: Topology | undefined, o: Parameters<typeof runIp
 }
 
 /** A topology with the tutorial's UDP visitor (keepalive=true) and an rudp client, next to an iperf3 server. */
-async function udpTopology(ctx: CaseContext): Promise<{ iperfPort: number; iperf: Awaited<ReturnType<typeof startIperfServer>>; topo: Topology }> {
+async function udpTopology(
+  ctx: CaseContext,
+  out: CaseResult,
+): Promise<{ iperfPort: number; iperf: Awaited<ReturnType<typeof startIperfServer>>; topo: Topology }> {
   const iperfPort = await freeTcpUdpPort();
   const iperf = await startIperfServer(iperfPort);
   try {
@@ -164,6 +167,10 @@ async function udpTopology(ctx: CaseContext): Promise<{ iperfPort: number; iperf
       udp: true,
       env: ctx.env,
     });
+    // Which UDP I/O the burrow processes use (native batches or node:dgram): the visitor says it
+    // as its UDP listener starts.
+    const io = await topo.visitor!.waitFor(/"msg":"(udp: [^"]*)"/, 5000).catch(() => undefined);
+    out.notes.push(`UDP I/O: ${io?.[1] ?? 'not logged'}`);
     return { iperfPort, iperf, topo };
   } catch (err) {
     await iperf.stop();
@@ -200,7 +207,7 @@ function udpCase(c: { id: string; title: string; len?: (p: Params) => number | u
       const p = ctx.params;
       const len = c.len?.(p);
       const rate = c.rate(p);
-      const { iperfPort, iperf, topo } = await udpTopology(ctx);
+      const { iperfPort, iperf, topo } = await udpTopology(ctx, out);
       const meter = new CpuMeter(topo.procs);
       try {
         out.commands = topo.commands;
@@ -350,7 +357,7 @@ export const udpSweep: CaseDef = {
   needs: ['iperf3'],
   async run(ctx: CaseContext, out: CaseResult): Promise<void> {
     const p = ctx.params;
-    const { iperfPort, iperf, topo } = await udpTopology(ctx);
+    const { iperfPort, iperf, topo } = await udpTopology(ctx, out);
     const meter = new CpuMeter(topo.procs);
     try {
       out.commands = topo.commands;

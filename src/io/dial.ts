@@ -9,7 +9,8 @@ import { splitHostPort } from '../core/addr';
 import { BurrowError } from '../core/errors';
 import { dialHost, dialTcp as transportDialTcp } from '../transport/tcp/socket';
 import { UDP_SOCKET_BUFFER_BYTES } from '../transport/udp/listener';
-import { createUdpSocket, type UdpSocket } from '../transport/udp/socket';
+import { createUdpSocket, type FramedSent, type UdpSocket } from '../transport/udp/socket';
+import { MAX_DATAGRAM_BYTES } from '../protocol/udp-frame';
 import { DEFAULTS } from '../config/model';
 import { drainQueued, type DatagramPort } from './datagram';
 
@@ -64,6 +65,10 @@ export class UdpDialConn extends Duplex implements DatagramPort {
 
   sendDatagram(datagram: Buffer): void {
     this.#socket.send(datagram);
+  }
+
+  sendFramed(buf: Buffer, start: number, end: number): FramedSent | undefined {
+    return this.#socket.sendFramed?.(buf, start, end, MAX_DATAGRAM_BYTES);
   }
 
   dropped(): void {}

@@ -19,7 +19,8 @@ import type { Conn, ListenerOptions, StreamListener } from '../../core/transport
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { DEFAULTS } from '../../config/model';
 import { drainQueued, type DatagramPort } from '../../io/datagram';
-import { createUdpSocket, udpIoLogLine, type UdpPeer } from './socket';
+import { createUdpSocket, udpIoLogLine, type FramedSent, type UdpPeer } from './socket';
+import { MAX_DATAGRAM_BYTES } from '../../protocol/udp-frame';
 
 /** Kernel receive/send buffer asked for on UDP sockets (bytes; capped by net.core.rmem_max/wmem_max). */
 export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -68,6 +69,7 @@ class UdpSession extends Duplex implements DatagramPort {
     opts: UdpSessionOptions,
     logger: Logger,
     transient: boolean,
+    sendFramed: ((buf: Buffer, start: number, end: number) => FramedSent) | undefined,
   ) {
     super({ objectMode: true, allowHalfOpen: false, highWaterMark: opts.readQueueSize });
     this.#send = send;
@@ -75,6 +77,16 @@ class UdpSession extends Duplex implements DatagramPort {
     this.#opts = opts;
     this.#logger = logger;
     this.#transient = transient;
+    // Only a keepalive session sends every datagram it is given; one without sends one reply.
+    if (sendFramed && opts.keepalive) this.#sendFramed = sendFramed;
+  }
+
+  readonly #sendFramed: ((buf: Buffer, start: number, end: number) => FramedSent) | undefined;
+
+  sendFramed(buf: Buffer, start: number, end: number): FramedSent | undefined {
+    if (!this.#sendFramed) return undefined;
+    this.activeSinceCheck = true;
+    return this.#sendFramed(buf, start, end);
   }
 
   deliver(datagram: Buffer): void {
@@ -215,6 +227,7 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
                 sessOpts,
                 opts.logger,
                 socket.transient,
+                socket.sendFramed ? (buf, start, end) => socket.sendFramed!(buf, start, end, MAX_DATAGRAM_BYTES, peer) : undefined,
               );
               s = session;
               sessions.set(key, session);

@@ -32,7 +32,21 @@ export interface UdpSocket {
   onError(fn: (err: Error) => void): void;
   /** Sends one datagram (to the connected peer without `to`); dropped when the send queue is full. */
   send(msg: Buffer, to?: UdpPeer): void;
+  /**
+   * Native I/O only: sends the whole length-framed datagrams (2-byte big-endian length, then
+   * the datagram) of `buf[start, end)` straight from `buf`, in batches. Stops at a partial
+   * frame or one longer than `max`; says how far it got.
+   */
+  sendFramed?(buf: Buffer, start: number, end: number, max: number, to?: UdpPeer): FramedSent;
   close(): void;
+}
+
+export interface FramedSent {
+  /** Bytes of whole frames taken from the buffer. */
+  bytes: number;
+  datagrams: number;
+  /** Datagram bytes (without the length fields). */
+  payload: number;
 }
 
 export interface UdpSocketOptions {
@@ -52,6 +66,7 @@ interface Addon {
   local(s: object): Buffer;
   start(s: object, buf: Buffer, slot: number, meta: Buffer, cb: (n: number) => void): void;
   send(s: object, buf: Buffer, meta: Buffer, count: number): number;
+  sendFramed(s: object, buf: Buffer, start: number, end: number, dest: Buffer | null, out: Uint32Array, max: number): number;
   close(s: object): void;
 }
 
@@ -336,6 +351,24 @@ class NativeUdpSocket implements UdpSocket {
     const sent = this.#a.send(this.#h, this.#sendBuf, this.#sendMeta, count);
     if (sent < 0) this.#error(sent, 'sendmmsg');
   };
+
+  readonly #framedOut = new Uint32Array(3);
+
+  sendFramed(buf: Buffer, start: number, end: number, max: number, to?: UdpPeer): FramedSent {
+    if (this.#closed) return { bytes: 0, datagrams: 0, payload: 0 };
+    // Datagrams queued by send() leave first.
+    if (this.#sendCount > 0) this.#flush();
+    let dest: Buffer | null = null;
+    if (to) {
+      dest = (to as Partial<NativePeer>).raw ?? Buffer.alloc(META);
+      if (!(to as Partial<NativePeer>).raw) peerRecord(to, dest, 0);
+    }
+    const out = this.#framedOut;
+    const r = this.#a.sendFramed(this.#h, buf, start, end, dest, out, max);
+    const sent = { bytes: out[0]!, datagrams: out[1]!, payload: out[2]! };
+    if (r < 0) this.#error(r, 'sendmmsg');
+    return sent;
+  }
 
   close(): void {
     if (this.#closed) return;
