@@ -3,8 +3,8 @@
  * the OS), runs each case next to its baseline in the same run, and writes
  * bench/results/latest.{md,json}. See bench/README.md.
  *
- *   npm run bench                  full suite (5 runs per case; under 10 minutes)
- *   npm run bench -- --quick       3 runs, shorter measurements (under 2 minutes)
+ *   npm run bench                  full suite (5 runs per case; under 20 minutes)
+ *   npm run bench -- --quick       3 runs, shorter measurements (under 6 minutes)
  *   npm run bench -- --smoke       each case once, 1 s each, a subset (what test/bench-smoke runs)
  *   npm run bench -- --profile     CPU profiles of the burrow processes during the single-stream case
  *
