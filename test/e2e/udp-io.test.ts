@@ -6,10 +6,12 @@
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import dgram from 'node:dgram';
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { burrow, stopAll, type BurrowProcess } from '../helpers/cli';
+import { BURROW_BIN, burrow, stopAll, type BurrowProcess } from '../helpers/cli';
 import { listenUdpEcho, randomBytes } from '../helpers/net';
 import { UdpClient } from './support';
 
@@ -81,6 +83,24 @@ describe('UDP I/O', () => {
       }
     });
   }
+
+  it('a UDP port already in use: one line naming EADDRINUSE and the address, exit code 1, no stack trace', async () => {
+    const busy = dgram.createSocket('udp4');
+    await new Promise<void>((r) => busy.bind(0, '127.0.0.1', () => r()));
+    try {
+      const port = busy.address().port;
+      const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        execFile(process.execPath, [BURROW_BIN, '-L', `udp://127.0.0.1:${port}/127.0.0.1:9`], { timeout: 15_000 }, (err, _out, stderr) =>
+          resolve({ code: err ? ((err as { code?: number }).code ?? null) : 0, stderr }),
+        );
+      });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, new RegExp(`EADDRINUSE 127\\.0\\.0\\.1:${port}`));
+      assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+    } finally {
+      busy.close();
+    }
+  });
 
   it('a flood of 20,000 datagrams leaves the forward working and its process alive', async () => {
     const echo = await listenUdpEcho();

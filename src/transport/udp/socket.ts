@@ -14,6 +14,7 @@
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import { isIP } from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 
 export interface UdpPeer {
@@ -251,24 +252,28 @@ class NativeUdpSocket implements UdpSocket {
     this.#h = a.open(o.ipv6, o.recvBufferSize, o.sendBufferSize);
   }
 
-  #call(fn: () => void): Promise<void> {
+  /** Runs a bind or connect; its failure reads as node:dgram's would ('bind EADDRINUSE 127.0.0.1:53'). */
+  #call(syscall: 'bind' | 'connect', host: string, port: number, fn: () => void): Promise<void> {
     try {
       fn();
       return Promise.resolve();
     } catch (err) {
-      return Promise.reject(err as Error);
+      const n = (err as { errno?: number }).errno;
+      if (typeof n !== 'number') return Promise.reject(err as Error);
+      return Promise.reject(errnoError(n, syscall, `${host}:${port}`));
     }
   }
 
   bind(host: string, port: number): Promise<void> {
-    return this.#call(() => {
-      this.#a.bind(this.#h, host || (this.#ipv6 ? '::' : '0.0.0.0'), port, false);
+    const ip = host || (this.#ipv6 ? '::' : '0.0.0.0');
+    return this.#call('bind', ip, port, () => {
+      this.#a.bind(this.#h, ip, port, false);
       this.#start();
     });
   }
 
   connect(host: string, port: number): Promise<void> {
-    return this.#call(() => {
+    return this.#call('connect', host, port, () => {
       this.#a.bind(this.#h, host, port, true);
       this.#start();
     });
@@ -313,9 +318,7 @@ class NativeUdpSocket implements UdpSocket {
   };
 
   #error(n: number, syscall: string): void {
-    const code = errnoName(-n);
-    const err = Object.assign(new Error(`${syscall} ${code}`), { errno: n, code, syscall });
-    if (this.#onError) this.#onError(err);
+    this.#onError?.(errnoError(n, syscall));
   }
 
   send(msg: Buffer, to?: UdpPeer): void {
@@ -378,9 +381,13 @@ class NativeUdpSocket implements UdpSocket {
   }
 }
 
-const ERRNO_NAMES: Record<number, string> = { 111: 'ECONNREFUSED', 113: 'EHOSTUNREACH', 101: 'ENETUNREACH', 90: 'EMSGSIZE', 13: 'EACCES', 1: 'EPERM' };
-function errnoName(e: number): string {
-  return ERRNO_NAMES[e] ?? `errno ${e}`;
+const ERRNO_NAMES = new Map(Object.entries(os.constants.errno).map(([name, n]) => [n, name]));
+
+/** An error as libuv words it: '<syscall> <CODE>[ <address>]', with errno (negative), code and syscall. */
+function errnoError(n: number, syscall: string, address?: string): NodeJS.ErrnoException {
+  const code = ERRNO_NAMES.get(Math.abs(n)) ?? `errno ${Math.abs(n)}`;
+  const err: NodeJS.ErrnoException = new Error(`${syscall} ${code}${address ? ` ${address}` : ''}`);
+  return Object.assign(err, { errno: -Math.abs(n), code, syscall });
 }
 
 function sameAddr(raw: Buffer, m: Buffer, at: number): boolean {
