@@ -323,6 +323,30 @@ static napi_value sock_start(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Fills msgs[i] with a destination from a 24-byte record (family 4 or 6), as send does. */
+static void set_dest(sock_t *s, struct mmsghdr *msg, struct sockaddr_in6 *sa, const uint8_t *m) {
+  memset(sa, 0, sizeof *sa);
+  if (s->family == AF_INET) {
+    struct sockaddr_in *a = (struct sockaddr_in *)sa;
+    a->sin_family = AF_INET;
+    memcpy(&a->sin_port, m + 4, 2);
+    memcpy(&a->sin_addr, m + 8, 4);
+    msg->msg_hdr.msg_namelen = sizeof *a;
+  } else {
+    sa->sin6_family = AF_INET6;
+    memcpy(&sa->sin6_port, m + 4, 2);
+    if (m[6] == 4) {
+      sa->sin6_addr.s6_addr[10] = 0xff;
+      sa->sin6_addr.s6_addr[11] = 0xff;
+      memcpy(&sa->sin6_addr.s6_addr[12], m + 8, 4);
+    } else {
+      memcpy(&sa->sin6_addr, m + 8, 16);
+    }
+    msg->msg_hdr.msg_namelen = sizeof *sa;
+  }
+  msg->msg_hdr.msg_name = sa;
+}
+
 /* send(sock, buf, meta, count) -> datagrams sent, or -errno of the first failure that is not a
  * full buffer (EAGAIN, ENOBUFS). A datagram that fails is dropped, as UDP drops; the rest go. */
 #define SEND_MAX 256
@@ -360,27 +384,7 @@ static napi_value sock_send(napi_env env, napi_callback_info info) {
     memset(&msgs[i], 0, sizeof msgs[i]);
     msgs[i].msg_hdr.msg_iov = &iovs[i];
     msgs[i].msg_hdr.msg_iovlen = 1;
-    if (m[6] != 4 && m[6] != 6) continue;
-    memset(&addrs[i], 0, sizeof addrs[i]);
-    if (s->family == AF_INET) {
-      struct sockaddr_in *a = (struct sockaddr_in *)&addrs[i];
-      a->sin_family = AF_INET;
-      memcpy(&a->sin_port, m + 4, 2);
-      memcpy(&a->sin_addr, m + 8, 4);
-      msgs[i].msg_hdr.msg_namelen = sizeof *a;
-    } else {
-      addrs[i].sin6_family = AF_INET6;
-      memcpy(&addrs[i].sin6_port, m + 4, 2);
-      if (m[6] == 4) {
-        addrs[i].sin6_addr.s6_addr[10] = 0xff;
-        addrs[i].sin6_addr.s6_addr[11] = 0xff;
-        memcpy(&addrs[i].sin6_addr.s6_addr[12], m + 8, 4);
-      } else {
-        memcpy(&addrs[i].sin6_addr, m + 8, 16);
-      }
-      msgs[i].msg_hdr.msg_namelen = sizeof addrs[i];
-    }
-    msgs[i].msg_hdr.msg_name = &addrs[i];
+    if (m[6] == 4 || m[6] == 6) set_dest(s, &msgs[i], &addrs[i], m);
   }
   uint32_t at = 0, sent = 0;
   int err = 0;
@@ -399,30 +403,6 @@ static napi_value sock_send(napi_env env, napi_callback_info info) {
   napi_value out;
   CHECK(napi_create_int32(env, err ? -err : (int32_t)sent, &out));
   return out;
-}
-
-/* Fills msgs[i] with a destination from a 24-byte record (family 4 or 6), as send does. */
-static void set_dest(sock_t *s, struct mmsghdr *msg, struct sockaddr_in6 *sa, const uint8_t *m) {
-  memset(sa, 0, sizeof *sa);
-  if (s->family == AF_INET) {
-    struct sockaddr_in *a = (struct sockaddr_in *)sa;
-    a->sin_family = AF_INET;
-    memcpy(&a->sin_port, m + 4, 2);
-    memcpy(&a->sin_addr, m + 8, 4);
-    msg->msg_hdr.msg_namelen = sizeof *a;
-  } else {
-    sa->sin6_family = AF_INET6;
-    memcpy(&sa->sin6_port, m + 4, 2);
-    if (m[6] == 4) {
-      sa->sin6_addr.s6_addr[10] = 0xff;
-      sa->sin6_addr.s6_addr[11] = 0xff;
-      memcpy(&sa->sin6_addr.s6_addr[12], m + 8, 4);
-    } else {
-      memcpy(&sa->sin6_addr, m + 8, 16);
-    }
-    msg->msg_hdr.msg_namelen = sizeof *sa;
-  }
-  msg->msg_hdr.msg_name = sa;
 }
 
 /* sendFramed(sock, buf, start, end, dest|null, out): sends the whole frames (2-byte big-endian
