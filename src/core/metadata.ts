@@ -92,12 +92,16 @@ export class Metadata {
   }
 }
 
+/** Go strconv.ParseBool's spellings of true and false. */
+export const GO_TRUE: readonly string[] = ['1', 't', 'T', 'TRUE', 'true', 'True'];
+export const GO_FALSE: readonly string[] = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
+
 /** Go strconv.ParseBool semantics; ints ≠ 0 are true; anything else false. */
 export function coerceBool(v: unknown): boolean {
   if (typeof v === 'boolean') return v;
   if (typeof v === 'number') return v !== 0;
   if (typeof v === 'string') {
-    return ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v.trim());
+    return GO_TRUE.includes(v.trim());
   }
   return false;
 }

@@ -19,6 +19,7 @@ import { Session } from '../../protocol/smux/session';
 import { BurrowError, isSendTimeout } from '../../core/errors';
 import { ConnectorEntry, type Network } from './pool';
 import type { TunnelServer } from './handler';
+import { effectiveWeight } from '../../core/parts/tunnel';
 
 /** Streams a client may open towards the server (burrow's drain notice is one). */
 const MAX_CLIENT_OPENED_STREAMS = 16;
@@ -72,8 +73,8 @@ export async function handleBind(
   if (server.publicNames) await server.publicNames.claim(endpoint, tunnelId);
   const addr = joinHostPort(answerHost, reqPort);
   log.info(
-    { connector: cid, weight: tid.weight, endpoint: host, network },
-    `${addr}/${network}: tunnel=${tunnelId}, connector=${cid}, weight=${tid.weight} established`,
+    { connector: cid, weight: effectiveWeight(tid.weight), endpoint: host, network },
+    `${addr}/${network}: tunnel=${tunnelId}, connector=${cid}, weight=${effectiveWeight(tid.weight)} established`,
   );
   // A client never opens streams towards the server; burrow clients open one to announce a
   // graceful drain (gost servers simply close it). Stop routing new streams here.

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import {
-  DEFAULT_BACKLOG,
+  backlogOf,
   SOCKET_HIGH_WATER_MARK_BYTES,
   keepaliveOptions,
   listenServer,
@@ -46,7 +46,7 @@ export class TcpListener implements StreamListener {
     server.on('connection', accepted);
     server.on('error', (err) => logger.error({ err }, 'tcp listener error'));
     this.#server = server;
-    await listenServer(server, this.#opts.addr, md.getInt('backlog') || DEFAULT_BACKLOG);
+    await listenServer(server, this.#opts.addr, backlogOf(md));
     acceptWithAdaptiveReads(server, { allowHalfOpen: true, highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES }, accepted);
     this.#address = serverAddress(server);
     if (keepalive.enabled) {

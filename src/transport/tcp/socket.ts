@@ -11,6 +11,8 @@ import type { Metadata } from '../../core/metadata';
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
 import { DEFAULTS } from '../../config/model';
+import { BACKLOG, DEFAULT_BACKLOG, DIAL_TIMEOUT, TCP_KEEPALIVE, WS_TCP_KEEPALIVE } from '../../core/parts/transport';
+import { parseOption, parseOptions } from '../../core/parts/options';
 
 /**
  * Socket buffer size (readable and writable highWaterMark) for transport sockets. Larger than
@@ -20,7 +22,7 @@ import { DEFAULTS } from '../../config/model';
 export const SOCKET_HIGH_WATER_MARK_BYTES = 256 * 1024;
 
 /** Default listen backlog, as gost (`backlog` metadata). */
-export const DEFAULT_BACKLOG = 128;
+export { DEFAULT_BACKLOG };
 
 /** Renders a socket address Go style; IPv4-mapped IPv6 ("::ffff:1.2.3.4") shown as IPv4. */
 export function formatAddress(address: string | undefined, port: number | undefined): string {
@@ -66,22 +68,24 @@ export interface KeepaliveOptions {
   idleMs: number;
 }
 
-/** Go's net.KeepAliveConfig default idle time. */
-const DEFAULT_KEEPALIVE_IDLE_MS = 15_000;
-
 /**
  * Reads keepalive settings under `prefix` ("" for tcp, "tcp." for the ws dialer).
  * Node 20 can set only the idle time; `interval` and `count` keep the OS defaults.
  */
-export function keepaliveOptions(md: Metadata, prefix = ''): KeepaliveOptions {
-  const enabled = md.getBool(`${prefix}keepalive`) ?? false;
-  const idleMs = md.getDurationMs(`${prefix}keepalive.idle`) || DEFAULT_KEEPALIVE_IDLE_MS;
-  return { enabled, idleMs };
+export function keepaliveOptions(md: Metadata, prefix: '' | 'tcp.' = ''): KeepaliveOptions {
+  const o = parseOptions(prefix === '' ? TCP_KEEPALIVE : WS_TCP_KEEPALIVE, md);
+  return { enabled: o.keepalive, idleMs: o.keepaliveIdle };
 }
 
 /** Keepalive keys that Node cannot apply (probe interval and count keep the OS defaults). */
-export function unsupportedKeepaliveKeys(md: Metadata, prefix = ''): string[] {
-  return [`${prefix}keepalive.interval`, `${prefix}keepalive.count`].filter((k) => md.has(k));
+export function unsupportedKeepaliveKeys(md: Metadata, prefix: '' | 'tcp.' = ''): string[] {
+  const o = prefix === '' ? TCP_KEEPALIVE : WS_TCP_KEEPALIVE;
+  return [o.keepaliveInterval.key, o.keepaliveCount.key].filter((k) => md.has(k));
+}
+
+/** The listen backlog (`backlog`, default 128). */
+export function backlogOf(md: Metadata): number {
+  return parseOption(BACKLOG.backlog, md);
 }
 
 /** TCP_NODELAY and, when asked, SO_KEEPALIVE on a socket. */
@@ -137,7 +141,7 @@ export interface DialTcpOptions {
 
 /** Dial timeout from metadata (`dialTimeout`, default 15 s). */
 export function dialTimeoutMs(md: Metadata): number {
-  return md.getDurationMs('dialTimeout') ?? DEFAULTS.dialTimeoutMs;
+  return parseOption(DIAL_TIMEOUT.dialTimeout, md);
 }
 
 /** The host to dial for an address: an empty or unspecified host means this machine. */

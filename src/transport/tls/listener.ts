@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import { isPeerGone } from '../../core/errors';
 import {
-  DEFAULT_BACKLOG,
+  backlogOf,
   SOCKET_HIGH_WATER_MARK_BYTES,
   keepaliveOptions,
   listenServer,
@@ -103,7 +103,7 @@ export class TlsListener implements StreamListener {
     server.on('error', (err) => logger.error({ err }, 'tls listener error'));
     this.#server = server;
     this.#tracker = tracker;
-    await listenServer(server, this.#opts.addr, md.getInt('backlog') || DEFAULT_BACKLOG);
+    await listenServer(server, this.#opts.addr, backlogOf(md));
     this.#address = serverAddress(server);
   }
 
