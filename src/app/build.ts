@@ -36,8 +36,8 @@ import {
   type ListenerType,
   type PartKind,
 } from '../core/parts';
-import { parseOptions } from '../core/parts/options';
-import { TUNNEL_HANDLER_OPTIONS } from '../core/parts/tunnel';
+import { parseOptions } from '../core/options/options';
+import { TUNNEL_HANDLER_OPTIONS } from '../core/options/tunnel';
 
 export interface BuiltApp {
   services: Service[];

@@ -3,8 +3,8 @@
  * into this shape, which mirrors gost v3's config file (spec/config.md §2) so that `-O yaml`
  * prints what gost would print. Metadata stays a free-form map (read through core/Metadata).
  */
-import { DIAL_TIMEOUT, UDP_LISTENER_OPTIONS } from '../core/parts/transport';
-import { TUNNEL_CONNECTOR_OPTIONS, TUNNEL_HANDLER_OPTIONS } from '../core/parts/tunnel';
+import { DIAL_TIMEOUT, UDP_LISTENER_OPTIONS } from '../core/options/transport';
+import { TUNNEL_CONNECTOR_OPTIONS, TUNNEL_HANDLER_OPTIONS } from '../core/options/tunnel';
 
 export type MetadataMap = Record<string, unknown>;
 

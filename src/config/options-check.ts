@@ -12,8 +12,8 @@
  */
 import { Metadata } from '../core/metadata';
 import { HOP_OPTIONS, SERVICE_OPTIONS, partOf, type PartKind } from '../core/parts';
-import { keyIndex, nearestKey, parseOptions, type OptionShape } from '../core/parts/options';
-import { parseTunnelRules } from '../core/parts/tunnel-rules';
+import { keyIndex, nearestKey, parseOptions, type OptionShape } from '../core/options/options';
+import { parseTunnelRules } from '../core/options/tunnel-rules';
 import type { Config, MetadataMap } from './model';
 import { originOr, where, type Origin } from './origin';
 

@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { splitHostPort } from '../core/addr';
 import { domainToASCII } from 'node:url';
 import { LoaderSources, coalesced, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
-import { parseTunnelRules } from '../core/parts/tunnel-rules';
+import { parseTunnelRules } from '../core/options/tunnel-rules';
 
 export interface IngressRule {
   hostname: string;

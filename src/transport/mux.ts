@@ -12,7 +12,7 @@ import type { Conn, Dialer, DialerFactory, DialerOptions, ListenerFactory, Liste
 import type { Metadata } from '../core/metadata';
 import { Session } from '../protocol/smux/session';
 import { smuxConfigFromMetadata, type SmuxConfig } from '../protocol/smux/config';
-import { TRANSPORT_MUX_OPTIONS } from '../core/parts/mux';
+import { TRANSPORT_MUX_OPTIONS } from '../core/options/mux';
 
 /** gost's generic mux defaults (version 1, 64 KiB stream buffer) unless set explicitly. */
 export function outerMuxConfig(md: Metadata): SmuxConfig {

@@ -17,8 +17,8 @@ import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
 import type { BindRequest, BindResult, ConnectRequest, Connector } from '../../core/handler';
 import type { AuthConfig } from '../../config/model';
-import { TUNNEL_CONNECTOR_OPTIONS, effectiveWeight } from '../../core/parts/tunnel';
-import { parseOptions } from '../../core/parts/options';
+import { TUNNEL_CONNECTOR_OPTIONS, effectiveWeight } from '../../core/options/tunnel';
+import { parseOptions } from '../../core/options/options';
 import { Metadata } from '../../core/metadata';
 import { BurrowError, ConfigError } from '../../core/errors';
 import {

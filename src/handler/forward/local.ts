@@ -25,8 +25,8 @@ import { sniffProtocol } from './sniff';
 import { HttpForwarder, nodeRoute, requestMatchInput } from './http-forward';
 import { framedDatagrams, isDatagramPort, relayDatagramPorts, relayDatagrams } from '../../io/datagram';
 import type { TLSConfig } from '../../config/model';
-import { LOCAL_FORWARD_HANDLER_OPTIONS } from '../../core/parts/forward';
-import { parseOptions } from '../../core/parts/options';
+import { LOCAL_FORWARD_HANDLER_OPTIONS } from '../../core/options/forward';
+import { parseOptions } from '../../core/options/options';
 
 export interface LocalForwardOptions {
   network: Network;

@@ -24,8 +24,8 @@ import { BurrowError } from '../../core/errors';
 import { relayed, relayedDatagrams, withPort } from './local';
 import { sniffProtocol } from './sniff';
 import { HttpForwarder, nodeRoute, requestMatchInput } from './http-forward';
-import { REMOTE_FORWARD_HANDLER_OPTIONS } from '../../core/parts/forward';
-import { parseOptions } from '../../core/parts/options';
+import { REMOTE_FORWARD_HANDLER_OPTIONS } from '../../core/options/forward';
+import { parseOptions } from '../../core/options/options';
 
 export interface RemoteForwardOptions {
   network: Network;

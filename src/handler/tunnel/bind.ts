@@ -19,7 +19,7 @@ import { Session } from '../../protocol/smux/session';
 import { BurrowError, isSendTimeout } from '../../core/errors';
 import { ConnectorEntry, type Network } from './pool';
 import type { TunnelServer } from './handler';
-import { effectiveWeight } from '../../core/parts/tunnel';
+import { effectiveWeight } from '../../core/options/tunnel';
 
 /** Streams a client may open towards the server (burrow's drain notice is one). */
 const MAX_CLIENT_OPENED_STREAMS = 16;

@@ -6,9 +6,9 @@
 import { ConfigError } from '../../core/errors';
 import type { Metadata } from '../../core/metadata';
 import { MAX_FRAME_LENGTH } from './frame';
-import { TUNNEL_MUX_OPTIONS } from '../../core/parts/mux';
-import { TUNNEL_CONNECTOR_OPTIONS } from '../../core/parts/tunnel';
-import { parseOption, parseOptions } from '../../core/parts/options';
+import { TUNNEL_MUX_OPTIONS } from '../../core/options/mux';
+import { TUNNEL_CONNECTOR_OPTIONS } from '../../core/options/tunnel';
+import { parseOption, parseOptions } from '../../core/options/options';
 
 export interface SmuxConfig {
   /** Version byte of every frame; both ends must agree (no negotiation). 2 adds UPD windows. */
@@ -119,7 +119,7 @@ export function resolveSmuxConfig(partial?: Partial<SmuxConfig>): SmuxConfig {
 
 /**
  * Reads the `mux.*` keys of a tunnel handler/connector (spec/config.md §3.1) as declared in
- * core/parts/mux.ts (or the outer session's `shape`). As gost's mux wrapper does, a missing or
+ * core/options/mux.ts (or the outer session's `shape`). As gost's mux wrapper does, a missing or
  * zero number means "the default"; a negative one is a config error. The result is then
  * verified with smux's rules. `mux.type` other than smux is not ours to handle here.
  * @throws ConfigError for an invalid combination (e.g. timeout < interval, frame size > 65535)

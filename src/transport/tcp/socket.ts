@@ -11,8 +11,8 @@ import type { Metadata } from '../../core/metadata';
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
 import { DEFAULTS } from '../../config/model';
-import { BACKLOG, DEFAULT_BACKLOG, DIAL_TIMEOUT, TCP_KEEPALIVE, WS_TCP_KEEPALIVE } from '../../core/parts/transport';
-import { parseOption, parseOptions } from '../../core/parts/options';
+import { BACKLOG, DEFAULT_BACKLOG, DIAL_TIMEOUT, TCP_KEEPALIVE, WS_TCP_KEEPALIVE } from '../../core/options/transport';
+import { parseOption, parseOptions } from '../../core/options/options';
 
 /**
  * Socket buffer size (readable and writable highWaterMark) for transport sockets. Larger than

@@ -27,8 +27,8 @@ import { parseGoDurationMs } from '../../core/metadata';
 import { ConfigError } from '../../core/errors';
 import type { TLSConfig, TLSOptionsConfig } from '../../config/model';
 import { createCertificate, ONE_YEAR_MS } from './x509';
-import { DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, TLS_CLIENT, TLS_FILES, TLS_HANDSHAKE } from '../../core/parts/transport';
-import { parseOption, parseOptions } from '../../core/parts/options';
+import { DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, TLS_CLIENT, TLS_FILES, TLS_HANDSHAKE } from '../../core/options/transport';
+import { parseOption, parseOptions } from '../../core/options/options';
 
 /** Default deadline for a TLS handshake, both sides (metadata `handshakeTimeout`). */
 export { DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS };

@@ -25,11 +25,11 @@ import {
 } from '../tcp/socket';
 import { loadClientTlsOptions, tlsHandshakeTimeoutMs } from '../tls/certs';
 import { tlsClientHandshake } from '../tls/handshake';
-import { DEFAULT_WS_PATH, WS_DIALER_OPTIONS } from '../../core/parts/transport';
-import { parseOptions } from '../../core/parts/options';
+import { DEFAULT_WS_PATH, WS_DIALER_OPTIONS } from '../../core/options/transport';
+import { parseOptions } from '../../core/options/options';
 import { WS_MAX_MESSAGE_BYTES, WsStream } from './stream';
 
-export { DEFAULT_WS_KEEPALIVE_INTERVAL_MS } from '../../core/parts/transport';
+export { DEFAULT_WS_KEEPALIVE_INTERVAL_MS } from '../../core/options/transport';
 
 export interface WsClientOptions {
   path: string;

@@ -40,7 +40,7 @@ import { TlsHandshakeTracker } from '../tls/listener';
 import { WS_MAX_MESSAGE_BYTES, WsStream } from './stream';
 import { TrustedPeers } from '../../limit/trusted-peers';
 
-import { DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, DEFAULT_WS_PATH } from '../../core/parts/transport';
+import { DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, DEFAULT_WS_PATH } from '../../core/options/transport';
 export { DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, DEFAULT_WS_PATH };
 
 /** The `path` metadata, normalised to start with "/". */

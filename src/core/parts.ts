@@ -9,9 +9,9 @@
  * Names gost knows but burrow does not implement are listed separately so they are reported as
  * "not supported by burrow" rather than as typos.
  */
-import type { OptionShape } from './options';
-import { REMOTE_FORWARD_HANDLER_OPTIONS, LOCAL_FORWARD_HANDLER_OPTIONS } from './forward';
-import { TRANSPORT_MUX_OPTIONS } from './mux';
+import type { OptionShape } from './options/options';
+import { REMOTE_FORWARD_HANDLER_OPTIONS, LOCAL_FORWARD_HANDLER_OPTIONS } from './options/forward';
+import { TRANSPORT_MUX_OPTIONS } from './options/mux';
 import {
   REVERSE_LISTENER_OPTIONS,
   TCP_DIALER_OPTIONS,
@@ -23,9 +23,9 @@ import {
   WSS_LISTENER_OPTIONS,
   WS_DIALER_OPTIONS,
   WS_LISTENER_OPTIONS,
-} from './transport';
-import { TUNNEL_CONNECTOR_OPTIONS, TUNNEL_HANDLER_OPTIONS } from './tunnel';
-import { SERVICE_OPTIONS, HOP_OPTIONS } from './scopes';
+} from './options/transport';
+import { TUNNEL_CONNECTOR_OPTIONS, TUNNEL_HANDLER_OPTIONS } from './options/tunnel';
+import { SERVICE_OPTIONS, HOP_OPTIONS } from './options/scopes';
 
 export type PartKind = 'listener' | 'handler' | 'connector' | 'dialer';
 
