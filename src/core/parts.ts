@@ -32,6 +32,8 @@ export type PartKind = 'listener' | 'handler' | 'connector' | 'dialer';
 export interface PartDecl<S extends OptionShape = OptionShape> {
   readonly doc: string;
   readonly options: S;
+  /** Further prose for the options reference (settings that are not metadata keys). */
+  readonly notes?: string;
 }
 
 function parts<T extends Record<string, PartDecl>>(t: T): T {
@@ -51,17 +53,32 @@ export const LISTENER_PARTS = parts({
   mwss: { doc: 'WebSocket over TLS carrying an smux session', options: { ...WSS_LISTENER_OPTIONS, ...TRANSPORT_MUX_OPTIONS } },
 });
 
+const FORWARD_NOTES =
+  'Forwarder nodes (YAML `forwarder.nodes`) take `filter.host`, `filter.protocol` and `filter.path`: host: `example.com`, ' +
+  '`.example.com`, `*.example.com`; protocol (with `sniffing`): `http`, `tls` or `ssh`; path: a prefix of a sniffed HTTP ' +
+  'request\'s path. A node\'s filters must all fit; unfiltered nodes are the fallback; nodes with `metadata.backup: true` come last.';
+
 export const HANDLER_PARTS = parts({
-  tunnel: { doc: 'the tunnel server: accepts tunnel clients and visitors, runs the public entry points', options: TUNNEL_HANDLER_OPTIONS },
-  tcp: { doc: 'a visitor / local port forwarder for TCP: each connection goes through the chain to a target', options: LOCAL_FORWARD_HANDLER_OPTIONS },
-  udp: { doc: 'a visitor / local port forwarder for UDP', options: LOCAL_FORWARD_HANDLER_OPTIONS },
-  rtcp: { doc: 'a tunnel client: connections arriving through the tunnel go to the targets', options: REMOTE_FORWARD_HANDLER_OPTIONS },
-  rudp: { doc: 'a tunnel client for UDP', options: REMOTE_FORWARD_HANDLER_OPTIONS },
-  forward: { doc: 'gost\'s generic forwarder (as tcp, on any listener)', options: LOCAL_FORWARD_HANDLER_OPTIONS },
+  tunnel: {
+    doc: 'the tunnel server: accepts tunnel clients and visitors, runs the public entry points',
+    options: TUNNEL_HANDLER_OPTIONS,
+    notes:
+      'Authentication: `tunnel://user:pass@:8443`, or `handler.auther`/`authers` naming `authers:` entries (see the README). ' +
+      'Failures answer `01 02 00 00`; after 5 failures within a minute an IP is refused without checking.',
+  },
+  tcp: { doc: 'a visitor / local port forwarder for TCP: each connection goes through the chain to a target', options: LOCAL_FORWARD_HANDLER_OPTIONS, notes: FORWARD_NOTES },
+  udp: { doc: 'a visitor / local port forwarder for UDP', options: LOCAL_FORWARD_HANDLER_OPTIONS, notes: FORWARD_NOTES },
+  rtcp: { doc: 'a tunnel client: connections arriving through the tunnel go to the targets', options: REMOTE_FORWARD_HANDLER_OPTIONS, notes: FORWARD_NOTES },
+  rudp: { doc: 'a tunnel client for UDP', options: REMOTE_FORWARD_HANDLER_OPTIONS, notes: FORWARD_NOTES },
+  forward: { doc: 'gost\'s generic forwarder (as tcp, on any listener)', options: LOCAL_FORWARD_HANDLER_OPTIONS, notes: FORWARD_NOTES },
 });
 
 export const CONNECTOR_PARTS = parts({
-  tunnel: { doc: 'the relay protocol\'s client side: CONNECT for visitors, BIND for tunnel clients', options: TUNNEL_CONNECTOR_OPTIONS },
+  tunnel: {
+    doc: 'the relay protocol\'s client side: CONNECT for visitors, BIND for tunnel clients',
+    options: TUNNEL_CONNECTOR_OPTIONS,
+    notes: 'Credentials: `user:pass@` in the URL, `auth` (base64 of `user:pass`) in the query, or the node\'s `connector.auth`; sent in the UserAuth feature.',
+  },
   forward: { doc: 'the node itself forwards to a fixed target: the connection is the payload stream', options: {} },
 });
 

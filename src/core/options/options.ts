@@ -22,8 +22,10 @@ export interface OptionDecl<T = unknown> {
   readonly default: T;
   /** The default as the reference shows it. */
   readonly defaultText: string;
-  /** What a valid value is ("an integer from 0 to 255"), used in errors and the reference. */
+  /** What a valid value is ("an integer from 0 to 255"), used in errors. */
   readonly expect: string;
+  /** The same, short, for the reference's tables ("integer 0–255"). */
+  readonly valueText: string;
   readonly schema: z.ZodType<T>;
   /** A zero value means the default (gost's `if v <= 0 { v = default }`). */
   readonly zeroIsDefault: boolean;
@@ -47,7 +49,15 @@ interface Common<T> {
   zeroIsDefault?: boolean;
 }
 
-function decl<T>(key: string, type: OptionType, schema: z.ZodType<T>, expect: string, o: Common<T>, defaultText: string): OptionDecl<T> {
+function decl<T>(
+  key: string,
+  type: OptionType,
+  schema: z.ZodType<T>,
+  expect: string,
+  o: Common<T>,
+  defaultText: string,
+  valueText: string = type,
+): OptionDecl<T> {
   return {
     key,
     aliases: o.aliases ?? [],
@@ -56,6 +66,7 @@ function decl<T>(key: string, type: OptionType, schema: z.ZodType<T>, expect: st
     default: o.default,
     defaultText: o.defaultText ?? defaultText,
     expect,
+    valueText,
     schema,
     zeroIsDefault: o.zeroIsDefault ?? false,
     burrow: o.burrow ?? false,
@@ -70,6 +81,13 @@ function rangeText(min: number | undefined, max: number | undefined, fmt: (n: nu
   if (min !== undefined && max !== undefined) return ` from ${fmt(min)} to ${fmt(max)}`;
   if (min !== undefined) return ` of at least ${fmt(min)}`;
   if (max !== undefined) return ` of at most ${fmt(max)}`;
+  return '';
+}
+
+function shortRange(min: number | undefined, max: number | undefined, fmt: (n: number) => string = String): string {
+  if (min !== undefined && max !== undefined) return ` ${fmt(min)}–${fmt(max)}`;
+  if (min !== undefined) return ` ≥ ${fmt(min)}`;
+  if (max !== undefined) return ` ≤ ${fmt(max)}`;
   return '';
 }
 
@@ -91,7 +109,7 @@ export function int<T extends number | undefined>(key: string, o: NumberOpts<T>)
     .union([z.number(), z.string().trim().regex(DECIMAL).transform(Number)])
     .pipe(bounded(o.min, o.max).int());
   const expect = `an integer${rangeText(o.min, o.max, String)}`;
-  return decl(key, 'int', schema as z.ZodType<number | T>, expect, o, o.default === undefined ? '—' : String(o.default));
+  return decl(key, 'int', schema as z.ZodType<number | T>, expect, o, o.default === undefined ? '—' : String(o.default), `integer${shortRange(o.min, o.max)}`);
 }
 
 /** A number, fractions allowed. */
@@ -100,7 +118,7 @@ export function num<T extends number | undefined>(key: string, o: NumberOpts<T>)
     .union([z.number(), z.string().trim().regex(/^[+-]?(\d+\.?\d*|\.\d+)$/).transform(Number)])
     .pipe(bounded(o.min, o.max));
   const expect = `a number${rangeText(o.min, o.max, String)}`;
-  return decl(key, 'number', schema as z.ZodType<number | T>, expect, o, o.default === undefined ? '—' : String(o.default));
+  return decl(key, 'number', schema as z.ZodType<number | T>, expect, o, o.default === undefined ? '—' : String(o.default), `number${shortRange(o.min, o.max)}`);
 }
 
 /** A duration in milliseconds: Go duration text ("500ms", "1m30s") or a whole number of seconds. */
@@ -113,8 +131,9 @@ export function duration<T extends number | undefined>(key: string, o: NumberOpt
     return z.NEVER;
   });
   const schema = z.union([z.number().transform((n) => n * 1000), text]).pipe(bounded(o.min ?? 0, o.max));
-  const expect = `a duration (e.g. 500ms, 15s, 1m30s, or a number of seconds)${rangeText(o.min ?? 0, o.max, formatDurationMs)}`;
-  return decl(key, 'duration', schema as z.ZodType<number | T>, expect, o, o.default === undefined ? '—' : formatDurationMs(o.default));
+  const expect = `a duration such as 500ms, 15s or 1m30s, or a number of seconds${rangeText(o.min ?? 0, o.max, formatDurationMs)}`;
+  const range = o.min || o.max !== undefined ? shortRange(o.min, o.max, formatDurationMs) : '';
+  return decl(key, 'duration', schema as z.ZodType<number | T>, expect, o, o.default === undefined ? '—' : formatDurationMs(o.default), `duration${range}`);
 }
 
 /** Go's strconv.ParseBool spellings, or a YAML boolean or number. */
@@ -129,7 +148,7 @@ export function bool<T extends boolean | undefined>(key: string, o: Common<T>): 
       .refine((s) => spellings.includes(s))
       .transform((s) => GO_TRUE.includes(s)),
   ]);
-  return decl(key, 'bool', schema as z.ZodType<boolean | T>, 'true or false', o, String(o.default ?? '—'));
+  return decl(key, 'bool', schema as z.ZodType<boolean | T>, 'true or false', o, String(o.default ?? '—'), 'bool');
 }
 
 export interface StringOpts<T> extends Common<T> {
@@ -146,7 +165,7 @@ export function str<T extends string | undefined>(key: string, o: StringOpts<T>)
       })
     : base;
   const d = o.default === undefined || o.default === '' ? '—' : String(o.default);
-  return decl(key, 'string', schema as z.ZodType<string | T>, o.expect ?? 'a string', o, d);
+  return decl(key, 'string', schema as z.ZodType<string | T>, o.expect ?? 'a string', o, d, o.expect ?? 'string');
 }
 
 /** A list: a YAML sequence or a comma-separated string. */
@@ -155,19 +174,19 @@ export function list(key: string, o: Omit<Common<string[] | undefined>, 'default
     z.array(z.union([z.string(), z.number()]).transform(String)),
     z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
   ]);
-  return decl(key, 'list', schema, 'a list (YAML sequence or comma-separated)', { ...o, default: undefined }, '—');
+  return decl(key, 'list', schema, 'a list (YAML sequence or comma-separated)', { ...o, default: undefined }, '—', 'list (a,b,…)');
 }
 
 /** A string map (YAML mapping), e.g. HTTP headers. */
 export function map(key: string, o: Omit<Common<Record<string, string> | undefined>, 'default'>): OptionDecl<Record<string, string> | undefined> {
   const schema = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String));
-  return decl(key, 'map', schema, 'a mapping of names to values', { ...o, default: undefined }, '—');
+  return decl(key, 'map', schema, 'a mapping of names to values', { ...o, default: undefined }, '—', 'map (YAML)');
 }
 
 /** A list of objects (YAML only), kept as given; the part reads the fields. */
 export function entries(key: string, o: Omit<Common<Record<string, unknown>[] | undefined>, 'default'>): OptionDecl<Record<string, unknown>[] | undefined> {
   const schema = z.array(z.record(z.string(), z.unknown()));
-  return decl(key, 'entries', schema, 'a list of mappings', { ...o, default: undefined }, '—');
+  return decl(key, 'entries', schema, 'a list of mappings', { ...o, default: undefined }, '—', 'list of maps (YAML)');
 }
 
 /**
@@ -183,6 +202,7 @@ export function gostOnly(key: string, doc: string, o: { aliases?: readonly strin
     default: undefined,
     defaultText: '—',
     expect: 'any value',
+    valueText: 'any',
     schema: z.unknown(),
     zeroIsDefault: false,
     burrow: false,

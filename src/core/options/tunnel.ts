@@ -1,7 +1,7 @@
 /** Options of the `tunnel` handler (the server) and the `tunnel` connector (clients and visitors). */
 import { TUNNEL_MUX_OPTIONS } from './mux';
 import { isUuid } from '../uuid';
-import { bool, duration, entries, gostOnly, int, list, num, str } from './options';
+import { bool, duration, entries, gostOnly, int, num, str } from './options';
 
 
 const SEND_TIMEOUT_DOC =
@@ -10,7 +10,7 @@ const SEND_TIMEOUT_DOC =
   'that sends keepalives but stopped reading); `0` = never';
 
 export const TUNNEL_HANDLER_OPTIONS = {
-  entrypoint: str('entrypoint', { default: undefined, expect: 'an address [host]:port', doc: 'address of the public HTTP/TLS entry point' }),
+  entrypoint: str('entrypoint', { default: undefined, expect: '[host]:port', doc: 'address of the public HTTP/TLS entry point' }),
   entrypoints: entries('entrypoints', { doc: 'extra entry points: list of `{addr, ingress}`' }),
   ingress: str('ingress', { default: undefined, doc: 'name of an `ingresses:` entry' }),
   tunnel: str('tunnel', {
@@ -92,7 +92,7 @@ export const TUNNEL_HANDLER_OPTIONS = {
   sniffingWebsocketSampleRate: gostOnly('sniffing.websocket.sampleRate', 'recording of WebSocket traffic'),
   limiterRefreshInterval: gostOnly('limiter.refreshInterval', 'traffic limiter cache'),
   limiterCleanupInterval: gostOnly('limiter.cleanupInterval', 'traffic limiter cache'),
-  skipauth: list('skipauth', { doc: 'client IPs/CIDRs exempt from auth (gost); not implemented by burrow' }),
+  skipauth: gostOnly('skipauth', 'client IPs/CIDRs exempt from auth'),
 };
 
 export const TUNNEL_CONNECTOR_OPTIONS = {
@@ -100,7 +100,7 @@ export const TUNNEL_CONNECTOR_OPTIONS = {
     default: undefined,
     defaultText: 'random per process',
     aliases: ['tunnelID'],
-    expect: 'a UUID such as 4d21094e-b74c-4916-86c1-d9fa36ea677b',
+    expect: 'UUID',
     check: (s) => (isUuid(s) ? undefined : s.startsWith('$') ? 'a UUID without the "$" marker (it belongs in ingress rules)' : 'a UUID such as 4d21094e-b74c-4916-86c1-d9fa36ea677b'),
     doc: 'the tunnel\'s UUID',
   }),

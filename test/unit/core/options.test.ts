@@ -17,7 +17,7 @@ import {
   PARTS,
   partOf,
 } from '../../../src/core/parts';
-import { editDistance, nearestKey, parseOption, parseOptions } from '../../../src/core/options/options';
+import { editDistance, list, nearestKey, parseOption, parseOptions } from '../../../src/core/options/options';
 import { TUNNEL_CONNECTOR_OPTIONS, TUNNEL_HANDLER_OPTIONS, effectiveWeight } from '../../../src/core/options/tunnel';
 import { UDP_LISTENER_OPTIONS, WS_DIALER_OPTIONS } from '../../../src/core/options/transport';
 import { parseTunnelRules } from '../../../src/core/options/tunnel-rules';
@@ -160,7 +160,9 @@ describe('option values', () => {
     const o = parseOptions(WS_DIALER_OPTIONS, new Metadata({ 'ws.header': { 'X-A': 1 }, path: 'tun' }));
     assert.deepEqual(o.header, { 'X-A': '1' });
     assert.equal(o.path, 'tun');
-    assert.deepEqual(parseOption(TUNNEL_HANDLER_OPTIONS.skipauth, new Metadata({ skipauth: '10.0.0.0/8, 127.0.0.1' })), ['10.0.0.0/8', '127.0.0.1']);
+    const hosts = { ...TUNNEL_HANDLER_OPTIONS, hosts: list('hosts', { doc: 'test' }) };
+    assert.deepEqual(parseOptions(hosts, new Metadata({ hosts: '10.0.0.0/8, 127.0.0.1' })).hosts, ['10.0.0.0/8', '127.0.0.1']);
+    assert.deepEqual(parseOptions(hosts, new Metadata({ hosts: ['a', 1] })).hosts, ['a', '1']);
   });
 });
 
