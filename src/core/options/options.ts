@@ -2,11 +2,15 @@
  * Option declarations: each key a part reads from its metadata is declared once, with its
  * aliases, type, default, range and documentation. `parseOptions` turns a part's metadata into
  * a typed object (a config error for a malformed or out-of-range value, naming the key and the
- * range); `nearestKey` finds the declared key closest to a misspelled one. The value schemas are
- * zod schemas over gost's metadata values: strings from the command line, typed values from YAML
- * or JSON. Keys match case-insensitively, as gost's metadata getters do.
+ * range); `nearestKey` finds the declared key closest to a misspelled one. Each declaration
+ * carries its value parser over gost's metadata values: strings from the command line, typed
+ * values from YAML or JSON. Keys match case-insensitively, as gost's metadata getters do.
+ *
+ * The parsers are a few lines each rather than zod schemas: this module is loaded on every start
+ * (every part reads its options through it), and loading zod costs about as much as the rest of
+ * a command-line start; zod stays with the config file schema (config/schema.ts), which is loaded
+ * only when a file is given.
  */
-import { z } from 'zod';
 import { ConfigError } from '../errors';
 import { GO_FALSE, GO_TRUE, Metadata, formatDurationMs, parseGoDurationMs } from '../metadata';
 
@@ -26,7 +30,8 @@ export interface OptionDecl<T = unknown> {
   readonly expect: string;
   /** The same, short, for the reference's tables ("integer 0–255"). */
   readonly valueText: string;
-  readonly schema: z.ZodType<T>;
+  /** The value, or an `Invalid` (with what was expected when more precise than `expect`). */
+  readonly parse: (raw: unknown) => T | Invalid;
   /** A zero value means the default (gost's `if v <= 0 { v = default }`). */
   readonly zeroIsDefault: boolean;
   /** A burrow addition or a burrow default that differs from gost's (★ in the reference). */
@@ -36,6 +41,12 @@ export interface OptionDecl<T = unknown> {
   /** False for gost keys that gost itself ignores in this place: accepted silently. */
   readonly warn: boolean;
 }
+
+/** A value that does not fit; `expect` overrides the declaration's when set. */
+export class Invalid {
+  constructor(readonly expect?: string) {}
+}
+const INVALID = new Invalid();
 
 export type OptionShape = Record<string, OptionDecl<unknown>>;
 export type ParsedOptions<S extends OptionShape> = { [K in keyof S]: S[K] extends OptionDecl<infer T> ? T : never };
@@ -52,7 +63,7 @@ interface Common<T> {
 function decl<T>(
   key: string,
   type: OptionType,
-  schema: z.ZodType<T>,
+  parse: (raw: unknown) => T | Invalid,
   expect: string,
   o: Common<T>,
   defaultText: string,
@@ -67,7 +78,7 @@ function decl<T>(
     defaultText: o.defaultText ?? defaultText,
     expect,
     valueText,
-    schema,
+    parse,
     zeroIsDefault: o.zeroIsDefault ?? false,
     burrow: o.burrow ?? false,
     implemented: true,
@@ -91,10 +102,8 @@ function shortRange(min: number | undefined, max: number | undefined, fmt: (n: n
   return '';
 }
 
-function bounded(min: number | undefined, max: number | undefined): z.ZodNumber {
-  let n = z.number();
-  if (min !== undefined) n = n.min(min);
-  if (max !== undefined) n = n.max(max);
+function inRange(n: number, min: number | undefined, max: number | undefined): number | Invalid {
+  if (!Number.isFinite(n) || (min !== undefined && n < min) || (max !== undefined && n > max)) return INVALID;
   return n;
 }
 
@@ -105,50 +114,50 @@ export interface NumberOpts<T> extends Common<T> {
 
 /** A whole number (decimal text or a YAML number). */
 export function int<T extends number | undefined>(key: string, o: NumberOpts<T>): OptionDecl<number | T> {
-  const schema = z
-    .union([z.number(), z.string().trim().regex(DECIMAL).transform(Number)])
-    .pipe(bounded(o.min, o.max).int());
+  const parse = (raw: unknown): number | Invalid => {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && DECIMAL.test(raw.trim()) ? Number(raw.trim()) : NaN;
+    return Number.isInteger(n) ? inRange(n, o.min, o.max) : INVALID;
+  };
   const expect = `an integer${rangeText(o.min, o.max, String)}`;
-  return decl(key, 'int', schema as z.ZodType<number | T>, expect, o, o.default === undefined ? '—' : String(o.default), `integer${shortRange(o.min, o.max)}`);
+  return decl(key, 'int', parse as (raw: unknown) => number | T | Invalid, expect, o, o.default === undefined ? '—' : String(o.default), `integer${shortRange(o.min, o.max)}`);
 }
 
 /** A number, fractions allowed. */
 export function num<T extends number | undefined>(key: string, o: NumberOpts<T>): OptionDecl<number | T> {
-  const schema = z
-    .union([z.number(), z.string().trim().regex(/^[+-]?(\d+\.?\d*|\.\d+)$/).transform(Number)])
-    .pipe(bounded(o.min, o.max));
+  const parse = (raw: unknown): number | Invalid => {
+    const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^[+-]?(\d+\.?\d*|\.\d+)$/.test(raw.trim()) ? Number(raw.trim()) : NaN;
+    return inRange(n, o.min, o.max);
+  };
   const expect = `a number${rangeText(o.min, o.max, String)}`;
-  return decl(key, 'number', schema as z.ZodType<number | T>, expect, o, o.default === undefined ? '—' : String(o.default), `number${shortRange(o.min, o.max)}`);
+  return decl(key, 'number', parse as (raw: unknown) => number | T | Invalid, expect, o, o.default === undefined ? '—' : String(o.default), `number${shortRange(o.min, o.max)}`);
 }
 
 /** A duration in milliseconds: Go duration text ("500ms", "1m30s") or a whole number of seconds. */
 export function duration<T extends number | undefined>(key: string, o: NumberOpts<T>): OptionDecl<number | T> {
-  const text = z.string().transform((s, ctx) => {
-    const d = parseGoDurationMs(s);
-    if (d !== undefined) return d;
-    if (DECIMAL.test(s.trim())) return Number(s.trim()) * 1000;
-    ctx.addIssue({ code: 'custom', message: 'not a duration' });
-    return z.NEVER;
-  });
-  const schema = z.union([z.number().transform((n) => n * 1000), text]).pipe(bounded(o.min ?? 0, o.max));
+  const parse = (raw: unknown): number | Invalid => {
+    let ms = NaN;
+    if (typeof raw === 'number') ms = raw * 1000;
+    else if (typeof raw === 'string') ms = parseGoDurationMs(raw) ?? (DECIMAL.test(raw.trim()) ? Number(raw.trim()) * 1000 : NaN);
+    return inRange(ms, o.min ?? 0, o.max);
+  };
   const expect = `a duration such as 500ms, 15s or 1m30s, or a number of seconds${rangeText(o.min ?? 0, o.max, formatDurationMs)}`;
   const range = o.min || o.max !== undefined ? shortRange(o.min, o.max, formatDurationMs) : '';
-  return decl(key, 'duration', schema as z.ZodType<number | T>, expect, o, o.default === undefined ? '—' : formatDurationMs(o.default), `duration${range}`);
+  return decl(key, 'duration', parse as (raw: unknown) => number | T | Invalid, expect, o, o.default === undefined ? '—' : formatDurationMs(o.default), `duration${range}`);
 }
 
 /** Go's strconv.ParseBool spellings, or a YAML boolean or number. */
 export function bool<T extends boolean | undefined>(key: string, o: Common<T>): OptionDecl<boolean | T> {
-  const spellings = [...GO_TRUE, ...GO_FALSE];
-  const schema = z.union([
-    z.boolean(),
-    z.number().transform((n) => n !== 0),
-    z
-      .string()
-      .trim()
-      .refine((s) => spellings.includes(s))
-      .transform((s) => GO_TRUE.includes(s)),
-  ]);
-  return decl(key, 'bool', schema as z.ZodType<boolean | T>, 'true or false', o, String(o.default ?? '—'), 'bool');
+  const parse = (raw: unknown): boolean | Invalid => {
+    if (typeof raw === 'boolean') return raw;
+    if (typeof raw === 'number') return raw !== 0;
+    if (typeof raw === 'string') {
+      const t = raw.trim();
+      if (GO_TRUE.includes(t)) return true;
+      if (GO_FALSE.includes(t)) return false;
+    }
+    return INVALID;
+  };
+  return decl(key, 'bool', parse as (raw: unknown) => boolean | T | Invalid, 'true or false', o, String(o.default ?? '—'), 'bool');
 }
 
 export interface StringOpts<T> extends Common<T> {
@@ -158,35 +167,45 @@ export interface StringOpts<T> extends Common<T> {
 }
 
 export function str<T extends string | undefined>(key: string, o: StringOpts<T>): OptionDecl<string | T> {
-  const base = z.union([z.string(), z.number().transform(String), z.boolean().transform(String)]);
-  const schema = o.check
-    ? base.superRefine((s, ctx) => {
-        if (s !== '' && o.check!(s) !== undefined) ctx.addIssue({ code: 'custom', message: o.check!(s)! });
-      })
-    : base;
+  const parse = (raw: unknown): string | Invalid => {
+    if (typeof raw !== 'string' && typeof raw !== 'number' && typeof raw !== 'boolean') return INVALID;
+    const v = String(raw);
+    const wrong = v !== '' && o.check ? o.check(v) : undefined;
+    return wrong === undefined ? v : new Invalid(wrong);
+  };
   const d = o.default === undefined || o.default === '' ? '—' : String(o.default);
-  return decl(key, 'string', schema as z.ZodType<string | T>, o.expect ?? 'a string', o, d, o.expect ?? 'string');
+  return decl(key, 'string', parse as (raw: unknown) => string | T | Invalid, o.expect ?? 'a string', o, d, o.expect ?? 'string');
 }
 
 /** A list: a YAML sequence or a comma-separated string. */
 export function list(key: string, o: Omit<Common<string[] | undefined>, 'default'>): OptionDecl<string[] | undefined> {
-  const schema = z.union([
-    z.array(z.union([z.string(), z.number()]).transform(String)),
-    z.string().transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean)),
-  ]);
-  return decl(key, 'list', schema, 'a list (YAML sequence or comma-separated)', { ...o, default: undefined }, '—', 'list (a,b,…)');
+  const parse = (raw: unknown): string[] | Invalid => {
+    if (typeof raw === 'string') return raw.split(',').map((x) => x.trim()).filter(Boolean);
+    if (Array.isArray(raw) && raw.every((x) => typeof x === 'string' || typeof x === 'number')) return raw.map(String);
+    return INVALID;
+  };
+  return decl(key, 'list', parse, 'a list (YAML sequence or comma-separated)', { ...o, default: undefined }, '—', 'list (a,b,…)');
 }
 
 /** A string map (YAML mapping), e.g. HTTP headers. */
 export function map(key: string, o: Omit<Common<Record<string, string> | undefined>, 'default'>): OptionDecl<Record<string, string> | undefined> {
-  const schema = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()]).transform(String));
-  return decl(key, 'map', schema, 'a mapping of names to values', { ...o, default: undefined }, '—', 'map (YAML)');
+  const parse = (raw: unknown): Record<string, string> | Invalid => {
+    if (!isPlainObject(raw)) return INVALID;
+    const out: Record<string, string> = {};
+    for (const [k, v] of Object.entries(raw)) {
+      if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return INVALID;
+      out[k] = String(v);
+    }
+    return out;
+  };
+  return decl(key, 'map', parse, 'a mapping of names to values', { ...o, default: undefined }, '—', 'map (YAML)');
 }
 
 /** A list of objects (YAML only), kept as given; the part reads the fields. */
 export function entries(key: string, o: Omit<Common<Record<string, unknown>[] | undefined>, 'default'>): OptionDecl<Record<string, unknown>[] | undefined> {
-  const schema = z.array(z.record(z.string(), z.unknown()));
-  return decl(key, 'entries', schema, 'a list of mappings', { ...o, default: undefined }, '—', 'list of maps (YAML)');
+  const parse = (raw: unknown): Record<string, unknown>[] | Invalid =>
+    Array.isArray(raw) && raw.every(isPlainObject) ? (raw as Record<string, unknown>[]) : INVALID;
+  return decl(key, 'entries', parse, 'a list of mappings', { ...o, default: undefined }, '—', 'list of maps (YAML)');
 }
 
 /**
@@ -203,12 +222,16 @@ export function gostOnly(key: string, doc: string, o: { aliases?: readonly strin
     defaultText: '—',
     expect: 'any value',
     valueText: 'any',
-    schema: z.unknown(),
+    parse: (raw) => raw,
     zeroIsDefault: false,
     burrow: false,
     implemented: false,
     warn: o.warn ?? true,
   };
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** Where options were given, for error messages (a ConfigError's source and path). */
@@ -233,18 +256,15 @@ export function parseOption<T>(d: OptionDecl<T>, md: Metadata, at: OptionsAt = {
   if (raw === undefined || raw === null) return d.default;
   if (!d.implemented) return d.default;
   if (raw === '' && d.type !== 'string') return d.default;
-  const r = d.schema.safeParse(raw);
-  if (!r.success) {
+  const v = d.parse(raw);
+  if (v instanceof Invalid) {
     const given = md.keys().find((k) => [d.key, ...d.aliases].some((a) => a.toLowerCase() === k)) ?? d.key;
     const key = [d.key, ...d.aliases].find((a) => a.toLowerCase() === given) ?? d.key;
-    const custom = r.error.issues.find((i) => i.code === 'custom' && i.message !== 'not a duration');
-    const expect = custom ? custom.message : d.expect;
-    throw new ConfigError(`expected ${expect}, found ${shown(raw)}`, {
+    throw new ConfigError(`expected ${v.expect ?? d.expect}, found ${shown(raw)}`, {
       source: at.source,
       path: at.path ? `${at.path}.${key}` : key,
     });
   }
-  const v = r.data;
   if (d.zeroIsDefault && v === 0) return d.default;
   return v;
 }
