@@ -64,7 +64,7 @@ export const HANDLER_PARTS = parts({
     options: TUNNEL_HANDLER_OPTIONS,
     notes:
       'Authentication: `tunnel://user:pass@:8443`, or `handler.auther`/`authers` naming `authers:` entries (see the README). ' +
-      'Failures answer `01 02 00 00`; after 5 failures within a minute an IP is refused without checking.',
+      'Failures answer `01 02 00 00`; guessing is stopped per address and user with a growing back-off ([SECURITY.md](../SECURITY.md)).',
   },
   tcp: { doc: 'a visitor / local port forwarder for TCP: each connection goes through the chain to a target', options: LOCAL_FORWARD_HANDLER_OPTIONS, notes: FORWARD_NOTES },
   udp: { doc: 'a visitor / local port forwarder for UDP', options: LOCAL_FORWARD_HANDLER_OPTIONS, notes: FORWARD_NOTES },

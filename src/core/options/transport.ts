@@ -1,5 +1,5 @@
 /** Options of the stream and datagram transports (listeners and dialers). */
-import { bool, duration, gostOnly, int, map, str } from './options';
+import { bool, duration, gostOnly, int, list, map, str } from './options';
 
 export const DEFAULT_BACKLOG = 128;
 
@@ -57,7 +57,17 @@ export const WS_COMMON = {
   writeBufferSize: gostOnly('writeBufferSize', 'WebSocket write buffer size (Node sizes its buffers itself)', { warn: false }),
 };
 
-export const WS_LISTENER_OPTIONS = { ...TCP_LISTENER_OPTIONS, ...WS_COMMON };
+export const WS_LISTENER_OPTIONS = {
+  ...TCP_LISTENER_OPTIONS,
+  ...WS_COMMON,
+  trustedProxies: list('trustedProxies', {
+    burrow: true,
+    doc:
+      'IPs/CIDRs (`10.0.0.0/8,127.0.0.1,fd00::/8`) whose `X-Forwarded-For` / `CF-Connecting-IP` / `X-Real-Ip` are believed; ' +
+      'default nobody, so behind a load balancer or CDN limits and logs show the balancer until it is listed ' +
+      '([SECURITY.md](../SECURITY.md#trusted-proxies-load-balancers-cdns-fleets))',
+  }),
+};
 export const WSS_LISTENER_OPTIONS = { ...WS_LISTENER_OPTIONS, ...TLS_FILES, ...TLS_HANDSHAKE, ...WS_COMMON };
 
 export const DEFAULT_UDP_TTL_MS = 5_000;

@@ -39,7 +39,25 @@ export const TUNNEL_HANDLER_OPTIONS = {
     doc: 'deadline for the first request head / ClientHello (gost has none)',
   }),
   entrypointIdleTimeout: duration('entrypoint.idleTimeout', { default: 60_000, zeroIsDefault: true, burrow: true, doc: 'idle keep-alive connections at the entry point' }),
-  entrypointRelay: bool('entrypoint.relay', { default: true, burrow: true, doc: 'accept relay CONNECTs on the entry point port (as gost)' }),
+  entrypointRelay: bool('entrypoint.relay', {
+    default: true,
+    burrow: true,
+    doc:
+      'accept relay requests on the entry point port, checked exactly as on the tunnel port (auther, rules, privacy, ' +
+      '`tunnel.connRate`; gost checks nothing there). `false` refuses them, which also stops forwarding between servers ' +
+      'of a fleet ([SECURITY.md](../SECURITY.md))',
+  }),
+  bindAuth: str('tunnel.bindAuth', {
+    default: undefined,
+    burrow: true,
+    expect: 'user:pass[,user:pass…]',
+    doc: '`user:pass[,user:pass...]`: BIND is checked against these only, and the service\'s auther checks CONNECT only ([SECURITY.md](../SECURITY.md))',
+  }),
+  bindAuther: str('tunnel.bindAuther', {
+    default: undefined,
+    burrow: true,
+    doc: 'the same with an `authers:` entry (YAML); its users may be limited to tunnel IDs (`tunnels: [...]`)',
+  }),
   entrypointCompression: gostOnly('entrypoint.compression', 'let the HTTP transport negotiate gzip'),
   entrypointProxyProtocol: gostOnly('entrypoint.proxyProtocol', 'accept PROXY protocol v1/v2 on entry points'),
   readTimeout: duration('readTimeout', {
@@ -74,7 +92,7 @@ export const TUNNEL_HANDLER_OPTIONS = {
   maxTunnels: int('tunnel.maxTunnels', { default: 0, defaultText: '0 (no limit)', min: 0, burrow: true, doc: 'tunnels the server accepts' }),
   maxConnectors: int('tunnel.maxConnectors', { default: 0, defaultText: '0 (no limit)', min: 0, burrow: true, doc: 'connectors per tunnel' }),
   maxStreams: int('tunnel.maxStreams', { default: 0, defaultText: '0 (no limit)', min: 0, burrow: true, doc: 'concurrent streams per connector' }),
-  connRate: num('tunnel.connRate', { default: 0, defaultText: '0 (off)', min: 0, burrow: true, doc: 'per-IP connection rate on the tunnel port (per second)' }),
+  connRate: num('tunnel.connRate', { default: 0, defaultText: '0 (off)', min: 0, burrow: true, doc: 'per-IP connection rate on the tunnel port and the entry point\'s relay path (per second)' }),
   connBurst: int('tunnel.connBurst', {
     default: 0,
     defaultText: '2 × connRate',
