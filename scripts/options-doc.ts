@@ -57,7 +57,8 @@ export function renderOptionsDoc(): string {
     "declared key; gost's keys that burrow does not implement get a warning that they are ignored. A command-line",
     'key is unknown only when none of the places it is copied to declares it.',
     '',
-    '★ marks a burrow addition or a default that differs from gost\'s.',
+    '★ marks a burrow addition or a default that differs from gost\'s. Authentication and its sources, forwarder',
+    'nodes, certificates and logging are described in [configuration.md](configuration.md).',
     '',
   ];
   for (const [kind, title, where] of KINDS) {

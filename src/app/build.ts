@@ -5,9 +5,9 @@
  * does), never code paths.
  */
 import { randomUUID } from 'node:crypto';
-import type { HttpSourceConfig } from '../io/sources';
+import type { HttpSourceConfig } from '../loader/sources';
 import type { Logger } from 'pino';
-import type { AuthConfig, Config, ServiceConfig, ChainConfig, HopConfig } from '../config/model';
+import type { AuthConfig, Config, ServiceConfig, ChainConfig, HopConfig } from '../core/config';
 import type { StreamListener, Dialer } from '../core/transport';
 import type { Connector, Handler } from '../core/handler';
 import { ConfigError } from '../core/errors';
@@ -24,7 +24,7 @@ import { Forwarder } from '../forward/selector';
 import { Ingress, parseTunnelShorthand } from '../ingress/ingress';
 import { Auther, AnyAuther } from '../auth/auther';
 import { Service } from '../service/service';
-import { DEFAULTS } from '../config/model';
+import { DEFAULTS } from '../core/config';
 import {
   CONNECTOR_TYPES,
   DIALER_TYPES,

@@ -4,6 +4,7 @@
  * (or "=true"/"=false"), -L/-F/-C repeat and keep their order, a later -O/-api/-metrics/-R
  * replaces an earlier one. Pure; throws ConfigError naming the flag.
  */
+import { parseGoBool } from '../core/bool';
 import { ConfigError } from '../core/errors';
 import { parseGoDurationMs } from '../core/metadata';
 import { CONNECTOR_TYPES, DIALER_TYPES, HANDLER_TYPES, LISTENER_TYPES } from '../core/parts';
@@ -49,8 +50,6 @@ const FLAGS: Record<string, FlagKind> = {
 };
 
 const SOURCE = 'command line';
-const TRUE_TEXT = ['1', 't', 'T', 'TRUE', 'true', 'True'];
-const FALSE_TEXT = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
 
 /** Name of the flag in `arg` ("-L=x" → "L"), or undefined when `arg` is not a flag. */
 function flagName(arg: string): string | undefined {
@@ -99,9 +98,11 @@ export function parseArgs(argv: string[]): CliArgs {
     if (kind === 'bool') {
       let on = true;
       if (value !== undefined) {
-        if (TRUE_TEXT.includes(value)) on = true;
-        else if (FALSE_TEXT.includes(value)) on = false;
-        else throw new ConfigError(`invalid boolean value ${JSON.stringify(value)} for ${flag} (expected true or false)`, { source: SOURCE });
+        const parsed = parseGoBool(value);
+        if (parsed === undefined) {
+          throw new ConfigError(`invalid boolean value ${JSON.stringify(value)} for ${flag} (expected true or false)`, { source: SOURCE });
+        }
+        on = parsed;
       }
       if (body === 'D') debug = on;
       else if (body === 'DD') trace = on;
@@ -173,7 +174,8 @@ Flags:
   -DD             trace logging
   -O yaml|json    print the resulting configuration and exit
   -R <duration>   reload the configuration periodically (e.g. 30s, 5m); SIGHUP reloads too
-  -api <addr>     serve the web API: [user:pass@]host:port[?pathPrefix=/api&accesslog=true]
+  -api <addr>     accepted for gost compatibility and ignored (with a warning): burrow has no
+                  web API yet
   -metrics <addr> serve Prometheus metrics: [user:pass@]host:port[?path=/metrics]
   -V              print the version and exit
   -h, --help      print this help and exit

@@ -31,7 +31,7 @@ import type {
   SelectorConfig,
   ServiceConfig,
   TLSConfig,
-} from '../config/model';
+} from '../core/config';
 import { expandAddr, splitAddr } from '../config/address';
 import { setOrigin } from '../config/origin';
 import { parseGostUrl, type GostUrl } from './url';

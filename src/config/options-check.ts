@@ -14,7 +14,7 @@ import { Metadata } from '../core/metadata';
 import { HOP_OPTIONS, SERVICE_OPTIONS, partOf, type PartKind } from '../core/parts';
 import { keyIndex, nearestKey, parseOptions, type OptionShape } from '../core/options/options';
 import { parseTunnelRules } from '../core/options/tunnel-rules';
-import type { Config, MetadataMap } from './model';
+import type { Config, MetadataMap } from '../core/config';
 import { originOr, where, type Origin } from './origin';
 
 interface Scoped {

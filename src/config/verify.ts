@@ -27,7 +27,7 @@ import { isUuid, uuidHex } from '../core/uuid';
 import { parseRule } from '../forward/matcher';
 import { expandAddr } from './address';
 import { checkOptions } from './options-check';
-import type { Config, HopConfig, NodeConfig, ServiceConfig } from './model';
+import type { Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
 import { originOr, where, type Origin } from './origin';
 
 /** Throws ConfigError on the first problem; appends soft problems to `warnings`. */
@@ -116,6 +116,16 @@ interface Refs {
   hops: Set<string>;
   authers: Set<string>;
   ingresses: Set<string>;
+}
+
+/** Why a `backlog` value is bad, or undefined when it is a positive integer (or absent). */
+function backlogProblem(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  const text = String(v).trim();
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 2 ** 31 - 1) {
+    return `expected a positive integer (listen backlog; the kernel caps it at net.core.somaxconn), found '${text}'`;
+  }
+  return undefined;
 }
 
 function fail(o: Origin, sub: string, message: string): never {
@@ -224,6 +234,16 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
     }
   });
 
+  const backlogs: Array<[string, Metadata, string]> = [
+    ['listener.metadata', new Metadata(svc.listener.metadata), 'backlog'],
+    ['handler.metadata', new Metadata(svc.handler.metadata), 'backlog'],
+    ['handler.metadata', new Metadata(svc.handler.metadata), 'entrypoint.backlog'],
+  ];
+  for (const [part, bmd, key] of backlogs) {
+    const problem = backlogProblem(bmd.get(key));
+    if (problem) fail(o, `${part}.${key}`, problem);
+  }
+
   if (svc.handler.type === 'tunnel') {
     const md = new Metadata(svc.handler.metadata);
     const ingress = svc.handler.ingress ?? md.getString('ingress');
@@ -232,7 +252,7 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
     }
     const store = md.getString('tunnel.publicStore');
     if (store) {
-      let proto = '';
+      let proto: string;
       try {
         proto = new URL(store).protocol;
       } catch {

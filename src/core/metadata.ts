@@ -3,6 +3,7 @@
  * values are coerced as spec/config.md §1.1 describes (strings from the CLI, typed values from
  * YAML/JSON). Getters take alias keys; the first present key wins.
  */
+import { isGoTrue } from './bool';
 
 export type MetadataInput = Record<string, unknown> | undefined | null;
 
@@ -92,16 +93,12 @@ export class Metadata {
   }
 }
 
-/** Go strconv.ParseBool's spellings of true and false. */
-export const GO_TRUE: readonly string[] = ['1', 't', 'T', 'TRUE', 'true', 'True'];
-export const GO_FALSE: readonly string[] = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
-
 /** Go strconv.ParseBool semantics; ints ≠ 0 are true; anything else false. */
 export function coerceBool(v: unknown): boolean {
   if (typeof v === 'boolean') return v;
   if (typeof v === 'number') return v !== 0;
   if (typeof v === 'string') {
-    return GO_TRUE.includes(v.trim());
+    return isGoTrue(v.trim());
   }
   return false;
 }

@@ -23,7 +23,7 @@ import type { Chain } from '../chain/chain';
 import { StreamHeaderReader } from '../protocol/stream-header';
 import { destroy, errorsBeforeRelay } from '../io/pipe';
 import { joinHostPort, splitHostPort } from '../core/addr';
-import { DEFAULTS } from '../config/model';
+import { DEFAULTS } from '../core/config';
 
 export interface ReverseListenerOptions {
   addr: string;

@@ -16,7 +16,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
 import type { BindRequest, BindResult, ConnectRequest, Connector } from '../../core/handler';
-import type { AuthConfig } from '../../config/model';
+import type { AuthConfig } from '../../core/config';
 import { TUNNEL_CONNECTOR_OPTIONS, effectiveWeight } from '../../core/options/tunnel';
 import { parseOptions } from '../../core/options/options';
 import { Metadata } from '../../core/metadata';
@@ -31,6 +31,8 @@ import { parseTunnelId, tunnelIdToString, type TunnelId } from '../../protocol/r
 import { readRelayMessage } from '../../io/read-message';
 import { Session } from '../../protocol/smux/session';
 import { smuxConfigFromMetadata } from '../../protocol/smux/config';
+import { closedWithoutAnswerHint, foreignOf, serverMismatchHint } from '../../protocol/sniff/foreign';
+import { TLSSocket } from 'node:tls';
 
 export const STATUS_TEXT: Record<number, string> = {
   0x01: 'bad request',
@@ -72,6 +74,11 @@ export function connectorTunnelId(text: string | undefined, fallback: string): T
   }
 }
 
+/** True when the relay runs over TLS (tls, or wss: its socket is under the WebSocket stream). */
+function isTls(stream: Duplex): boolean {
+  return stream instanceof TLSSocket;
+}
+
 export function createTunnelConnector(opts: TunnelConnectorOptions): Connector & { tunnelId: string; weight: number } {
   const md = opts.metadata;
   // tunnel.id has its own messages (the "$" marker, the nil UUID): read it before the rest.
@@ -86,7 +93,12 @@ export function createTunnelConnector(opts: TunnelConnectorOptions): Connector &
   async function exchange(stream: Duplex, request: Buffer, what: string): Promise<ReturnType<typeof decodeResponse>> {
     stream.write(request);
     const msg = await readRelayMessage(stream, timeoutMs).catch((err: Error) => {
-      throw new BurrowError('BURROW_ERR_DIAL', `${what}: ${err.message}`, { cause: err });
+      const foreign = foreignOf(err);
+      let text = foreign ? serverMismatchHint(foreign, isTls(stream)) : err.message;
+      // A server that closes without a word on a well-formed request most often expects
+      // another transport (a TLS listener refusing plain bytes, for one).
+      if (!foreign && err instanceof BurrowError && err.code === 'BURROW_ERR_CLOSED') text += `: ${closedWithoutAnswerHint(isTls(stream))}`;
+      throw new BurrowError('BURROW_ERR_DIAL', `${what}: ${text}`, { cause: err });
     });
     const resp = decodeResponse(msg);
     if (resp.status !== 0) throw new RelayStatusError(resp.status, what);

@@ -12,7 +12,8 @@
  * only when a file is given.
  */
 import { ConfigError } from '../errors';
-import { GO_FALSE, GO_TRUE, Metadata, formatDurationMs, parseGoDurationMs } from '../metadata';
+import { Metadata, formatDurationMs, parseGoDurationMs } from '../metadata';
+import { parseGoBool } from '../bool';
 
 export type OptionType = 'bool' | 'int' | 'number' | 'duration' | 'string' | 'list' | 'map' | 'entries' | 'any';
 
@@ -151,9 +152,8 @@ export function bool<T extends boolean | undefined>(key: string, o: Common<T>): 
     if (typeof raw === 'boolean') return raw;
     if (typeof raw === 'number') return raw !== 0;
     if (typeof raw === 'string') {
-      const t = raw.trim();
-      if (GO_TRUE.includes(t)) return true;
-      if (GO_FALSE.includes(t)) return false;
+      const b = parseGoBool(raw.trim());
+      if (b !== undefined) return b;
     }
     return INVALID;
   };

@@ -1,7 +1,8 @@
 /** Options of the stream and datagram transports (listeners and dialers). */
 import { bool, duration, gostOnly, int, list, map, str } from './options';
 
-export const DEFAULT_BACKLOG = 128;
+/** Listen backlog by default (gost: 128): a burst beyond it is left established in the kernel, never accepted. */
+export const DEFAULT_BACKLOG = 4096;
 
 /** OS TCP keepalive under `prefix` ("" for tcp and tls, "tcp." under the ws dialer). */
 export function tcpKeepalive(prefix: string) {
@@ -16,7 +17,7 @@ export const TCP_KEEPALIVE = tcpKeepalive('');
 export const WS_TCP_KEEPALIVE = tcpKeepalive('tcp.');
 
 export const BACKLOG = {
-  backlog: int('backlog', { default: DEFAULT_BACKLOG, min: 0, max: 65_535, zeroIsDefault: true, doc: 'listen backlog' }),
+  backlog: int('backlog', { default: DEFAULT_BACKLOG, min: 1, max: 65_535, doc: 'listen backlog of tcp/tls/ws listeners and the entry point (gost: 128), capped by the kernel\'s net.core.somaxconn' }),
   mptcp: gostOnly('mptcp', 'multipath TCP'),
 };
 

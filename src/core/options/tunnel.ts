@@ -25,12 +25,13 @@ export const TUNNEL_HANDLER_OPTIONS = {
     defaultText: 'true ★ (gost: false)',
     burrow: true,
     doc:
-      'requests go on with `Connection: keep-alive`; a keep-alive client connection keeps its tunnel stream (and the tunnel ' +
-      'client its backend connection) for its next requests, and a stream whose exchange is over waits up to 4 s for a ' +
-      'later connection from the same client IP to the same host on the same connector (at most 64 per connector, host ' +
-      'and IP, 1,024 per entry point; idle streams give way when `tunnel.maxStreams` is reached), so clients that close ' +
-      'after each request (`Connection: close`, HTTP/1.0) reuse streams and backend connections too. The connector is ' +
-      'still picked per request. `false` = gost\'s one stream per request with `Connection: close` for every request',
+      'requests go on with `Connection: keep-alive`; each request picks its connector (weights, weight 255, failover) and a ' +
+      'keep-alive client connection keeps one tunnel stream per connector it was sent to (and the tunnel client its backend ' +
+      'connection) for its next requests to that connector, and a stream whose exchange is over waits up to 4 s for a later ' +
+      'connection from the same client IP to the same host on the same connector (at most 64 per connector, host and IP, ' +
+      '1,024 per entry point; idle streams give way when `tunnel.maxStreams` is reached), so clients that close after each ' +
+      'request (`Connection: close`, HTTP/1.0) reuse streams and backend connections too. `false` = gost\'s one stream per ' +
+      'request with `Connection: close` for every request',
   }),
   entrypointSniffTimeout: duration('entrypoint.sniffTimeout', {
     default: 15_000,
@@ -46,6 +47,14 @@ export const TUNNEL_HANDLER_OPTIONS = {
       'accept relay requests on the entry point port, checked exactly as on the tunnel port (auther, rules, privacy, ' +
       '`tunnel.connRate`; gost checks nothing there). `false` refuses them, which also stops forwarding between servers ' +
       'of a fleet ([SECURITY.md](../SECURITY.md))',
+  }),
+  entrypointBacklog: int('entrypoint.backlog', {
+    default: undefined,
+    defaultText: '`backlog`, else 4096',
+    min: 1,
+    max: 65_535,
+    burrow: true,
+    doc: 'listen backlog of the entry point (capped by `net.core.somaxconn`)',
   }),
   bindAuth: str('tunnel.bindAuth', {
     default: undefined,
@@ -69,8 +78,8 @@ export const TUNNEL_HANDLER_OPTIONS = {
   }),
   sendTimeout: duration('sendTimeout', { default: 60_000, burrow: true, doc: SEND_TIMEOUT_DOC }),
   publicDomain: str('tunnel.publicDomain', { default: undefined, burrow: true, doc: 'public mode: register `<endpoint>.<domain>` on every BIND' }),
-  publicTtl: duration('tunnel.publicTTL', { default: 24 * 3600_000, zeroIsDefault: true, burrow: true, doc: 'validity of a public name' }),
-  customTtl: duration('tunnel.customTTL', { default: 3600_000, zeroIsDefault: true, burrow: true, doc: 'validity of a custom name (`rtcp://hello/...`) in public mode' }),
+  publicTtl: duration('tunnel.publicTTL', { default: 24 * 3600_000, zeroIsDefault: true, burrow: true, doc: 'how long a public name stays its tunnel\'s after the tunnel\'s last connector left (never expires while one is connected; see [docs/public-names.md](public-names.md))' }),
+  customTtl: duration('tunnel.customTTL', { default: 3600_000, zeroIsDefault: true, burrow: true, doc: 'the same for a custom name (`rtcp://hello/...`) in public mode' }),
   allowCustomNames: bool('tunnel.allowCustomNames', { default: true, burrow: true, doc: 'honour custom names in public mode' }),
   publicStore: str('tunnel.publicStore', {
     default: undefined,
@@ -78,8 +87,8 @@ export const TUNNEL_HANDLER_OPTIONS = {
     burrow: true,
     doc:
       '`redis://[[user]:password@]host:port[/db]` (or `rediss://`): public names are also kept in Redis, in gost-plugins\' ' +
-      'layout (key = the bare name, value = the tunnel ID, `SET NX` with the name\'s TTL as expiry, not refreshed by later ' +
-      'binds). Names survive a restart (a custom name stays its owner\'s) and servers sharing the store agree on who owns ' +
+      'layout (key = the bare name, value = the tunnel ID, with the name\'s TTL as expiry, refreshed while the tunnel is ' +
+      'connected). Names survive a restart (a custom name stays its owner\'s) and servers sharing the store agree on who owns ' +
       'one. Only BINDs ask Redis; routing reads memory. When Redis does not answer, BINDs are decided in memory with one warning',
   }),
   publicStoreKey: str('tunnel.publicStoreKey', { default: '', defaultText: '""', burrow: true, doc: 'prefix of the keys in the store' }),

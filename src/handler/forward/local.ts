@@ -17,14 +17,14 @@ import { type Later, type Handler, type HandleResult, type Network } from '../..
 import type { Chain } from '../../chain/chain';
 import { Forwarder } from '../../forward/selector';
 import { relayThen, destroy, type RelayOptions, type RelayResult, type RelaySettle } from '../../io/pipe';
-import { dialUdp } from '../../io/dial';
-import { dialNode } from './node-http';
+import { dialUdp } from '../../transport/dial';
+import { dialNode } from '../../forward/node-http';
 import { BurrowError, isSendTimeout } from '../../core/errors';
 import { Metadata } from '../../core/metadata';
 import { sniffProtocol } from './sniff';
 import { HttpForwarder, nodeRoute, requestMatchInput } from './http-forward';
 import { framedDatagrams, isDatagramPort, relayDatagramPorts, relayDatagrams } from '../../io/datagram';
-import type { TLSConfig } from '../../config/model';
+import type { TLSConfig } from '../../core/config';
 import { LOCAL_FORWARD_HANDLER_OPTIONS } from '../../core/options/forward';
 import { parseOptions } from '../../core/options/options';
 

@@ -19,7 +19,7 @@ import { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import { joinHostPort, splitHostPort } from '../../core/addr';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
 import { drainQueued, type DatagramPort } from '../../io/datagram';
 
 /** Kernel receive/send buffer asked for on UDP sockets (bytes). */
@@ -201,7 +201,7 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
               return;
             }
             const key = `${rinfo.address}|${rinfo.port}`;
-            let s = sessions.get(key);
+            const s = sessions.get(key);
             if (s) {
               last = s;
               lastPort = rinfo.port;
@@ -223,7 +223,6 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
                 sessOpts,
                 opts.logger,
               );
-              s = session;
               sessions.set(key, session);
               session.once('close', () => {
                 if (sessions.get(key) === session) sessions.delete(key);

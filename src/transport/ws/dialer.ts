@@ -24,6 +24,8 @@ import {
   remoteAddressOf,
 } from '../tcp/socket';
 import { loadClientTlsOptions, tlsHandshakeTimeoutMs } from '../tls/certs';
+import { TLSSocket } from 'node:tls';
+import { withDialHint, wsDialHint } from '../../protocol/sniff/foreign';
 import { tlsClientHandshake } from '../tls/handshake';
 import { DEFAULT_WS_PATH, WS_DIALER_OPTIONS } from '../../core/options/transport';
 import { parseOptions } from '../../core/options/options';
@@ -101,7 +103,8 @@ export function wsClientHandshake(
       reject(err);
     };
     const onError = (err: Error): void => {
-      fail(new BurrowError('BURROW_ERR_DIAL', `websocket handshake with ${addr}: ${err.message}`, { cause: err }));
+      const hint = wsDialHint(err, sock instanceof TLSSocket);
+      fail(new BurrowError('BURROW_ERR_DIAL', `websocket handshake with ${addr}: ${withDialHint(err, hint)}`, { cause: err }));
     };
     const onAbort = (): void => fail(abortReason(signal!));
     ws.once('open', () => {

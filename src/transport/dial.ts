@@ -7,10 +7,10 @@ import dgram from 'node:dgram';
 import { Duplex } from 'node:stream';
 import { splitHostPort } from '../core/addr';
 import { BurrowError } from '../core/errors';
-import { dialHost, dialTcp as transportDialTcp } from '../transport/tcp/socket';
-import { UDP_SEND_QUEUE_LIMIT, UDP_SOCKET_BUFFER_BYTES } from '../transport/udp/listener';
-import { DEFAULTS } from '../config/model';
-import { drainQueued, type DatagramPort } from './datagram';
+import { dialHost, dialTcp as transportDialTcp } from './tcp/socket';
+import { UDP_SEND_QUEUE_LIMIT, UDP_SOCKET_BUFFER_BYTES } from './udp/listener';
+import { DEFAULTS } from '../core/config';
+import { drainQueued, type DatagramPort } from '../io/datagram';
 
 /** A TCP dial to a forward target; a target without a port is refused before dialing. */
 export function dialTcp(addr: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<net.Socket> {
