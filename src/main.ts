@@ -6,14 +6,14 @@
  * stack trace unless -D.
  */
 import { parseArgs, HELP_TEXT } from './cli/args';
-import { loadConfig } from './config/load';
+import { loadConfig } from './cli/load';
 import { ConfigError } from './core/errors';
 import { createLogger } from './observe/logger';
 import { App } from './app/app';
-import { DEFAULTS } from './config/model';
+import { DEFAULTS } from './core/config';
 import { runDemo } from './demo';
 
-// eslint-disable-next-line @typescript-eslint/no-var-requires
+// eslint-disable-next-line @typescript-eslint/no-require-imports
 const pkg = require('../package.json') as { version: string };
 
 function fail(err: unknown, debug: boolean, code: number): never {
@@ -21,6 +21,16 @@ function fail(err: unknown, debug: boolean, code: number): never {
   process.stderr.write(`burrow: ${msg}\n`);
   if (debug && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
   process.exit(code);
+}
+
+/** BURROW_SHUTDOWN_GRACE_MS (milliseconds, 0 or more), else the default. */
+function shutdownGraceMs(logger: { warn(msg: string): void }): number {
+  const text = process.env.BURROW_SHUTDOWN_GRACE_MS;
+  if (text === undefined || text.trim() === '') return DEFAULTS.shutdownGraceMs;
+  const ms = Number(text);
+  if (Number.isFinite(ms) && ms >= 0) return ms;
+  logger.warn(`BURROW_SHUTDOWN_GRACE_MS=${text}: expected milliseconds (0 or more); using ${DEFAULTS.shutdownGraceMs}`);
+  return DEFAULTS.shutdownGraceMs;
 }
 
 export async function main(argv: string[]): Promise<void> {
@@ -99,8 +109,8 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(1);
     }
     stopping = true;
-    logger.info(`${signal}: shutting down (grace ${DEFAULTS.shutdownGraceMs} ms)`);
-    const graceMs = Number(process.env.BURROW_SHUTDOWN_GRACE_MS ?? DEFAULTS.shutdownGraceMs);
+    const graceMs = shutdownGraceMs(logger);
+    logger.info(`${signal}: shutting down (grace ${graceMs} ms)`);
     app.stop(graceMs).then(
       () => process.exit(0),
       (err: unknown) => fail(err, debug, 1),

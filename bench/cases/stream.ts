@@ -21,7 +21,7 @@ async function measured<T>(topo: Topology, meter: CpuMeter, fn: () => Promise<T>
   } catch (err) {
     meter.end();
     const dead = topo.failed();
-    throw new Error(dead ? `${errMsg(err)}; ${dead}` : errMsg(err));
+    throw new Error(dead ? `${errMsg(err)}; ${dead}` : errMsg(err), { cause: err });
   }
 }
 

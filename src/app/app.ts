@@ -1,13 +1,15 @@
 /**
  * A running burrow: every service of a config, started together and stopped together.
- * Shutdown: reverse listeners first announce a drain (servers stop routing new streams to
- * them), listeners stop accepting, in-flight connections get `graceMs` to finish, the rest is
- * destroyed.
+ * Shutdown: local listeners (entry points included) stop accepting at once and what is idle
+ * closes (tunnel sessions without streams, keep-alive connections between requests); reverse
+ * listeners announce a drain (servers stop routing new streams to them); in-flight connections
+ * get `graceMs` to finish, the rest is destroyed.
  */
 import type { Logger } from 'pino';
-import type { Config } from '../config/model';
+import type { Config } from '../core/config';
 import { buildApp, type BuiltApp, type BuildHooks } from './build';
 import type { Metrics } from '../observe/metrics';
+import { originOf, where } from '../config/origin';
 
 export class App {
   readonly built: BuiltApp;
@@ -43,12 +45,21 @@ export class App {
     for (const i of this.built.ingresses.values()) await i.start();
     for (const a of this.built.authers.values()) await a.start();
     if (this.metrics && this.#config.metrics) {
-      await this.metrics.listen(this.#config.metrics.addr, this.#config.metrics.path || '/metrics', this.#logger);
+      const { addr } = this.#config.metrics;
+      try {
+        await this.metrics.listen(addr, this.#config.metrics.path || '/metrics', this.#logger);
+      } catch (err) {
+        throw new Error(`metrics (-metrics ${addr}): ${(err as Error).message}`, { cause: err });
+      }
     }
     const started = [];
     try {
       for (const s of this.built.services) {
-        await s.start();
+        try {
+          await s.start();
+        } catch (err) {
+          throw new Error(`${this.#serviceLabel(s.name)}: ${(err as Error).message}`, { cause: err });
+        }
         started.push(s);
       }
     } catch (err) {
@@ -60,14 +71,26 @@ export class App {
     this.#started = true;
   }
 
+  /** "service NAME (-L URL)" or "service NAME (FILE: services[i])": where a service was given. */
+  #serviceLabel(name: string): string {
+    const svc = this.#config.services?.find((x) => x.name === name);
+    const o = svc ? originOf(svc) : undefined;
+    return o ? `service ${name} (${o.source.startsWith('-') ? o.source : where(o)})` : `service ${name}`;
+  }
+
   #closeShared(): void {
     for (const i of this.built.ingresses.values()) i.close();
     for (const a of this.built.authers.values()) a.close();
   }
 
   async stop(graceMs: number): Promise<void> {
+    // Every local listener (entry points included) stops accepting at once, so a new process
+    // can take the ports; idle tunnel sessions and keep-alive connections close now.
+    const reverse = new Set<unknown>(this.built.reverseListeners);
+    await Promise.all(this.built.services.filter((s) => !reverse.has(s.listener)).map((s) => s.stopAccepting()));
+    if (this.#started) this.#logger.info(`stopped accepting; connections in flight get up to ${graceMs} ms`);
     // Servers stop routing to our reverse listeners; what they sent before they knew is still
-    // served, then the services stop accepting and drain within the grace period.
+    // served, then the services drain within the grace period.
     await Promise.all(this.built.reverseListeners.map((r) => r.drain(Math.min(graceMs, 2_000))));
     await Promise.all(this.built.services.map((s) => s.close(graceMs)));
     for (const c of this.built.chains.values()) await c.close();

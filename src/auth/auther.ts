@@ -14,13 +14,13 @@
  * repeated wrong password (a stale client) is not a new guess (lockout.ts). Passwords are
  * compared in constant time and never logged.
  */
-import { FilePoller } from '../io/file-watch';
+import { FilePoller } from '../loader/file-watch';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { stripPort } from '../core/addr';
 import { parseTunnelId, tunnelIdToString } from '../protocol/relay/tunnel-id';
 import { Lockout, type LockoutOptions } from './lockout';
-import { LoaderSources, SourceHealth, coalesced, postPluginJson, type HttpPluginConfig, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
+import { LoaderSources, SourceHealth, coalesced, postPluginJson, type HttpPluginConfig, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../loader/sources';
 
 /** A user: name, password and, optionally, the only tunnel IDs its credential is good for. */
 export interface AuthUser {

@@ -4,8 +4,10 @@
  * (or "=true"/"=false"), -L/-F/-C repeat and keep their order, a later -O/-api/-metrics/-R
  * replaces an earlier one. Pure; throws ConfigError naming the flag.
  */
+import { parseGoBool } from '../core/bool';
 import { ConfigError } from '../core/errors';
 import { parseGoDurationMs } from '../core/metadata';
+import { CONNECTOR_TYPES, DIALER_TYPES, HANDLER_TYPES, LISTENER_TYPES } from '../core/parts';
 
 export interface CliArgs {
   /** -L values in order. */
@@ -48,8 +50,6 @@ const FLAGS: Record<string, FlagKind> = {
 };
 
 const SOURCE = 'command line';
-const TRUE_TEXT = ['1', 't', 'T', 'TRUE', 'true', 'True'];
-const FALSE_TEXT = ['0', 'f', 'F', 'FALSE', 'false', 'False'];
 
 /** Name of the flag in `arg` ("-L=x" → "L"), or undefined when `arg` is not a flag. */
 function flagName(arg: string): string | undefined {
@@ -98,9 +98,11 @@ export function parseArgs(argv: string[]): CliArgs {
     if (kind === 'bool') {
       let on = true;
       if (value !== undefined) {
-        if (TRUE_TEXT.includes(value)) on = true;
-        else if (FALSE_TEXT.includes(value)) on = false;
-        else throw new ConfigError(`invalid boolean value ${JSON.stringify(value)} for ${flag} (expected true or false)`, { source: SOURCE });
+        const parsed = parseGoBool(value);
+        if (parsed === undefined) {
+          throw new ConfigError(`invalid boolean value ${JSON.stringify(value)} for ${flag} (expected true or false)`, { source: SOURCE });
+        }
+        on = parsed;
       }
       if (body === 'D') debug = on;
       else if (body === 'DD') trace = on;
@@ -172,7 +174,8 @@ Flags:
   -DD             trace logging
   -O yaml|json    print the resulting configuration and exit
   -R <duration>   reload the configuration periodically (e.g. 30s, 5m); SIGHUP reloads too
-  -api <addr>     serve the web API: [user:pass@]host:port[?pathPrefix=/api&accesslog=true]
+  -api <addr>     accepted for gost compatibility and ignored (with a warning): burrow has no
+                  web API yet
   -metrics <addr> serve Prometheus metrics: [user:pass@]host:port[?path=/metrics]
   -V              print the version and exit
   -h, --help      print this help and exit
@@ -180,10 +183,11 @@ Flags:
   Flags start with "-" or "--"; a value may follow as the next argument or after "=" (-L=…).
 
 URLs:
-  handler:   tunnel (server), tcp, udp (visitors), rtcp, rudp (clients), forward
-  listener:  tcp, udp, rtcp, rudp, tls, ws, wss, mtls, mws, mwss   (default tcp; tunnel+ws://…)
-  connector: tunnel
-  dialer:    tcp, udp, tls, ws, wss, mtls, mws, mwss                (default tcp; tunnel+wss://…)
+  handler:   ${HANDLER_TYPES.join(', ')}
+  listener:  ${LISTENER_TYPES.join(', ')}   (default tcp; tunnel+ws://…)
+  connector: ${CONNECTOR_TYPES.join(', ')}
+  dialer:    ${DIALER_TYPES.join(', ')}   (default tcp; tunnel+wss://…)
+  The options of each part (query keys, YAML metadata) are listed in docs/options.md.
 
   A path lists forward targets (host:port; port optional when the tunnel routes by host name).
   With targets, tcp://, udp://, rtcp:// and rudp:// forward to them.

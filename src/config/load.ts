@@ -4,20 +4,18 @@
  * A source is a file path (YAML for .yaml/.yml, JSON for .json, else sniffed: "{" → JSON),
  * "-" (stdin), an inline JSON object ('{"services": …}') or an http(s):// URL. Sources merge in
  * gost's order — each -C value, then the config built from -L/-F — with lists concatenated
- * and the single objects (tls, log, api, metrics) replaced by the later source. Environment
- * (GOST_LOGGER_LEVEL, GOST_API, GOST_METRICS) and then -D/-DD, -api, -metrics override.
+ * and the single objects (tls, log, api, metrics) replaced by the later source (mergeConfigs;
+ * cli/load.ts puts the command line, the environment and -D/-DD, -api, -metrics on top).
  *
  * Every failure is a ConfigError naming the source: missing file, YAML/JSON syntax (line and
  * column), duplicate keys (line), empty input, schema and cross-reference problems (path).
  */
 import { readFile, stat } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { extname, join } from 'node:path';
 import type { Document, Node as YamlNode } from 'yaml';
 import type * as YamlModule from 'yaml';
-import { buildConfigFromCli } from '../cli/build';
 import { ConfigError } from '../core/errors';
-import type { ApiConfig, AuthConfig, Config, MetricsConfig } from './model';
+import type { Config } from '../core/config';
 import type { Locator, PathSeg } from './normalize';
 import type * as NormalizeModule from './normalize';
 
@@ -31,7 +29,6 @@ function normalizeConfig(...args: Parameters<typeof NormalizeModule.normalizeCon
   return (require('./normalize') as typeof NormalizeModule).normalizeConfig(...args);
 }
 /* eslint-enable @typescript-eslint/no-require-imports */
-import { verifyConfig } from './verify';
 
 export type SourceFormat = 'yaml' | 'json';
 
@@ -54,44 +51,9 @@ export interface LoadOptions {
   httpTimeoutMs?: number;
 }
 
-/** The command-line part of loadConfig's input. */
-export interface CliConfigInput {
-  listen: string[];
-  forward: string[];
-  logLevel?: 'debug' | 'trace';
-  api?: string;
-  metrics?: string;
-}
-
 const MAX_HTTP_BYTES = 10 * 1024 * 1024;
 const DEFAULT_HTTP_TIMEOUT_MS = 30_000;
 const DEFAULT_NAMES = ['gost.yaml', 'gost.yml', 'gost.json'];
-
-/** Loads, merges, applies overrides and verifies. Throws ConfigError. */
-export async function loadConfig(sources: string[], cli: CliConfigInput, opts: LoadOptions = {}): Promise<LoadedConfig> {
-  const warnings: string[] = [];
-  const parts: Config[] = [];
-  for (const src of sources) {
-    const loaded = await loadConfigSource(src, opts);
-    parts.push(loaded.config);
-    warnings.push(...loaded.warnings);
-  }
-  const fromCli = buildConfigFromCli(cli.listen, cli.forward, warnings);
-  parts.push(fromCli);
-  const env = opts.env ?? process.env;
-  if (sources.length === 0 && !fromCli.services?.length && !cli.api && !env.GOST_API) {
-    const found = await findDefaultConfig(opts.searchPaths ?? defaultSearchPaths());
-    if (found) {
-      const loaded = await loadConfigSource(found, opts);
-      parts.unshift(loaded.config);
-      warnings.push(...loaded.warnings);
-    }
-  }
-  const config = mergeConfigs(parts);
-  applyOverrides(config, cli, env, warnings);
-  verifyConfig(config, warnings);
-  return { config, warnings };
-}
 
 /** Merges in order: lists concatenated, single objects replaced by later ones. */
 export function mergeConfigs(parts: Config[]): Config {
@@ -334,10 +296,6 @@ function jsonSyntaxError(err: unknown, text: string, source: string): ConfigErro
 // ---------------------------------------------------------------------------------------------
 // default file, overrides
 
-function defaultSearchPaths(): string[] {
-  return ['/etc/gost/', join(homedir(), '.gost'), '.'];
-}
-
 /** The first gost.yaml / gost.yml / gost.json in `dirs`, or undefined. */
 export async function findDefaultConfig(dirs: string[]): Promise<string | undefined> {
   for (const dir of dirs) {
@@ -351,47 +309,4 @@ export async function findDefaultConfig(dirs: string[]): Promise<string | undefi
     }
   }
   return undefined;
-}
-
-function applyOverrides(cfg: Config, cli: CliConfigInput, env: Record<string, string | undefined>, warnings: string[]): void {
-  if (env.GOST_LOGGER_LEVEL) cfg.log = { ...cfg.log, level: env.GOST_LOGGER_LEVEL };
-  if (env.GOST_API) cfg.api = parseApiAddr(env.GOST_API, 'GOST_API');
-  if (env.GOST_METRICS) cfg.metrics = parseMetricsAddr(env.GOST_METRICS, 'GOST_METRICS');
-  if (env.GOST_PROFILING) warnings.push('GOST_PROFILING: profiling is not implemented by burrow (ignored)');
-  if (cli.logLevel) cfg.log = { ...cfg.log, level: cli.logLevel };
-  if (cli.api) cfg.api = parseApiAddr(cli.api, '-api');
-  if (cli.metrics) cfg.metrics = parseMetricsAddr(cli.metrics, '-metrics');
-}
-
-/** "[user:pass@]addr[?k=v&…]" as -api / -metrics take it. */
-function splitServiceAddr(value: string, source: string): { addr: string; auth?: AuthConfig; query: URLSearchParams } {
-  const q = value.indexOf('?');
-  const head = q >= 0 ? value.slice(0, q) : value;
-  const query = new URLSearchParams(q >= 0 ? value.slice(q + 1) : '');
-  const at = head.lastIndexOf('@');
-  const addr = at >= 0 ? head.slice(at + 1) : head;
-  if (addr === '') throw new ConfigError('missing address (expected [user:pass@]host:port)', { source });
-  if (at < 0) return { addr, query };
-  const info = head.slice(0, at);
-  const colon = info.indexOf(':');
-  const auth = colon >= 0 ? { username: info.slice(0, colon), password: info.slice(colon + 1) } : { username: info, password: '' };
-  return { addr, auth, query };
-}
-
-function parseApiAddr(value: string, source: string): ApiConfig {
-  const { addr, auth, query } = splitServiceAddr(value, source);
-  const pathPrefix = query.get('pathPrefix');
-  const accesslog = query.get('accesslog');
-  return {
-    addr,
-    ...(pathPrefix ? { pathPrefix } : {}),
-    ...(accesslog !== null ? { accesslog: ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(accesslog) } : {}),
-    ...(auth ? { auth } : {}),
-  };
-}
-
-function parseMetricsAddr(value: string, source: string): MetricsConfig {
-  const { addr, auth, query } = splitServiceAddr(value, source);
-  const path = query.get('path');
-  return { addr, ...(path ? { path } : {}), ...(auth ? { auth } : {}) };
 }

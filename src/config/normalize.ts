@@ -13,7 +13,7 @@
 import type { z } from 'zod';
 import { ConfigError } from '../core/errors';
 import { CONNECTOR_TYPES, HANDLER_TYPES } from '../core/parts';
-import type { Config, HopConfig, NodeConfig, ServiceConfig } from './model';
+import type { Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
 import { setOrigin } from './origin';
 import { chainSchema, configSchema, forwardNodeSchema, elementOf, infoOf, isRecord, shapeOf, type ParsedConfig } from './schema';
 

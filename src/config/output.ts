@@ -6,7 +6,7 @@
  */
 import { stringify } from 'yaml';
 import type { z } from 'zod';
-import type { Config } from './model';
+import type { Config } from '../core/config';
 import { isPlainObject, prune } from './normalize';
 import { configSchema, elementOf, isRecord, shapeOf } from './schema';
 

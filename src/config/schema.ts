@@ -10,6 +10,7 @@
  * implement: those are warned about and dropped rather than reported as unknown.
  */
 import { z } from 'zod';
+import { parseGoBool } from '../core/bool';
 import { formatDurationMs, parseGoDurationMs } from '../core/metadata';
 
 export interface ObjectInfo {
@@ -23,8 +24,6 @@ export interface ObjectInfo {
 
 export const objectInfo = z.registry<ObjectInfo>();
 
-const TRUE_TEXT = new Set(['1', 't', 'T', 'TRUE', 'true', 'True']);
-const FALSE_TEXT = new Set(['0', 'f', 'F', 'FALSE', 'false', 'False']);
 
 /** A string; numbers and booleans are formatted (gost's weak decoding). */
 const text = z.preprocess((v) => (typeof v === 'number' || typeof v === 'boolean' ? String(v) : v), z.string());
@@ -37,10 +36,7 @@ const int = z.preprocess(
 );
 /** A boolean; Go ParseBool strings and numbers are accepted. */
 const bool = z.preprocess((v) => {
-  if (typeof v === 'string') {
-    if (TRUE_TEXT.has(v.trim())) return true;
-    if (FALSE_TEXT.has(v.trim())) return false;
-  }
+  if (typeof v === 'string') return parseGoBool(v.trim()) ?? v;
   if (typeof v === 'number') return v !== 0;
   return v;
 }, z.boolean());

@@ -23,9 +23,11 @@ import {
 import { splitHostPort } from '../core/addr';
 import { TrustedPeers } from '../limit/trusted-peers';
 import { parseUserPassList } from '../auth/auther';
+import { isUuid, uuidHex } from '../core/uuid';
 import { parseRule } from '../forward/matcher';
 import { expandAddr } from './address';
-import type { Config, HopConfig, NodeConfig, ServiceConfig } from './model';
+import { checkOptions } from './options-check';
+import type { Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
 import { originOr, where, type Origin } from './origin';
 
 /** Throws ConfigError on the first problem; appends soft problems to `warnings`. */
@@ -51,6 +53,7 @@ export function verifyConfig(cfg: Config, warnings: string[] = []): void {
     });
   });
   cfg.hops?.forEach((hop, h) => verifyHop(hop, originOr(hop, `hops[${h}]`)));
+  checkOptions(cfg, warnings);
 
   if (cfg.api?.auther) checkRef(authers, cfg.api.auther, 'auther', { source: 'config', path: 'api' }, 'auther');
   if (cfg.metrics?.auther) checkRef(authers, cfg.metrics.auther, 'auther', { source: 'config', path: 'metrics' }, 'auther');
@@ -113,6 +116,16 @@ interface Refs {
   hops: Set<string>;
   authers: Set<string>;
   ingresses: Set<string>;
+}
+
+/** Why a `backlog` value is bad, or undefined when it is a positive integer (or absent). */
+function backlogProblem(v: unknown): string | undefined {
+  if (v === undefined || v === null) return undefined;
+  const text = String(v).trim();
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 2 ** 31 - 1) {
+    return `expected a positive integer (listen backlog; the kernel caps it at net.core.somaxconn), found '${text}'`;
+  }
+  return undefined;
 }
 
 function fail(o: Origin, sub: string, message: string): never {
@@ -221,6 +234,16 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
     }
   });
 
+  const backlogs: Array<[string, Metadata, string]> = [
+    ['listener.metadata', new Metadata(svc.listener.metadata), 'backlog'],
+    ['handler.metadata', new Metadata(svc.handler.metadata), 'backlog'],
+    ['handler.metadata', new Metadata(svc.handler.metadata), 'entrypoint.backlog'],
+  ];
+  for (const [part, bmd, key] of backlogs) {
+    const problem = backlogProblem(bmd.get(key));
+    if (problem) fail(o, `${part}.${key}`, problem);
+  }
+
   if (svc.handler.type === 'tunnel') {
     const md = new Metadata(svc.handler.metadata);
     const ingress = svc.handler.ingress ?? md.getString('ingress');
@@ -229,7 +252,7 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
     }
     const store = md.getString('tunnel.publicStore');
     if (store) {
-      let proto = '';
+      let proto: string;
       try {
         proto = new URL(store).protocol;
       } catch {
@@ -280,16 +303,4 @@ function verifyTunnelId(node: NodeConfig, o: Origin): void {
   if (/^0+$/.test(uuidHex(id))) fail(o, sub, `invalid tunnel ID "${id}": the nil UUID is not a tunnel ID`);
 }
 
-/** The forms github.com/google/uuid Parse accepts: canonical, {braced}, urn:uuid:, 32 hex digits. */
-export function isUuid(s: string): boolean {
-  return uuidHex(s) !== '';
-}
-
-function uuidHex(s: string): string {
-  let t = s;
-  if (t.length === 45 && t.slice(0, 9).toLowerCase() === 'urn:uuid:') t = t.slice(9);
-  else if (t.length === 38 && t.startsWith('{') && t.endsWith('}')) t = t.slice(1, -1);
-  if (t.length === 36 && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(t)) return t.replace(/-/g, '');
-  if (t.length === 32 && /^[0-9a-f]{32}$/i.test(t)) return t;
-  return '';
-}
+export { isUuid };

@@ -1,23 +1,22 @@
 /**
  * One error catalogue for burrow. Every error we raise on purpose is a BurrowError with a
  * stable `code`; codecs raise ProtocolError, config loading raises ConfigError.
- * `toRelayStatus` maps an error to the relay status byte in one place.
+ *
+ * Relay status bytes are not derived from errors: the place that refuses a request (routing,
+ * authentication, limits) answers with its status next to the reason it logs
+ * (protocol/relay/constants.ts has the bytes).
  */
 
 export type ErrorCode =
   | 'BURROW_ERR_PROTOCOL'
   | 'BURROW_ERR_CONFIG'
-  | 'BURROW_ERR_TUNNEL_ID'
   | 'BURROW_ERR_UNAUTHORIZED'
   | 'BURROW_ERR_FORBIDDEN'
-  | 'BURROW_ERR_NO_ROUTE'
-  | 'BURROW_ERR_PRIVATE_TUNNEL'
   | 'BURROW_ERR_TUNNEL_UNAVAILABLE'
   | 'BURROW_ERR_TIMEOUT'
   | 'BURROW_ERR_DIAL'
   | 'BURROW_ERR_CLOSED'
-  | 'BURROW_ERR_LIMIT'
-  | 'BURROW_ERR_INTERNAL';
+  | 'BURROW_ERR_LIMIT';
 
 export class BurrowError extends Error {
   readonly code: ErrorCode;
@@ -64,42 +63,6 @@ export class ConfigError extends BurrowError {
     this.source = opts.source;
     this.path = opts.path;
     this.name = 'ConfigError';
-  }
-}
-
-/** Relay status bytes (spec/protocol.md §1.2). Kept here so the error mapping has one home. */
-export const STATUS_OK = 0x00;
-export const STATUS_BAD_REQUEST = 0x01;
-export const STATUS_UNAUTHORIZED = 0x02;
-export const STATUS_FORBIDDEN = 0x03;
-export const STATUS_TIMEOUT = 0x04;
-export const STATUS_SERVICE_UNAVAILABLE = 0x05;
-export const STATUS_HOST_UNREACHABLE = 0x06;
-export const STATUS_NETWORK_UNREACHABLE = 0x07;
-export const STATUS_INTERNAL_SERVER_ERROR = 0x08;
-
-/** Maps any error to the relay status the tunnel server answers with. */
-export function toRelayStatus(err: unknown): number {
-  if (!(err instanceof BurrowError)) return STATUS_SERVICE_UNAVAILABLE;
-  switch (err.code) {
-    case 'BURROW_ERR_PROTOCOL':
-    case 'BURROW_ERR_TUNNEL_ID':
-      return STATUS_BAD_REQUEST;
-    case 'BURROW_ERR_UNAUTHORIZED':
-      return STATUS_UNAUTHORIZED;
-    case 'BURROW_ERR_FORBIDDEN':
-    case 'BURROW_ERR_LIMIT':
-      return STATUS_FORBIDDEN;
-    case 'BURROW_ERR_PRIVATE_TUNNEL':
-      return STATUS_HOST_UNREACHABLE;
-    case 'BURROW_ERR_NO_ROUTE':
-      return STATUS_NETWORK_UNREACHABLE;
-    case 'BURROW_ERR_TIMEOUT':
-      return STATUS_TIMEOUT;
-    case 'BURROW_ERR_INTERNAL':
-      return STATUS_INTERNAL_SERVER_ERROR;
-    default:
-      return STATUS_SERVICE_UNAVAILABLE;
   }
 }
 

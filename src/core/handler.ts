@@ -75,6 +75,14 @@ export interface Handler {
    * returns (a relay), through `later`: settle it, and return it (or resolve to it).
    */
   handle(conn: Conn, logger: Logger, later: Later): Promise<HandleResult | void | Later> | Later;
+  /**
+   * Shutdown, first step (the service has stopped accepting): stops accepting on what `start`
+   * started (entry points) at once and closes what is idle (idle tunnel sessions, idle
+   * keep-alive connections); work in flight goes on.
+   */
+  drain?(): void;
+  /** Connections the handler serves besides the service's own (entry points), still open. */
+  inFlight?(): number;
   /** Stops what `start` started; in-flight `handle` calls are the service's to drain. */
   close?(): Promise<void>;
 }

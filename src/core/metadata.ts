@@ -3,6 +3,7 @@
  * values are coerced as spec/config.md §1.1 describes (strings from the CLI, typed values from
  * YAML/JSON). Getters take alias keys; the first present key wins.
  */
+import { isGoTrue } from './bool';
 
 export type MetadataInput = Record<string, unknown> | undefined | null;
 
@@ -97,7 +98,7 @@ export function coerceBool(v: unknown): boolean {
   if (typeof v === 'boolean') return v;
   if (typeof v === 'number') return v !== 0;
   if (typeof v === 'string') {
-    return ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(v.trim());
+    return isGoTrue(v.trim());
   }
   return false;
 }

@@ -6,7 +6,7 @@
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Metadata } from './metadata';
-import type { TLSConfig } from '../config/model';
+import type { TLSConfig } from './config';
 
 export interface Conn {
   stream: Duplex;

@@ -8,12 +8,12 @@
  * - Filter match as gost's checkHost: "*.x" and "*x" become ".x"; ".x" matches any host ending
  *   in "x" (and the apex); otherwise exact. Case-insensitive here, port stripped.
  */
-import type { ForwardNodeConfig, SelectorConfig, TLSConfig } from '../config/model';
-import { compileNodeHttp, type NodeHttp } from '../handler/forward/node-http';
+import type { ForwardNodeConfig, SelectorConfig, TLSConfig } from '../core/config';
+import { compileNodeHttp, type NodeHttp } from './node-http';
 import { parseRule, pathOf, type MatchInput, type Rule } from './matcher';
 import { Metadata, parseGoDurationMs } from '../core/metadata';
 import { stripPort } from '../core/addr';
-import { DEFAULTS } from '../config/model';
+import { DEFAULTS } from '../core/config';
 import { RoundRobin } from './round-robin';
 
 export interface ForwardNode {

@@ -16,11 +16,12 @@
  * merged in gost's order (inline, file, redis, http; later wins). A source that fails is logged
  * as a warning and contributes nothing for that round.
  */
-import { FilePoller } from '../io/file-watch';
+import { FilePoller } from '../loader/file-watch';
 import type { Logger } from 'pino';
 import { splitHostPort } from '../core/addr';
 import { domainToASCII } from 'node:url';
-import { LoaderSources, coalesced, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../io/sources';
+import { LoaderSources, coalesced, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../loader/sources';
+import { parseTunnelRules } from '../core/options/tunnel-rules';
 
 export interface IngressRule {
   hostname: string;
@@ -62,7 +63,6 @@ export function parseEndpoint(endpoint: string): Route | undefined {
  * form matches nothing (rather than falling through to a wildcard as raw bytes).
  */
 function toAscii(name: string): string {
-  // eslint-disable-next-line no-control-regex
   if (/^[\x00-\x7f]*$/.test(name)) return name.toLowerCase();
   // HTTP header values arrive as latin1 text, so the raw UTF-8 bytes of a Host come as mojibake:
   // read them back as UTF-8 when they are valid UTF-8 (a name typed in Unicode is not).
@@ -112,15 +112,7 @@ export function parseRuleText(text: string): IngressRule[] {
 
 /** Parses the `tunnel=` shorthand: "host:uuid,host2:$uuid" split at the first ':' (§1.3). */
 export function parseTunnelShorthand(value: string): IngressRule[] {
-  const rules: IngressRule[] = [];
-  for (const item of value.split(',')) {
-    const i = item.indexOf(':');
-    if (i < 0) continue;
-    const hostname = item.slice(0, i).trim();
-    const endpoint = item.slice(i + 1).trim();
-    if (hostname && endpoint) rules.push({ hostname, endpoint });
-  }
-  return rules;
+  return parseTunnelRules(value).rules;
 }
 
 export interface IngressOptions {
@@ -232,6 +224,12 @@ export class Ingress {
   /** True when some rule claims the host (used by BIND's hijack check). */
   hasRule(host: string): boolean {
     return this.#table.has(normalizeHost(host));
+  }
+
+  /** True when some rule routes to the tunnel (a lowercase tunnel ID). */
+  routesTo(tunnelId: string): boolean {
+    for (const r of this.#table.values()) if (r?.tunnelId === tunnelId) return true;
+    return false;
   }
 
   /** The exact rule for a host key (no wildcard walk). */

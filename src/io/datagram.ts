@@ -11,7 +11,7 @@
  */
 import { Duplex } from 'node:stream';
 import { DATAGRAM_HEADER_LEN, encodeDatagram, encodeDatagramHeader, MAX_DATAGRAM_BYTES, UdpFrameDecoder } from '../protocol/udp-frame';
-import { DEFAULTS } from '../config/model';
+import { DEFAULTS } from '../core/config';
 import { SendTimeoutError } from '../core/errors';
 import { destroy, errorsBeforeRelay, type RelayResult } from './pipe';
 

@@ -9,7 +9,7 @@ import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { joinHostPort, splitHostPort } from '../core/addr';
-import { destroy } from './pipe';
+import { abort, destroy } from './pipe';
 
 /** Hop-by-hop headers, never forwarded as they are. */
 export const HOP_BY_HOP = new Set([
@@ -242,10 +242,10 @@ function streamBody(upRes: http.IncomingMessage, res: http.ServerResponse): void
   upRes.once('end', () => res.end());
 }
 
-/** An upstream response that fails or is cut ends the client's connection. */
+/** An upstream response that fails or is cut resets the client's connection (no clean end). */
 function endOnAbort(upRes: http.IncomingMessage, res: http.ServerResponse): void {
-  upRes.once('error', () => destroy(res.socket ?? undefined));
-  upRes.once('aborted', () => destroy(res.socket ?? undefined));
+  upRes.once('error', () => abort(res.socket ?? undefined));
+  upRes.once('aborted', () => abort(res.socket ?? undefined));
 }
 
 /** A request that can be sent twice: idempotent method and no body. */

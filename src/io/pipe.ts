@@ -15,13 +15,20 @@
  * it has left: its FIN waits unread behind the bytes backpressure stopped reading. The clock
  * runs only while a write waits, so a slow reader that makes any progress is never cut off.
  *
+ * An abnormal end looks abnormal: when one side fails before its end (a reset, a multiplexed
+ * stream whose session died: its client was killed or timed out) or closes without one, or a
+ * send timeout gives up, the other side is reset (`abort`: TCP RST where it is a TCP socket)
+ * instead of getting a clean FIN that would make a cut transfer look complete. A side that
+ * fails after its end has delivered everything: the other side gets it all and a clean end.
+ *
  * Memory: a relay is one object. Its listeners are the same few functions for every relay
  * (they find their relay through the stream they are called on), it has no timer while both
  * directions are open and no write waits, and the idle timeouts of all relays are checked by
  * one shared timer. Thousands of idle connections cost little more than their streams.
  */
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { DEFAULTS } from '../config/model';
+import { DEFAULTS } from '../core/config';
 import { SendTimeoutError } from '../core/errors';
 
 export interface RelayResult {
@@ -39,6 +46,24 @@ export interface RelayOptions {
   idleTimeoutMs?: number;
   /** Longest wait for a side to take more bytes (no 'drain'); 0 = none. */
   sendTimeoutMs?: number;
+}
+
+/**
+ * Ends a stream abnormally: a TCP socket is reset (RST, the peer reads ECONNRESET), anything
+ * else (a TLS socket, a multiplexed stream) is destroyed.
+ */
+export function abort(s: Duplex | undefined | null): void {
+  if (!s || s.destroyed) return;
+  if (s instanceof Socket) {
+    try {
+      // Throws for a socket whose handle is not TCP (TLS): destroyed below instead.
+      s.resetAndDestroy();
+      return;
+    } catch {
+      /* not a TCP handle */
+    }
+  }
+  destroy(s);
 }
 
 /** Destroys a stream, tolerating one that is already destroyed. */
@@ -96,7 +121,7 @@ function onEnd(this: Side): void {
   this[kRelay]?.ended(this);
 }
 function onError(this: Side, err: Error): void {
-  this[kRelay]?.finish(err);
+  this[kRelay]?.failed(this, err);
 }
 function onClose(this: Side): void {
   this[kRelay]?.closed(this);
@@ -219,6 +244,14 @@ class Relay {
     if (!this.#halfTimer) this.#armHalfTimer();
   }
 
+  failed(side: Duplex, err: Error): void {
+    if (this.#settled) return;
+    if (!this.error) this.error = err;
+    // What it sent arrived whole (its end came first): the other side gets it and a clean end.
+    if (side.readableEnded) this.finishAfterFlush();
+    else this.finish(err, true);
+  }
+
   closed(side: Duplex): void {
     if (this.#settled) return;
     if (this.#flushing) {
@@ -229,9 +262,9 @@ class Relay {
     }
     // A side that closed after its end (EOF) can take nothing more: what it sent is
     // flushed to the other side, then the relay ends. One that closed without an end
-    // (reset, destroyed) tears the other down.
+    // (reset, destroyed) resets the other.
     if (side.readableEnded) this.finishAfterFlush();
-    else setImmediate(() => this.finish());
+    else setImmediate(() => this.finish(undefined, true));
   }
 
   flushed(side: Duplex): void {
@@ -239,7 +272,8 @@ class Relay {
     if (--this.#pendingLeft === 0) setImmediate(() => this.finish());
   }
 
-  finish(err?: Error): void {
+  /** Settles the relay; `abnormal` resets the sides (see `abort`) instead of closing them. */
+  finish(err?: Error, abnormal = false): void {
     if (this.#settled) return;
     this.#settled = true;
     if (err && !this.error) this.error = err;
@@ -254,8 +288,13 @@ class Relay {
       s.off('peerend', onPeerEnd);
       s.off('finish', onFinish);
     }
-    destroy(this.a);
-    destroy(this.b);
+    if (abnormal) {
+      abort(this.a);
+      abort(this.b);
+    } else {
+      destroy(this.a);
+      destroy(this.b);
+    }
     const result: RelayResult = { aToB: this.aToB, bToA: this.bToA };
     if (this.error) result.error = this.error;
     const done = this.#resolve;
@@ -321,6 +360,7 @@ class Relay {
       const side = sinceB <= sinceA ? 'b' : 'a';
       this.finish(
         new SendTimeoutError(side, `send timeout: ${side === 'b' ? 'the far side' : 'the near side'} took no bytes for ${this.#sendTimeoutMs} ms`),
+        true,
       );
       return;
     }

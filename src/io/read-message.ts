@@ -5,6 +5,7 @@
 import type { Duplex } from 'node:stream';
 import { peek } from './peek';
 import { messageLength } from '../protocol/relay/message';
+import { withPrefix } from '../protocol/sniff/foreign';
 
 /** Relay messages are at most 4 + 65535 bytes. */
 const MAX_RELAY_MESSAGE = 4 + 65535;
@@ -14,7 +15,13 @@ export async function readRelayMessage(stream: Duplex, timeoutMs: number): Promi
   const r = await peek<number>(
     stream,
     (prefix) => {
-      const len = messageLength(prefix);
+      let len: number | undefined;
+      try {
+        len = messageLength(prefix);
+      } catch (err) {
+        // Another protocol's bytes (an HTTP response, a TLS record) are kept to be named.
+        throw withPrefix(err, prefix);
+      }
       if (len !== undefined && prefix.length >= len) return { done: true, value: len };
       return { done: false };
     },

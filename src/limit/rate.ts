@@ -3,7 +3,9 @@ import type { Logger } from 'pino';
 /**
  * Per-key token buckets (e.g. connections per client IP). `take(key)` answers whether one
  * more event is allowed now. Idle buckets are forgotten, so the map stays bounded by the
- * number of keys active within `idleMs`; `maxKeys` caps it outright.
+ * number of keys active within `idleMs`; `maxKeys` caps it outright by forgetting the least
+ * recently used keys first, so a flood of fresh addresses (an IPv6 /64 has plenty) pushes
+ * out other idle keys, never the limits of an address that keeps coming.
  */
 export interface RateLimiterOptions {
   /** Events per second refilled. */
@@ -28,13 +30,14 @@ export class RateLimiter {
     const now = this.#o.now();
     let b = this.#buckets.get(key);
     if (!b) {
-      if (this.#buckets.size >= this.#o.maxKeys) this.#sweep(now);
+      evictOldest(this.#buckets, this.#o.maxKeys - 1, (old) => now - old.at > this.#o.idleMs);
       b = { tokens: this.#o.burst, at: now, warnedAt: 0 };
-      this.#buckets.set(key, b);
     } else {
       b.tokens = Math.min(this.#o.burst, b.tokens + ((now - b.at) / 1000) * this.#o.ratePerSec);
       b.at = now;
+      this.#buckets.delete(key); // to the end: the map is in order of last use
     }
+    this.#buckets.set(key, b);
     if (b.tokens >= 1) {
       b.tokens -= 1;
       return true;
@@ -51,9 +54,20 @@ export class RateLimiter {
     return true;
   }
 
-  #sweep(now: number): void {
-    for (const [k, b] of this.#buckets) if (now - b.at > this.#o.idleMs) this.#buckets.delete(k);
-    if (this.#buckets.size >= this.#o.maxKeys) this.#buckets.clear();
+  /** Keys held (at most `maxKeys`). */
+  get size(): number {
+    return this.#buckets.size;
+  }
+}
+
+/**
+ * Drops entries from the front of `map` (kept in order of last use) while they are `stale`,
+ * and beyond that while it holds more than `keep`: the oldest first, one step per entry.
+ */
+function evictOldest<V>(map: Map<string, V>, keep: number, stale: (v: V) => boolean): void {
+  for (const [k, v] of map) {
+    if (map.size <= keep && !stale(v)) return;
+    map.delete(k);
   }
 }
 
@@ -71,10 +85,8 @@ export class OncePerKey {
   take(key: string, now = Date.now()): boolean {
     const last = this.#seen.get(key);
     if (last !== undefined && now - last < this.periodMs) return false;
-    if (this.#seen.size >= this.maxKeys) {
-      for (const [k, t] of this.#seen) if (now - t >= this.periodMs) this.#seen.delete(k);
-      if (this.#seen.size >= this.maxKeys) this.#seen.clear();
-    }
+    this.#seen.delete(key);
+    evictOldest(this.#seen, this.maxKeys - 1, (t) => now - t >= this.periodMs);
     this.#seen.set(key, now);
     return true;
   }

@@ -14,7 +14,8 @@
  * On reading, the first Addr is src and a later Addr overwrites dst (as gost's listener does);
  * a status other than OK is an error.
  */
-import { ProtocolError, STATUS_OK } from '../core/errors';
+import { ProtocolError } from '../core/errors';
+import { STATUS_OK } from './relay/constants';
 import { addrFeature, type Feature } from './relay/feature';
 import { addrsOf, decodeResponse, encodeResponse, type RelayResponse } from './relay/message';
 import { RelayReader, type RelayReaderOptions } from './relay/reader';

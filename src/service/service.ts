@@ -69,6 +69,7 @@ export class Service {
   readonly #conns = new Set<Tracked>();
   readonly #metrics: ServiceMetrics;
   #closing = false;
+  #closed = false;
 
   constructor(opts: ServiceOptions) {
     this.name = opts.name;
@@ -82,6 +83,10 @@ export class Service {
       listener: opts.listenerType,
       handler: opts.handlerType,
     });
+  }
+
+  get listener(): StreamListener {
+    return this.#listener;
   }
 
   get logger(): Logger {
@@ -159,15 +164,26 @@ export class Service {
   }
 
   /**
-   * Stops accepting, stops what the handler started, waits up to `graceMs` for in-flight
-   * connections to finish, then destroys the rest.
+   * Stops accepting at once, the handler's own listeners (entry points) included, and lets the
+   * handler close what is idle. Returns when the listening sockets are closed.
    */
-  async close(graceMs = 0): Promise<void> {
+  async stopAccepting(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
     await this.#listener.close();
+    this.#handler.drain?.();
+  }
+
+  /**
+   * Stops accepting (see stopAccepting), waits up to `graceMs` for in-flight connections to
+   * finish, then destroys the rest and stops what the handler started.
+   */
+  async close(graceMs = 0): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    await this.stopAccepting();
     const deadline = Date.now() + graceMs;
-    while (this.#conns.size > 0 && Date.now() < deadline) {
+    while ((this.#conns.size > 0 || (this.#handler.inFlight?.() ?? 0) > 0) && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 50));
     }
     for (const c of this.#conns) destroy(c.conn.stream);

@@ -9,7 +9,7 @@ import type { DestinationStream } from 'pino';
 import { App } from '../../src/app/app';
 import { buildConfigFromCli } from '../../src/cli/build';
 import { createLogger } from '../../src/observe/logger';
-import type { Config } from '../../src/config/model';
+import type { Config } from '../../src/core/config';
 import type { BoundInfo } from '../../src/listener/reverse';
 
 export interface RunningApp {

@@ -449,7 +449,7 @@ export class SmuxLog {
         timeoutMs,
       );
     } catch (err) {
-      throw new Error(`${(err as Error).message}; frames so far: [${describeFrames(this.frames)}]`);
+      throw new Error(`${(err as Error).message}; frames so far: [${describeFrames(this.frames)}]`, { cause: err });
     }
   }
 

@@ -197,7 +197,7 @@ export async function startOrigin(opts: { halfOpen?: boolean } = {}): Promise<Or
     seen.push(req.url ?? '');
     const timers: NodeJS.Timeout[] = [];
     res.on('close', () => {
-      for (const t of timers) clearTimeout(t), clearInterval(t);
+      for (const t of timers) clearTimeout(t); // clearTimeout clears an interval too
       if (!res.writableFinished) aborted.push({ url: req.url ?? '', at: Date.now() });
     });
     switch (url.pathname) {

@@ -199,7 +199,7 @@ async function tcpTransfer(port: number, data: Buffer): Promise<void> {
     try {
       got = await readN(sock, data.length, 30_000);
     } catch (err) {
-      throw new Error(`TCP echo of ${data.length} bytes: ${(err as Error).message}`);
+      throw new Error(`TCP echo of ${data.length} bytes: ${(err as Error).message}`, { cause: err });
     }
     if (sha(got.subarray(0, data.length)) !== sha(data) || got.length !== data.length) {
       throw new Corrupted(`TCP echo of ${data.length} bytes came back as ${got.length} bytes with another SHA-256`);

@@ -16,8 +16,9 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
 import type { BindRequest, BindResult, ConnectRequest, Connector } from '../../core/handler';
-import type { AuthConfig } from '../../config/model';
-import { DEFAULTS } from '../../config/model';
+import type { AuthConfig } from '../../core/config';
+import { TUNNEL_CONNECTOR_OPTIONS, effectiveWeight } from '../../core/options/tunnel';
+import { parseOptions } from '../../core/options/options';
 import { Metadata } from '../../core/metadata';
 import { BurrowError, ConfigError } from '../../core/errors';
 import {
@@ -30,6 +31,8 @@ import { parseTunnelId, tunnelIdToString, type TunnelId } from '../../protocol/r
 import { readRelayMessage } from '../../io/read-message';
 import { Session } from '../../protocol/smux/session';
 import { smuxConfigFromMetadata } from '../../protocol/smux/config';
+import { closedWithoutAnswerHint, foreignOf, serverMismatchHint } from '../../protocol/sniff/foreign';
+import { TLSSocket } from 'node:tls';
 
 export const STATUS_TEXT: Record<number, string> = {
   0x01: 'bad request',
@@ -60,9 +63,8 @@ export interface TunnelConnectorOptions {
   randomId?: string;
 }
 
-/** Reads `tunnel.id` / `tunnelID`; throws ConfigError for text that is not a plain UUID. */
-export function connectorTunnelId(md: Metadata, fallback: string): TunnelId {
-  const text = md.getString('tunnel.id', 'tunnelID');
+/** The connector's tunnel ID from `tunnel.id` / `tunnelID` text; throws ConfigError for text that is not a plain UUID. */
+export function connectorTunnelId(text: string | undefined, fallback: string): TunnelId {
   if (text === undefined || text === '') return parseTunnelId(fallback);
   if (text.startsWith('$')) throw new ConfigError(`tunnel.id "${text}": a "$" prefix is only allowed in ingress rules`);
   try {
@@ -72,18 +74,31 @@ export function connectorTunnelId(md: Metadata, fallback: string): TunnelId {
   }
 }
 
-export function createTunnelConnector(opts: TunnelConnectorOptions): Connector & { tunnelId: string } {
+/** True when the relay runs over TLS (tls, or wss: its socket is under the WebSocket stream). */
+function isTls(stream: Duplex): boolean {
+  return stream instanceof TLSSocket;
+}
+
+export function createTunnelConnector(opts: TunnelConnectorOptions): Connector & { tunnelId: string; weight: number } {
   const md = opts.metadata;
-  const id = connectorTunnelId(md, opts.randomId ?? randomUUID());
-  const weight = md.getInt('tunnel.weight') ?? 0;
-  const timeoutMs = md.getDurationMs('connectTimeout') || DEFAULTS.bindTimeoutMs;
+  // tunnel.id has its own messages (the "$" marker, the nil UUID): read it before the rest.
+  const id = connectorTunnelId(md.getString(...[TUNNEL_CONNECTOR_OPTIONS.tunnelId.key, ...TUNNEL_CONNECTOR_OPTIONS.tunnelId.aliases]), opts.randomId ?? randomUUID());
+  const o = parseOptions(TUNNEL_CONNECTOR_OPTIONS, md);
+  // Sent as given (gost sends 0 by default); the server's pool counts 0 as 1.
+  const weight = o.weight;
+  const timeoutMs = o.connectTimeout;
   const smux = smuxConfigFromMetadata(md);
   const auth = opts.auth && (opts.auth.username || opts.auth.password) ? opts.auth : undefined;
 
   async function exchange(stream: Duplex, request: Buffer, what: string): Promise<ReturnType<typeof decodeResponse>> {
     stream.write(request);
     const msg = await readRelayMessage(stream, timeoutMs).catch((err: Error) => {
-      throw new BurrowError('BURROW_ERR_DIAL', `${what}: ${err.message}`, { cause: err });
+      const foreign = foreignOf(err);
+      let text = foreign ? serverMismatchHint(foreign, isTls(stream)) : err.message;
+      // A server that closes without a word on a well-formed request most often expects
+      // another transport (a TLS listener refusing plain bytes, for one).
+      if (!foreign && err instanceof BurrowError && err.code === 'BURROW_ERR_CLOSED') text += `: ${closedWithoutAnswerHint(isTls(stream))}`;
+      throw new BurrowError('BURROW_ERR_DIAL', `${what}: ${text}`, { cause: err });
     });
     const resp = decodeResponse(msg);
     if (resp.status !== 0) throw new RelayStatusError(resp.status, what);
@@ -92,6 +107,7 @@ export function createTunnelConnector(opts: TunnelConnectorOptions): Connector &
 
   return {
     tunnelId: tunnelIdToString(id),
+    weight: effectiveWeight(weight),
     async connect(conn: Conn, req: ConnectRequest): Promise<Duplex> {
       const request = buildConnectRequest({
         srcAddr: req.src ?? conn.remote,

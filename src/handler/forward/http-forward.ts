@@ -19,7 +19,7 @@ import {
   socketLike,
 } from '../../io/http-relay';
 import { BurrowError } from '../../core/errors';
-import { REWRITE_BODY_MAX_BYTES, basicAuthOk, bodyRewriter, rewriteUrl, type NodeHttp } from './node-http';
+import { REWRITE_BODY_MAX_BYTES, basicAuthOk, bodyRewriter, rewriteUrl, type NodeHttp } from '../../forward/node-http';
 import type { MatchInput } from '../../forward/matcher';
 import type { ForwardNode, Forwarder } from '../../forward/selector';
 

@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
 import type { HandleResult } from '../../core/handler';
 import { splitHostPort, isUnspecifiedHost, joinHostPort, stripPort } from '../../core/addr';
-import { buildBindResponse, type ParsedRequest } from '../../protocol/relay/message';
+import { buildBindResponse, statusResponse, type ParsedRequest } from '../../protocol/relay/message';
+import { STATUS_FORBIDDEN } from '../../protocol/relay/constants';
 import {
   makeTunnelId,
   randomUuidBytes,
@@ -18,22 +19,44 @@ import {
 import { Session } from '../../protocol/smux/session';
 import { BurrowError, isSendTimeout } from '../../core/errors';
 import { ConnectorEntry, type Network } from './pool';
-import type { TunnelServer } from './handler';
+import type { TunnelServer } from './server';
+import type { CustomRefusal, NameHold } from './public-names';
+import { effectiveWeight } from '../../core/options/tunnel';
 
 /** Streams a client may open towards the server (burrow's drain notice is one). */
 const MAX_CLIENT_OPENED_STREAMS = 16;
 
-/** Which name the server answers for a BIND (protocol.md §2.2 step 3, plus public mode). */
-export async function bindHost(server: TunnelServer, tunnelId: string, endpoint: string, requested: string): Promise<string> {
-  if (isUnspecifiedHost(requested)) return endpoint;
-  if (requested === endpoint) return endpoint;
-  if (server.publicNames) {
-    return (await server.publicNames.claimCustom(requested, tunnelId)) ? requested : endpoint;
+/** The name a BIND gets, and the public names its connector holds until it goes. */
+interface BoundName {
+  host: string;
+  holds: NameHold[];
+}
+
+/**
+ * Which name the server answers for a BIND (protocol.md §2.2 step 3, plus public mode). In
+ * public mode the connector holds its endpoint name and, when granted, its custom name; a
+ * custom name shaped like another tunnel's endpoint is refused (BURROW_ERR_FORBIDDEN), any other
+ * taken one falls back to the endpoint, as gost does.
+ */
+async function bindName(server: TunnelServer, tunnelId: string, endpoint: string, requested: string): Promise<BoundName> {
+  const custom = !isUnspecifiedHost(requested) && requested.toLowerCase() !== endpoint;
+  const names = server.publicNames;
+  if (names) {
+    let got: NameHold | CustomRefusal | undefined;
+    if (custom) {
+      got = await names.holdCustom(requested, tunnelId);
+      if (got === 'reserved') {
+        throw new BurrowError('BURROW_ERR_FORBIDDEN', `name ${requested} is reserved for another tunnel's endpoint`);
+      }
+    }
+    const holds = [await names.holdEndpoint(endpoint, tunnelId)];
+    if (typeof got === 'object') holds.push(got);
+    return { host: typeof got === 'object' ? got.name : endpoint, holds };
   }
-  if (!server.ingress) return endpoint;
+  if (!custom || !server.ingress) return { host: endpoint, holds: [] };
   const rule = server.ingress.exact(requested);
-  if (rule !== undefined && (rule === null || rule.private || rule.tunnelId !== tunnelId)) return endpoint;
-  return requested;
+  if (rule !== undefined && (rule === null || rule.private || rule.tunnelId !== tunnelId)) return { host: endpoint, holds: [] };
+  return { host: requested, holds: [] };
 }
 
 export async function handleBind(
@@ -56,25 +79,45 @@ export async function handleBind(
     // Unparsable ("0.0.0.0::0" from some gost builds): no custom host.
   }
   if (reqHost.includes(':') && !reqHost.startsWith('[')) reqHost = reqHost === '::' ? '' : reqHost;
-  const host = await bindHost(server, tunnelId, endpoint, reqHost);
   const connectorId = makeTunnelId(randomUuidBytes(), network === 'udp' ? FLAG_CONNECTOR_UDP : 0, tid.weight);
   const cid = tunnelIdToString(connectorId);
 
   // Limits are checked before answering OK, so an over-limit client gets a status, not a session.
   server.pool.assertCanAdd(tunnelId);
+  let bound: BoundName;
+  try {
+    bound = await bindName(server, tunnelId, endpoint, reqHost);
+  } catch (err) {
+    if (!(err instanceof BurrowError && err.code === 'BURROW_ERR_FORBIDDEN')) throw err;
+    // One warning per client address a minute: refused claims may come in a flood.
+    server.warnings.warn(log, stripPort(conn.remote), 'reserved name', `bind refused: ${err.message}`);
+    await new Promise<void>((resolve) => conn.stream.end(statusResponse(STATUS_FORBIDDEN), () => resolve()));
+    return { inputBytes: 0, outputBytes: 0 };
+  }
+  const release = (): void => {
+    for (const h of bound.holds) h.release();
+  };
+  const host = bound.host;
+  // Another BIND of the tunnel may have filled the pool while the names were claimed.
+  try {
+    server.pool.assertCanAdd(tunnelId);
+  } catch (err) {
+    release();
+    throw err;
+  }
   // In public mode the answer is the full public name (`<endpoint>.<domain>`), so every client,
-  // gost's included, prints where its service can be reached.
+  // gost's included, prints where its service can be reached; it names what the client holds.
   const answerHost = server.publicNames ? server.publicNames.hostFor(host) : host;
   conn.stream.write(buildBindResponse({ host: answerHost, port: reqPort, connectorId }));
   const session = new Session(conn.stream, { client: true, config: server.smux });
   const entry = new ConnectorEntry(cid, tunnelId, network, tid.weight, session, conn.remote);
   server.pool.add(entry);
-  if (server.publicNames) await server.publicNames.claim(endpoint, tunnelId);
   const addr = joinHostPort(answerHost, reqPort);
   log.info(
-    { connector: cid, weight: tid.weight, endpoint: host, network },
-    `${addr}/${network}: tunnel=${tunnelId}, connector=${cid}, weight=${tid.weight} established`,
+    { connector: cid, weight: effectiveWeight(tid.weight), endpoint: host, network },
+    `${addr}/${network}: tunnel=${tunnelId}, connector=${cid}, weight=${effectiveWeight(tid.weight)} established`,
   );
+  server.checkReachable(tunnelId, log);
   // A client never opens streams towards the server; burrow clients open one to announce a
   // graceful drain (gost servers simply close it). Stop routing new streams here.
   // Only the first one means anything: later ones (a flood of SYNs) are closed without a word.
@@ -115,6 +158,8 @@ export async function handleBind(
     server.warnings.warn(clog, peer, 'sendTimeout', `client stopped reading, closing its session: ${why.message}`);
   }
   server.pool.remove(entry);
+  // The names' TTL starts when their last connector has gone.
+  release();
   log.info({ connector: cid }, `remove connector: ${tunnelId} ${cid}`);
   return { inputBytes: 0, outputBytes: 0 };
 }

@@ -22,13 +22,15 @@ import { BurrowError, isPeerGone } from '../../core/errors';
 import type { Conn } from '../../core/transport';
 import { peek } from '../../io/peek';
 import { destroy } from '../../io/pipe';
+import { stopServer } from '../../transport/tcp/socket';
 import { parseClientHelloSni } from '../../protocol/sniff/tls';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
 import type { Ingress } from '../../ingress/ingress';
-import type { TunnelServer } from './handler';
+import type { TunnelServer } from './server';
 import { HttpEntryProxy } from './http-proxy';
 import { newSid } from '../../service/service';
 import { connLogFields, lazyChild } from '../../observe/logger';
+import { listenBacklog } from '../../transport/tcp/socket';
 
 const kEntryPoint = Symbol('burrow.entryPoint');
 const kSniff = Symbol('burrow.entrySniff');
@@ -119,7 +121,6 @@ export class EntryPoint {
     this.#server = net.createServer({ allowHalfOpen: true, noDelay: true, pauseOnConnect: false }, (s) =>
       this.#onConnection(s),
     );
-    this.#server.on('error', (err) => opts.logger.error(`entrypoint ${opts.addr}: ${err.message}`));
   }
 
   address(): string {
@@ -135,18 +136,33 @@ export class EntryPoint {
     await new Promise<void>((resolve, reject) => {
       const onErr = (err: Error): void => reject(new Error(`entrypoint ${this.#opts.addr}: ${err.message}`));
       this.#server.once('error', onErr);
-      this.#server.listen({ host: host === '' ? undefined : host, port }, () => {
+      const backlog = listenBacklog(this.#opts.metadata, 'entrypoint.backlog', 'backlog');
+      this.#server.listen({ host: host === '' ? undefined : host, port, backlog }, () => {
         this.#server.off('error', onErr);
         resolve();
       });
     });
+    // A failed listen is reported once, by the caller; errors after it are logged.
+    this.#server.on('error', (err) => this.#opts.logger.error(`entrypoint ${this.#opts.addr}: ${err.message}`));
     const a = this.#server.address() as net.AddressInfo;
     this.#address = joinHostPort(a.address, a.port);
     this.#opts.logger.info(`entrypoint: ${this.#address}`);
   }
 
+  /**
+   * Shutdown, first step: stops accepting at once (the port is free for the next process),
+   * closes connections that sent nothing yet and idle keep-alive connections; requests in
+   * flight go on, and their connections close after their response.
+   */
+  drain(): void {
+    stopServer(this.#server);
+    for (const s of this.#sockets) if ((s as EntrySocket)[kSniff]) s.destroy();
+    this.#http.drain();
+  }
+
   async close(): Promise<void> {
-    await new Promise<void>((r) => this.#server.close(() => r()));
+    // Not waiting for the server's 'close': Node emits it only once every connection is gone.
+    stopServer(this.#server);
     for (const s of this.#sockets) s.destroy();
     this.#sockets.clear();
     this.#http.close();

@@ -10,6 +10,7 @@
  * The handler also owns the entry points (`entrypoint=`, `entrypoints`), which sniff HTTP/TLS
  * traffic and route it through the same pool (entrypoint.ts).
  */
+import { clientMismatchHint, foreignOf } from '../../protocol/sniff/foreign';
 import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -19,15 +20,11 @@ import { Metadata } from '../../core/metadata';
 import {
   BurrowError,
   ConfigError,
-  STATUS_BAD_REQUEST,
-  STATUS_FORBIDDEN,
-  STATUS_SERVICE_UNAVAILABLE,
-  STATUS_UNAUTHORIZED,
   isPeerGone,
   isSendTimeout,
   type SendTimeoutError,
 } from '../../core/errors';
-import { CMD_BIND, CMD_CONNECT } from '../../protocol/relay/constants';
+import { CMD_BIND, CMD_CONNECT, STATUS_BAD_REQUEST, STATUS_FORBIDDEN, STATUS_SERVICE_UNAVAILABLE, STATUS_UNAUTHORIZED } from '../../protocol/relay/constants';
 import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from '../../protocol/relay/message';
 import { isZero, tunnelIdToString, parseTunnelId } from '../../protocol/relay/tunnel-id';
 import { encodeStreamHeader } from '../../protocol/stream-header';
@@ -35,7 +32,7 @@ import { readRelayMessage } from '../../io/read-message';
 import { relayThen, destroy, type RelayResult, type RelaySettle } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
 import { RateLimiter, PeerWarnings } from '../../limit/rate';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
 import type { Ingress } from '../../ingress/ingress';
 import { Auther, AnyAuther, parseUserPassList } from '../../auth/auther';
 import { TunnelPool, STREAM_CONNECTOR, type ConnectorEntry, type Network } from './pool';
@@ -43,9 +40,9 @@ import { RedisNameStore } from './public-store';
 import { routeConnect } from './router';
 import { handleBind } from './bind';
 import { EntryPoint, type EntryPointOptions } from './entrypoint';
+import type { TunnelServer } from './server';
 import { PublicNames } from './public-names';
 import { smuxConfigFromMetadata } from '../../protocol/smux/config';
-import type { SmuxConfig } from '../../protocol/smux/config';
 
 export interface TunnelHandlerOptions {
   service: string;
@@ -57,36 +54,6 @@ export interface TunnelHandlerOptions {
   /** Authers by name, for `tunnel.bindAuther`. */
   authers?: ReadonlyMap<string, Auther>;
   logger: Logger;
-}
-
-/** Shared state of one tunnel server, used by the relay handler and its entry points. */
-export interface TunnelServer {
-  readonly nodeId: string;
-  readonly pool: TunnelPool;
-  readonly ingress: Ingress | undefined;
-  readonly publicNames: PublicNames | undefined;
-  readonly smux: Partial<SmuxConfig>;
-  /** One warning per attacking peer and limit a minute (entry points, tunnel port, sessions). */
-  readonly warnings: PeerWarnings;
-  /** Tunnel for a host at a public entry point (ingress, then public names). */
-  lookupPublic(host: string, ingress?: Ingress): { tunnelId: string; private: boolean } | undefined;
-  /**
-   * Opens a stream to the tunnel and writes the stream header; on `entry` first when given
-   * (a connector picked by `pool.select`).
-   */
-  openTunnelStream(tunnelId: string, network: Network, src: string, dst: string, entry?: ConnectorEntry): Duplex;
-  /**
-   * Splices a visitor connection (`near`, from `nearAddr`) and its tunnel stream until both
-   * end, bounded by `sendTimeout`: a side that takes no bytes that long ends both, with one
-   * warning per peer (the tunnel client or the visitor) a minute.
-   */
-  splice(near: Duplex, stream: Duplex, nearAddr: string, log: Logger): void;
-  /**
-   * Serves a relay request (CONNECT or BIND) on a connection an entry point accepted, exactly
-   * as on the tunnel port: rate limit, auther, rule check, privacy, the same statuses. `log`
-   * already carries the handler's fields.
-   */
-  relay(conn: Conn, log: Logger): void;
 }
 
 /** What a refused CONNECT moved: the 4-byte status. */
@@ -166,7 +133,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
 
   const spliceOpts = { sendTimeoutMs };
   /** A tunnel's logger for a connection (a child of `clog`, the connection's). */
-  const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ handler: 'tunnel', node: nodeId, tunnel: tid });
+  const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ node: nodeId, tunnel: tid });
 
   /** One warning per peer a minute for a spliced side that took no bytes for `sendTimeout`. */
   function warnSendTimeout(err: SendTimeoutError, stream: Duplex, nearAddr: string, log: Logger): void {
@@ -183,6 +150,9 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     }
   }
 
+  /** Every ingress that routes to this server's tunnels (the handler's and its entry points'). */
+  const routing = new Set<Ingress>(opts.ingress ? [opts.ingress] : []);
+  const unreachableWarned = new Set<string>();
   const server: TunnelServer = {
     nodeId,
     pool,
@@ -206,6 +176,16 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
         log.error(`relay: ${err.message}`);
         destroy(conn.stream);
       });
+    },
+    checkReachable(tunnelId, tlog) {
+      if (direct || publicNames || unreachableWarned.has(tunnelId)) return;
+      for (const i of routing) if (i.routesTo(tunnelId)) return;
+      if (unreachableWarned.size >= 10_000) unreachableWarned.clear();
+      unreachableWarned.add(tunnelId);
+      tlog.warn(
+        `tunnel ${tunnelId} is in no ingress rule and tunnel.direct is off: no visitor or entry point can reach it ` +
+          `(add a rule such as tunnel=<host>:${tunnelId}, or set tunnel.direct=true on the server)`,
+      );
     },
     openTunnelStream(tunnelId, network, src, dst, entry) {
       // Encode first: an address that cannot be encoded (a CONNECT without Addr features)
@@ -234,7 +214,9 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       const addr = em.getString('addr');
       if (!addr) continue;
       const ingName = em.getString('ingress');
-      entryPoints.push(new EntryPoint(epOpts(addr, (ingName && opts.ingresses.get(ingName)) || opts.ingress)));
+      const ingress = (ingName && opts.ingresses.get(ingName)) || opts.ingress;
+      if (ingress) routing.add(ingress);
+      entryPoints.push(new EntryPoint(epOpts(addr, ingress)));
     }
   }
 
@@ -323,12 +305,14 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
         warnings.warn(clog, stripPort(conn.remote), 'readTimeout', `relay: ${err.message} (readTimeout ${readTimeoutMs} ms)`);
       } else {
         const limit = err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT' ? 'relay request size' : 'relay request format';
-        warnings.warn(clog, stripPort(conn.remote), limit, `relay: bad request: ${(err as Error).message}`);
+        const foreign = foreignOf(err);
+        const text = foreign ? `${(err as Error).message}: ${clientMismatchHint(foreign)}` : (err as Error).message;
+        warnings.warn(clog, stripPort(conn.remote), limit, `relay: bad request: ${text}`);
       }
       destroy(conn.stream);
       return;
     }
-    const tlog = fields ? clog.child({ handler: 'tunnel', node: nodeId }) : clog;
+    const tlog = fields ? clog.child({ node: nodeId }) : clog;
     if (!req.tunnelId || isZero(req.tunnelId)) {
       tlog.error('zero tunnel ID');
       await reply(conn, STATUS_BAD_REQUEST);
@@ -373,6 +357,15 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     },
     handle(conn: Conn, clog: Logger, later: Later): Promise<HandleResult | void | Later> {
       return serveRelay(conn, clog, later, true);
+    },
+    drain() {
+      for (const ep of entryPoints) ep.drain();
+      pool.shutdown();
+    },
+    inFlight() {
+      let n = 0;
+      for (const ep of entryPoints) n += ep.connections;
+      return n;
     },
     async close() {
       for (const ep of entryPoints) await ep.close();

@@ -10,10 +10,11 @@
  * written in Go's header order (Host, User-Agent, framing headers, the rest sorted,
  * `Connection`) with `Gost-Sid` and `Gost-Forwarded-Node` set as gost does, and its body is
  * forwarded as it came (chunked framing included). With `entrypoint.keepalive` (burrow's
- * default; gost's is false) a keep-alive client connection keeps its tunnel stream (one per
- * tunnel, host and client address) for its next requests, and a stream whose exchange is over
- * idles up to SHARED_IDLE_MS for a later connection from the same client IP to the same host on
- * the same connector (the connector is picked per request, as for a new stream);
+ * default; gost's is false) each request still picks its connector as a new connection does
+ * (weights, weight 255, failover), and a keep-alive client connection keeps its tunnel streams
+ * (one per connector, host and client address) for its next requests to that connector; a
+ * stream whose exchange is over idles up to SHARED_IDLE_MS for a later connection from the same
+ * client IP to the same host on the same connector;
  * `entrypoint.keepalive=false` gives gost's exact bytes (`Connection: close`, one stream per
  * request).
  *
@@ -28,10 +29,10 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { Metadata } from '../../core/metadata';
 import { joinHostPort, stripPort } from '../../core/addr';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
 import type { Ingress } from '../../ingress/ingress';
-import type { TunnelServer } from './handler';
-import { destroy } from '../../io/pipe';
+import type { TunnelServer } from './server';
+import { abort, destroy } from '../../io/pipe';
 import { HOP_BY_HOP, hostWithPort } from '../../io/http-relay';
 import { newSid } from '../../service/service';
 import { parseHttpRequestHead, type HttpRequestHead } from '../../protocol/sniff/http';
@@ -356,6 +357,8 @@ export class HttpEntryProxy {
   readonly #idle = new Map<string, Upstream[]>();
   #idleCount = 0;
   #sweep: NodeJS.Timeout | undefined;
+  /** Shutting down: connections end after their current exchange, no stream is kept. */
+  #draining = false;
 
   constructor(opts: HttpEntryProxyOptions) {
     this.opts = opts;
@@ -375,10 +378,24 @@ export class HttpEntryProxy {
     this.#conns.delete(conn);
   }
 
+  /**
+   * Shutdown, first step: idle connections close now, the others after their current response
+   * (`Connection: close`); idle streams close and no stream is kept for later.
+   */
+  drain(): void {
+    this.#draining = true;
+    for (const c of [...this.#conns]) c.drain();
+    this.#dropIdle();
+  }
+
   /** Stops serving: every connection and its streams are closed. */
   close(): void {
     for (const c of [...this.#conns]) c.destroy();
     this.#conns.clear();
+    this.#dropIdle();
+  }
+
+  #dropIdle(): void {
     for (const list of this.#idle.values()) {
       for (const up of list) {
         up.idlePool = undefined;
@@ -397,9 +414,13 @@ export class HttpEntryProxy {
    * connector for the same host and client IP is taken if there is one (the most recent), else
    * a new stream is opened on it. Throws when the tunnel has no connector.
    */
-  acquire(tunnelId: string, src: string, dst: string, peer: string): { up: Upstream; reused: boolean } {
-    const server = this.opts.server;
-    const entry = server.pool.select(tunnelId, 'tcp');
+  acquire(
+    tunnelId: string,
+    src: string,
+    dst: string,
+    peer: string,
+    entry = this.opts.server.pool.select(tunnelId, 'tcp'),
+  ): { up: Upstream; reused: boolean } {
     const lowerDst = dst.toLowerCase();
     if (entry !== undefined && this.#idleCount > 0) {
       const key = sharedKeyOf(entry.id, lowerDst, src, peer);
@@ -434,7 +455,7 @@ export class HttpEntryProxy {
   putIdle(up: Upstream): void {
     up.conn = undefined;
     up.idleKey = undefined;
-    if (!this.keepalive || !reusable(up) || this.#idleCount >= MAX_IDLE) {
+    if (!this.keepalive || this.#draining || !reusable(up) || this.#idleCount >= MAX_IDLE) {
       markIdle(up, false);
       release(up);
       return;
@@ -503,6 +524,8 @@ class EntryConnection {
   #pool: Map<string, Upstream> | undefined;
   #clientEnded = false;
   #closing = false;
+  /** The entry point is shutting down: this connection ends after its current exchange. */
+  #draining = false;
   #closed = false;
   /** Reading from the visitor is paused because a stream is full. */
   #waitUpstreamDrain = false;
@@ -537,6 +560,27 @@ class EntryConnection {
   destroy(): void {
     destroy(this.#socket);
     this.socketClose();
+  }
+
+  /** Cuts the client's connection abnormally (TCP RST): a response that cannot be completed. */
+  #reset(): void {
+    abort(this.#socket);
+    this.socketClose();
+  }
+
+  /** Shutdown: closes now when idle between requests, else after the current response. */
+  drain(): void {
+    if (this.#closed || this.#closing) return;
+    const ex = this.#ex;
+    if (ex === undefined) {
+      if (this.#buf === undefined || this.#buf.length === 0) this.#finish();
+      else this.#draining = true;
+      return;
+    }
+    this.#draining = true;
+    // Before the response head goes out, it says `Connection: close`; after, the connection
+    // ends with the exchange.
+    ex.keepClient = false;
   }
 
   // --- the visitor side ---------------------------------------------------------------------
@@ -686,7 +730,7 @@ class EntryConnection {
     const p = this.#p;
     const http10 = head.version === 'HTTP/1.0';
     const conn = headerTokens(head.headers, 'connection');
-    const keepClient = http10 ? conn.includes('keep-alive') : !conn.includes('close');
+    const keepClient = !this.#draining && (http10 ? conn.includes('keep-alive') : !conn.includes('close'));
     let reqBody: BodyFraming;
     try {
       reqBody = bodyFraming(head.headers, true);
@@ -724,9 +768,12 @@ class EntryConnection {
     // and a stream whose exchange is over waits (SHARED_IDLE_MS) for a later connection of the
     // same client IP, so a client that closes after each request (Connection: close, HTTP/1.0)
     // still reuses streams and origin connections. Without it: one stream per request, as gost.
+    // Either way the connector is picked per request (weights, weight 255, failover) and only
+    // then is an idle stream of that connector reused: a keep-alive connection keeps one stream
+    // per connector it was sent to.
     const keep = p.keepalive;
-    const lowerDst = dst.toLowerCase();
-    const key = keep && keepClient ? `${route.tunnelId}|${lowerDst}|${src}` : undefined;
+    const entry = keep ? p.opts.server.pool.select(route.tunnelId, 'tcp') : undefined;
+    const key = keep && keepClient && entry !== undefined ? `${entry.id}|${route.tunnelId}|${dst.toLowerCase()}|${src}` : undefined;
     let up: Upstream | undefined;
     let reused = false;
     if (key !== undefined) {
@@ -735,7 +782,7 @@ class EntryConnection {
     }
     if (!up) {
       try {
-        const got = keep ? p.acquire(route.tunnelId, src, dst, this.#peer) : { up: p.openUpstream(route.tunnelId, src, dst, this.#peer), reused: false };
+        const got = keep ? p.acquire(route.tunnelId, src, dst, this.#peer, entry) : { up: p.openUpstream(route.tunnelId, src, dst, this.#peer), reused: false };
         up = got.up;
         reused = got.reused;
       } catch (err) {
@@ -1063,14 +1110,15 @@ class EntryConnection {
       this.#afterExchange(ex);
       return;
     }
-    // The response was cut short: the client must see it too (no clean end).
+    // The response was cut short: the client must see it too, as a reset (no terminating
+    // chunk, no clean FIN after a short body).
     ex.done = true;
     ex.onEnd?.();
     ex.onEnd = undefined;
     this.#ex = undefined;
     up.conn = undefined;
     destroy(up.stream);
-    this.destroy();
+    this.#reset();
   }
 
   #retry(ex: Exchange): void {
@@ -1103,7 +1151,7 @@ class EntryConnection {
     if (this.#deadline === Deadline.Response) this.#disarm();
     if (ex.res !== undefined) {
       ex.onEnd?.();
-      this.destroy();
+      this.#reset();
       return;
     }
     const keep = ex.keepClient && ex.reqDone && !this.#clientEnded;

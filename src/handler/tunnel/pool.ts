@@ -31,11 +31,16 @@ export const STREAM_CONNECTOR = Symbol('burrow.streamConnector');
 /** A stream of a connector closed: it no longer counts (one listener shared by every stream). */
 function releaseStream(this: Duplex): void {
   const entry = (this as unknown as Record<symbol, ConnectorEntry | undefined>)[STREAM_CONNECTOR];
-  if (entry?.openStreams.delete(this)) entry.streams--;
+  if (entry?.openStreams.delete(this)) {
+    entry.streams--;
+    if (entry.closeWhenIdle && entry.streams <= 0) entry.session.close();
+  }
 }
 
 export class ConnectorEntry {
   draining = false;
+  /** Server shutdown: the session closes once its last stream has (see TunnelPool.shutdown). */
+  closeWhenIdle = false;
   streams = 0;
   /** Streams opened on this connector and not closed yet. */
   readonly openStreams = new Set<Duplex>();
@@ -229,7 +234,22 @@ export class TunnelPool {
     throw new BurrowError('BURROW_ERR_TUNNEL_UNAVAILABLE', `tunnel ${tunnelId} not available`, { cause: lastErr });
   }
 
-  /** Closes every session (server shutdown). */
+  /**
+   * Server shutdown, first step: no connector gets new streams, idle streams kept for reuse
+   * close, and a session without open streams closes now (its client reconnects, to the next
+   * server process); a session with streams closes when its last one does.
+   */
+  shutdown(): void {
+    for (const list of this.#tunnels.values()) {
+      for (const c of [...list]) {
+        c.drain();
+        c.closeWhenIdle = true;
+        if (c.streams <= 0) c.session.close();
+      }
+    }
+  }
+
+  /** Closes every session (server shutdown, once the grace period is over). */
   closeAll(): void {
     for (const list of this.#tunnels.values()) for (const c of [...list]) c.session.close();
     this.#tunnels.clear();

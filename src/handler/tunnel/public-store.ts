@@ -3,29 +3,37 @@
  * are kept in Redis as well as in memory, so they survive a server restart and several servers
  * (HA, every client bound to each) agree on who owns a custom name. The layout is the one of
  * gost-plugins' Redis-backed ingress (protocol.md §4): key = the bare name (the first DNS label
- * of `<name>.<domain>`, after an optional prefix), value = the tunnel ID text, written with
- * `SET NX` and an expiry that later binds do not refresh. A server of each kind can use the
- * same database.
+ * of `<name>.<domain>`, after an optional prefix), value = the tunnel ID text, with an expiry.
+ * A server of each kind can use the same database.
+ *
+ * A claim is one atomic script: the key is written (with the TTL as expiry) when it is absent,
+ * already the tunnel's, or `reserved` (an endpoint label, which belongs to the tunnel it derives
+ * from whatever the key says). Servers write the names their connectors hold again every quarter
+ * TTL and once more when the last one goes, so a held name never expires and a free one expires
+ * a TTL after its last holder left (or its server died).
  *
  * Only BIND consults Redis; routing reads the in-memory copy that claims fill, so the entry
  * point never waits for Redis. When Redis does not answer (within `timeoutMs`), a claim is
  * decided in memory alone and a warning says so.
  */
-import type { Redis as RedisClient } from 'ioredis';
-import { RedisLink, SourceHealth } from '../../io/sources';
-
-export interface NameClaim {
-  /** True when the name is (now) the tunnel's. */
-  ok: boolean;
-  /** When the name expires, ms since the epoch (for a claim that is ok). */
-  expiresAt: number;
-}
+import { RedisLink, SourceHealth } from '../../loader/sources';
 
 export interface NameStore {
-  /** Claims `name` for `tunnelId` for `ttlMs` unless another tunnel holds it; undefined = no answer. */
-  claim(name: string, tunnelId: string, ttlMs: number): Promise<NameClaim | undefined>;
+  /**
+   * Claims (or refreshes) `name` for `tunnelId` for `ttlMs` from now, unless another tunnel holds
+   * it and the name is not `reserved` for this one: true = the tunnel's, false = another's,
+   * undefined = no answer.
+   */
+  claim(name: string, tunnelId: string, ttlMs: number, reserved: boolean): Promise<boolean | undefined>;
   close(): void;
 }
+
+const CLAIM_SCRIPT = `local cur = redis.call('GET', KEYS[1])
+if cur == false or cur == ARGV[1] or ARGV[3] == '1' then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0`;
 
 interface Logger {
   warn(msg: string): void;
@@ -48,6 +56,7 @@ export class RedisNameStore implements NameStore {
   readonly #link: RedisLink;
   readonly #prefix: string;
   readonly #health: SourceHealth;
+  #closed = false;
 
   /** `timeoutMs`: how long a claim waits for Redis (`tunnel.publicStoreTimeout`). */
   constructor(url: string, opts: { prefix?: string; timeoutMs: number; logger: Logger }) {
@@ -56,35 +65,22 @@ export class RedisNameStore implements NameStore {
     this.#health = new SourceHealth(opts.logger, `public names: ${redactUrl(url)}`);
   }
 
-  async #claimOnce(c: RedisClient, key: string, tunnelId: string, ttlMs: number): Promise<NameClaim | undefined> {
-    const now = Date.now();
-    if ((await c.set(key, tunnelId, 'PX', ttlMs, 'NX')) === 'OK') return { ok: true, expiresAt: now + ttlMs };
-    const [owner, pttl] = await Promise.all([c.get(key), c.pttl(key)]);
-    if (owner === null) return undefined; // expired in between: try again
-    if (owner !== tunnelId) return { ok: false, expiresAt: 0 };
-    // The tunnel's own name: keep its first expiry (a key without one lives as long as ours would).
-    return { ok: true, expiresAt: now + (pttl > 0 ? pttl : ttlMs) };
-  }
-
-  async claim(name: string, tunnelId: string, ttlMs: number): Promise<NameClaim | undefined> {
+  async claim(name: string, tunnelId: string, ttlMs: number, reserved: boolean): Promise<boolean | undefined> {
+    if (this.#closed) return undefined;
     const key = this.#prefix + name;
     try {
-      const r = await this.#link.run(async (c) => {
-        for (let i = 0; i < 3; i++) {
-          const got = await this.#claimOnce(c, key, tunnelId, ttlMs);
-          if (got) return got;
-        }
-        throw new Error(`the key ${key} keeps expiring while it is read`);
-      });
+      const r = await this.#link.run((c) => c.eval(CLAIM_SCRIPT, 1, key, tunnelId, String(ttlMs), reserved ? '1' : '0'));
       this.#health.ok('Redis');
-      return r;
+      return r === 1;
     } catch (err) {
+      if (this.#closed) return undefined;
       this.#health.failed(new Error(`${(err as Error).message}; names are claimed in memory only until it answers`));
       return undefined;
     }
   }
 
   close(): void {
+    this.#closed = true;
     this.#link.close();
   }
 }

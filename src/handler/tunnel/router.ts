@@ -3,10 +3,7 @@
  * as a table: given the ingress answer and the visitor's tunnel ID, which tunnel to reach or
  * which relay status to answer.
  */
-import {
-  STATUS_HOST_UNREACHABLE,
-  STATUS_NETWORK_UNREACHABLE,
-} from '../../core/errors';
+import { STATUS_HOST_UNREACHABLE, STATUS_NETWORK_UNREACHABLE } from '../../protocol/relay/constants';
 import type { Route } from '../../ingress/ingress';
 
 export type ConnectDecision = { ok: true; tunnelId: string } | { ok: false; status: number; reason: string };

@@ -10,22 +10,18 @@
  * |  1  |        1         | 2 (BE)  |  FEALEN  |
  * +-----+------------------+---------+----------+
  * ```
- *
- * The STATUS_* bytes live in src/core/errors.ts (next to the error → status mapping) and are
- * re-exported here.
  */
 
-export {
-  STATUS_OK,
-  STATUS_BAD_REQUEST,
-  STATUS_UNAUTHORIZED,
-  STATUS_FORBIDDEN,
-  STATUS_TIMEOUT,
-  STATUS_SERVICE_UNAVAILABLE,
-  STATUS_HOST_UNREACHABLE,
-  STATUS_NETWORK_UNREACHABLE,
-  STATUS_INTERNAL_SERVER_ERROR,
-} from '../../core/errors';
+/** Relay status bytes (spec/protocol.md §1.2). */
+export const STATUS_OK = 0x00;
+export const STATUS_BAD_REQUEST = 0x01;
+export const STATUS_UNAUTHORIZED = 0x02;
+export const STATUS_FORBIDDEN = 0x03;
+export const STATUS_TIMEOUT = 0x04;
+export const STATUS_SERVICE_UNAVAILABLE = 0x05;
+export const STATUS_HOST_UNREACHABLE = 0x06;
+export const STATUS_NETWORK_UNREACHABLE = 0x07;
+export const STATUS_INTERNAL_SERVER_ERROR = 0x08;
 
 /** The only protocol version; any other first byte is rejected before anything is answered. */
 export const VERSION1 = 0x01;

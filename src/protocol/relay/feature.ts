@@ -196,7 +196,7 @@ export function decodeAddrFeature(b: Uint8Array): AddrFeature {
   if (b.length < 4) throw new ProtocolError('bad_address', `addr feature of ${b.length} bytes is too short`);
   const atyp = b[0]!;
   let host: string;
-  let pos = 1;
+  let pos: number;
   if (atyp === ATYP_IPV4) {
     if (b.length < 1 + 4 + 2) throw new ProtocolError('bad_address', 'short IPv4 addr feature');
     host = formatIP(b.subarray(1, 5));

@@ -15,11 +15,8 @@
  *   Windows start at the base window (gost's 1 MiB) and grow for streams that keep reading;
  *   the growth of all streams together comes from `maxReceiveBuffer` less one base window,
  *   so v2 memory stays within streams × base window + that budget.
- * - send: one send turn per event-loop turn (setImmediate), in one corked batch, so what many
- *   streams wrote while the loop handled its I/O leaves in one write: first the control frames
- *   (SYN, FIN, UPD, NOP; never held back by backpressure), then data frames through a
- *   round-robin rotation of streams, one frame per stream per pass, held while `conn` wants a
- *   'drain'.
+ * - send (sender.ts): one corked batch per event-loop turn, control frames first, then data
+ *   frames round-robin over the streams, held while `conn` wants a 'drain'.
  * - keepalive: a NOP every interval; the session dies if a whole timeout window passed with no
  *   frame received (unless it is our own receive pause that keeps the peer quiet).
  * - send timeout: the session dies if `conn` took no bytes for `sendTimeoutMs` while frames
@@ -30,11 +27,12 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { BurrowError, SendTimeoutError } from '../../core/errors';
+import { BurrowError } from '../../core/errors';
 import { baseStreamWindow, resolveSmuxConfig, type SmuxConfig } from './config';
 import { FrameDecoder } from './decoder';
-import { CMD_FIN, CMD_NOP, CMD_PSH, CMD_SYN, CMD_UPD, HEADER_SIZE, encodeFrame, writeHeader } from './frame';
-import { Stream, kData, kFin, kQueued, kSendFrame, kSessionDied, kUpdate, type StreamHost } from './stream';
+import { CMD_FIN, CMD_NOP, CMD_PSH, CMD_SYN, CMD_UPD, encodeFrame } from './frame';
+import { Sender } from './sender';
+import { Stream, kData, kFin, kSessionDied, kUpdate, type StreamHost } from './stream';
 
 export interface SessionOptions {
   /**
@@ -46,27 +44,24 @@ export interface SessionOptions {
   config?: Partial<SmuxConfig>;
 }
 
-/** Payload bytes written per send turn before other I/O gets a chance. */
-const FLUSH_BATCH_BYTES = 512 * 1024;
 /** How long a graceful close() waits for `conn` to flush before destroying it (ms). */
 const CLOSE_FLUSH_TIMEOUT_MS = 5_000;
 const MAX_STREAM_ID = 0xffffffff;
 
-export interface Session {
-  on(event: 'stream', listener: (stream: Stream) => void): this;
-  on(event: 'close', listener: (err?: Error) => void): this;
-  on(event: 'violation', listener: (err: Error, limit: string) => void): this;
-  on(event: string | symbol, listener: (...args: any[]) => void): this;
-  once(event: 'stream', listener: (stream: Stream) => void): this;
-  once(event: 'close', listener: (err?: Error) => void): this;
-  once(event: string | symbol, listener: (...args: any[]) => void): this;
+/** The session's events and their arguments. */
+interface SessionEvents {
+  stream: [stream: Stream];
+  close: [err?: Error];
+  violation: [err: Error, limit: string];
+  /** EventEmitter's own, used to hand over the backlog when a 'stream' listener comes. */
+  newListener: [event: string | symbol, listener: (...args: never[]) => void];
 }
 
 /**
  * Events: 'stream' (an incoming stream; held in a backlog of `acceptBacklog` while nobody
  * listens), 'close' (err?) exactly once; no 'error' event.
  */
-export class Session extends EventEmitter {
+export class Session extends EventEmitter<SessionEvents> {
   readonly #conn: Duplex;
   readonly #config: Readonly<SmuxConfig>;
   readonly #decoder: FrameDecoder;
@@ -75,17 +70,7 @@ export class Session extends EventEmitter {
   #nextId: number;
   #backlog: Stream[] = [];
 
-  // send rotation
-  /** Control frames waiting for the next send turn. */
-  #control: Buffer[] = [];
-  #ready: (Stream | undefined)[] = [];
-  #readyHead = 0;
-  #flushScheduled = false;
-  #flushing = false;
-  #waitingDrain = false;
-  /** Since when a send turn has been waiting for `conn` to drain (ms); 0 = not waiting. */
-  #waitingSince = 0;
-  #sendTimer: NodeJS.Timeout | undefined;
+  readonly #sender: Sender;
 
   // receive budget
   #buffered = 0;
@@ -112,10 +97,11 @@ export class Session extends EventEmitter {
     this.#nextId = opts.client ? 1 : 0;
     this.#nop = encodeFrame(this.#config.version, CMD_NOP, 0);
     this.#decoder = new FrameDecoder(this.#config.version, this.#onFrame, { splitPayloads: true });
+    this.#sender = new Sender(conn, this.#config, (err) => this.#teardown(err, false));
     this.#host = {
       config: this.#config,
       writeControl: (frame) => this.#writeControl(frame),
-      wantSend: (s) => this.#wantSend(s),
+      wantSend: (s) => this.#sender.wantSend(s),
       charge: (n) => {
         this.#buffered += n;
       },
@@ -129,7 +115,6 @@ export class Session extends EventEmitter {
     conn.on('end', this.#onConnEnd);
     conn.on('error', this.#onConnError);
     conn.on('close', this.#onConnClose);
-    conn.on('drain', this.#onConnDrain);
     this.on('newListener', this.#onNewListener);
 
     if (!this.#config.keepAliveDisabled) {
@@ -332,139 +317,9 @@ export class Session extends EventEmitter {
     );
   };
 
-  // ---- send ------------------------------------------------------------------------------
-
-  /**
-   * Control frames go out with the next send turn, ahead of its data frames, so the frames of
-   * one event-loop turn share one write. Inside a turn (the conn is corked) they are written
-   * at once.
-   */
   #writeControl(frame: Buffer): void {
-    if (this.#closed) return;
-    if (this.#flushing) {
-      this.#conn.write(frame);
-      return;
-    }
-    this.#control.push(frame);
-    this.#scheduleFlush();
+    if (!this.#closed) this.#sender.writeControl(frame);
   }
-
-  #scheduleFlush(): void {
-    if (this.#flushScheduled || this.#flushing) return;
-    this.#flushScheduled = true;
-    setImmediate(this.#flush);
-  }
-
-  /** Writes the queued control frames (the conn is corked by the caller). */
-  #writeQueuedControl(): void {
-    const control = this.#control;
-    if (control.length === 0) return;
-    this.#control = [];
-    for (const frame of control) this.#conn.write(frame);
-  }
-
-  #writeData = (sid: number, payload: Buffer): void => {
-    const h = Buffer.allocUnsafe(HEADER_SIZE);
-    writeHeader(h, 0, this.#config.version, CMD_PSH, payload.length, sid);
-    this.#conn.write(h);
-    this.#conn.write(payload);
-  };
-
-  #wantSend(s: Stream): void {
-    if (s[kQueued] || this.#closed) return;
-    s[kQueued] = true;
-    this.#ready.push(s);
-    if (!this.#waitingDrain) this.#scheduleFlush();
-  }
-
-  /**
-   * One send turn, after the I/O callbacks of the current event-loop turn (setImmediate), so
-   * that what many streams wrote in that turn leaves in one write: the queued control frames,
-   * then data round-robin, one frame per stream per pass, in one corked batch. Control frames
-   * are written even while `conn` wants a 'drain'; data waits for it.
-   */
-  #flush = (): void => {
-    this.#flushScheduled = false;
-    if (this.#closed || this.#flushing) return;
-    const conn = this.#conn;
-    if (this.#waitingDrain || conn.writableNeedDrain) {
-      if (this.#control.length > 0) {
-        conn.cork();
-        this.#writeQueuedControl();
-        conn.uncork();
-      }
-      if (this.#readyHead < this.#ready.length) this.#waitForDrain();
-      return;
-    }
-    const ready = this.#ready;
-    const maxFrame = this.#config.maxFrameSize;
-    let sent = 0;
-    this.#flushing = true;
-    conn.cork();
-    try {
-      this.#writeQueuedControl();
-      while (this.#readyHead < ready.length && sent < FLUSH_BATCH_BYTES && !this.#closed) {
-        const s = ready[this.#readyHead]!;
-        ready[this.#readyHead++] = undefined;
-        s[kQueued] = false;
-        sent += s[kSendFrame](this.#writeData, maxFrame);
-      }
-    } finally {
-      // `finally`: a write callback of the user's may throw; the session must not stay corked.
-      this.#flushing = false;
-      if (this.#closed) {
-        // teardown already dropped the rotation
-      } else if (this.#readyHead >= ready.length) {
-        ready.length = 0;
-        this.#readyHead = 0;
-      } else if (this.#readyHead > 1024 && this.#readyHead * 2 > ready.length) {
-        this.#ready = ready.slice(this.#readyHead);
-        this.#readyHead = 0;
-      }
-      conn.uncork();
-    }
-    if (this.#closed) return;
-    if (this.#readyHead >= this.#ready.length) {
-      // Control frames queued by write callbacks during the turn (a FIN after the last data).
-      if (this.#control.length > 0) this.#scheduleFlush();
-      return;
-    }
-    if (conn.writableNeedDrain) {
-      this.#waitForDrain();
-      if (this.#control.length > 0) this.#scheduleFlush();
-    } else {
-      this.#scheduleFlush();
-    }
-  };
-
-  #waitForDrain(): void {
-    this.#waitingDrain = true;
-    if (this.#waitingSince === 0) this.#waitingSince = Date.now();
-    if (this.#config.sendTimeoutMs > 0 && !this.#sendTimer) this.#checkSend();
-  }
-
-  /** One timer at most, armed while a send turn waits; it re-arms itself for the time left. */
-  #checkSend = (): void => {
-    this.#sendTimer = undefined;
-    if (this.#closed || !this.#waitingDrain) return;
-    const left = this.#waitingSince + this.#config.sendTimeoutMs - Date.now();
-    if (left <= 0) {
-      this.#teardown(
-        new SendTimeoutError('peer', `smux: send timeout: the peer took no bytes for ${this.#config.sendTimeoutMs} ms`),
-        false,
-      );
-      return;
-    }
-    this.#sendTimer = setTimeout(this.#checkSend, left);
-    this.#sendTimer.unref();
-  };
-
-  #onConnDrain = (): void => {
-    if (!this.#waitingDrain) return;
-    this.#waitingDrain = false;
-    this.#waitingSince = 0;
-    this.#flush();
-  };
 
   // ---- lifetime --------------------------------------------------------------------------
 
@@ -492,16 +347,11 @@ export class Session extends EventEmitter {
     this.#closeError = err;
     clearInterval(this.#pingTimer);
     clearInterval(this.#deadTimer);
-    clearTimeout(this.#sendTimer);
     this.#decoder.halt();
-    this.#ready = [];
-    this.#readyHead = 0;
+    const control = this.#sender.stop();
 
     const conn = this.#conn;
     conn.off('data', this.#onConnData);
-    conn.off('drain', this.#onConnDrain);
-    const control = this.#control;
-    this.#control = [];
     // 'error' stays handled: the conn may still report one while it goes away.
     if (graceful && !conn.destroyed && !conn.writableEnded) {
       // Control frames still queued (a FIN of a stream ended just before) go out first.

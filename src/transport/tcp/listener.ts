@@ -7,7 +7,7 @@
 import net from 'node:net';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import {
-  DEFAULT_BACKLOG,
+  listenBacklog,
   SOCKET_HIGH_WATER_MARK_BYTES,
   keepaliveOptions,
   listenServer,
@@ -40,13 +40,14 @@ export class TcpListener implements StreamListener {
     });
     const accepted = (sock: net.Socket): void => {
       tuneSocket(sock, keepalive);
-      handOff(onConn, new AcceptedConn(sock), logger);
+      handOff(onConn, new AcceptedConn(sock, this.#address), logger);
     };
     // Until acceptWithAdaptiveReads takes over (and on a Node where it cannot): plain sockets.
     server.on('connection', accepted);
-    server.on('error', (err) => logger.error({ err }, 'tcp listener error'));
     this.#server = server;
-    await listenServer(server, this.#opts.addr, md.getInt('backlog') || DEFAULT_BACKLOG);
+    await listenServer(server, this.#opts.addr, listenBacklog(md));
+    // A failed listen is the caller's to report (once, naming the service); errors after it are logged.
+    server.on('error', (err) => logger.error(`tcp listener ${this.#opts.addr}: ${err.message}`));
     acceptWithAdaptiveReads(server, { allowHalfOpen: true, highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES }, accepted);
     this.#address = serverAddress(server);
     if (keepalive.enabled) {

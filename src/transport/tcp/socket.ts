@@ -4,13 +4,16 @@
  * address, and one TCP dial with a deadline and an AbortSignal.
  */
 import net from 'node:net';
+import { readFileSync } from 'node:fs';
 import util from 'node:util';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
 import type { Metadata } from '../../core/metadata';
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
+import { DEFAULT_BACKLOG, DIAL_TIMEOUT, TCP_KEEPALIVE, WS_TCP_KEEPALIVE } from '../../core/options/transport';
+import { parseOption, parseOptions } from '../../core/options/options';
 
 /**
  * Socket buffer size (readable and writable highWaterMark) for transport sockets. Larger than
@@ -19,8 +22,29 @@ import { DEFAULTS } from '../../config/model';
  */
 export const SOCKET_HIGH_WATER_MARK_BYTES = 256 * 1024;
 
-/** Default listen backlog, as gost (`backlog` metadata). */
-export const DEFAULT_BACKLOG = 128;
+export { DEFAULT_BACKLOG };
+
+let somaxconnCache: number | undefined;
+
+/** The kernel's cap on listen backlogs (/proc/sys/net/core/somaxconn); Infinity when unknown. */
+export function somaxconn(): number {
+  if (somaxconnCache === undefined) {
+    let n = NaN;
+    try {
+      n = Number(readFileSync('/proc/sys/net/core/somaxconn', 'utf8').trim());
+    } catch {
+      // Not Linux, or no /proc: the kernel caps by itself.
+    }
+    somaxconnCache = Number.isInteger(n) && n > 0 ? n : Infinity;
+  }
+  return somaxconnCache;
+}
+
+/** The listen backlog from `key` (default 4096), capped by the kernel's somaxconn. */
+export function listenBacklog(md: Metadata, ...keys: string[]): number {
+  const asked = md.getInt(...(keys.length > 0 ? keys : ['backlog']));
+  return Math.min(asked && asked > 0 ? asked : DEFAULT_BACKLOG, somaxconn());
+}
 
 /** Renders a socket address Go style; IPv4-mapped IPv6 ("::ffff:1.2.3.4") shown as IPv4. */
 export function formatAddress(address: string | undefined, port: number | undefined): string {
@@ -47,7 +71,11 @@ export class AcceptedConn implements Conn {
   readonly remote: string;
   #local: string | undefined;
 
-  constructor(sock: net.Socket) {
+  /** `listenAddr`: what `local` says once the socket is closed (the listener's address). */
+  constructor(
+    sock: net.Socket,
+    readonly listenAddr = '',
+  ) {
     this.stream = sock;
     this.remote = remoteAddressOf(sock);
     // Node reads the peer address again when asked, while the socket is open.
@@ -55,7 +83,10 @@ export class AcceptedConn implements Conn {
   }
 
   get local(): string {
-    return (this.#local ??= localAddressOf(this.stream));
+    if (this.#local !== undefined) return this.#local;
+    // A closed socket has no address any more (a failure is often logged after the close).
+    if (this.stream.localPort === undefined && this.listenAddr) return this.listenAddr;
+    return (this.#local = localAddressOf(this.stream));
   }
 }
 
@@ -66,22 +97,19 @@ export interface KeepaliveOptions {
   idleMs: number;
 }
 
-/** Go's net.KeepAliveConfig default idle time. */
-const DEFAULT_KEEPALIVE_IDLE_MS = 15_000;
-
 /**
  * Reads keepalive settings under `prefix` ("" for tcp, "tcp." for the ws dialer).
  * Node 20 can set only the idle time; `interval` and `count` keep the OS defaults.
  */
-export function keepaliveOptions(md: Metadata, prefix = ''): KeepaliveOptions {
-  const enabled = md.getBool(`${prefix}keepalive`) ?? false;
-  const idleMs = md.getDurationMs(`${prefix}keepalive.idle`) || DEFAULT_KEEPALIVE_IDLE_MS;
-  return { enabled, idleMs };
+export function keepaliveOptions(md: Metadata, prefix: '' | 'tcp.' = ''): KeepaliveOptions {
+  const o = parseOptions(prefix === '' ? TCP_KEEPALIVE : WS_TCP_KEEPALIVE, md);
+  return { enabled: o.keepalive, idleMs: o.keepaliveIdle };
 }
 
 /** Keepalive keys that Node cannot apply (probe interval and count keep the OS defaults). */
-export function unsupportedKeepaliveKeys(md: Metadata, prefix = ''): string[] {
-  return [`${prefix}keepalive.interval`, `${prefix}keepalive.count`].filter((k) => md.has(k));
+export function unsupportedKeepaliveKeys(md: Metadata, prefix: '' | 'tcp.' = ''): string[] {
+  const o = prefix === '' ? TCP_KEEPALIVE : WS_TCP_KEEPALIVE;
+  return [o.keepaliveInterval.key, o.keepaliveCount.key].filter((k) => md.has(k));
 }
 
 /** TCP_NODELAY and, when asked, SO_KEEPALIVE on a socket. */
@@ -137,7 +165,7 @@ export interface DialTcpOptions {
 
 /** Dial timeout from metadata (`dialTimeout`, default 15 s). */
 export function dialTimeoutMs(md: Metadata): number {
-  return md.getDurationMs('dialTimeout') ?? DEFAULTS.dialTimeoutMs;
+  return parseOption(DIAL_TIMEOUT.dialTimeout, md);
 }
 
 /** The host to dial for an address: an empty or unspecified host means this machine. */

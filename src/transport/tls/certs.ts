@@ -6,9 +6,10 @@
  *   1. the listener's `tls.certFile`/`keyFile` (or metadata `certFile|cert|tls.certFile`, ...),
  *   2. the global `tls:` section's certFile/keyFile,
  *   3. `cert.pem` + `key.pem` in the working directory,
- *   4. `auto-ca-cert.pem` + `auto-ca-key.pem` in `$BURROW_HOME` (default `~/.burrow`),
- *      generated on first use: ECDSA P-256, self-signed, also a CA, CN/O `burrow`, one year
- *      (`validity`, `commonName`, `organization` of the global section override).
+ *   4. a self-signed certificate generated on first use: ECDSA P-256, also a CA, CN/O
+ *      `burrow`, one year (`validity`, `commonName`, `organization` of the global section
+ *      override). It is kept in memory, as gost does; with `$BURROW_HOME` set it is kept there
+ *      as `auto-ca-cert.pem` + `auto-ca-key.pem` and reused. Nothing is written anywhere else.
  * A `caFile` (listener first, else global) turns on mutual TLS: client certificates are
  * required and verified against it.
  *
@@ -17,7 +18,6 @@
  */
 import { createPrivateKey, createPublicKey, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
-import { homedir } from 'node:os';
 import path from 'node:path';
 import { isIP } from 'node:net';
 import type { ConnectionOptions, SecureVersion, TlsOptions } from 'node:tls';
@@ -25,23 +25,25 @@ import type { Logger } from 'pino';
 import type { Metadata } from '../../core/metadata';
 import { parseGoDurationMs } from '../../core/metadata';
 import { ConfigError } from '../../core/errors';
-import type { TLSConfig, TLSOptionsConfig } from '../../config/model';
+import type { TLSConfig, TLSOptionsConfig } from '../../core/config';
 import { createCertificate, ONE_YEAR_MS } from './x509';
+import { DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, TLS_CLIENT, TLS_FILES, TLS_HANDSHAKE } from '../../core/options/transport';
+import { parseOption, parseOptions } from '../../core/options/options';
 
 /** Default deadline for a TLS handshake, both sides (metadata `handshakeTimeout`). */
-export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+export { DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS };
 
 export const AUTO_CERT_FILE = 'auto-ca-cert.pem';
 export const AUTO_KEY_FILE = 'auto-ca-key.pem';
 const AUTO_DEFAULT_NAME = 'burrow';
 
 export function tlsHandshakeTimeoutMs(md: Metadata): number {
-  return md.getDurationMs('handshakeTimeout', 'tls.handshakeTimeout') ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
+  return parseOption(TLS_HANDSHAKE.tlsHandshakeTimeout, md);
 }
 
-/** Where the auto-generated certificate lives: `$BURROW_HOME`, else `~/.burrow`. */
-export function burrowHome(): string {
-  return process.env['BURROW_HOME'] || path.join(homedir(), '.burrow');
+/** Where the auto-generated certificate is kept: `$BURROW_HOME`, else nowhere (memory only). */
+export function burrowHome(): string | undefined {
+  return process.env['BURROW_HOME'] || undefined;
 }
 
 export interface ServerTlsSource {
@@ -56,11 +58,11 @@ export interface ServerTlsSource {
  * ConfigError when a configured file cannot be read or the pair does not parse.
  */
 export async function loadServerTlsOptions(src: ServerTlsSource): Promise<TlsOptions> {
-  const md = src.metadata;
+  const files = src.metadata ? parseOptions(TLS_FILES, src.metadata) : undefined;
   const local: TLSConfig = {
-    certFile: src.tls?.certFile || md?.getString('certFile', 'cert', 'tls.certFile'),
-    keyFile: src.tls?.keyFile || md?.getString('keyFile', 'key', 'tls.keyFile'),
-    caFile: src.tls?.caFile || md?.getString('caFile', 'ca', 'tls.caFile'),
+    certFile: src.tls?.certFile || files?.certFile,
+    keyFile: src.tls?.keyFile || files?.keyFile,
+    caFile: src.tls?.caFile || files?.caFile,
   };
   const global = src.globalTls ?? {};
   let pair: KeyPairPem;
@@ -93,12 +95,12 @@ export async function loadClientTlsOptions(
   logger?: Logger,
 ): Promise<ConnectionOptions> {
   const cfg = tlsConfig ?? {};
-  const secure = cfg.secure ?? md?.getBool('secure', 'tls.secure') ?? false;
-  const serverName =
-    cfg.serverName || md?.getString('serverName', 'tls.serverName') || (host === '' ? '127.0.0.1' : host);
-  const caFile = cfg.caFile || md?.getString('caFile', 'ca', 'tls.caFile');
-  const certFile = cfg.certFile || md?.getString('certFile', 'cert', 'tls.certFile');
-  const keyFile = cfg.keyFile || md?.getString('keyFile', 'key', 'tls.keyFile');
+  const o = md ? parseOptions({ ...TLS_FILES, ...TLS_CLIENT }, md) : undefined;
+  const secure = cfg.secure ?? o?.secure ?? false;
+  const serverName = cfg.serverName || o?.serverName || (host === '' ? '127.0.0.1' : host);
+  const caFile = cfg.caFile || o?.caFile;
+  const certFile = cfg.certFile || o?.certFile;
+  const keyFile = cfg.keyFile || o?.keyFile;
 
   const out: ConnectionOptions = {
     // Used by Node for the host name check; SNI is set separately below.
@@ -164,18 +166,19 @@ async function readCwdKeyPair(): Promise<KeyPairPem | undefined> {
   }
 }
 
-/** One load (or generation) per directory per process, shared by every listener. */
+/** One load (or generation) per directory ('' = memory) per process, shared by every listener. */
 const autoCerts = new Map<string, Promise<KeyPairPem>>();
 
 /**
- * The persisted self-signed certificate in burrowHome(), generated and saved on first use.
- * If it cannot be saved, the generated certificate is still used (with a warning).
+ * The self-signed certificate: generated once per process and kept in memory, or, with
+ * burrowHome() set, the one saved there (generated and saved on first use; if it cannot be
+ * saved, the generated certificate is still used, with a warning).
  */
 export function loadAutoCertificate(logger: Logger, global: TLSConfig = {}): Promise<KeyPairPem> {
-  const dir = burrowHome();
+  const dir = burrowHome() ?? '';
   let p = autoCerts.get(dir);
   if (!p) {
-    p = loadOrGenerate(dir, logger, global);
+    p = dir ? loadOrGenerate(dir, logger, global) : generateInMemory(logger, global);
     autoCerts.set(dir, p);
     p.catch(() => autoCerts.delete(dir));
   }
@@ -201,6 +204,19 @@ async function loadOrGenerate(dir: string, logger: Logger, global: TLSConfig): P
   } catch {
     /* not there yet */
   }
+  const pair = generate(global);
+  try {
+    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
+    await writeAtomic(keyFile, pair.key, 0o600);
+    await writeAtomic(certFile, pair.cert, 0o644);
+    logger.info({ certFile, keyFile }, 'generated a self-signed TLS certificate');
+  } catch (err) {
+    logger.warn({ dir, err: (err as Error).message }, 'cannot save the generated TLS certificate; using it for this run only');
+  }
+  return pair;
+}
+
+function generate(global: TLSConfig): KeyPairPem {
   const name = global.commonName || AUTO_DEFAULT_NAME;
   const validityMs = (global.validity && parseGoDurationMs(global.validity)) || ONE_YEAR_MS;
   const gen = createCertificate({
@@ -211,15 +227,12 @@ async function loadOrGenerate(dir: string, logger: Logger, global: TLSConfig): P
     extKeyUsage: ['clientAuth', 'serverAuth'],
     validityMs,
   });
-  const pair = { cert: gen.certPem, key: gen.keyPem };
-  try {
-    await fs.mkdir(dir, { recursive: true, mode: 0o700 });
-    await writeAtomic(keyFile, pair.key, 0o600);
-    await writeAtomic(certFile, pair.cert, 0o644);
-    logger.info({ certFile, keyFile }, 'generated a self-signed TLS certificate');
-  } catch (err) {
-    logger.warn({ dir, err: (err as Error).message }, 'cannot save the generated TLS certificate; using it for this run only');
-  }
+  return { cert: gen.certPem, key: gen.keyPem };
+}
+
+async function generateInMemory(logger: Logger, global: TLSConfig): Promise<KeyPairPem> {
+  const pair = generate(global);
+  logger.info('generated a self-signed TLS certificate, kept in memory (set BURROW_HOME to keep one across restarts)');
   return pair;
 }
 

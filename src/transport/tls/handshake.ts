@@ -6,6 +6,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import { BurrowError } from '../../core/errors';
 import { abortReason } from '../tcp/socket';
+import { tlsDialHint, withDialHint } from '../../protocol/sniff/foreign';
 
 /**
  * Runs the TLS client handshake on `raw` and resolves with the TLSSocket once it is secure.
@@ -44,7 +45,7 @@ export function tlsClientHandshake(
       resolve(sock);
     };
     const onError = (err: Error): void => {
-      fail(new BurrowError('BURROW_ERR_DIAL', `tls handshake with ${addr}: ${err.message}`, { cause: err }));
+      fail(new BurrowError('BURROW_ERR_DIAL', `tls handshake with ${addr}: ${withDialHint(err, tlsDialHint(err))}`, { cause: err }));
     };
     const onAbort = (): void => fail(abortReason(signal!));
     sock.once('secureConnect', onSecure);

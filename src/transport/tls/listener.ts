@@ -5,13 +5,14 @@
  * the peer address and the socket is closed; nothing reaches `onConn` and the listener keeps
  * serving.
  */
+import { listenerMismatchHint } from '../../protocol/sniff/foreign';
 import type net from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import { isPeerGone } from '../../core/errors';
 import {
-  DEFAULT_BACKLOG,
+  listenBacklog,
   SOCKET_HIGH_WATER_MARK_BYTES,
   keepaliveOptions,
   listenServer,
@@ -49,7 +50,8 @@ export class TlsHandshakeTracker {
       const remote = (raw && this.#remote.get(raw)) ?? remoteAddressOf(sock);
       // A client that simply went away mid-handshake is less interesting than a bad one.
       const level = isPeerGone(err) ? 'info' : 'warn';
-      this.#logger[level]({ remote, code: err.code, err: err.message }, 'tls handshake failed');
+      const hint = listenerMismatchHint(err);
+      this.#logger[level]({ remote, code: err.code, err: err.message, ...(hint ? { hint } : {}) }, 'tls handshake failed');
       sock.destroy();
       raw?.destroy();
     });
@@ -100,10 +102,11 @@ export class TlsListener implements StreamListener {
       const conn: Conn = { stream: sock, local: localAddressOf(raw), remote: remoteAddressOf(raw) };
       handOff(onConn, conn, logger);
     });
-    server.on('error', (err) => logger.error({ err }, 'tls listener error'));
     this.#server = server;
     this.#tracker = tracker;
-    await listenServer(server, this.#opts.addr, md.getInt('backlog') || DEFAULT_BACKLOG);
+    await listenServer(server, this.#opts.addr, listenBacklog(md));
+    // A failed listen is the caller's to report (once, naming the service); errors after it are logged.
+    server.on('error', (err) => logger.error(`tls listener ${this.#opts.addr}: ${err.message}`));
     this.#address = serverAddress(server);
   }
 

@@ -17,7 +17,7 @@ import { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import { joinHostPort, splitHostPort } from '../../core/addr';
-import { DEFAULTS } from '../../config/model';
+import { DEFAULTS } from '../../core/config';
 import { drainQueued, type DatagramPort } from '../../io/datagram';
 import { createUdpSocket, udpIoLogLine, type FramedSent, type UdpPeer } from './socket';
 import { MAX_DATAGRAM_BYTES } from '../../protocol/udp-frame';
@@ -206,7 +206,7 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
               return;
             }
             const key = `${rinfo.address}|${rinfo.port}`;
-            let s = sessions.get(key);
+            const s = sessions.get(key);
             if (s) {
               last = s;
               lastPort = rinfo.port;
@@ -229,7 +229,6 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
                 socket.transient,
                 socket.sendFramed ? (buf, start, end) => socket.sendFramed!(buf, start, end, MAX_DATAGRAM_BYTES, peer) : undefined,
               );
-              s = session;
               sessions.set(key, session);
               session.once('close', () => {
                 if (sessions.get(key) === session) sessions.delete(key);

@@ -7,4 +7,4 @@ export {
   wsClientOptions,
   type WsClientOptions,
 } from './dialer';
-export { WsStream, WS_MAX_MESSAGE_BYTES } from './stream';
+export { WsStream, WS_MAX_MESSAGE_BYTES, WS_MAX_SEND_BYTES } from './stream';

@@ -15,6 +15,7 @@
  *   `X-Forwarded-For`, else `X-Real-Ip` (port 0, as gost). gost believes these headers from
  *   anyone, which lets a client choose the address its limits and lockout count against.
  */
+import { listenerMismatchHint } from '../../protocol/sniff/foreign';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -24,7 +25,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import { isPeerGone } from '../../core/errors';
 import {
-  DEFAULT_BACKLOG,
+  listenBacklog,
   keepaliveOptions,
   listenServer,
   localAddressOf,
@@ -40,8 +41,8 @@ import { TlsHandshakeTracker } from '../tls/listener';
 import { WS_MAX_MESSAGE_BYTES, WsStream } from './stream';
 import { TrustedPeers } from '../../limit/trusted-peers';
 
-export const DEFAULT_WS_PATH = '/ws';
-export const DEFAULT_WS_HANDSHAKE_TIMEOUT_MS = 10_000;
+import { DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, DEFAULT_WS_PATH } from '../../core/options/transport';
+export { DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, DEFAULT_WS_PATH };
 
 /** The `path` metadata, normalised to start with "/". */
 export function wsPath(md: ListenerOptions['metadata']): string {
@@ -195,13 +196,15 @@ export class WsListener implements StreamListener {
     server.on('clientError', (err: Error & { code?: string }, socket: Duplex) => {
       // A client that went away is not worth a warning; a malformed request is.
       const level = isPeerGone(err) ? 'debug' : 'warn';
-      logger[level]({ remote: this.#peer(socket), code: err.code, err: err.message }, `${this.#kind}: bad HTTP request`);
+      const hint = listenerMismatchHint(err);
+      logger[level]({ remote: this.#peer(socket), code: err.code, err: err.message, ...(hint ? { hint } : {}) }, `${this.#kind}: bad HTTP request`);
       answerAndClose(socket, rawResponse(400, 'Bad Request', BAD_REQUEST_BODY));
     });
-    server.on('error', (err) => logger.error({ err }, `${this.#kind} listener error`));
 
     this.#server = server;
-    await listenServer(server, this.#opts.addr, md.getInt('backlog') || DEFAULT_BACKLOG);
+    await listenServer(server, this.#opts.addr, listenBacklog(md));
+    // A failed listen is the caller's to report (once, naming the service); errors after it are logged.
+    server.on('error', (err) => logger.error(`${this.#kind} listener ${this.#opts.addr}: ${err.message}`));
     this.#address = serverAddress(server);
   }
 

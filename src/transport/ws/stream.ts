@@ -1,7 +1,8 @@
 /**
  * A WebSocket as one byte stream, the way gost's ws conn behaves (protocol.md §8.2):
  * - every write() goes out as one binary message (masked by the client side, as RFC 6455
- *   requires); a writev() batch is several messages;
+ *   requires), and so does a writev() batch, cut into messages of at most
+ *   WS_MAX_SEND_BYTES;
  * - received messages, binary or text, are concatenated into the readable side; message
  *   boundaries carry no meaning;
  * - a close frame or a closed socket is EOF. A WebSocket has no half-close, so ending the
@@ -22,10 +23,17 @@ import { BurrowError } from '../../core/errors';
 export const WS_STREAM_HIGH_WATER_MARK_BYTES = 256 * 1024;
 
 /**
- * Largest message accepted from a peer. ws buffers a whole message before delivering it;
- * gost writes at most one smux frame (≤ 64 KiB + 8) or one copy buffer per message.
+ * Largest message accepted from a peer; a larger one closes that connection (close code 1009).
+ * ws buffers a whole message before delivering it, so this bounds the memory one connection
+ * can make us hold. gost writes one smux frame (at most 65,535 + 8 bytes) or one copy buffer
+ * (32 KiB) per message (gorilla's WriteMessage per Write); twice the frame leaves room for a
+ * peer that batches a little, without the 64 MiB per connection a flood of open connections
+ * could otherwise pin.
  */
-export const WS_MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+export const WS_MAX_MESSAGE_BYTES = 128 * 1024;
+
+/** Largest message we send: what gost itself sends at most (one full smux frame's payload). */
+export const WS_MAX_SEND_BYTES = 64 * 1024;
 
 function closedError(): Error {
   return Object.assign(new Error('websocket is closed'), { code: 'EPIPE' });
@@ -68,7 +76,7 @@ export class WsStream extends Duplex {
       cb(closedError());
       return;
     }
-    this.#ws.send(chunk, { binary: true }, cb);
+    this.#send(chunk, cb);
   }
 
   override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
@@ -80,7 +88,18 @@ export class WsStream extends Duplex {
     // chunks, and they belong in one message (gost sends one message per frame; its reader,
     // like ours, treats messages as one byte stream, so several frames per message are fine).
     const data = chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk));
-    this.#ws.send(data, { binary: true }, cb);
+    this.#send(data, cb);
+  }
+
+  /** Sends `data` as messages of at most WS_MAX_SEND_BYTES; `cb` once the last one is taken. */
+  #send(data: Buffer, cb: (err?: Error | null) => void): void {
+    let at = 0;
+    while (data.length - at > WS_MAX_SEND_BYTES) {
+      // A failed send also surfaces as the socket's 'error', which destroys this stream.
+      this.#ws.send(data.subarray(at, at + WS_MAX_SEND_BYTES), { binary: true });
+      at += WS_MAX_SEND_BYTES;
+    }
+    this.#ws.send(at === 0 ? data : data.subarray(at), { binary: true }, cb);
   }
 
   override _final(cb: (err?: Error | null) => void): void {

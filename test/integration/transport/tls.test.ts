@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { Metadata } from '../../../src/core/metadata';
 import { BurrowError } from '../../../src/core/errors';
-import type { TLSConfig } from '../../../src/config/model';
+import type { TLSConfig } from '../../../src/core/config';
 import type { Conn, StreamListener } from '../../../src/core/transport';
 import { DIALERS, LISTENERS } from '../../../src/transport';
 import { AUTO_CERT_FILE, AUTO_KEY_FILE, clearAutoCertificateCache } from '../../../src/transport/tls';

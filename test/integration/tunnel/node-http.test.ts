@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { startApp, type RunningApp } from '../../helpers/inproc';
 import { makeCa, makeCert } from '../../helpers/certs';
-import { loadConfig } from '../../../src/config/load';
+import { loadConfig } from '../../../src/cli/load';
 import { connect, listenEcho, readN } from '../../helpers/net';
 import { ConfigError } from '../../../src/core/errors';
 

@@ -50,7 +50,7 @@ describe('public mode (tunnel.publicDomain)', () => {
     assert.equal((await get(ep, `ffffffffffffffff.example.net`)).status, 502);
   });
 
-  test('names expire after tunnel.publicTTL and are freed', async () => {
+  test('names expire tunnel.publicTTL after their tunnel left, and are freed', async () => {
     const server = await startApp({
       L: ['tunnel://127.0.0.1:0?entrypoint=127.0.0.1:0&tunnel.publicDomain=example.net&tunnel.publicTTL=1s'],
     });
@@ -59,9 +59,11 @@ describe('public mode (tunnel.publicDomain)', () => {
     after(() => svc.close());
     const id = randomUUID();
     const c = await startApp({ L: [`rtcp://:0/127.0.0.1:${svc.port}`], F: [`tunnel://${server.addr()}?tunnel.id=${id}`] });
-    after(() => c.stop());
     const info = await c.bound;
     assert.equal((await get(server.entrypoint(), info.publicHost!)).status, 200);
+    await c.stop();
+    const pool = server.app.built.tunnelHandlers.get('service-0')!.server.pool;
+    await waitFor(() => pool.connectors(id).length === 0, 5000, 'connector gone');
     await new Promise((r) => setTimeout(r, 1200));
     assert.equal((await get(server.entrypoint(), info.publicHost!)).status, 502);
     const names = server.app.built.tunnelHandlers.get('service-0')!.server.publicNames!;

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { parseArgs } from '../../../src/cli/args';
-import { loadConfig } from '../../../src/config/load';
+import { loadConfig } from '../../../src/cli/load';
 import { ConfigError } from '../../../src/core/errors';
 
 type Input =

@@ -5,7 +5,7 @@ import dgram from 'node:dgram';
 import { once } from 'node:events';
 import { framedDatagrams, relayDatagramPorts, relayDatagrams, type DatagramPort } from '../../../src/io/datagram';
 import type { RelayResult } from '../../../src/io/pipe';
-import { dialUdp } from '../../../src/io/dial';
+import { dialUdp } from '../../../src/transport/dial';
 import { createUdpListener } from '../../../src/transport/udp/listener';
 import { Metadata } from '../../../src/core/metadata';
 import { silentLogger } from '../../../src/observe/logger';

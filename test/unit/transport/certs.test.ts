@@ -157,6 +157,35 @@ describe('loadServerTlsOptions', () => {
     }
   });
 
+  it('keeps the auto certificate in memory when BURROW_HOME is not set: nothing written to HOME or the working directory', async () => {
+    const cwd = process.cwd();
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'burrow-cwd-'));
+    const home = await fs.mkdtemp(path.join(os.tmpdir(), 'burrow-userhome-'));
+    const saved = { BURROW_HOME: process.env['BURROW_HOME'], HOME: process.env['HOME'] };
+    try {
+      delete process.env['BURROW_HOME'];
+      process.env['HOME'] = home;
+      clearAutoCertificateCache();
+      process.chdir(dir);
+      const o = await loadServerTlsOptions({ logger });
+      assert.match(cnOf(o.cert), /CN=burrow/);
+      // One certificate per process: a second listener gets the same one.
+      const again = await loadServerTlsOptions({ logger });
+      assert.equal(String(again.cert), String(o.cert));
+      assert.deepEqual(await fs.readdir(home), []);
+      assert.deepEqual(await fs.readdir(dir), []);
+    } finally {
+      process.chdir(cwd);
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      clearAutoCertificateCache();
+      await fs.rm(dir, { recursive: true, force: true });
+      await fs.rm(home, { recursive: true, force: true });
+    }
+  });
+
   it('names the auto certificate after the global commonName/organization', async () => {
     const home = await fs.mkdtemp(path.join(os.tmpdir(), 'burrow-home-'));
     const savedHome = process.env['BURROW_HOME'];

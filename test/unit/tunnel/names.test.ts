@@ -1,6 +1,6 @@
 import { describe, test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PublicNames } from '../../../src/handler/tunnel/public-names';
+import { PublicNames, type NameHold } from '../../../src/handler/tunnel/public-names';
 import { Forwarder, hostMatches } from '../../../src/forward/selector';
 import { RateLimiter, OncePerKey } from '../../../src/limit/rate';
 import { backoffDelayMs } from '../../../src/listener/reverse';
@@ -9,26 +9,46 @@ describe('public names', () => {
   let now = 1_000_000;
   const names = new PublicNames({ domain: 'example.net', ttlMs: 1000, customTtlMs: 500, allowCustom: true, now: () => now });
   after(() => names.close());
-  test('set-if-absent: first binder wins, same tunnel may re-claim', async () => {
-    assert.equal(await names.claim('134c714b65d54a4f', 't1'), true);
-    assert.equal(await names.claim('134c714b65d54a4f', 't1'), true);
-    assert.equal(await names.claim('134c714b65d54a4f', 't2'), false);
+  test('an endpoint label is its own tunnel\'s: held by each connector, never asked for by another', async () => {
+    const a = await names.holdEndpoint('134c714b65d54a4f', 't1');
+    const b = await names.holdEndpoint('134c714b65d54a4f', 't1');
     assert.equal(names.lookup('134c714b65d54a4f.example.net'), 't1');
     assert.equal(names.lookup('134C714B65D54A4F.Example.Net:443'), 't1');
     assert.equal(names.lookup('x.134c714b65d54a4f.example.net'), undefined);
+    assert.equal(await names.holdCustom('134c714b65d54a4f', 't2'), 'reserved');
+    assert.equal(await names.holdCustom('F1BBBB4AA9D9868A', 't2'), 'reserved', 'any 16-hex label, in any case');
+    a.release();
+    b.release();
   });
-  test('custom names: validated, with their own validity', async () => {
-    assert.equal(await names.claimCustom('hello', 't1'), true);
-    assert.equal(await names.claimCustom('hello', 't2'), false);
-    assert.equal(await names.claimCustom('bad_name!', 't2'), false);
-    now += 600;
-    assert.equal(names.lookup('hello.example.net'), undefined, 'custom name expired');
-    assert.equal(await names.claimCustom('hello', 't2'), true, 'freed');
+  test('custom names: validated, first come first served', async () => {
+    const h = await names.holdCustom('hello', 't1');
+    assert.equal(typeof h, 'object');
+    assert.equal(await names.holdCustom('hello', 't2'), 'taken');
+    assert.equal(await names.holdCustom('bad_name!', 't2'), 'invalid');
+    (h as NameHold).release();
   });
-  test('expiry stops routing and frees the name', async () => {
-    now += 1000;
-    assert.equal(names.lookup('134c714b65d54a4f.example.net'), undefined);
-    assert.equal(await names.claim('134c714b65d54a4f', 't2'), true);
+  test('a held name never expires; the TTL counts from its last holder leaving', async () => {
+    const h1 = (await names.holdCustom('kept', 't1')) as NameHold;
+    const h2 = (await names.holdCustom('kept', 't1')) as NameHold;
+    now += 10_000;
+    assert.equal(names.lookup('kept.example.net'), 't1', 'held long past its TTL');
+    assert.equal(await names.holdCustom('kept', 't2'), 'taken');
+    h1.release();
+    h1.release();
+    now += 10_000;
+    assert.equal(names.lookup('kept.example.net'), 't1', 'one holder left');
+    h2.release();
+    now += 400;
+    assert.equal(names.lookup('kept.example.net'), 't1', 'within the TTL after the last holder left');
+    assert.equal(await names.holdCustom('kept', 't2'), 'taken');
+    now += 200;
+    assert.equal(names.lookup('kept.example.net'), undefined, 'expired');
+    assert.equal(typeof (await names.holdCustom('kept', 't2')), 'object', 'freed');
+  });
+  test('custom names can be turned off', async () => {
+    const off = new PublicNames({ domain: 'example.net', ttlMs: 1000, customTtlMs: 500, allowCustom: false });
+    assert.equal(await off.holdCustom('hello', 't1'), 'disabled');
+    off.close();
   });
 });
 

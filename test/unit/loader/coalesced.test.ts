@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { coalesced } from '../../../src/io/sources';
+import { coalesced } from '../../../src/loader/sources';
 
 /** A run that finishes when the test says so. */
 function gate(): { fn: () => Promise<void>; runs: number; release(err?: Error): void } {

@@ -76,7 +76,7 @@ export class RedisLink {
       return await Promise.race([go(), deadline]);
     } catch (err) {
       const down = c.status !== 'ready' && this.#lastError !== undefined;
-      throw new Error((down ? this.#lastError!.message : (err as Error).message) || String(err));
+      throw new Error((down ? this.#lastError!.message : (err as Error).message) || String(err), { cause: err });
     } finally {
       clearTimeout(timer);
     }
@@ -147,7 +147,7 @@ export class RedisSource {
         return { kind: 'hash', entries: Object.entries(await c.hgetall(this.key)) };
       });
     } catch (err) {
-      throw new Error(`${this.label}: ${(err as Error).message}`);
+      throw new Error(`${this.label}: ${(err as Error).message}`, { cause: err });
     }
   }
 
@@ -176,7 +176,7 @@ export async function loadHttpText(cfg: HttpSourceConfig): Promise<string> {
   } catch (err) {
     const e = err as Error & { cause?: Error };
     const why = e.name === 'TimeoutError' ? `no answer within ${ms} ms` : (e.cause?.message ?? e.message);
-    throw new Error(`http ${cfg.url}: ${why}`);
+    throw new Error(`http ${cfg.url}: ${why}`, { cause: err });
   }
   if (res.status !== 200) {
     await res.body?.cancel().catch(() => undefined);
@@ -197,7 +197,7 @@ export async function loadHttpText(cfg: HttpSourceConfig): Promise<string> {
     }
   } catch (err) {
     const e = err as Error;
-    throw new Error(`http ${cfg.url}: ${e.name === 'TimeoutError' ? `no answer within ${ms} ms` : e.message}`);
+    throw new Error(`http ${cfg.url}: ${e.name === 'TimeoutError' ? `no answer within ${ms} ms` : e.message}`, { cause: err });
   }
   return Buffer.concat(chunks).toString('utf8');
 }
@@ -292,7 +292,7 @@ export class LoaderSources<T> {
       try {
         return this.#opts.parse(await readFile(path, 'utf8'));
       } catch (err) {
-        throw new Error(`file ${path}: ${(err as Error).message}`);
+        throw new Error(`file ${path}: ${(err as Error).message}`, { cause: err });
       }
     });
   }
@@ -351,7 +351,9 @@ export interface HttpPluginConfig {
 
 /**
  * POSTs `body` as JSON to an HTTP plugin (gost's plugin protocol) and returns the decoded JSON
- * answer; anything but status 200 with a JSON body is an error.
+ * answer; anything but status 200 with a JSON body is an error. `timeoutMs` bounds the whole
+ * exchange (connect, request, the answer to its last byte), so a plugin that drips its answer
+ * cannot hold a login for longer.
  */
 export function postPluginJson(cfg: HttpPluginConfig, body: unknown): Promise<unknown> {
   const ms = cfg.timeoutMs && cfg.timeoutMs > 0 ? cfg.timeoutMs : SOURCE_TIMEOUT_MS;
@@ -365,7 +367,6 @@ export function postPluginJson(cfg: HttpPluginConfig, body: unknown): Promise<un
       {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', 'Content-Length': String(data.length) },
-        timeout: ms,
         rejectUnauthorized: cfg.tls?.secure ?? false,
         servername: cfg.tls?.serverName || undefined,
         agent: false,
@@ -389,7 +390,8 @@ export function postPluginJson(cfg: HttpPluginConfig, body: unknown): Promise<un
         res.on('error', (err) => reject(new Error(`plugin ${cfg.url}: ${err.message}`)));
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${ms} ms`)));
+    const deadline = setTimeout(() => req.destroy(new Error(`no complete answer within ${ms} ms`)), ms);
+    req.on('close', () => clearTimeout(deadline));
     req.on('error', (err) => reject(new Error(err.message.startsWith('plugin ') ? err.message : `plugin ${cfg.url}: ${err.message}`)));
     req.end(data);
   });

@@ -7,11 +7,11 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { HTTPNodeConfig, TLSConfig } from '../../config/model';
-import { ConfigError } from '../../core/errors';
-import { Metadata } from '../../core/metadata';
-import { silentLogger } from '../../observe/logger';
-import { dialTcp } from '../../io/dial';
+import type { HTTPNodeConfig, TLSConfig } from '../core/config';
+import { ConfigError } from '../core/errors';
+import { Metadata } from '../core/metadata';
+import { silentLogger } from '../observe/logger';
+import { dialTcp } from '../transport/dial';
 
 export interface NodeHttp {
   host?: string;
@@ -125,6 +125,6 @@ export async function dialNode(target: string, tlsCfg: TLSConfig | undefined): P
   if (!tlsCfg) return dialTcp(target);
   // The TLS transport (and node:tls) is loaded only for nodes that use it (start-up time).
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { TlsDialer } = require('../../transport/tls/dialer') as typeof import('../../transport/tls/dialer');
+  const { TlsDialer } = require('../transport/tls/dialer') as typeof import('../transport/tls/dialer');
   return (await new TlsDialer({ metadata: new Metadata(), tls: tlsCfg, logger: silentLogger }).dial(target)).stream;
 }

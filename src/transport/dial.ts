@@ -7,12 +7,12 @@ import dns from 'node:dns/promises';
 import { Duplex } from 'node:stream';
 import { splitHostPort } from '../core/addr';
 import { BurrowError } from '../core/errors';
-import { dialHost, dialTcp as transportDialTcp } from '../transport/tcp/socket';
-import { UDP_SOCKET_BUFFER_BYTES } from '../transport/udp/listener';
-import { createUdpSocket, type FramedSent, type UdpSocket } from '../transport/udp/socket';
+import { dialHost, dialTcp as transportDialTcp } from './tcp/socket';
+import { UDP_SOCKET_BUFFER_BYTES } from './udp/listener';
+import { createUdpSocket, type FramedSent, type UdpSocket } from './udp/socket';
 import { MAX_DATAGRAM_BYTES } from '../protocol/udp-frame';
-import { DEFAULTS } from '../config/model';
-import { drainQueued, type DatagramPort } from './datagram';
+import { DEFAULTS } from '../core/config';
+import { drainQueued, type DatagramPort } from '../io/datagram';
 
 /** A TCP dial to a forward target; a target without a port is refused before dialing. */
 export function dialTcp(addr: string, opts: { timeoutMs?: number; signal?: AbortSignal } = {}): Promise<net.Socket> {
