@@ -3,8 +3,8 @@
  * the OS), runs each case next to its baseline in the same run, and writes
  * bench/results/latest.{md,json}. See bench/README.md.
  *
- *   npm run bench                  full suite (5 runs per case; under 10 minutes)
- *   npm run bench -- --quick       3 runs, shorter measurements (under 2 minutes)
+ *   npm run bench                  full suite (5 runs per case; under 20 minutes)
+ *   npm run bench -- --quick       3 runs, shorter measurements (under 6 minutes)
  *   npm run bench -- --smoke       each case once, 1 s each, a subset (what test/bench-smoke runs)
  *   npm run bench -- --profile     CPU profiles of the burrow processes during the single-stream case
  *
@@ -22,7 +22,7 @@ import { renderMarkdown, renderProfile, type ProfileRun, type Results } from './
 import { ensureTools, runIperf, startIperfServer } from './lib/tools';
 import { MODES, type CaseDef, type CaseResult, type Mode, type Params } from './lib/types';
 import { errMsg, freeTcpUdpPort, isBenchBug, nowMs, round, withTimeout } from './lib/util';
-import { tcpStream, tcpStreamWss, udpStream, udpStreamDefaultLength, IPERF_HOST, TUNNEL_UUID } from './cases/stream';
+import { tcpStream, tcpStreamWss, udpStream, udpSmall, udpSweep, udpStreamDefaultLength, IPERF_HOST, TUNNEL_UUID } from './cases/stream';
 import { httpKeepalive, httpNewConnections } from './cases/http';
 import { idleConnections } from './cases/idle';
 import { rttStream, removeNetns } from './cases/rtt';
@@ -32,6 +32,8 @@ export const CASES: CaseDef[] = [
   tcpStream,
   tcpStreamWss,
   udpStream,
+  udpSmall,
+  udpSweep,
   udpStreamDefaultLength,
   httpKeepalive,
   httpNewConnections,

@@ -4,7 +4,7 @@
  * client (`rtcp`/`rudp` services whose chain ends in the tunnel connector) and visitor
  * (`tcp`/`udp` forwards to the tunnel). Readiness is taken from the log lines, never a sleep.
  */
-import { cpSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { Child, type ProcSample } from './proc';
 import { HOST, errMsg, freeTcpUdpPort, round } from './util';
@@ -24,6 +24,9 @@ export function burrowDir(): string {
 export function useSnapshot(dir: string): void {
   mkdirSync(dir, { recursive: true });
   for (const d of ['bin', 'dist', 'package.json']) cpSync(path.join(ROOT, d), path.join(dir, d), { recursive: true });
+  // The UDP addon, when built: without it the snapshot would run on node:dgram.
+  const addon = path.join('native', 'build', 'Release', 'burrow_udp.node');
+  if (existsSync(path.join(ROOT, addon))) cpSync(path.join(ROOT, addon), path.join(dir, addon));
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'), 'dir');
   burrowRoot = dir;
 }

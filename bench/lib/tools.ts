@@ -109,6 +109,8 @@ export interface IperfOptions {
   len?: number;
   /** Socket buffer (iperf3 -w), e.g. "4M". */
   window?: string;
+  /** Parallel streams (iperf3 -P; one iperf3 process, one thread in iperf3 < 3.16). */
+  parallel?: number;
   /** Seconds to omit at the start (slow start). */
   omit?: number;
   netns?: string;
@@ -124,13 +126,15 @@ export interface IperfResult {
   retransmits?: number;
   /** Datagram / write length iperf3 used. */
   blockBytes?: number;
+  /** UDP: datagrams sent. */
+  packets?: number;
 }
 
 interface IperfJson {
   error?: string;
   start?: { test_start?: { blksize?: number } };
   end?: {
-    sum?: { lost_percent?: number; bits_per_second?: number };
+    sum?: { lost_percent?: number; bits_per_second?: number; packets?: number };
     sum_sent?: { bits_per_second?: number; bytes?: number; retransmits?: number };
     sum_received?: { bits_per_second?: number; bytes?: number; lost_percent?: number };
   };
@@ -142,6 +146,7 @@ export async function runIperf(o: IperfOptions): Promise<IperfResult> {
   if (o.udpRate) args.push('-u', '-b', o.udpRate);
   if (o.len) args.push('-l', String(o.len));
   if (o.window) args.push('-w', o.window);
+  if (o.parallel && o.parallel > 1) args.push('-P', String(o.parallel));
   if (o.omit) args.push('-O', String(o.omit));
   let lastErr = '';
   const limitSec = o.seconds + (o.omit ?? 0) + 10;
@@ -168,6 +173,7 @@ export async function runIperf(o: IperfOptions): Promise<IperfResult> {
         lostPercent: o.udpRate ? (rec.lost_percent ?? j.end.sum?.lost_percent) : undefined,
         retransmits: o.udpRate ? undefined : sent.retransmits,
         blockBytes: j.start?.test_start?.blksize,
+        packets: o.udpRate ? j.end.sum?.packets : undefined,
       };
     }
     lastErr = err ?? 'iperf3: no result';

@@ -25,6 +25,10 @@ export interface Params {
   /** UDP offered rate (iperf3 -b) and datagram size. */
   udpRate: string;
   udpLen: number;
+  /** iperf3 seconds per UDP measurement (at least 5 outside --smoke: queues that overflow after a second or two must show). */
+  udpSeconds: number;
+  /** Total offered rates of the UDP sweep, Mbit/s, ascending. */
+  udpSweepMbps: number[];
   rttMs: number;
   rttSeconds: number;
 }
@@ -41,6 +45,8 @@ export const MODES: Record<Mode, Params> = {
     bothDirections: true,
     udpRate: '1G',
     udpLen: 1400,
+    udpSeconds: 5,
+    udpSweepMbps: [600, 800, 1000, 1200, 1400, 1600],
     rttMs: 50,
     rttSeconds: 5,
   },
@@ -55,6 +61,8 @@ export const MODES: Record<Mode, Params> = {
     bothDirections: true,
     udpRate: '1G',
     udpLen: 1400,
+    udpSeconds: 5,
+    udpSweepMbps: [800, 1200, 1600],
     rttMs: 50,
     rttSeconds: 3,
   },
@@ -69,6 +77,8 @@ export const MODES: Record<Mode, Params> = {
     bothDirections: false,
     udpRate: '200M',
     udpLen: 1400,
+    udpSeconds: 1,
+    udpSweepMbps: [200],
     rttMs: 50,
     rttSeconds: 2,
   },

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HttpSourceConfig } from '../loader/sources';
 import type { Logger } from 'pino';
-import type { Config, ServiceConfig, ChainConfig, HopConfig } from '../core/config';
+import type { AuthConfig, Config, ServiceConfig, ChainConfig, HopConfig } from '../core/config';
 import type { StreamListener, Dialer } from '../core/transport';
 import type { Connector, Handler } from '../core/handler';
 import { ConfigError } from '../core/errors';
@@ -25,7 +25,19 @@ import { Ingress, parseTunnelShorthand } from '../ingress/ingress';
 import { Auther, AnyAuther } from '../auth/auther';
 import { Service } from '../service/service';
 import { DEFAULTS } from '../core/config';
-import { LISTENER_TYPES, HANDLER_TYPES, CONNECTOR_TYPES, DIALER_TYPES } from '../core/parts';
+import {
+  CONNECTOR_TYPES,
+  DIALER_TYPES,
+  HANDLER_TYPES,
+  LISTENER_TYPES,
+  partOf,
+  type ConnectorType,
+  type HandlerType,
+  type ListenerType,
+  type PartKind,
+} from '../core/parts';
+import { parseOptions } from '../core/options/options';
+import { TUNNEL_HANDLER_OPTIONS } from '../core/options/tunnel';
 
 export interface BuiltApp {
   services: Service[];
@@ -49,6 +61,22 @@ function unknown(kind: string, type: string, known: readonly string[], where: st
   return new ConfigError(`unknown ${kind} type "${type}" (known: ${known.join(', ')})`, { path: where });
 }
 
+/** Narrows a type name to the registry's names (core/parts). */
+function registered<K extends PartKind>(
+  kind: K,
+  type: string,
+): type is K extends 'dialer' ? keyof typeof DIALERS : K extends 'connector' ? ConnectorType : K extends 'handler' ? HandlerType : ListenerType {
+  return partOf(kind, type) !== undefined;
+}
+
+/** Every registered connector, by name; the type makes a missing one a compile error. */
+const CONNECTORS: Record<ConnectorType, (o: { metadata: Metadata; auth?: AuthConfig; logger: Logger }) => Connector> = {
+  tunnel: (o) => createTunnelConnector({ ...o, randomId: PROCESS_TUNNEL_ID }),
+  // gost's forward connector: the node itself forwards to a fixed target (a port forwarder in
+  // front), so the connection is the payload stream as it is.
+  forward: () => ({ connect: async (conn) => conn.stream }),
+};
+
 function buildChain(cfg: ChainConfig, namedHops: Map<string, HopConfig>, logger: Logger): Chain {
   if (cfg.hops.length > 1) {
     // Reaching a later hop needs a proxy connector on the earlier ones (http, socks, relay),
@@ -65,21 +93,16 @@ function buildChain(cfg: ChainConfig, namedHops: Map<string, HopConfig>, logger:
       const connectorType = n.connector?.type ?? 'tunnel';
       const dmd = new Metadata({ ...(hop.metadata ?? {}), ...(n.metadata ?? {}), ...(n.dialer?.metadata ?? {}) });
       const cmd = new Metadata({ ...(hop.metadata ?? {}), ...(n.metadata ?? {}), ...(n.connector?.metadata ?? {}) });
-      const dialerFactory = DIALERS[dialerType];
-      if (!dialerFactory) throw unknown('dialer', dialerType, DIALER_TYPES, `${where}.dialer.type`);
-      const dialer: Dialer = dialerFactory({ metadata: dmd, tls: n.dialer?.tls, logger });
+      if (!registered('dialer', dialerType)) throw unknown('dialer', dialerType, DIALER_TYPES, `${where}.dialer.type`);
+      if (!registered('connector', connectorType)) throw unknown('connector', connectorType, CONNECTOR_TYPES, `${where}.connector.type`);
+      const dialer: Dialer = DIALERS[dialerType]({ metadata: dmd, tls: n.dialer?.tls, logger });
       let connector: Connector;
-      if (connectorType === 'tunnel') {
-        try {
-          connector = createTunnelConnector({ metadata: cmd, auth: n.connector?.auth, logger, randomId: PROCESS_TUNNEL_ID });
-        } catch (err) {
-          throw new ConfigError((err as Error).message, { path: `${where}.connector.metadata` });
-        }
-      } else if (connectorType === 'forward') {
-        // gost's forward connector: the node itself forwards to a fixed target (a port
-        // forwarder in front), so the connection is the payload stream as it is.
-        connector = { connect: async (conn) => conn.stream };
-      } else throw unknown('connector', connectorType, CONNECTOR_TYPES, `${where}.connector.type`);
+      try {
+        connector = CONNECTORS[connectorType]({ metadata: cmd, auth: n.connector?.auth, logger });
+      } catch (err) {
+        if (err instanceof ConfigError && err.path) throw err;
+        throw new ConfigError((err as Error).message, { path: `${where}.connector.metadata` });
+      }
       return {
         name: n.name,
         addr: n.addr,
@@ -116,6 +139,116 @@ function buildIngress(cfg: NonNullable<Config['ingresses']>[number], logger: Log
     logger,
   });
 }
+
+/** What a listener or handler of one service is built from. */
+interface PartContext {
+  svc: ServiceConfig;
+  where: string;
+  slog: Logger;
+  lmd: Metadata;
+  hmd: Metadata;
+  chain: Chain | undefined;
+  chains: Map<string, Chain>;
+  ltype: ListenerType;
+  ingresses: Map<string, Ingress>;
+  authers: Map<string, Auther>;
+  hooks: BuildHooks;
+  reverseListeners: ReverseListener[];
+  tunnelHandlers: Map<string, ReturnType<typeof createTunnelHandler>>;
+  globalTls: Config['tls'];
+}
+
+function reverseListener(network: 'tcp' | 'udp') {
+  return (c: PartContext): StreamListener => {
+    const ltype = network === 'udp' ? 'rudp' : 'rtcp';
+    if (!c.chain) {
+      throw new ConfigError(`${ltype} listener needs a chain ending in a tunnel connector (-F tunnel://server:port?tunnel.id=...)`, {
+        path: `${c.where}.listener.chain`,
+      });
+    }
+    const rl = createReverseListener({
+      addr: c.svc.addr,
+      network,
+      chain: c.chain,
+      logger: c.slog.child({ kind: 'listener', listener: ltype }),
+      onBound: (info) => c.hooks.onBound?.(c.svc.name, info),
+    });
+    c.reverseListeners.push(rl);
+    return rl;
+  };
+}
+
+const streamListener = (type: keyof typeof LISTENERS) => (c: PartContext): StreamListener =>
+  LISTENERS[type]({ addr: c.svc.addr, metadata: c.lmd, tls: c.svc.listener.tls, globalTls: c.globalTls, logger: c.slog });
+
+/** Every registered listener, by name; the type makes a missing one a compile error. */
+const LISTENER_IMPLS: Record<ListenerType, (c: PartContext) => StreamListener> = {
+  tcp: streamListener('tcp'),
+  tls: streamListener('tls'),
+  ws: streamListener('ws'),
+  wss: streamListener('wss'),
+  mtls: streamListener('mtls'),
+  mws: streamListener('mws'),
+  mwss: streamListener('mwss'),
+  udp: (c) => createUdpListener({ addr: c.svc.addr, metadata: c.lmd, tls: c.svc.listener.tls, globalTls: c.globalTls, logger: c.slog }),
+  rtcp: reverseListener('tcp'),
+  rudp: reverseListener('udp'),
+};
+
+function tunnelHandler(c: PartContext): Handler {
+  const { svc, where, slog } = c;
+  const o = parseOptions(TUNNEL_HANDLER_OPTIONS, c.hmd, { path: `${where}.handler.metadata` });
+  const ingName = svc.handler.ingress ?? o.ingress;
+  let ingress = ingName ? c.ingresses.get(ingName) : undefined;
+  if (!ingress && o.tunnel) {
+    ingress = new Ingress({ name: '@internal', rules: parseTunnelShorthand(o.tunnel), logger: slog });
+  }
+  const names = [...(svc.handler.auther ? [svc.handler.auther] : []), ...(svc.handler.authers ?? [])];
+  const list: Auther[] = [];
+  for (const n of names) {
+    const a = c.authers.get(n);
+    if (!a) throw new ConfigError(`auther "${n}" is not defined`, { path: `${where}.handler.auther` });
+    list.push(a);
+  }
+  if (svc.handler.auth && (svc.handler.auth.username || svc.handler.auth.password)) {
+    list.push(new Auther({ name: `${svc.name}-auth`, auths: [svc.handler.auth], logger: slog }));
+  }
+  const h = createTunnelHandler({
+    service: svc.name,
+    metadata: c.hmd,
+    ingress,
+    ingresses: c.ingresses,
+    auther: list.length ? new AnyAuther(list) : undefined,
+    authers: c.authers,
+    logger: slog,
+    metrics: c.hooks.metrics,
+  });
+  c.tunnelHandlers.set(svc.name, h);
+  return h;
+}
+
+function localForward(c: PartContext): Handler {
+  return createLocalForwardHandler({
+    network: c.ltype === 'udp' ? 'udp' : 'tcp',
+    forwarder: new Forwarder(c.svc.forwarder?.nodes ?? [], c.svc.forwarder?.selector),
+    chain: c.svc.handler.chain ? c.chains.get(c.svc.handler.chain) : undefined,
+    metadata: c.hmd,
+    retries: c.svc.handler.retries ?? 0,
+  });
+}
+
+const remoteForward = (network: 'tcp' | 'udp') => (c: PartContext): Handler =>
+  createRemoteForwardHandler({ network, forwarder: new Forwarder(c.svc.forwarder?.nodes ?? [], c.svc.forwarder?.selector), metadata: c.hmd });
+
+/** Every registered handler, by name; the type makes a missing one a compile error. */
+const HANDLER_IMPLS: Record<HandlerType, (c: PartContext) => Handler> = {
+  tunnel: tunnelHandler,
+  tcp: localForward,
+  udp: localForward,
+  forward: localForward,
+  rtcp: remoteForward('tcp'),
+  rudp: remoteForward('udp'),
+};
 
 export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {}): BuiltApp {
   const ingresses = new Map<string, Ingress>();
@@ -160,83 +293,11 @@ export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {})
     if (chainName && !chain) throw new ConfigError(`chain "${chainName}" is not defined`, { path: `${where}.handler.chain` });
     const ltype = svc.listener.type ?? 'tcp';
     const htype = svc.handler.type;
-
-    let listener: StreamListener;
-    if (ltype === 'rtcp' || ltype === 'rudp') {
-      if (!chain) {
-        throw new ConfigError(`${ltype} listener needs a chain ending in a tunnel connector (-F tunnel://server:port?tunnel.id=...)`, {
-          path: `${where}.listener.chain`,
-        });
-      }
-      const rl = createReverseListener({
-        addr: svc.addr,
-        network: ltype === 'rudp' ? 'udp' : 'tcp',
-        chain,
-        logger: slog.child({ kind: 'listener', listener: ltype }),
-        onBound: (info) => hooks.onBound?.(svc.name, info),
-      });
-      reverseListeners.push(rl);
-      listener = rl;
-    } else if (ltype === 'udp') {
-      listener = createUdpListener({ addr: svc.addr, metadata: lmd, tls: svc.listener.tls, globalTls: config.tls, logger: slog });
-    } else {
-      const f = LISTENERS[ltype];
-      if (!f) throw unknown('listener', ltype, LISTENER_TYPES, `${where}.listener.type`);
-      listener = f({ addr: svc.addr, metadata: lmd, tls: svc.listener.tls, globalTls: config.tls, logger: slog });
-    }
-
-    const forwarder = new Forwarder(svc.forwarder?.nodes ?? [], svc.forwarder?.selector);
-    let handler: Handler;
-    switch (htype) {
-      case 'tunnel': {
-        const ingName = svc.handler.ingress ?? hmd.getString('ingress');
-        let ingress = ingName ? ingresses.get(ingName) : undefined;
-        const shorthand = hmd.getString('tunnel');
-        if (!ingress && shorthand) {
-          ingress = new Ingress({ name: '@internal', rules: parseTunnelShorthand(shorthand), logger: slog });
-        }
-        const names = [...(svc.handler.auther ? [svc.handler.auther] : []), ...(svc.handler.authers ?? [])];
-        const list: Auther[] = [];
-        for (const n of names) {
-          const a = authers.get(n);
-          if (!a) throw new ConfigError(`auther "${n}" is not defined`, { path: `${where}.handler.auther` });
-          list.push(a);
-        }
-        if (svc.handler.auth && (svc.handler.auth.username || svc.handler.auth.password)) {
-          list.push(new Auther({ name: `${svc.name}-auth`, auths: [svc.handler.auth], logger: slog }));
-        }
-        const h = createTunnelHandler({
-          service: svc.name,
-          metadata: hmd,
-          ingress,
-          ingresses,
-          auther: list.length ? new AnyAuther(list) : undefined,
-          authers,
-          logger: slog,
-          metrics: hooks.metrics,
-        });
-        tunnelHandlers.set(svc.name, h);
-        handler = h;
-        break;
-      }
-      case 'tcp':
-      case 'udp':
-      case 'forward':
-        handler = createLocalForwardHandler({
-          network: ltype === 'udp' ? 'udp' : 'tcp',
-          forwarder,
-          chain: svc.handler.chain ? chains.get(svc.handler.chain) : undefined,
-          metadata: hmd,
-          retries: svc.handler.retries ?? 0,
-        });
-        break;
-      case 'rtcp':
-      case 'rudp':
-        handler = createRemoteForwardHandler({ network: htype === 'rudp' ? 'udp' : 'tcp', forwarder, metadata: hmd });
-        break;
-      default:
-        throw unknown('handler', htype, HANDLER_TYPES, `${where}.handler.type`);
-    }
+    if (!registered('listener', ltype)) throw unknown('listener', ltype, LISTENER_TYPES, `${where}.listener.type`);
+    if (!registered('handler', htype)) throw unknown('handler', htype, HANDLER_TYPES, `${where}.handler.type`);
+    const ctx: PartContext = { svc, where, slog, lmd, hmd, chain, chains, ltype, ingresses, authers, hooks, reverseListeners, tunnelHandlers, globalTls: config.tls };
+    const listener = LISTENER_IMPLS[ltype](ctx);
+    const handler = HANDLER_IMPLS[htype](ctx);
     services.push(
       new Service({
         name: svc.name,

@@ -7,6 +7,7 @@
 import { parseGoBool } from '../core/bool';
 import { ConfigError } from '../core/errors';
 import { parseGoDurationMs } from '../core/metadata';
+import { CONNECTOR_TYPES, DIALER_TYPES, HANDLER_TYPES, LISTENER_TYPES } from '../core/parts';
 
 export interface CliArgs {
   /** -L values in order. */
@@ -182,10 +183,11 @@ Flags:
   Flags start with "-" or "--"; a value may follow as the next argument or after "=" (-L=…).
 
 URLs:
-  handler:   tunnel (server), tcp, udp (visitors), rtcp, rudp (clients), forward
-  listener:  tcp, udp, rtcp, rudp, tls, ws, wss, mtls, mws, mwss   (default tcp; tunnel+ws://…)
-  connector: tunnel
-  dialer:    tcp, udp, tls, ws, wss, mtls, mws, mwss                (default tcp; tunnel+wss://…)
+  handler:   ${HANDLER_TYPES.join(', ')}
+  listener:  ${LISTENER_TYPES.join(', ')}   (default tcp; tunnel+ws://…)
+  connector: ${CONNECTOR_TYPES.join(', ')}
+  dialer:    ${DIALER_TYPES.join(', ')}   (default tcp; tunnel+wss://…)
+  The options of each part (query keys, YAML metadata) are listed in docs/options.md.
 
   A path lists forward targets (host:port; port optional when the tunnel routes by host name).
   With targets, tcp://, udp://, rtcp:// and rudp:// forward to them.

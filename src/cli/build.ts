@@ -43,7 +43,7 @@ const SELF_FORWARD_LISTENERS = new Set(['tcp', 'udp', 'rtcp', 'rudp', 'tun', 'ta
 /** Query keys gost turns into features burrow does not implement (-L: handler scope). */
 const UNSUPPORTED_SERVICE_KEYS = ['admission', 'bypass', 'resolver', 'hosts', 'limiter.in', 'limiter.out', 'limiter.conn.in', 'limiter.conn.out', 'climiter', 'rlimiter'];
 const UNSUPPORTED_HOP_KEYS = ['bypass', 'resolver', 'hosts'];
-/** gost part names missing from core/parts.ts that still count as "known" for the fallbacks. */
+/** gost part names missing from core/parts that still count as "known" for the fallbacks. */
 const OTHER_GOST_NAMES = ['socks4a', 'red', 'redu', 'stdio'];
 
 const HANDLERS = new Set<string>([...HANDLER_TYPES, ...GOST_ONLY_HANDLERS]);
@@ -334,7 +334,11 @@ function resolveNodeTypes(u: GostUrl, fail: (msg: string) => never): { connector
     fail(`connector "${connector}"${implied} is not supported by burrow (supported connectors: ${list(CONNECTOR_TYPES)})${hint}`);
   }
   if (!(DIALER_TYPES as readonly string[]).includes(dialer)) {
-    fail(`dialer "${dialer}" is not supported by burrow (supported dialers: ${list(DIALER_TYPES)})`);
+    const hint =
+      dialer === 'udp'
+        ? '; a tunnel client reaches the server over a stream transport (tunnel://, tunnel+tls://, tunnel+wss://, …) and UDP traffic goes through it with rudp:// and udp:// services'
+        : '';
+    fail(`dialer "${dialer}" is not supported by burrow (supported dialers: ${list(DIALER_TYPES)})${hint}`);
   }
   return { connector, dialer };
 }

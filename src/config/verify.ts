@@ -23,8 +23,10 @@ import {
 import { splitHostPort } from '../core/addr';
 import { TrustedPeers } from '../limit/trusted-peers';
 import { parseUserPassList } from '../auth/auther';
+import { isUuid, uuidHex } from '../core/uuid';
 import { parseRule } from '../forward/matcher';
 import { expandAddr } from './address';
+import { checkOptions } from './options-check';
 import type { Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
 import { originOr, where, type Origin } from './origin';
 
@@ -51,6 +53,7 @@ export function verifyConfig(cfg: Config, warnings: string[] = []): void {
     });
   });
   cfg.hops?.forEach((hop, h) => verifyHop(hop, originOr(hop, `hops[${h}]`)));
+  checkOptions(cfg, warnings);
 
   if (cfg.api?.auther) checkRef(authers, cfg.api.auther, 'auther', { source: 'config', path: 'api' }, 'auther');
   if (cfg.metrics?.auther) checkRef(authers, cfg.metrics.auther, 'auther', { source: 'config', path: 'metrics' }, 'auther');
@@ -300,16 +303,4 @@ function verifyTunnelId(node: NodeConfig, o: Origin): void {
   if (/^0+$/.test(uuidHex(id))) fail(o, sub, `invalid tunnel ID "${id}": the nil UUID is not a tunnel ID`);
 }
 
-/** The forms github.com/google/uuid Parse accepts: canonical, {braced}, urn:uuid:, 32 hex digits. */
-export function isUuid(s: string): boolean {
-  return uuidHex(s) !== '';
-}
-
-function uuidHex(s: string): string {
-  let t = s;
-  if (t.length === 45 && t.slice(0, 9).toLowerCase() === 'urn:uuid:') t = t.slice(9);
-  else if (t.length === 38 && t.startsWith('{') && t.endsWith('}')) t = t.slice(1, -1);
-  if (t.length === 36 && /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(t)) return t.replace(/-/g, '');
-  if (t.length === 32 && /^[0-9a-f]{32}$/i.test(t)) return t;
-  return '';
-}
+export { isUuid };

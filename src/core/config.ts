@@ -3,6 +3,8 @@
  * into this shape, which mirrors gost v3's config file (spec/config.md §2) so that `-O yaml`
  * prints what gost would print. Metadata stays a free-form map (read through core/Metadata).
  */
+import { DIAL_TIMEOUT, UDP_LISTENER_OPTIONS } from '../core/options/transport';
+import { TUNNEL_CONNECTOR_OPTIONS, TUNNEL_HANDLER_OPTIONS } from '../core/options/tunnel';
 
 export type MetadataMap = Record<string, unknown>;
 
@@ -211,23 +213,26 @@ export interface Config {
   api?: ApiConfig;
 }
 
-/** Defaults in one place (units in names). */
+/**
+ * Defaults in one place (units in names). Those of part options come from the option
+ * declarations (core/parts); the rest are not options.
+ */
 export const DEFAULTS = {
-  relayHandshakeTimeoutMs: 15_000,
-  bindTimeoutMs: 15_000,
-  dialTimeoutMs: 15_000,
-  entrypointSniffTimeoutMs: 15_000,
-  entrypointReadTimeoutMs: 15_000,
+  relayHandshakeTimeoutMs: TUNNEL_HANDLER_OPTIONS.readTimeout.default,
+  bindTimeoutMs: TUNNEL_CONNECTOR_OPTIONS.connectTimeout.default,
+  dialTimeoutMs: DIAL_TIMEOUT.dialTimeout.default,
+  entrypointSniffTimeoutMs: TUNNEL_HANDLER_OPTIONS.entrypointSniffTimeout.default,
+  entrypointReadTimeoutMs: TUNNEL_HANDLER_OPTIONS.entrypointReadTimeout.default,
   tunnelTtlMs: 15_000,
-  udpTtlMs: 5_000,
-  udpReadQueueSize: 128,
-  udpBacklog: 128,
+  udpTtlMs: UDP_LISTENER_OPTIONS.ttl.default,
+  udpReadQueueSize: UDP_LISTENER_OPTIONS.readQueueSize.default,
+  udpBacklog: UDP_LISTENER_OPTIONS.backlog.default,
   udpReadBufferBytes: 4096,
   reconnectMinDelayMs: 1_000,
   reconnectMaxDelayMs: 5_000,
   shutdownGraceMs: 5_000,
   halfCloseReadTimeoutMs: 10_000,
-  sendTimeoutMs: 60_000,
+  sendTimeoutMs: TUNNEL_HANDLER_OPTIONS.sendTimeout.default,
   selectorMaxFails: 1,
   selectorFailTimeoutMs: 10_000,
 } as const;

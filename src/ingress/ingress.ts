@@ -21,6 +21,7 @@ import type { Logger } from 'pino';
 import { splitHostPort } from '../core/addr';
 import { domainToASCII } from 'node:url';
 import { LoaderSources, coalesced, type HttpSourceConfig, type RedisData, type RedisSourceConfig } from '../loader/sources';
+import { parseTunnelRules } from '../core/options/tunnel-rules';
 
 export interface IngressRule {
   hostname: string;
@@ -111,15 +112,7 @@ export function parseRuleText(text: string): IngressRule[] {
 
 /** Parses the `tunnel=` shorthand: "host:uuid,host2:$uuid" split at the first ':' (§1.3). */
 export function parseTunnelShorthand(value: string): IngressRule[] {
-  const rules: IngressRule[] = [];
-  for (const item of value.split(',')) {
-    const i = item.indexOf(':');
-    if (i < 0) continue;
-    const hostname = item.slice(0, i).trim();
-    const endpoint = item.slice(i + 1).trim();
-    if (hostname && endpoint) rules.push({ hostname, endpoint });
-  }
-  return rules;
+  return parseTunnelRules(value).rules;
 }
 
 export interface IngressOptions {

@@ -117,6 +117,12 @@ export interface DatagramPort extends Duplex {
   readonly queueLimit: number;
   /** Called for every datagram dropped because the tunnel stream was full (a session warns once). */
   dropped(): void;
+  /**
+   * Sends the whole length-framed datagrams of `buf[start, end)` straight from `buf`, as
+   * `sendDatagram` would each, when the port can (native batched I/O); undefined when it
+   * cannot, and the caller decodes and sends them one by one.
+   */
+  sendFramed?(buf: Buffer, start: number, end: number): { bytes: number; datagrams: number; payload: number } | undefined;
 }
 
 /** Hands `sink` the datagrams an objectMode stream still holds, in order (for `attachSink`). */
@@ -229,6 +235,17 @@ class DatagramRelay {
 
   readonly #onStreamData = (chunk: Buffer): void => {
     if (this.#settled) return;
+    const port = this.#port;
+    if (port.sendFramed && !this.#decoder.partial) {
+      // The whole frames go from the chunk to the socket without a Buffer each; what is left
+      // (a frame cut by the chunk's end) goes through the decoder.
+      const sent = port.sendFramed(chunk, 0, chunk.length);
+      if (sent) {
+        this.bToA += sent.payload;
+        if (sent.bytes === chunk.length || port.destroyed) return;
+        chunk = chunk.subarray(sent.bytes);
+      }
+    }
     let dgs: Buffer[];
     try {
       dgs = this.#decoder.push(chunk);
@@ -237,7 +254,6 @@ class DatagramRelay {
       this.#settle();
       return;
     }
-    const port = this.#port;
     for (const d of dgs) {
       if (port.destroyed) return;
       this.bToA += d.length;

@@ -161,7 +161,7 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
         boundAddr = r.addr;
         attempt = 0;
         const nlog = opts.chain.nodeLogger(r.hop, r.node);
-        const tunnelId = (r.node.connector as { tunnelId?: string }).tunnelId;
+        const { tunnelId, weight } = r.node.connector as { tunnelId?: string; weight?: number };
         const { endpoint, publicHost } = splitBoundHost(r.endpoint);
         let port = 0;
         try {
@@ -170,8 +170,8 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
           /* keep 0 */
         }
         nlog.info(
-          { endpoint, tunnel: tunnelId },
-          `create tunnel on ${joinHostPort(endpoint, port)}/${opts.network} OK, tunnel=${tunnelId}, connector=${r.connectorId}`,
+          { endpoint, tunnel: tunnelId, weight },
+          `create tunnel on ${joinHostPort(endpoint, port)}/${opts.network} OK, tunnel=${tunnelId}, connector=${r.connectorId}, weight=${weight}`,
         );
         opts.onBound?.({ addr: r.addr, endpoint, publicHost, connectorId: r.connectorId, tunnelId, network: opts.network });
         serve(r.session, onConn);

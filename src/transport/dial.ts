@@ -3,12 +3,14 @@
  * support, and "connected" UDP sockets wrapped as objectMode Duplexes (one chunk = one datagram).
  */
 import net from 'node:net';
-import dgram from 'node:dgram';
+import dns from 'node:dns/promises';
 import { Duplex } from 'node:stream';
 import { splitHostPort } from '../core/addr';
 import { BurrowError } from '../core/errors';
 import { dialHost, dialTcp as transportDialTcp } from './tcp/socket';
-import { UDP_SEND_QUEUE_LIMIT, UDP_SOCKET_BUFFER_BYTES } from './udp/listener';
+import { UDP_SOCKET_BUFFER_BYTES } from './udp/listener';
+import { createUdpSocket, type FramedSent, type UdpSocket } from './udp/socket';
+import { MAX_DATAGRAM_BYTES } from '../protocol/udp-frame';
 import { DEFAULTS } from '../core/config';
 import { drainQueued, type DatagramPort } from '../io/datagram';
 
@@ -24,22 +26,25 @@ export function dialTcp(addr: string, opts: { timeoutMs?: number; signal?: Abort
   return transportDialTcp(addr, opts);
 }
 
+/** Datagrams a dialed socket reads per system call with native I/O. */
+const DIAL_BATCH = 32;
+
 /** A connected UDP socket as an objectMode Duplex. Ends when destroyed. */
 export class UdpDialConn extends Duplex implements DatagramPort {
-  readonly #socket: dgram.Socket;
+  readonly #socket: UdpSocket;
   #sink: ((datagram: Buffer) => void) | undefined;
   readonly queueLimit = DEFAULTS.udpReadQueueSize;
 
-  constructor(socket: dgram.Socket) {
+  constructor(socket: UdpSocket) {
     super({ objectMode: true, allowHalfOpen: false, highWaterMark: 128 });
     this.#socket = socket;
-    socket.on('message', (msg) => {
+    const transient = socket.transient;
+    socket.onMessage((msg) => {
       if (this.#sink) this.#sink(msg);
       // Drop when the reader is far behind: UDP has no backpressure.
-      else if (this.readableLength < 1024) this.push(msg);
+      else if (this.readableLength < 1024) this.push(transient ? Buffer.from(msg) : msg);
     });
-    socket.on('error', (err) => this.destroy(err));
-    socket.on('close', () => this.push(null));
+    socket.onError((err) => this.destroy(err));
   }
 
   get localAddress(): string {
@@ -59,14 +64,18 @@ export class UdpDialConn extends Duplex implements DatagramPort {
   }
 
   sendDatagram(datagram: Buffer): void {
-    if (this.#socket.getSendQueueCount() < UDP_SEND_QUEUE_LIMIT) this.#socket.send(datagram);
+    this.#socket.send(datagram);
+  }
+
+  sendFramed(buf: Buffer, start: number, end: number): FramedSent | undefined {
+    return this.#socket.sendFramed?.(buf, start, end, MAX_DATAGRAM_BYTES);
   }
 
   dropped(): void {}
 
   override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    // No callback: UDP has no backpressure to wait for, and a send that fails comes as the
-    // socket's 'error' (which destroys this stream). Node then needs no completion per datagram.
+    // UDP has no backpressure to wait for, and a send that fails comes as the socket's 'error'
+    // (which destroys this stream).
     this.#socket.send(chunk);
     cb();
   }
@@ -77,38 +86,37 @@ export class UdpDialConn extends Duplex implements DatagramPort {
   }
 
   override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
-    try {
-      this.#socket.close();
-    } catch {
-      /* already closed */
-    }
+    this.#socket.close();
+    if (!this.readableEnded) this.push(null);
     cb(err);
   }
 }
 
-export function dialUdp(addr: string): Promise<UdpDialConn> {
+export async function dialUdp(addr: string): Promise<UdpDialConn> {
   let hp;
   try {
     hp = splitHostPort(addr);
   } catch (err) {
-    return Promise.reject(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}: ${(err as Error).message}`));
+    throw new BurrowError('BURROW_ERR_DIAL', `dial ${addr}: ${(err as Error).message}`);
   }
-  if (hp.port === 0) return Promise.reject(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}/udp: missing port`));
-  const host = dialHost(hp.host);
-  const type = net.isIP(host) === 6 ? 'udp6' : 'udp4';
-  return new Promise((resolve, reject) => {
-    const s = dgram.createSocket({ type, recvBufferSize: UDP_SOCKET_BUFFER_BYTES, sendBufferSize: UDP_SOCKET_BUFFER_BYTES });
-    s.once('error', (err) => {
-      try {
-        s.close();
-      } catch {
-        /* ignore */
-      }
-      reject(new BurrowError('BURROW_ERR_DIAL', `dial ${addr}/udp: ${err.message}`, { cause: err }));
+  if (hp.port === 0) throw new BurrowError('BURROW_ERR_DIAL', `dial ${addr}/udp: missing port`);
+  let host = dialHost(hp.host);
+  try {
+    if (net.isIP(host) === 0) host = (await dns.lookup(host, { family: 4 })).address;
+    const s = createUdpSocket({
+      ipv6: net.isIP(host) === 6,
+      recvBufferSize: UDP_SOCKET_BUFFER_BYTES,
+      sendBufferSize: UDP_SOCKET_BUFFER_BYTES,
+      batch: DIAL_BATCH,
     });
-    s.connect(hp.port, host, () => {
-      s.removeAllListeners('error');
-      resolve(new UdpDialConn(s));
-    });
-  });
+    try {
+      await s.connect(host, hp.port);
+    } catch (err) {
+      s.close();
+      throw err;
+    }
+    return new UdpDialConn(s);
+  } catch (err) {
+    throw new BurrowError('BURROW_ERR_DIAL', `dial ${addr}/udp: ${(err as Error).message}`, { cause: err });
+  }
 }

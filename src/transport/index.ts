@@ -9,6 +9,7 @@
  * the two maps below under their gost names.
  */
 import type { DialerFactory, ListenerFactory } from '../core/transport';
+import type { DialerType, ListenerType } from '../core/parts';
 import { createTcpDialer, createTcpListener } from './tcp';
 import type * as TlsModule from './tls';
 import type * as WsModule from './ws';
@@ -28,7 +29,8 @@ const createWsDialer: DialerFactory = (o) => ws().createWsDialer(o);
 const createWssDialer: DialerFactory = (o) => ws().createWssDialer(o);
 import { muxDialer, muxListener } from './mux';
 
-export const LISTENERS: Record<string, ListenerFactory> = {
+/** The stream listeners (udp, rtcp and rudp are built by app/build.ts with what they need beyond these options). */
+export const LISTENERS: Record<Exclude<ListenerType, 'udp' | 'rtcp' | 'rudp'>, ListenerFactory> = {
   tcp: createTcpListener,
   tls: createTlsListener,
   ws: createWsListener,
@@ -38,7 +40,7 @@ export const LISTENERS: Record<string, ListenerFactory> = {
   mwss: muxListener(createWssListener),
 };
 
-export const DIALERS: Record<string, DialerFactory> = {
+export const DIALERS: Record<DialerType, DialerFactory> = {
   tcp: createTcpDialer,
   tls: createTlsDialer,
   ws: createWsDialer,

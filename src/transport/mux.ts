@@ -12,13 +12,11 @@ import type { Conn, Dialer, DialerFactory, DialerOptions, ListenerFactory, Liste
 import type { Metadata } from '../core/metadata';
 import { Session } from '../protocol/smux/session';
 import { smuxConfigFromMetadata, type SmuxConfig } from '../protocol/smux/config';
+import { TRANSPORT_MUX_OPTIONS } from '../core/options/mux';
 
 /** gost's generic mux defaults (version 1, 64 KiB stream buffer) unless set explicitly. */
 export function outerMuxConfig(md: Metadata): SmuxConfig {
-  const c = smuxConfigFromMetadata(md);
-  const v = md.getInt('mux.version');
-  const buf = md.getInt('mux.maxStreamBuffer');
-  return { ...c, version: (v === 1 || v === 2 ? v : 1) as 1 | 2, maxStreamBuffer: buf && buf > 0 ? buf : 65536 };
+  return smuxConfigFromMetadata(md, TRANSPORT_MUX_OPTIONS);
 }
 
 export function muxListener(base: ListenerFactory): ListenerFactory {

@@ -17,7 +17,8 @@ import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
 import type { BindRequest, BindResult, ConnectRequest, Connector } from '../../core/handler';
 import type { AuthConfig } from '../../core/config';
-import { DEFAULTS } from '../../core/config';
+import { TUNNEL_CONNECTOR_OPTIONS, effectiveWeight } from '../../core/options/tunnel';
+import { parseOptions } from '../../core/options/options';
 import { Metadata } from '../../core/metadata';
 import { BurrowError, ConfigError } from '../../core/errors';
 import {
@@ -62,9 +63,8 @@ export interface TunnelConnectorOptions {
   randomId?: string;
 }
 
-/** Reads `tunnel.id` / `tunnelID`; throws ConfigError for text that is not a plain UUID. */
-export function connectorTunnelId(md: Metadata, fallback: string): TunnelId {
-  const text = md.getString('tunnel.id', 'tunnelID');
+/** The connector's tunnel ID from `tunnel.id` / `tunnelID` text; throws ConfigError for text that is not a plain UUID. */
+export function connectorTunnelId(text: string | undefined, fallback: string): TunnelId {
   if (text === undefined || text === '') return parseTunnelId(fallback);
   if (text.startsWith('$')) throw new ConfigError(`tunnel.id "${text}": a "$" prefix is only allowed in ingress rules`);
   try {
@@ -79,11 +79,14 @@ function isTls(stream: Duplex): boolean {
   return stream instanceof TLSSocket;
 }
 
-export function createTunnelConnector(opts: TunnelConnectorOptions): Connector & { tunnelId: string } {
+export function createTunnelConnector(opts: TunnelConnectorOptions): Connector & { tunnelId: string; weight: number } {
   const md = opts.metadata;
-  const id = connectorTunnelId(md, opts.randomId ?? randomUUID());
-  const weight = md.getInt('tunnel.weight') ?? 0;
-  const timeoutMs = md.getDurationMs('connectTimeout') || DEFAULTS.bindTimeoutMs;
+  // tunnel.id has its own messages (the "$" marker, the nil UUID): read it before the rest.
+  const id = connectorTunnelId(md.getString(...[TUNNEL_CONNECTOR_OPTIONS.tunnelId.key, ...TUNNEL_CONNECTOR_OPTIONS.tunnelId.aliases]), opts.randomId ?? randomUUID());
+  const o = parseOptions(TUNNEL_CONNECTOR_OPTIONS, md);
+  // Sent as given (gost sends 0 by default); the server's pool counts 0 as 1.
+  const weight = o.weight;
+  const timeoutMs = o.connectTimeout;
   const smux = smuxConfigFromMetadata(md);
   const auth = opts.auth && (opts.auth.username || opts.auth.password) ? opts.auth : undefined;
 
@@ -104,6 +107,7 @@ export function createTunnelConnector(opts: TunnelConnectorOptions): Connector &
 
   return {
     tunnelId: tunnelIdToString(id),
+    weight: effectiveWeight(weight),
     async connect(conn: Conn, req: ConnectRequest): Promise<Duplex> {
       const request = buildConnectRequest({
         srcAddr: req.src ?? conn.remote,

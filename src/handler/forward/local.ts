@@ -24,7 +24,9 @@ import { Metadata } from '../../core/metadata';
 import { sniffProtocol } from './sniff';
 import { HttpForwarder, nodeRoute, requestMatchInput } from './http-forward';
 import { framedDatagrams, isDatagramPort, relayDatagramPorts, relayDatagrams } from '../../io/datagram';
-import { DEFAULTS, type TLSConfig } from '../../core/config';
+import type { TLSConfig } from '../../core/config';
+import { LOCAL_FORWARD_HANDLER_OPTIONS } from '../../core/options/forward';
+import { parseOptions } from '../../core/options/options';
 
 export interface LocalForwardOptions {
   network: Network;
@@ -103,12 +105,9 @@ export function relayedDatagrams(
 }
 
 export function createLocalForwardHandler(opts: LocalForwardOptions): Handler {
-  const md = opts.metadata;
-  const sniffing = md.getBool('sniffing') ?? false;
-  const sniffTimeoutMs = md.getDurationMs('sniffing.timeout') || DEFAULTS.entrypointSniffTimeoutMs;
-  const idleTimeoutMs = md.getDurationMs('idleTimeout') || 0;
-  const sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
-  const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
+  const o = parseOptions(LOCAL_FORWARD_HANDLER_OPTIONS, opts.metadata);
+  const sniffing = o.sniffing;
+  const { sniffingTimeout: sniffTimeoutMs, idleTimeout: idleTimeoutMs, sendTimeout: sendTimeoutMs, readTimeout: readTimeoutMs } = o;
   const relayOpts: RelayOptions = { idleTimeoutMs, sendTimeoutMs };
   let httpForwarder: HttpForwarder | undefined;
 

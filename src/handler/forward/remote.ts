@@ -18,13 +18,15 @@ import type { MatchInput } from '../../forward/matcher';
 import { Metadata } from '../../core/metadata';
 import { destroy, type RelayOptions } from '../../io/pipe';
 import { dialUdp } from '../../transport/dial';
+import { announceUdpIo } from '../../transport/udp/listener';
 import { dialNode } from '../../forward/node-http';
 import { splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
 import { relayed, relayedDatagrams, withPort } from './local';
 import { sniffProtocol } from './sniff';
 import { HttpForwarder, nodeRoute, requestMatchInput } from './http-forward';
-import { DEFAULTS } from '../../core/config';
+import { REMOTE_FORWARD_HANDLER_OPTIONS } from '../../core/options/forward';
+import { parseOptions } from '../../core/options/options';
 
 export interface RemoteForwardOptions {
   network: Network;
@@ -33,12 +35,9 @@ export interface RemoteForwardOptions {
 }
 
 export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler {
-  const md = opts.metadata;
-  const sniffing = opts.network === 'tcp' && (md.getBool('sniffing') ?? false);
-  const sniffTimeoutMs = md.getDurationMs('sniffing.timeout') || 15_000;
-  const idleTimeoutMs = md.getDurationMs('idleTimeout') || 0;
-  const sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
-  const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
+  const o = parseOptions(REMOTE_FORWARD_HANDLER_OPTIONS, opts.metadata);
+  const sniffing = opts.network === 'tcp' && o.sniffing;
+  const { sniffingTimeout: sniffTimeoutMs, idleTimeout: idleTimeoutMs, sendTimeout: sendTimeoutMs, readTimeout: readTimeoutMs } = o;
   const relayOpts: RelayOptions = { idleTimeoutMs, sendTimeoutMs };
   let httpForwarder: HttpForwarder | undefined;
 
@@ -87,6 +86,7 @@ export function createRemoteForwardHandler(opts: RemoteForwardOptions): Handler 
       log.debug(`${conn.remote} >> ${target}/${opts.network} (host ${host})`);
       let up: Duplex;
       try {
+        if (opts.network === 'udp') announceUdpIo(log);
         up = opts.network === 'udp' ? await dialUdp(target) : await dialNode(target, node?.tls);
       } catch (err) {
         if (node) opts.forwarder.markFailed(node);

@@ -21,6 +21,7 @@ import { BurrowError, isSendTimeout } from '../../core/errors';
 import { ConnectorEntry, type Network } from './pool';
 import type { TunnelServer } from './server';
 import type { CustomRefusal, NameHold } from './public-names';
+import { effectiveWeight } from '../../core/options/tunnel';
 
 /** Streams a client may open towards the server (burrow's drain notice is one). */
 const MAX_CLIENT_OPENED_STREAMS = 16;
@@ -113,8 +114,8 @@ export async function handleBind(
   server.pool.add(entry);
   const addr = joinHostPort(answerHost, reqPort);
   log.info(
-    { connector: cid, weight: tid.weight, endpoint: host, network },
-    `${addr}/${network}: tunnel=${tunnelId}, connector=${cid}, weight=${tid.weight} established`,
+    { connector: cid, weight: effectiveWeight(tid.weight), endpoint: host, network },
+    `${addr}/${network}: tunnel=${tunnelId}, connector=${cid}, weight=${effectiveWeight(tid.weight)} established`,
   );
   server.checkReachable(tunnelId, log);
   // A client never opens streams towards the server; burrow clients open one to announce a

@@ -6,6 +6,9 @@
 import { ConfigError } from '../../core/errors';
 import type { Metadata } from '../../core/metadata';
 import { MAX_FRAME_LENGTH } from './frame';
+import { TUNNEL_MUX_OPTIONS } from '../../core/options/mux';
+import { TUNNEL_CONNECTOR_OPTIONS } from '../../core/options/tunnel';
+import { parseOption, parseOptions } from '../../core/options/options';
 
 export interface SmuxConfig {
   /** Version byte of every frame; both ends must agree (no negotiation). 2 adds UPD windows. */
@@ -115,26 +118,26 @@ export function resolveSmuxConfig(partial?: Partial<SmuxConfig>): SmuxConfig {
 }
 
 /**
- * Reads the `mux.*` keys of a tunnel handler/connector (spec/config.md §3.1). As gost's mux
- * wrapper does, a missing, zero or negative number means "the default"; the result is then
+ * Reads the `mux.*` keys of a tunnel handler/connector (spec/config.md §3.1) as declared in
+ * core/options/mux.ts (or the outer session's `shape`). As gost's mux wrapper does, a missing or
+ * zero number means "the default"; a negative one is a config error. The result is then
  * verified with smux's rules. `mux.type` other than smux is not ours to handle here.
  * @throws ConfigError for an invalid combination (e.g. timeout < interval, frame size > 65535)
  */
-export function smuxConfigFromMetadata(md: Metadata): SmuxConfig {
-  const d = DEFAULT_SMUX_CONFIG;
-  const pos = (n: number | undefined, def: number): number => (n !== undefined && n > 0 ? n : def);
-  const version = md.getInt('mux.version');
+export function smuxConfigFromMetadata(md: Metadata, shape: typeof TUNNEL_MUX_OPTIONS = TUNNEL_MUX_OPTIONS): SmuxConfig {
+  const o = parseOptions(shape, md);
+  const send = parseOption(TUNNEL_CONNECTOR_OPTIONS.sendTimeout, md);
   const c: SmuxConfig = {
-    ...d,
-    version: (version !== undefined && version > 0 ? version : d.version) as 1 | 2,
-    keepAliveDisabled: md.getBool('mux.keepaliveDisabled') ?? d.keepAliveDisabled,
-    keepAliveIntervalMs: pos(md.getDurationMs('mux.keepaliveInterval'), d.keepAliveIntervalMs),
-    keepAliveTimeoutMs: pos(md.getDurationMs('mux.keepaliveTimeout'), d.keepAliveTimeoutMs),
-    maxFrameSize: pos(md.getInt('mux.maxFrameSize'), d.maxFrameSize),
-    maxReceiveBuffer: pos(md.getInt('mux.maxReceiveBuffer'), d.maxReceiveBuffer),
-    maxStreamBuffer: pos(md.getInt('mux.maxStreamBuffer'), d.maxStreamBuffer),
+    ...DEFAULT_SMUX_CONFIG,
+    version: o.muxVersion as 1 | 2,
+    keepAliveDisabled: o.muxKeepaliveDisabled,
+    keepAliveIntervalMs: o.muxKeepaliveInterval,
+    keepAliveTimeoutMs: o.muxKeepaliveTimeout,
+    maxFrameSize: o.muxMaxFrameSize,
+    maxReceiveBuffer: o.muxMaxReceiveBuffer,
+    maxStreamBuffer: o.muxMaxStreamBuffer,
     // The handler's/connector's `sendTimeout`, which also bounds its spliced connections.
-    sendTimeoutMs: md.getDurationMs('sendTimeout') ?? d.sendTimeoutMs,
+    sendTimeoutMs: send,
   };
   verifySmuxConfig(c);
   return c;

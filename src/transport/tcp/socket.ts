@@ -12,6 +12,8 @@ import type { Metadata } from '../../core/metadata';
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { BurrowError } from '../../core/errors';
 import { DEFAULTS } from '../../core/config';
+import { DEFAULT_BACKLOG, DIAL_TIMEOUT, TCP_KEEPALIVE, WS_TCP_KEEPALIVE } from '../../core/options/transport';
+import { parseOption, parseOptions } from '../../core/options/options';
 
 /**
  * Socket buffer size (readable and writable highWaterMark) for transport sockets. Larger than
@@ -20,11 +22,7 @@ import { DEFAULTS } from '../../core/config';
  */
 export const SOCKET_HIGH_WATER_MARK_BYTES = 256 * 1024;
 
-/**
- * Default listen backlog (`backlog` metadata). Larger than gost's 128: a burst of connects
- * beyond the backlog is left established in the kernel but never accepted (or dropped).
- */
-export const DEFAULT_BACKLOG = 4096;
+export { DEFAULT_BACKLOG };
 
 let somaxconnCache: number | undefined;
 
@@ -99,22 +97,19 @@ export interface KeepaliveOptions {
   idleMs: number;
 }
 
-/** Go's net.KeepAliveConfig default idle time. */
-const DEFAULT_KEEPALIVE_IDLE_MS = 15_000;
-
 /**
  * Reads keepalive settings under `prefix` ("" for tcp, "tcp." for the ws dialer).
  * Node 20 can set only the idle time; `interval` and `count` keep the OS defaults.
  */
-export function keepaliveOptions(md: Metadata, prefix = ''): KeepaliveOptions {
-  const enabled = md.getBool(`${prefix}keepalive`) ?? false;
-  const idleMs = md.getDurationMs(`${prefix}keepalive.idle`) || DEFAULT_KEEPALIVE_IDLE_MS;
-  return { enabled, idleMs };
+export function keepaliveOptions(md: Metadata, prefix: '' | 'tcp.' = ''): KeepaliveOptions {
+  const o = parseOptions(prefix === '' ? TCP_KEEPALIVE : WS_TCP_KEEPALIVE, md);
+  return { enabled: o.keepalive, idleMs: o.keepaliveIdle };
 }
 
 /** Keepalive keys that Node cannot apply (probe interval and count keep the OS defaults). */
-export function unsupportedKeepaliveKeys(md: Metadata, prefix = ''): string[] {
-  return [`${prefix}keepalive.interval`, `${prefix}keepalive.count`].filter((k) => md.has(k));
+export function unsupportedKeepaliveKeys(md: Metadata, prefix: '' | 'tcp.' = ''): string[] {
+  const o = prefix === '' ? TCP_KEEPALIVE : WS_TCP_KEEPALIVE;
+  return [o.keepaliveInterval.key, o.keepaliveCount.key].filter((k) => md.has(k));
 }
 
 /** TCP_NODELAY and, when asked, SO_KEEPALIVE on a socket. */
@@ -170,7 +165,7 @@ export interface DialTcpOptions {
 
 /** Dial timeout from metadata (`dialTimeout`, default 15 s). */
 export function dialTimeoutMs(md: Metadata): number {
-  return md.getDurationMs('dialTimeout') ?? DEFAULTS.dialTimeoutMs;
+  return parseOption(DIAL_TIMEOUT.dialTimeout, md);
 }
 
 /** The host to dial for an address: an empty or unspecified host means this machine. */

@@ -27,16 +27,18 @@ import { parseGoDurationMs } from '../../core/metadata';
 import { ConfigError } from '../../core/errors';
 import type { TLSConfig, TLSOptionsConfig } from '../../core/config';
 import { createCertificate, ONE_YEAR_MS } from './x509';
+import { DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS, TLS_CLIENT, TLS_FILES, TLS_HANDSHAKE } from '../../core/options/transport';
+import { parseOption, parseOptions } from '../../core/options/options';
 
 /** Default deadline for a TLS handshake, both sides (metadata `handshakeTimeout`). */
-export const DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS = 10_000;
+export { DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS };
 
 export const AUTO_CERT_FILE = 'auto-ca-cert.pem';
 export const AUTO_KEY_FILE = 'auto-ca-key.pem';
 const AUTO_DEFAULT_NAME = 'burrow';
 
 export function tlsHandshakeTimeoutMs(md: Metadata): number {
-  return md.getDurationMs('handshakeTimeout', 'tls.handshakeTimeout') ?? DEFAULT_TLS_HANDSHAKE_TIMEOUT_MS;
+  return parseOption(TLS_HANDSHAKE.tlsHandshakeTimeout, md);
 }
 
 /** Where the auto-generated certificate is kept: `$BURROW_HOME`, else nowhere (memory only). */
@@ -56,11 +58,11 @@ export interface ServerTlsSource {
  * ConfigError when a configured file cannot be read or the pair does not parse.
  */
 export async function loadServerTlsOptions(src: ServerTlsSource): Promise<TlsOptions> {
-  const md = src.metadata;
+  const files = src.metadata ? parseOptions(TLS_FILES, src.metadata) : undefined;
   const local: TLSConfig = {
-    certFile: src.tls?.certFile || md?.getString('certFile', 'cert', 'tls.certFile'),
-    keyFile: src.tls?.keyFile || md?.getString('keyFile', 'key', 'tls.keyFile'),
-    caFile: src.tls?.caFile || md?.getString('caFile', 'ca', 'tls.caFile'),
+    certFile: src.tls?.certFile || files?.certFile,
+    keyFile: src.tls?.keyFile || files?.keyFile,
+    caFile: src.tls?.caFile || files?.caFile,
   };
   const global = src.globalTls ?? {};
   let pair: KeyPairPem;
@@ -93,12 +95,12 @@ export async function loadClientTlsOptions(
   logger?: Logger,
 ): Promise<ConnectionOptions> {
   const cfg = tlsConfig ?? {};
-  const secure = cfg.secure ?? md?.getBool('secure', 'tls.secure') ?? false;
-  const serverName =
-    cfg.serverName || md?.getString('serverName', 'tls.serverName') || (host === '' ? '127.0.0.1' : host);
-  const caFile = cfg.caFile || md?.getString('caFile', 'ca', 'tls.caFile');
-  const certFile = cfg.certFile || md?.getString('certFile', 'cert', 'tls.certFile');
-  const keyFile = cfg.keyFile || md?.getString('keyFile', 'key', 'tls.keyFile');
+  const o = md ? parseOptions({ ...TLS_FILES, ...TLS_CLIENT }, md) : undefined;
+  const secure = cfg.secure ?? o?.secure ?? false;
+  const serverName = cfg.serverName || o?.serverName || (host === '' ? '127.0.0.1' : host);
+  const caFile = cfg.caFile || o?.caFile;
+  const certFile = cfg.certFile || o?.certFile;
+  const keyFile = cfg.keyFile || o?.keyFile;
 
   const out: ConnectionOptions = {
     // Used by Node for the host name check; SNI is set separately below.

@@ -12,8 +12,6 @@
  * - backlog (default 128) bounds sessions not yet handed to the handler; beyond it new clients
  *   are dropped.
  */
-import dgram from 'node:dgram';
-import dns from 'node:dns';
 import { isIP } from 'node:net';
 import { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -21,12 +19,22 @@ import type { Conn, ListenerOptions, StreamListener } from '../../core/transport
 import { joinHostPort, splitHostPort } from '../../core/addr';
 import { DEFAULTS } from '../../core/config';
 import { drainQueued, type DatagramPort } from '../../io/datagram';
+import { createUdpSocket, udpIoLogLine, type FramedSent, type UdpPeer } from './socket';
+import { MAX_DATAGRAM_BYTES } from '../../protocol/udp-frame';
 
-/** Kernel receive/send buffer asked for on UDP sockets (bytes). */
+/** Kernel receive/send buffer asked for on UDP sockets (bytes; capped by net.core.rmem_max/wmem_max). */
 export const UDP_SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
-/** Datagrams waiting to be sent on a UDP socket, beyond which more are dropped (UDP has no backpressure). */
-export const UDP_SEND_QUEUE_LIMIT = 1024;
+/** Datagrams a listener's socket reads per system call with native I/O. */
+const LISTENER_BATCH = 64;
+
+let announced = false;
+/** Logs, once per process, which UDP I/O is in use (native batches or node:dgram). */
+export function announceUdpIo(logger: Logger): void {
+  if (announced) return;
+  announced = true;
+  logger.info(udpIoLogLine());
+}
 
 export interface UdpSessionOptions {
   keepalive: boolean;
@@ -52,18 +60,33 @@ class UdpSession extends Duplex implements DatagramPort {
   readonly #sendNow: (buf: Buffer) => void;
   readonly #opts: UdpSessionOptions;
   readonly #logger: Logger;
+  /** Datagrams delivered are reused by the socket after delivery: a queued one is copied. */
+  readonly #transient: boolean;
 
   constructor(
     send: (buf: Buffer, cb: (err?: Error | null) => void) => void,
     sendNow: (buf: Buffer) => void,
     opts: UdpSessionOptions,
     logger: Logger,
+    transient: boolean,
+    sendFramed: ((buf: Buffer, start: number, end: number) => FramedSent) | undefined,
   ) {
     super({ objectMode: true, allowHalfOpen: false, highWaterMark: opts.readQueueSize });
     this.#send = send;
     this.#sendNow = sendNow;
     this.#opts = opts;
     this.#logger = logger;
+    this.#transient = transient;
+    // Only a keepalive session sends every datagram it is given; one without sends one reply.
+    if (sendFramed && opts.keepalive) this.#sendFramed = sendFramed;
+  }
+
+  readonly #sendFramed: ((buf: Buffer, start: number, end: number) => FramedSent) | undefined;
+
+  sendFramed(buf: Buffer, start: number, end: number): FramedSent | undefined {
+    if (!this.#sendFramed) return undefined;
+    this.activeSinceCheck = true;
+    return this.#sendFramed(buf, start, end);
   }
 
   deliver(datagram: Buffer): void {
@@ -78,7 +101,7 @@ class UdpSession extends Duplex implements DatagramPort {
       this.dropped();
       return;
     }
-    this.push(data);
+    this.push(this.#transient ? Buffer.from(data) : data);
   }
 
   get queueLimit(): number {
@@ -139,33 +162,17 @@ class UdpSession extends Duplex implements DatagramPort {
   }
 }
 
-/**
- * Replies go to the address a datagram came from, always an IP literal: it is answered at
- * once, where dns.lookup would answer it a tick later, once per datagram sent.
- */
-function literalLookup(
-  address: string,
-  family: number | dns.LookupOneOptions,
-  cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
-): void {
-  const f = isIP(address);
-  if (f !== 0) cb(null, address, f);
-  else if (typeof family === 'number') dns.lookup(address, family, cb);
-  else dns.lookup(address, family, cb);
-}
-
 export function createUdpListener(opts: ListenerOptions): StreamListener {
   const { host, port } = splitHostPort(opts.addr);
   const sessOpts = udpSessionOptions(opts.metadata);
   const backlog = opts.metadata.getInt('backlog') || DEFAULTS.udpBacklog;
   const type = isIP(host) === 4 ? 'udp4' : 'udp6';
   // Large kernel buffers absorb bursts while the tunnel catches up (capped by net.core.rmem_max).
-  const socket = dgram.createSocket({
-    type,
-    reuseAddr: false,
+  const socket = createUdpSocket({
+    ipv6: type === 'udp6',
     recvBufferSize: UDP_SOCKET_BUFFER_BYTES,
     sendBufferSize: UDP_SOCKET_BUFFER_BYTES,
-    lookup: literalLookup,
+    batch: LISTENER_BATCH,
   });
   const sessions = new Map<string, UdpSession>();
   let ttlTimer: NodeJS.Timeout | undefined;
@@ -185,16 +192,14 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
 
   return {
     listen(onConn: (conn: Conn) => void): Promise<void> {
-      return new Promise((resolve, reject) => {
-        socket.once('error', reject);
-        socket.bind({ port, address: host === '' ? (type === 'udp6' ? '::' : '0.0.0.0') : host }, () => {
-          socket.off('error', reject);
-          socket.on('error', (err) => opts.logger.error({ err }, `udp listener: ${err.message}`));
+      announceUdpIo(opts.logger);
+      return socket.bind(host === '' ? (type === 'udp6' ? '::' : '0.0.0.0') : host, port).then(() => {
+          socket.onError((err) => opts.logger.error({ err }, `udp listener: ${err.message}`));
           const a = socket.address();
           bound = joinHostPort(a.address, a.port);
           ttlTimer = setInterval(checkIdle, sessOpts.ttlMs);
           ttlTimer.unref();
-          socket.on('message', (msg, rinfo) => {
+          socket.onMessage((msg, rinfo) => {
             // A burst comes from one client: its session is found without building its key.
             if (last && rinfo.port === lastPort && rinfo.address === lastAddress && !last.destroyed) {
               last.deliver(msg);
@@ -210,18 +215,19 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
               if (closed) return;
               if (sessions.size >= backlog * 64) return; // hard cap on live sessions
               const remote = joinHostPort(rinfo.address, rinfo.port);
+              const peer: UdpPeer = rinfo;
               const session = new UdpSession(
                 (buf, cb) => {
-                  if (closed) return cb();
-                  socket.send(buf, rinfo.port, rinfo.address, (err) => cb(err));
+                  if (!closed) socket.send(buf, peer);
+                  cb();
                 },
                 (buf) => {
-                  // No callback: a failed send comes as the socket's 'error'. UDP has no
-                  // backpressure, so a send queue the kernel does not empty drops instead.
-                  if (!closed && socket.getSendQueueCount() < UDP_SEND_QUEUE_LIMIT) socket.send(buf, rinfo.port, rinfo.address);
+                  if (!closed) socket.send(buf, peer);
                 },
                 sessOpts,
                 opts.logger,
+                socket.transient,
+                socket.sendFramed ? (buf, start, end) => socket.sendFramed!(buf, start, end, MAX_DATAGRAM_BYTES, peer) : undefined,
               );
               sessions.set(key, session);
               session.once('close', () => {
@@ -234,9 +240,7 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
             }
             s.deliver(msg);
           });
-          resolve();
         });
-      });
     },
     address: () => bound,
     async close(): Promise<void> {
@@ -245,13 +249,7 @@ export function createUdpListener(opts: ListenerOptions): StreamListener {
       if (ttlTimer) clearInterval(ttlTimer);
       for (const s of sessions.values()) s.destroy();
       sessions.clear();
-      await new Promise<void>((r) => {
-        try {
-          socket.close(() => r());
-        } catch {
-          r();
-        }
-      });
+      socket.close();
     },
   };
 }

@@ -27,10 +27,11 @@ import { loadClientTlsOptions, tlsHandshakeTimeoutMs } from '../tls/certs';
 import { TLSSocket } from 'node:tls';
 import { withDialHint, wsDialHint } from '../../protocol/sniff/foreign';
 import { tlsClientHandshake } from '../tls/handshake';
-import { DEFAULT_WS_HANDSHAKE_TIMEOUT_MS } from './listener';
+import { DEFAULT_WS_PATH, WS_DIALER_OPTIONS } from '../../core/options/transport';
+import { parseOptions } from '../../core/options/options';
 import { WS_MAX_MESSAGE_BYTES, WsStream } from './stream';
 
-export const DEFAULT_WS_KEEPALIVE_INTERVAL_MS = 15_000;
+export { DEFAULT_WS_KEEPALIVE_INTERVAL_MS } from '../../core/options/transport';
 
 export interface WsClientOptions {
   path: string;
@@ -45,18 +46,15 @@ export interface WsClientOptions {
 
 /** Reads the ws dialer metadata for a dial to `addr`. */
 export function wsClientOptions(md: Metadata, addr: string): WsClientOptions {
-  const path = md.getString('path', 'ws.path') || '/ws';
-  const keepalive = md.getBool('keepalive', 'ws.keepalive') ?? false;
+  const o = parseOptions(WS_DIALER_OPTIONS, md);
+  const path = o.path || DEFAULT_WS_PATH;
   return {
     path: path.startsWith('/') ? path : `/${path}`,
-    host: md.getString('host', 'ws.host') || addr,
-    headers: md.getStringMap('header', 'ws.header') ?? {},
-    compression: md.getBool('enableCompression') ?? false,
-    handshakeTimeoutMs:
-      md.getDurationMs('handshakeTimeout', 'ws.handshakeTimeout') ?? DEFAULT_WS_HANDSHAKE_TIMEOUT_MS,
-    keepaliveMs: keepalive
-      ? md.getDurationMs('ttl', 'keepalive.interval') || DEFAULT_WS_KEEPALIVE_INTERVAL_MS
-      : 0,
+    host: o.host || addr,
+    headers: o.header ?? {},
+    compression: o.enableCompression,
+    handshakeTimeoutMs: o.wsHandshakeTimeout,
+    keepaliveMs: o.wsKeepalive ? o.wsKeepaliveInterval : 0,
   };
 }
 

@@ -41,8 +41,8 @@ import { TlsHandshakeTracker } from '../tls/listener';
 import { WS_MAX_MESSAGE_BYTES, WsStream } from './stream';
 import { TrustedPeers } from '../../limit/trusted-peers';
 
-export const DEFAULT_WS_PATH = '/ws';
-export const DEFAULT_WS_HANDSHAKE_TIMEOUT_MS = 10_000;
+import { DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, DEFAULT_WS_PATH } from '../../core/options/transport';
+export { DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, DEFAULT_WS_PATH };
 
 /** The `path` metadata, normalised to start with "/". */
 export function wsPath(md: ListenerOptions['metadata']): string {

@@ -35,7 +35,7 @@ interface Server {
   log: MemoryLogger;
 }
 
-async function echoServer(kind: string, md: Record<string, unknown> = {}): Promise<Server> {
+async function echoServer(kind: keyof typeof LISTENERS, md: Record<string, unknown> = {}): Promise<Server> {
   const log = memoryLogger('debug');
   const listener = LISTENERS[kind]!({
     addr: '127.0.0.1:0',
@@ -81,7 +81,7 @@ function upgradeRequest(path: string, extra = ''): string {
   );
 }
 
-async function stillServes(kind: string, port: number): Promise<void> {
+async function stillServes(kind: keyof typeof DIALERS, port: number): Promise<void> {
   const dialer = DIALERS[kind]!({ metadata: new Metadata({}), logger: memoryLogger('silent').logger });
   const conn = await dialer.dial(`127.0.0.1:${port}`);
   cleanups.push(() => conn.stream.destroy());

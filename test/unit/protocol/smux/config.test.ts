@@ -99,14 +99,23 @@ describe('smuxConfigFromMetadata', () => {
     });
   });
 
-  test('zero, negative and unparsable numbers mean "default", as in gost', () => {
-    const c = smuxConfigFromMetadata(
-      new Metadata({ 'mux.version': 0, 'mux.maxFrameSize': -5, 'mux.maxStreamBuffer': 'lots', 'mux.keepaliveInterval': '0s' }),
-    );
+  test('zero means "default", as in gost', () => {
+    const c = smuxConfigFromMetadata(new Metadata({ 'mux.version': 0, 'mux.maxFrameSize': 0, 'mux.maxStreamBuffer': '0', 'mux.keepaliveInterval': '0s' }));
     assert.equal(c.version, 2);
     assert.equal(c.maxFrameSize, DEFAULT_SMUX_CONFIG.maxFrameSize);
     assert.equal(c.maxStreamBuffer, DEFAULT_SMUX_CONFIG.maxStreamBuffer);
     assert.equal(c.keepAliveIntervalMs, DEFAULT_SMUX_CONFIG.keepAliveIntervalMs);
+  });
+
+  test('negative and unparsable numbers are config errors naming the key and the range (gost would wrap them silently)', () => {
+    assert.throws(
+      () => smuxConfigFromMetadata(new Metadata({ 'mux.maxFrameSize': -5 })),
+      (e: unknown) => e instanceof ConfigError && e.path === 'mux.maxFrameSize' && /from 0 to 65535, found -5/.test(e.message),
+    );
+    assert.throws(
+      () => smuxConfigFromMetadata(new Metadata({ 'mux.maxStreamBuffer': 'lots' })),
+      (e: unknown) => e instanceof ConfigError && e.path === 'mux.maxStreamBuffer' && /expected an integer .*found 'lots'/.test(e.message),
+    );
   });
 
   test('invalid combinations fail with the key in the error', () => {
