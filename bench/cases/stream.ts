@@ -139,7 +139,7 @@ async function udpMeasure(topo: Topology | undefined, o: Parameters<typeof runIp
     r = await runIperf(o);
   } catch (err) {
     const dead = topo?.failed();
-    throw new Error(dead ? `${errMsg(err)}; ${dead}` : errMsg(err));
+    throw new Error(dead ? `${errMsg(err)}; ${dead}` : errMsg(err), { cause: err });
   }
   const cpu: Record<string, number> = {};
   topo?.procs.forEach((p, i) => {
