@@ -89,6 +89,8 @@ export class App {
     const reverse = new Set<unknown>(this.built.reverseListeners);
     await Promise.all(this.built.services.filter((s) => !reverse.has(s.listener)).map((s) => s.stopAccepting()));
     if (this.#started) this.#logger.info(`stopped accepting; connections in flight get up to ${graceMs} ms`);
+    // Other servers of a fleet stop sending here at once: connectors leave service discovery.
+    await Promise.all([...this.built.tunnelHandlers.values()].map((h) => h.withdraw()));
     // Servers stop routing to our reverse listeners; what they sent before they knew is still
     // served, then the services drain within the grace period.
     await Promise.all(this.built.reverseListeners.map((r) => r.drain(Math.min(graceMs, 2_000))));

@@ -9,7 +9,7 @@
  * then falls back to the handler's inline `tunnel=` rules.
  */
 import { ConfigError } from '../core/errors';
-import { Metadata } from '../core/metadata';
+import { Metadata, parseGoDurationMs } from '../core/metadata';
 import {
   CONNECTOR_TYPES,
   DIALER_TYPES,
@@ -25,6 +25,7 @@ import { TrustedPeers } from '../limit/trusted-peers';
 import { parseUserPassList } from '../auth/auther';
 import { isUuid, uuidHex } from '../core/uuid';
 import { parseRule } from '../forward/matcher';
+import { parseRedisSdUrl } from '../sd/sd';
 import { expandAddr } from './address';
 import { checkOptions } from './options-check';
 import type { Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
@@ -36,10 +37,26 @@ export function verifyConfig(cfg: Config, warnings: string[] = []): void {
   const hops = uniqueNames(cfg.hops ?? [], 'hop', 'hops');
   const authers = uniqueNames(cfg.authers ?? [], 'auther', 'authers');
   const ingresses = uniqueNames(cfg.ingresses ?? [], 'ingress', 'ingresses');
-  uniqueNames(cfg.sds ?? [], 'sd', 'sds');
+  const sds = uniqueNames(cfg.sds ?? [], 'sd', 'sds');
   uniqueNames(cfg.services ?? [], 'service', 'services');
 
-  const refs: Refs = { chains, hops, authers, ingresses };
+  const refs: Refs = { chains, hops, authers, ingresses, sds, sdsOff: new Set() };
+  cfg.sds?.forEach((sd, i) => {
+    const o = originOr(sd, `sds[${i}]`);
+    if (sd.redis) verifyLoaders({ redis: sd.redis }, o);
+    if (sd.redis?.expiration !== undefined && !(Number(parseGoDurationMs(sd.redis.expiration)) > 0)) {
+      fail(o, 'redis.expiration', `expected a positive duration such as 60s, found '${sd.redis.expiration}'`);
+    }
+    if (sd.plugin) {
+      const type = (sd.plugin.type || 'grpc').toLowerCase();
+      if (type !== 'http') {
+        warnings.push(`${where(o, 'plugin.type')}: ${type} sd plugins are not implemented by burrow (only type: http, or the built-in redis form); connectors are not registered`);
+        refs.sds.delete(sd.name);
+        refs.sdsOff.add(sd.name);
+      } else if (!isHttpUrl(sd.plugin.addr)) fail(o, 'plugin.addr', `expected the plugin's http:// or https:// URL, found '${sd.plugin.addr}'`);
+    }
+    if (!sd.plugin && !sd.redis) fail(o, 'plugin', 'expected plugin: {type: http, addr: URL} or redis: {addr, db, password, expiration}');
+  });
   cfg.services?.forEach((svc, i) => verifyService(svc, originOr(svc, `services[${i}]`), refs, warnings));
   cfg.chains?.forEach((chain, c) => {
     const co = originOr(chain, `chains[${c}]`);
@@ -116,6 +133,9 @@ interface Refs {
   hops: Set<string>;
   authers: Set<string>;
   ingresses: Set<string>;
+  sds: Set<string>;
+  /** sds burrow cannot use (gRPC plugins): referring to one is not an error, and does nothing. */
+  sdsOff: Set<string>;
 }
 
 /** Why a `backlog` value is bad, or undefined when it is a positive integer (or absent). */
@@ -264,6 +284,20 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
       if (!md.getString('tunnel.publicDomain')) {
         warnings.push(`${where(o, 'handler.metadata')}: tunnel.publicStore has no effect without tunnel.publicDomain`);
       }
+    }
+    const sdName = md.getString('sd');
+    const sdUrl = md.getString('tunnel.sd');
+    const sdOff = !sdUrl && sdName !== undefined && refs.sdsOff.has(sdName);
+    if (sdName && !sdUrl && !sdOff) checkRef(refs.sds, sdName, 'sd', o, 'handler.metadata.sd');
+    if (sdUrl) {
+      try {
+        parseRedisSdUrl(sdUrl);
+      } catch (err) {
+        fail(o, 'handler.metadata.tunnel.sd', (err as Error).message);
+      }
+    }
+    if ((sdUrl || (sdName && !sdOff)) && !md.getString('sd.advertise') && !md.getString('entrypoint') && !md.get('entrypoints')) {
+      fail(o, 'handler.metadata.sd.advertise', 'service discovery needs an entry point (entrypoint=) or sd.advertise: it registers where other servers reach this one');
     }
     const epid = md.getString('entrypoint.id');
     if (epid && !isUuid(epid)) {

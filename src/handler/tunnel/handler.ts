@@ -43,6 +43,8 @@ import { EntryPoint, type EntryPointOptions } from './entrypoint';
 import type { TunnelServer } from './server';
 import { PublicNames } from './public-names';
 import { smuxConfigFromMetadata } from '../../protocol/smux/config';
+import { SdRegistry, SD_DEFAULT_RENEW_MS } from '../../sd/registry';
+import { createSd, parseRedisSdUrl, RedisSd, SD_DEFAULT_EXPIRATION_MS, SD_REDIS_TIMEOUT_MS, type SdSpec, type ServiceDiscovery } from '../../sd/sd';
 
 export interface TunnelHandlerOptions {
   service: string;
@@ -53,6 +55,8 @@ export interface TunnelHandlerOptions {
   auther?: AnyAuther;
   /** Authers by name, for `tunnel.bindAuther`. */
   authers?: ReadonlyMap<string, Auther>;
+  /** `sds:` entries by name, for the `sd` metadata. */
+  sds?: ReadonlyMap<string, SdSpec>;
   logger: Logger;
 }
 
@@ -94,7 +98,38 @@ function bindAutherOf(opts: TunnelHandlerOptions): AnyAuther | undefined {
   return list.length > 0 ? new AnyAuther(list) : undefined;
 }
 
-export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { server: TunnelServer; entryPoints: EntryPoint[] } {
+/**
+ * The service discovery of `sd` (an `sds:` entry's name) or `tunnel.sd` (a redis:// URL, the
+ * built-in Redis form with `sd.expiration`), if either is set.
+ */
+function sdOf(opts: TunnelHandlerOptions): ServiceDiscovery | undefined {
+  const md = opts.metadata;
+  const url = md.getString('tunnel.sd');
+  if (url) {
+    try {
+      const expirationMs = md.getDurationMs('sd.expiration') || SD_DEFAULT_EXPIRATION_MS;
+      return new RedisSd({ ...parseRedisSdUrl(url), expirationMs, timeoutMs: SD_REDIS_TIMEOUT_MS });
+    } catch (err) {
+      throw new ConfigError((err as Error).message, { path: 'handler.metadata.tunnel.sd' });
+    }
+  }
+  const name = md.getString('sd');
+  if (!name) return undefined;
+  const spec = opts.sds?.get(name);
+  if (!spec) throw new ConfigError(`sd "${name}" is not defined in sds`, { path: 'handler.metadata.sd' });
+  let sd: ServiceDiscovery | undefined;
+  try {
+    sd = createSd(spec);
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { path: `sds[${name}]` });
+  }
+  if (!sd) opts.logger.warn(`sd "${name}": only http plugins and the built-in redis form are implemented; connectors are not registered`);
+  return sd;
+}
+
+export function createTunnelHandler(
+  opts: TunnelHandlerOptions,
+): Handler & { server: TunnelServer; entryPoints: EntryPoint[]; withdraw(): Promise<void> } {
   const md = opts.metadata;
   const log = opts.logger;
   const nodeId = randomUUID();
@@ -131,6 +166,19 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       })
     : undefined;
 
+  const entryPoints: EntryPoint[] = [];
+  const sdService = sdOf(opts);
+  const sd = sdService
+    ? new SdRegistry({
+        sd: sdService,
+        node: nodeId,
+        advertise: md.getString('sd.advertise'),
+        entryPoint: () => entryPoints[0]?.address() ?? '',
+        renewMs: md.getDurationMs('tunnel.ttl') || SD_DEFAULT_RENEW_MS,
+        logger: log.child({ kind: 'sd' }),
+      })
+    : undefined;
+
   const spliceOpts = { sendTimeoutMs };
   /** A tunnel's logger for a connection (a child of `clog`, the connection's). */
   const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ node: nodeId, tunnel: tid });
@@ -158,6 +206,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     pool,
     ingress: opts.ingress,
     publicNames,
+    sd,
     smux,
     warnings,
     lookupPublic(host, ingress = opts.ingress) {
@@ -197,7 +246,6 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     },
   };
 
-  const entryPoints: EntryPoint[] = [];
   const epOpts = (addr: string, ingress: Ingress | undefined): EntryPointOptions => ({
     addr,
     server,
@@ -218,6 +266,12 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       if (ingress) routing.add(ingress);
       entryPoints.push(new EntryPoint(epOpts(addr, ingress)));
     }
+  }
+
+  if (sd && !md.getString('sd.advertise') && entryPoints.length === 0) {
+    throw new ConfigError('service discovery needs an entry point (entrypoint=) or sd.advertise: it registers where other servers reach this one', {
+      path: 'handler.metadata.sd.advertise',
+    });
   }
 
   async function reply(conn: Conn, status: number): Promise<void> {
@@ -367,7 +421,12 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       for (const ep of entryPoints) n += ep.connections;
       return n;
     },
+    /** Deregisters every connector from service discovery (at the start of a shutdown). */
+    async withdraw() {
+      await sd?.close();
+    },
     async close() {
+      await sd?.close();
       for (const ep of entryPoints) await ep.close();
       pool.closeAll();
       publicNames?.close();

@@ -11,6 +11,7 @@ import type { SmuxConfig } from '../../protocol/smux/config';
 import type { PeerWarnings } from '../../limit/rate';
 import type { ConnectorEntry, Network, TunnelPool } from './pool';
 import type { PublicNames } from './public-names';
+import type { SdRegistry } from '../../sd/registry';
 
 /** Shared state of one tunnel server, used by the relay handler and its entry points. */
 export interface TunnelServer {
@@ -18,6 +19,8 @@ export interface TunnelServer {
   readonly pool: TunnelPool;
   readonly ingress: Ingress | undefined;
   readonly publicNames: PublicNames | undefined;
+  /** Service discovery (`sd`, `tunnel.sd`): connectors bound here are registered there. */
+  readonly sd: SdRegistry | undefined;
   readonly smux: Partial<SmuxConfig>;
   /** One warning per attacking peer and limit a minute (entry points, tunnel port, sessions). */
   readonly warnings: PeerWarnings;
