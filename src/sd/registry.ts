@@ -101,7 +101,7 @@ export class SdRegistry {
       this.#failed(err);
       return [];
     }
-    return all.filter((s) => s.node !== this.node && s.address !== '' && (network === undefined || (s.network || 'tcp') === network));
+    return all.filter((s) => s.node !== '' && s.node !== this.node && s.address !== '' && (network === undefined || (s.network || 'tcp') === network));
   }
 
   /** Deregisters every connector (waiting at most for the store's own timeouts), then stops. */
