@@ -313,7 +313,15 @@ export const logSchema = info(
 );
 
 export const apiSchema = info(
-  z.object({ addr: str, pathPrefix: str.optional(), accesslog: bool.optional(), auth: authSchema.optional(), auther: str.optional() }),
+  z.object({
+    addr: str,
+    pathPrefix: str.optional(),
+    accesslog: bool.optional(),
+    auth: authSchema.optional(),
+    auther: str.optional(),
+    allowUnauthenticated: bool.optional(),
+    allowOrigins: z.array(str).optional(),
+  }),
   { kind: 'api' },
 );
 

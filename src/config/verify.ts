@@ -28,7 +28,7 @@ import { parseRule } from '../forward/matcher';
 import { parseRedisSdUrl } from '../sd/sd';
 import { expandAddr } from './address';
 import { checkOptions } from './options-check';
-import type { Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
+import type { ApiConfig, Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
 import { originOr, where, type Origin } from './origin';
 
 /** Throws ConfigError on the first problem; appends soft problems to `warnings`. */
@@ -72,7 +72,8 @@ export function verifyConfig(cfg: Config, warnings: string[] = []): void {
   cfg.hops?.forEach((hop, h) => verifyHop(hop, originOr(hop, `hops[${h}]`)));
   checkOptions(cfg, warnings);
 
-  if (cfg.api?.auther) checkRef(authers, cfg.api.auther, 'auther', { source: 'config', path: 'api' }, 'auther');
+  if (cfg.api?.auther) checkRef(authers, cfg.api.auther, 'auther', originOr(cfg.api, 'api'), 'auther');
+  if (cfg.api) verifyApi(cfg.api, originOr(cfg.api, 'api'));
   if (cfg.metrics?.auther) checkRef(authers, cfg.metrics.auther, 'auther', { source: 'config', path: 'metrics' }, 'auther');
 
   cfg.ingresses?.forEach((ing, i) => {
@@ -146,6 +147,44 @@ function backlogProblem(v: unknown): string | undefined {
     return `expected a positive integer (listen backlog; the kernel caps it at net.core.somaxconn), found '${text}'`;
   }
   return undefined;
+}
+
+/**
+ * The web API can change what the server forwards: on an address other hosts can reach it needs
+ * credentials unless `allowUnauthenticated` says it is wanted. Allowed origins must be origins.
+ */
+function verifyApi(api: ApiConfig, o: Origin): void {
+  let host: string;
+  try {
+    host = splitHostPort(api.addr).host;
+  } catch (err) {
+    fail(o, 'addr', `api address "${api.addr}": ${(err as Error).message} (expected [host]:port)`);
+  }
+  const credentials = api.auther !== undefined || (api.auth !== undefined && api.auth.username !== '');
+  if (!credentials && !api.allowUnauthenticated && !isLoopbackHost(host)) {
+    fail(
+      o,
+      'addr',
+      `the web API on "${api.addr}" is reachable from other hosts and has no credentials: ` +
+        'set auth (user:pass@ on -api) or auther, listen on 127.0.0.1, or set allowUnauthenticated: true',
+    );
+  }
+  api.allowOrigins?.forEach((origin, i) => {
+    let ok = false;
+    try {
+      const u = new URL(origin);
+      ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === origin.replace(/\/$/, '');
+    } catch {
+      /* not a URL */
+    }
+    if (!ok) fail(o, `allowOrigins[${i}]`, `"${origin}" is not an origin (expected scheme://host[:port], e.g. https://ui.example.com)`);
+  });
+}
+
+/** localhost, 127.0.0.0/8 and ::1 (an empty host means every interface). */
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 function fail(o: Origin, sub: string, message: string): never {

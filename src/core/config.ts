@@ -198,6 +198,10 @@ export interface ApiConfig {
   accesslog?: boolean;
   auth?: AuthConfig;
   auther?: string;
+  /** burrow: serve the API without credentials on a non-loopback address (refused otherwise). */
+  allowUnauthenticated?: boolean;
+  /** burrow: origins (scheme://host[:port]) allowed to change state besides the API's own. */
+  allowOrigins?: string[];
 }
 
 export interface Config {

@@ -87,6 +87,20 @@ export class RedisLink {
   }
 }
 
+/** ioredis options for a loader's `redis` section (addr without a port: 6379). */
+export function redisOptions(cfg: Pick<RedisSourceConfig, 'addr' | 'db' | 'username' | 'password'>): RedisOptions {
+  let host = cfg.addr;
+  let port = REDIS_DEFAULT_PORT;
+  try {
+    const hp = splitHostPort(cfg.addr);
+    host = hp.host;
+    if (hp.port) port = Number(hp.port);
+  } catch {
+    /* an address without a port: the default one */
+  }
+  return { host: host || '127.0.0.1', port, db: cfg.db ?? 0, username: cfg.username || undefined, password: cfg.password || undefined };
+}
+
 /**
  * One Redis key of one loader, on its own connection (opened at the first load). Connection
  * errors between loads are not logged here: the next load fails and says why.
@@ -115,26 +129,7 @@ export class RedisSource {
 
   #connect(): RedisLink {
     if (this.#link) return this.#link;
-    let host = this.#cfg.addr;
-    let port = REDIS_DEFAULT_PORT;
-    try {
-      const hp = splitHostPort(this.#cfg.addr);
-      host = hp.host;
-      if (hp.port) port = Number(hp.port);
-    } catch {
-      /* an address without a port: the default one */
-    }
-    this.#link = new RedisLink(
-      {
-        host: host || '127.0.0.1',
-        port,
-        db: this.#cfg.db ?? 0,
-        username: this.#cfg.username || undefined,
-        password: this.#cfg.password || undefined,
-      },
-      this.#timeoutMs,
-      'burrow',
-    );
+    this.#link = new RedisLink(redisOptions(this.#cfg), this.#timeoutMs, 'burrow');
     return this.#link;
   }
 

@@ -111,6 +111,7 @@ export async function handleBind(
   conn.stream.write(buildBindResponse({ host: answerHost, port: reqPort, connectorId }));
   const session = new Session(conn.stream, { client: true, config: server.smux });
   const entry = new ConnectorEntry(cid, tunnelId, network, tid.weight, session, conn.remote);
+  entry.names = bound.holds.map((h) => h.name);
   server.pool.add(entry);
   server.sd?.register(cid, tunnelId, network);
   const addr = joinHostPort(answerHost, reqPort);
