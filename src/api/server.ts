@@ -10,6 +10,8 @@
  * 4. State-changing methods: an `Origin` other than the API's own or an allowed one gets 403,
  *    a body that is not `application/json` gets 415 (no form-post CSRF).
  *
+ * `GET /` is a small status page (page.ts), live from `/events`.
+ *
  * Errors are `{code, msg}` as gost's. Routes gost has and burrow does not implement yet answer
  * 501, never a silent success.
  */
@@ -26,6 +28,7 @@ import { Auther } from '../auth/auther';
 import { serveHealth } from '../observe/metrics';
 import { redactConfig } from './redact';
 import { statusSnapshot, StatusFeed, type StatusEvent } from './status';
+import { PAGE_HEADERS, PAGE_HTML, PAGE_JS } from './page';
 
 /** Most `/events` subscribers at once; more get 503. */
 export const MAX_EVENT_STREAMS = 64;
@@ -163,6 +166,11 @@ export class ApiServer {
     let path = url.pathname;
     if (this.#prefix) {
       if (path !== this.#prefix && !path.startsWith(`${this.#prefix}/`)) throw new ApiError(404, 40004, 'not found');
+      if (path === this.#prefix && method === 'GET') {
+        // The page's relative links need the trailing slash.
+        res.writeHead(301, { location: `${this.#prefix}/${url.search}` }).end();
+        return;
+      }
       path = path.slice(this.#prefix.length) || '/';
     }
     if (path.length > 1) path = path.replace(/\/+$/, '');
@@ -247,6 +255,14 @@ export class ApiServer {
       return;
     }
     if (path === '/events') return this.#events(ctx);
+    if (path === '/') {
+      ctx.res.writeHead(200, { ...PAGE_HEADERS, 'content-type': 'text/html; charset=utf-8' }).end(PAGE_HTML);
+      return;
+    }
+    if (path === '/ui.js') {
+      ctx.res.writeHead(200, { ...PAGE_HEADERS, 'content-type': 'text/javascript; charset=utf-8' }).end(PAGE_JS);
+      return;
+    }
     throw new ApiError(404, 40004, `${path}: not found`);
   }
 
