@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { parse as parseYaml } from 'yaml';
 import { burrow, stopAll, tempFile, type BurrowProcess } from '../helpers/cli';
 import { apiCall, apiPort, basic, metricsPort } from '../helpers/api';
+import { rawHttp } from './support';
 
 after(stopAll);
 
@@ -293,5 +294,64 @@ describe('an exposed API without credentials', () => {
     const p = burrow(['-L', 'tunnel://127.0.0.1:0', '-api', '127.0.0.1:0?allowOrigins=https://ui.example.com/path'], { name: 'bad-origin' });
     assert.equal((await p.exited).code, 2);
     assert.match(p.output.join('\n'), /allowOrigins\[0\]/);
+  });
+});
+
+describe('readiness with a real Redis, and a stranger sending wrong bytes', () => {
+  it('/readyz follows the Redis of an ingress: ready while it answers, 503 while it is down', async (t) => {
+    const { ensureRedisServer, startRedis } = await import('../helpers/redis');
+    const have = ensureRedisServer();
+    if (!have.ok) {
+      t.skip(have.why);
+      return;
+    }
+    const redis = await startRedis();
+    try {
+      const file = tempFile(
+        'api-redis.yaml',
+        `services:\n- name: s\n  addr: 127.0.0.1:0\n  handler: {type: tunnel, ingress: rules}\n  listener: {type: tcp}\ningresses:\n- name: rules\n  redis: {addr: "${redis.addr}", key: burrow-ready}\napi:\n  addr: 127.0.0.1:0\n`,
+      );
+      const p = burrow(['-C', file], { name: 'server-redis' });
+      const port = await apiPort(p);
+      const ok = await apiCall(port, 'GET', '/readyz');
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal(ok.json.checks[`redis ${redis.addr} (ingress rules)`].ok, true);
+      await redis.kill();
+      const down = await apiCall(port, 'GET', '/readyz');
+      assert.equal(down.status, 503);
+      assert.equal(down.json.checks[`redis ${redis.addr} (ingress rules)`].ok, false);
+      await redis.restart();
+      // ioredis reconnects on its own (backing off up to 5 s).
+      let again = await apiCall(port, 'GET', '/readyz');
+      const deadline = Date.now() + 20_000;
+      while (again.status !== 200 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 250));
+        again = await apiCall(port, 'GET', '/readyz');
+      }
+      assert.equal(again.status, 200, again.text);
+      await p.stop();
+    } finally {
+      await redis.stop();
+    }
+  });
+
+  it('answers garbage with 400 and a close, and keeps serving', async () => {
+    const p = burrow(['-L', 'tunnel://127.0.0.1:0', '-api', '127.0.0.1:0'], { name: 'server-garbage' });
+    const port = await apiPort(p);
+    for (const bytes of ['GARBAGE\r\n\r\n', '\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03', 'GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: x\r\n\r\n']) {
+      const r = await rawHttp(port, bytes);
+      assert.ok(r.closed, JSON.stringify(bytes));
+      assert.match(r.data, /^HTTP\/1\.1 400 /);
+    }
+    // Heads beyond Node's 16 KiB limit: 431, not a hang.
+    const long = await apiCall(port, 'GET', `/status?${'a'.repeat(20_000)}`);
+    assert.equal(long.status, 431);
+    const big = await apiCall(port, 'POST', '/config/services', { headers: { 'content-type': 'application/json' }, body: `{"a":"${'x'.repeat(1_100_000)}"}` }).catch(
+      (err: Error) => ({ status: -1, text: err.message }),
+    );
+    assert.ok(big.status === 413 || big.status === -1, `status ${big.status}`);
+    assert.equal((await apiCall(port, 'GET', '/healthz')).status, 200);
+    assert.ok(p.alive);
+    await p.stop();
   });
 });
