@@ -109,7 +109,7 @@ export async function main(argv: string[]): Promise<void> {
         await api.listen();
       } catch (err) {
         await app.stop(0);
-        throw new Error(`api ${loaded.config.api.addr}: ${(err as Error).message}`);
+        throw new Error(`api ${loaded.config.api.addr}: ${(err as Error).message}`, { cause: err });
       }
     }
   } catch (err) {

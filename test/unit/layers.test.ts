@@ -22,6 +22,7 @@ const LAYERS: string[][] = [
   ['handler', 'listener'],
   ['config'],
   ['app'],
+  ['api'],
   ['cli'],
   ['demo.ts'],
   ['main.ts'],
