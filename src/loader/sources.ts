@@ -211,14 +211,21 @@ interface WarnLogger {
 export class SourceHealth {
   #failing: string | undefined;
 
+  /**
+   * `perOutage`: one warning from the first failure until `ok`, whatever the later errors say
+   * (a Redis that goes away reports several errors in turn: closed, retries exhausted, ...).
+   * Otherwise a failure that reads differently from the last one is warned about again.
+   */
   constructor(
     readonly logger: WarnLogger,
     readonly prefix: string,
+    readonly perOutage = false,
   ) {}
 
   failed(err: unknown): void {
     const msg = `${this.prefix}: ${(err as Error)?.message ?? String(err)}`;
-    if (msg === this.#failing) this.logger.debug(`${msg} (still failing)`);
+    const still = this.perOutage ? this.#failing !== undefined : msg === this.#failing;
+    if (still) this.logger.debug(`${msg} (still failing)`);
     else this.logger.warn(msg);
     this.#failing = msg;
   }
