@@ -12,6 +12,7 @@ import { createLogger } from './observe/logger';
 import { App } from './app/app';
 import { DEFAULTS } from './core/config';
 import { runDemo } from './demo';
+import type { ApiServer } from './api/server';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const pkg = require('../package.json') as { version: string };
@@ -76,12 +77,12 @@ export async function main(argv: string[]): Promise<void> {
   if (args.logLevel) logCfg.level = args.logLevel;
   const logger = createLogger(logCfg);
   for (const w of loaded.warnings) logger.warn(w);
-  if (loaded.config.api) logger.warn(`api ${loaded.config.api.addr}: the Web API is not supported by burrow yet; ignored`);
   if (!loaded.config.services?.length) {
     process.stderr.write(`burrow: nothing to run (no services). Try: burrow --help\n`);
     process.exit(2);
   }
   let app: App;
+  let api: ApiServer | undefined;
   try {
     const announced = new Set<string>();
     app = new App(loaded.config, logger, {
@@ -99,6 +100,18 @@ export async function main(argv: string[]): Promise<void> {
       },
     });
     await app.start();
+    if (loaded.config.api) {
+      // Loaded on demand: a process without -api does not need the API's code.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { ApiServer } = require('./api/server') as typeof import('./api/server');
+      api = new ApiServer(loaded.config.api, app, logger);
+      try {
+        await api.listen();
+      } catch (err) {
+        await app.stop(0);
+        throw new Error(`api ${loaded.config.api.addr}: ${(err as Error).message}`, { cause: err });
+      }
+    }
   } catch (err) {
     fail(err, debug, err instanceof ConfigError ? 2 : 1);
   }
@@ -111,10 +124,12 @@ export async function main(argv: string[]): Promise<void> {
     stopping = true;
     const graceMs = shutdownGraceMs(logger);
     logger.info(`${signal}: shutting down (grace ${graceMs} ms)`);
-    app.stop(graceMs).then(
-      () => process.exit(0),
-      (err: unknown) => fail(err, debug, 1),
-    );
+    Promise.resolve(api?.close())
+      .then(() => app.stop(graceMs))
+      .then(
+        () => process.exit(0),
+        (err: unknown) => fail(err, debug, 1),
+      );
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -10,12 +10,15 @@ import type { Config } from '../core/config';
 import { buildApp, type BuiltApp, type BuildHooks } from './build';
 import type { Metrics } from '../observe/metrics';
 import { originOf, where } from '../config/origin';
+import { HealthCheck, type Readiness } from './health';
 
 export class App {
   readonly built: BuiltApp;
   readonly #logger: Logger;
   readonly #config: Config;
   readonly metrics: Metrics | undefined;
+  /** Readiness for /readyz (metrics address and web API). */
+  readonly health: HealthCheck;
   #started = false;
 
   constructor(config: Config, logger: Logger, hooks: BuildHooks = {}) {
@@ -34,6 +37,16 @@ export class App {
       : undefined;
     built = buildApp(config, logger, { ...hooks, metrics: this.metrics });
     this.built = built;
+    this.health = new HealthCheck(config, built.reverseListeners, built.services.length);
+  }
+
+  /** The config the app was built from. */
+  get config(): Config {
+    return this.#config;
+  }
+
+  readiness(): Promise<Readiness> {
+    return this.health.check();
   }
 
   get services() {
@@ -47,7 +60,7 @@ export class App {
     if (this.metrics && this.#config.metrics) {
       const { addr } = this.#config.metrics;
       try {
-        await this.metrics.listen(addr, this.#config.metrics.path || '/metrics', this.#logger);
+        await this.metrics.listen(addr, this.#config.metrics.path || '/metrics', this.#logger, () => this.readiness());
       } catch (err) {
         throw new Error(`metrics (-metrics ${addr}): ${(err as Error).message}`, { cause: err });
       }
@@ -69,6 +82,7 @@ export class App {
       throw err;
     }
     this.#started = true;
+    this.health.running = true;
   }
 
   /** "service NAME (-L URL)" or "service NAME (FILE: services[i])": where a service was given. */
@@ -84,17 +98,21 @@ export class App {
   }
 
   async stop(graceMs: number): Promise<void> {
+    this.health.running = false;
     // Every local listener (entry points included) stops accepting at once, so a new process
     // can take the ports; idle tunnel sessions and keep-alive connections close now.
     const reverse = new Set<unknown>(this.built.reverseListeners);
     await Promise.all(this.built.services.filter((s) => !reverse.has(s.listener)).map((s) => s.stopAccepting()));
     if (this.#started) this.#logger.info(`stopped accepting; connections in flight get up to ${graceMs} ms`);
+    // Other servers of a fleet stop sending here at once: connectors leave service discovery.
+    await Promise.all([...this.built.tunnelHandlers.values()].map((h) => h.withdraw()));
     // Servers stop routing to our reverse listeners; what they sent before they knew is still
     // served, then the services drain within the grace period.
     await Promise.all(this.built.reverseListeners.map((r) => r.drain(Math.min(graceMs, 2_000))));
     await Promise.all(this.built.services.map((s) => s.close(graceMs)));
     for (const c of this.built.chains.values()) await c.close();
     this.#closeShared();
+    this.health.close();
     await this.metrics?.close();
     if (this.#started) this.#logger.info('stopped');
   }

@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { HttpSourceConfig } from '../loader/sources';
 import type { Logger } from 'pino';
-import type { AuthConfig, Config, ServiceConfig, ChainConfig, HopConfig } from '../core/config';
+import type { AuthConfig, Config, ServiceConfig, ChainConfig, HopConfig, SdConfig } from '../core/config';
 import type { StreamListener, Dialer } from '../core/transport';
 import type { Connector, Handler } from '../core/handler';
 import { ConfigError } from '../core/errors';
@@ -152,6 +152,8 @@ interface PartContext {
   ltype: ListenerType;
   ingresses: Map<string, Ingress>;
   authers: Map<string, Auther>;
+  /** `sds:` entries by name, for a tunnel handler's `sd`. */
+  sds: Map<string, SdConfig>;
   hooks: BuildHooks;
   reverseListeners: ReverseListener[];
   tunnelHandlers: Map<string, ReturnType<typeof createTunnelHandler>>;
@@ -220,6 +222,7 @@ function tunnelHandler(c: PartContext): Handler {
     ingresses: c.ingresses,
     auther: list.length ? new AnyAuther(list) : undefined,
     authers: c.authers,
+    sds: c.sds,
     logger: slog,
     metrics: c.hooks.metrics,
   });
@@ -276,6 +279,7 @@ export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {})
       }),
     );
   }
+  const sds = new Map((config.sds ?? []).map((s) => [s.name, s]));
   const namedHops = new Map((config.hops ?? []).map((h) => [h.name, h]));
   const chains = new Map<string, Chain>();
   for (const c of config.chains ?? []) chains.set(c.name, buildChain(c, namedHops, logger));
@@ -295,7 +299,7 @@ export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {})
     const htype = svc.handler.type;
     if (!registered('listener', ltype)) throw unknown('listener', ltype, LISTENER_TYPES, `${where}.listener.type`);
     if (!registered('handler', htype)) throw unknown('handler', htype, HANDLER_TYPES, `${where}.handler.type`);
-    const ctx: PartContext = { svc, where, slog, lmd, hmd, chain, chains, ltype, ingresses, authers, hooks, reverseListeners, tunnelHandlers, globalTls: config.tls };
+    const ctx: PartContext = { svc, where, slog, lmd, hmd, chain, chains, ltype, ingresses, authers, sds, hooks, reverseListeners, tunnelHandlers, globalTls: config.tls };
     const listener = LISTENER_IMPLS[ltype](ctx);
     const handler = HANDLER_IMPLS[htype](ctx);
     services.push(

@@ -174,8 +174,8 @@ Flags:
   -DD             trace logging
   -O yaml|json    print the resulting configuration and exit
   -R <duration>   reload the configuration periodically (e.g. 30s, 5m); SIGHUP reloads too
-  -api <addr>     accepted for gost compatibility and ignored (with a warning): burrow has no
-                  web API yet
+  -api <addr>     serve the web API: [user:pass@]host:port[?pathPrefix=/api&accesslog=true]
+                  (not on loopback: credentials, or ?allowUnauthenticated=true)
   -metrics <addr> serve Prometheus metrics: [user:pass@]host:port[?path=/metrics]
   -V              print the version and exit
   -h, --help      print this help and exit

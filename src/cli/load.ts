@@ -10,6 +10,7 @@ import { isGoTrue } from '../core/bool';
 import type { ApiConfig, AuthConfig, Config, MetricsConfig } from '../core/config';
 import { findDefaultConfig, loadConfigSource, mergeConfigs, type LoadedConfig, type LoadOptions } from '../config/load';
 import { verifyConfig } from '../config/verify';
+import { setOrigin } from '../config/origin';
 import { buildConfigFromCli } from './build';
 
 /** The command-line part of loadConfig's input. */
@@ -53,11 +54,11 @@ function defaultSearchPaths(): string[] {
 
 function applyOverrides(cfg: Config, cli: CliConfigInput, env: Record<string, string | undefined>, warnings: string[]): void {
   if (env.GOST_LOGGER_LEVEL) cfg.log = { ...cfg.log, level: env.GOST_LOGGER_LEVEL };
-  if (env.GOST_API) cfg.api = parseApiAddr(env.GOST_API, 'GOST_API');
+  if (env.GOST_API) setOrigin((cfg.api = parseApiAddr(env.GOST_API, 'GOST_API')), 'GOST_API', 'api');
   if (env.GOST_METRICS) cfg.metrics = parseMetricsAddr(env.GOST_METRICS, 'GOST_METRICS');
   if (env.GOST_PROFILING) warnings.push('GOST_PROFILING: profiling is not implemented by burrow (ignored)');
   if (cli.logLevel) cfg.log = { ...cfg.log, level: cli.logLevel };
-  if (cli.api) cfg.api = parseApiAddr(cli.api, '-api');
+  if (cli.api) setOrigin((cfg.api = parseApiAddr(cli.api, '-api')), '-api', 'api');
   if (cli.metrics) cfg.metrics = parseMetricsAddr(cli.metrics, '-metrics');
 }
 
@@ -80,11 +81,15 @@ function parseApiAddr(value: string, source: string): ApiConfig {
   const { addr, auth, query } = splitServiceAddr(value, source);
   const pathPrefix = query.get('pathPrefix');
   const accesslog = query.get('accesslog');
+  const unauth = query.get('allowUnauthenticated');
+  const origins = query.getAll('allowOrigins').flatMap((o) => o.split(',')).filter((o) => o !== '');
   return {
     addr,
     ...(pathPrefix ? { pathPrefix } : {}),
     ...(accesslog !== null ? { accesslog: isGoTrue(accesslog) } : {}),
     ...(auth ? { auth } : {}),
+    ...(unauth !== null ? { allowUnauthenticated: isGoTrue(unauth) } : {}),
+    ...(origins.length ? { allowOrigins: origins } : {}),
   };
 }
 

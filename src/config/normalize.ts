@@ -305,4 +305,5 @@ function recordOrigins(cfg: Config, source: string): void {
   cfg.ingresses?.forEach((x, i) => setOrigin(x, source, `ingresses[${i}]`));
   cfg.authers?.forEach((x, i) => setOrigin(x, source, `authers[${i}]`));
   cfg.sds?.forEach((x, i) => setOrigin(x, source, `sds[${i}]`));
+  if (cfg.api) setOrigin(cfg.api, source, 'api');
 }

@@ -295,7 +295,12 @@ export const autherSchema = info(
   { kind: 'auther' },
 );
 
-export const sdSchema = info(z.object({ name: str, plugin: pluginSchema.optional() }), { kind: 'sd' });
+const sdRedisSchema = info(
+  z.object({ addr: str, db: int.optional(), username: text.optional(), password: text.optional(), expiration: duration.optional() }),
+  { kind: 'sd redis' },
+);
+
+export const sdSchema = info(z.object({ name: str, plugin: pluginSchema.optional(), redis: sdRedisSchema.optional() }), { kind: 'sd' });
 
 const rotationSchema = info(
   z.object({ maxSize: int.optional(), maxAge: int.optional(), maxBackups: int.optional(), localTime: bool.optional(), compress: bool.optional() }),
@@ -308,7 +313,15 @@ export const logSchema = info(
 );
 
 export const apiSchema = info(
-  z.object({ addr: str, pathPrefix: str.optional(), accesslog: bool.optional(), auth: authSchema.optional(), auther: str.optional() }),
+  z.object({
+    addr: str,
+    pathPrefix: str.optional(),
+    accesslog: bool.optional(),
+    auth: authSchema.optional(),
+    auther: str.optional(),
+    allowUnauthenticated: bool.optional(),
+    allowOrigins: z.array(str).optional(),
+  }),
   { kind: 'api' },
 );
 
@@ -335,7 +348,6 @@ export const configSchema = info(
   {
     kind: 'config',
     ignored: Object.fromEntries(TOP_IGNORED.map((k) => [k, NOT_IMPLEMENTED])),
-    unsupported: { sds: 'service discovery (sds) is not implemented by burrow; a handler "sd" has no effect' },
   },
 );
 

@@ -9,7 +9,7 @@
  * then falls back to the handler's inline `tunnel=` rules.
  */
 import { ConfigError } from '../core/errors';
-import { Metadata } from '../core/metadata';
+import { Metadata, parseGoDurationMs } from '../core/metadata';
 import {
   CONNECTOR_TYPES,
   DIALER_TYPES,
@@ -25,9 +25,10 @@ import { TrustedPeers } from '../limit/trusted-peers';
 import { parseUserPassList } from '../auth/auther';
 import { isUuid, uuidHex } from '../core/uuid';
 import { parseRule } from '../forward/matcher';
+import { parseRedisSdUrl } from '../sd/sd';
 import { expandAddr } from './address';
 import { checkOptions } from './options-check';
-import type { Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
+import type { ApiConfig, Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
 import { originOr, where, type Origin } from './origin';
 
 /** Throws ConfigError on the first problem; appends soft problems to `warnings`. */
@@ -36,10 +37,26 @@ export function verifyConfig(cfg: Config, warnings: string[] = []): void {
   const hops = uniqueNames(cfg.hops ?? [], 'hop', 'hops');
   const authers = uniqueNames(cfg.authers ?? [], 'auther', 'authers');
   const ingresses = uniqueNames(cfg.ingresses ?? [], 'ingress', 'ingresses');
-  uniqueNames(cfg.sds ?? [], 'sd', 'sds');
+  const sds = uniqueNames(cfg.sds ?? [], 'sd', 'sds');
   uniqueNames(cfg.services ?? [], 'service', 'services');
 
-  const refs: Refs = { chains, hops, authers, ingresses };
+  const refs: Refs = { chains, hops, authers, ingresses, sds, sdsOff: new Set() };
+  cfg.sds?.forEach((sd, i) => {
+    const o = originOr(sd, `sds[${i}]`);
+    if (sd.redis) verifyLoaders({ redis: sd.redis }, o);
+    if (sd.redis?.expiration !== undefined && !(Number(parseGoDurationMs(sd.redis.expiration)) > 0)) {
+      fail(o, 'redis.expiration', `expected a positive duration such as 60s, found '${sd.redis.expiration}'`);
+    }
+    if (sd.plugin) {
+      const type = (sd.plugin.type || 'grpc').toLowerCase();
+      if (type !== 'http') {
+        warnings.push(`${where(o, 'plugin.type')}: ${type} sd plugins are not implemented by burrow (only type: http, or the built-in redis form); connectors are not registered`);
+        refs.sds.delete(sd.name);
+        refs.sdsOff.add(sd.name);
+      } else if (!isHttpUrl(sd.plugin.addr)) fail(o, 'plugin.addr', `expected the plugin's http:// or https:// URL, found '${sd.plugin.addr}'`);
+    }
+    if (!sd.plugin && !sd.redis) fail(o, 'plugin', 'expected plugin: {type: http, addr: URL} or redis: {addr, db, password, expiration}');
+  });
   cfg.services?.forEach((svc, i) => verifyService(svc, originOr(svc, `services[${i}]`), refs, warnings));
   cfg.chains?.forEach((chain, c) => {
     const co = originOr(chain, `chains[${c}]`);
@@ -55,7 +72,8 @@ export function verifyConfig(cfg: Config, warnings: string[] = []): void {
   cfg.hops?.forEach((hop, h) => verifyHop(hop, originOr(hop, `hops[${h}]`)));
   checkOptions(cfg, warnings);
 
-  if (cfg.api?.auther) checkRef(authers, cfg.api.auther, 'auther', { source: 'config', path: 'api' }, 'auther');
+  if (cfg.api?.auther) checkRef(authers, cfg.api.auther, 'auther', originOr(cfg.api, 'api'), 'auther');
+  if (cfg.api) verifyApi(cfg.api, originOr(cfg.api, 'api'));
   if (cfg.metrics?.auther) checkRef(authers, cfg.metrics.auther, 'auther', { source: 'config', path: 'metrics' }, 'auther');
 
   cfg.ingresses?.forEach((ing, i) => {
@@ -116,6 +134,9 @@ interface Refs {
   hops: Set<string>;
   authers: Set<string>;
   ingresses: Set<string>;
+  sds: Set<string>;
+  /** sds burrow cannot use (gRPC plugins): referring to one is not an error, and does nothing. */
+  sdsOff: Set<string>;
 }
 
 /** Why a `backlog` value is bad, or undefined when it is a positive integer (or absent). */
@@ -126,6 +147,44 @@ function backlogProblem(v: unknown): string | undefined {
     return `expected a positive integer (listen backlog; the kernel caps it at net.core.somaxconn), found '${text}'`;
   }
   return undefined;
+}
+
+/**
+ * The web API can change what the server forwards: on an address other hosts can reach it needs
+ * credentials unless `allowUnauthenticated` says it is wanted. Allowed origins must be origins.
+ */
+function verifyApi(api: ApiConfig, o: Origin): void {
+  let host: string;
+  try {
+    host = splitHostPort(api.addr).host;
+  } catch (err) {
+    fail(o, 'addr', `api address "${api.addr}": ${(err as Error).message} (expected [host]:port)`);
+  }
+  const credentials = api.auther !== undefined || (api.auth !== undefined && api.auth.username !== '');
+  if (!credentials && !api.allowUnauthenticated && !isLoopbackHost(host)) {
+    fail(
+      o,
+      'addr',
+      `the web API on "${api.addr}" is reachable from other hosts and has no credentials: ` +
+        'set auth (user:pass@ on -api) or auther, listen on 127.0.0.1, or set allowUnauthenticated: true',
+    );
+  }
+  api.allowOrigins?.forEach((origin, i) => {
+    let ok = false;
+    try {
+      const u = new URL(origin);
+      ok = (u.protocol === 'http:' || u.protocol === 'https:') && u.origin === origin.replace(/\/$/, '');
+    } catch {
+      /* not a URL */
+    }
+    if (!ok) fail(o, `allowOrigins[${i}]`, `"${origin}" is not an origin (expected scheme://host[:port], e.g. https://ui.example.com)`);
+  });
+}
+
+/** localhost, 127.0.0.0/8 and ::1 (an empty host means every interface). */
+function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h);
 }
 
 function fail(o: Origin, sub: string, message: string): never {
@@ -264,6 +323,20 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
       if (!md.getString('tunnel.publicDomain')) {
         warnings.push(`${where(o, 'handler.metadata')}: tunnel.publicStore has no effect without tunnel.publicDomain`);
       }
+    }
+    const sdName = md.getString('sd');
+    const sdUrl = md.getString('tunnel.sd');
+    const sdOff = !sdUrl && sdName !== undefined && refs.sdsOff.has(sdName);
+    if (sdName && !sdUrl && !sdOff) checkRef(refs.sds, sdName, 'sd', o, 'handler.metadata.sd');
+    if (sdUrl) {
+      try {
+        parseRedisSdUrl(sdUrl);
+      } catch (err) {
+        fail(o, 'handler.metadata.tunnel.sd', (err as Error).message);
+      }
+    }
+    if ((sdUrl || (sdName && !sdOff)) && !md.getString('sd.advertise') && !md.getString('entrypoint') && !md.get('entrypoints')) {
+      fail(o, 'handler.metadata.sd.advertise', 'service discovery needs an entry point (entrypoint=) or sd.advertise: it registers where other servers reach this one');
     }
     const epid = md.getString('entrypoint.id');
     if (epid && !isUuid(epid)) {

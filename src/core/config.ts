@@ -198,6 +198,10 @@ export interface ApiConfig {
   accesslog?: boolean;
   auth?: AuthConfig;
   auther?: string;
+  /** burrow: serve the API without credentials on a non-loopback address (refused otherwise). */
+  allowUnauthenticated?: boolean;
+  /** burrow: origins (scheme://host[:port]) allowed to change state besides the API's own. */
+  allowOrigins?: string[];
 }
 
 export interface Config {
@@ -206,11 +210,18 @@ export interface Config {
   hops?: HopConfig[];
   authers?: AutherConfig[];
   ingresses?: IngressConfig[];
-  sds?: Array<{ name: string; plugin?: Record<string, unknown> }>;
+  sds?: SdConfig[];
   tls?: TLSConfig;
   log?: LogConfig;
   metrics?: MetricsConfig;
   api?: ApiConfig;
+}
+
+/** An `sds:` entry: gost's plugin form, or burrow's built-in Redis form. */
+export interface SdConfig {
+  name: string;
+  plugin?: { type?: string; addr: string; tls?: TLSConfig; token?: string; timeout?: string };
+  redis?: { addr: string; db?: number; username?: string; password?: string; expiration?: string };
 }
 
 /**

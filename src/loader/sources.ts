@@ -87,6 +87,20 @@ export class RedisLink {
   }
 }
 
+/** ioredis options for a loader's `redis` section (addr without a port: 6379). */
+export function redisOptions(cfg: Pick<RedisSourceConfig, 'addr' | 'db' | 'username' | 'password'>): RedisOptions {
+  let host = cfg.addr;
+  let port = REDIS_DEFAULT_PORT;
+  try {
+    const hp = splitHostPort(cfg.addr);
+    host = hp.host;
+    if (hp.port) port = Number(hp.port);
+  } catch {
+    /* an address without a port: the default one */
+  }
+  return { host: host || '127.0.0.1', port, db: cfg.db ?? 0, username: cfg.username || undefined, password: cfg.password || undefined };
+}
+
 /**
  * One Redis key of one loader, on its own connection (opened at the first load). Connection
  * errors between loads are not logged here: the next load fails and says why.
@@ -115,26 +129,7 @@ export class RedisSource {
 
   #connect(): RedisLink {
     if (this.#link) return this.#link;
-    let host = this.#cfg.addr;
-    let port = REDIS_DEFAULT_PORT;
-    try {
-      const hp = splitHostPort(this.#cfg.addr);
-      host = hp.host;
-      if (hp.port) port = Number(hp.port);
-    } catch {
-      /* an address without a port: the default one */
-    }
-    this.#link = new RedisLink(
-      {
-        host: host || '127.0.0.1',
-        port,
-        db: this.#cfg.db ?? 0,
-        username: this.#cfg.username || undefined,
-        password: this.#cfg.password || undefined,
-      },
-      this.#timeoutMs,
-      'burrow',
-    );
+    this.#link = new RedisLink(redisOptions(this.#cfg), this.#timeoutMs, 'burrow');
     return this.#link;
   }
 
@@ -216,14 +211,21 @@ interface WarnLogger {
 export class SourceHealth {
   #failing: string | undefined;
 
+  /**
+   * `perOutage`: one warning from the first failure until `ok`, whatever the later errors say
+   * (a Redis that goes away reports several errors in turn: closed, retries exhausted, ...).
+   * Otherwise a failure that reads differently from the last one is warned about again.
+   */
   constructor(
     readonly logger: WarnLogger,
     readonly prefix: string,
+    readonly perOutage = false,
   ) {}
 
   failed(err: unknown): void {
     const msg = `${this.prefix}: ${(err as Error)?.message ?? String(err)}`;
-    if (msg === this.#failing) this.logger.debug(`${msg} (still failing)`);
+    const still = this.perOutage ? this.#failing !== undefined : msg === this.#failing;
+    if (still) this.logger.debug(`${msg} (still failing)`);
     else this.logger.warn(msg);
     this.#failing = msg;
   }
@@ -351,22 +353,39 @@ export interface HttpPluginConfig {
 
 /**
  * POSTs `body` as JSON to an HTTP plugin (gost's plugin protocol) and returns the decoded JSON
- * answer; anything but status 200 with a JSON body is an error. `timeoutMs` bounds the whole
- * exchange (connect, request, the answer to its last byte), so a plugin that drips its answer
- * cannot hold a login for longer.
+ * answer; anything but status 200 with a JSON body is an error.
  */
-export function postPluginJson(cfg: HttpPluginConfig, body: unknown): Promise<unknown> {
+export async function postPluginJson(cfg: HttpPluginConfig, body: unknown): Promise<unknown> {
+  const text = await pluginRequest(cfg, 'POST', body);
+  try {
+    return JSON.parse(text);
+  } catch {
+    throw new Error(`plugin ${cfg.url}: the answer is not JSON`);
+  }
+}
+
+/**
+ * One request to an HTTP plugin: `method` to the plugin's URL (with `query` added), `body` sent
+ * as JSON when given. Resolves with the answer's text on status 200; any other status, a
+ * connection error or an answer over 1 MiB is an error that names the plugin. `timeoutMs`
+ * bounds the whole exchange (connect, request, the answer to its last byte), so a plugin that
+ * drips its answer cannot hold a login (or a registration) for longer.
+ */
+export function pluginRequest(cfg: HttpPluginConfig, method: string, body?: unknown, query?: Record<string, string>): Promise<string> {
   const ms = cfg.timeoutMs && cfg.timeoutMs > 0 ? cfg.timeoutMs : SOURCE_TIMEOUT_MS;
-  const data = Buffer.from(JSON.stringify(body));
+  const data = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   const url = new URL(cfg.url);
+  for (const [k, v] of Object.entries(query ?? {})) url.searchParams.set(k, v);
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const mod = (url.protocol === 'https:' ? require('node:https') : require('node:http')) as typeof import('node:https');
+  const headers: Record<string, string> = { 'Content-Type': 'application/json' };
+  if (data) headers['Content-Length'] = String(data.length);
   return new Promise((resolve, reject) => {
     const req = mod.request(
       url,
       {
-        method: 'POST',
-        headers: { 'Content-Type': 'application/json', 'Content-Length': String(data.length) },
+        method,
+        headers,
         rejectUnauthorized: cfg.tls?.secure ?? false,
         servername: cfg.tls?.serverName || undefined,
         agent: false,
@@ -381,11 +400,7 @@ export function postPluginJson(cfg: HttpPluginConfig, body: unknown): Promise<un
         });
         res.on('end', () => {
           if (res.statusCode !== 200) return reject(new Error(`plugin ${cfg.url}: status ${res.statusCode} (expected 200)`));
-          try {
-            resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
-          } catch {
-            reject(new Error(`plugin ${cfg.url}: the answer is not JSON`));
-          }
+          resolve(Buffer.concat(chunks).toString('utf8'));
         });
         res.on('error', (err) => reject(new Error(`plugin ${cfg.url}: ${err.message}`)));
       },

@@ -11,6 +11,27 @@ import { splitHostPort, joinHostPort } from '../core/addr';
 
 import type { ServiceMetrics } from './service-metrics';
 
+/** A readiness answer: `ready` decides the status, the rest is shown as it is. */
+export type ReadyCheck = () => Promise<{ ready: boolean }>;
+
+/**
+ * `/healthz`: 200 {"status":"ok"} while the process serves HTTP. `/readyz`: 200 or 503 with the
+ * readiness as JSON. Shared by the metrics address and the web API.
+ */
+export async function serveHealth(url: '/healthz' | '/readyz', ready: ReadyCheck, res: http.ServerResponse): Promise<void> {
+  const headers = { 'content-type': 'application/json', 'cache-control': 'no-store' };
+  if (url === '/healthz') {
+    res.writeHead(200, headers).end('{"status":"ok"}\n');
+    return;
+  }
+  try {
+    const r = await ready();
+    res.writeHead(r.ready ? 200 : 503, headers).end(`${JSON.stringify(r)}\n`);
+  } catch (err) {
+    res.writeHead(503, headers).end(`${JSON.stringify({ ready: false, error: (err as Error).message })}\n`);
+  }
+}
+
 export class Metrics implements ServiceMetrics {
   readonly registry = new client.Registry();
   readonly #requests: client.Counter<'service'>;
@@ -54,11 +75,19 @@ export class Metrics implements ServiceMetrics {
     if (failed) this.#errors.inc({ service });
   }
 
-  /** Serves `path` (default /metrics) on `addr`; returns the bound address. */
-  async listen(addr: string, path = '/metrics', logger?: Logger): Promise<string> {
+  /**
+   * Serves `path` (default /metrics) on `addr`, with `/healthz` (alive) and `/readyz` (`ready`'s
+   * answer: 200 when ready, 503 when not) beside it; returns the bound address.
+   */
+  async listen(addr: string, path = '/metrics', logger?: Logger, ready?: ReadyCheck): Promise<string> {
     const { host, port } = splitHostPort(addr);
     const server = http.createServer((req, res) => {
-      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== path) {
+      const url = (req.url ?? '').split('?')[0];
+      if (req.method === 'GET' && ready && (url === '/healthz' || url === '/readyz') && url !== path) {
+        void serveHealth(url, ready, res);
+        return;
+      }
+      if (req.method !== 'GET' || url !== path) {
         res.writeHead(404).end();
         return;
       }

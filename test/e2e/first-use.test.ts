@@ -2,7 +2,7 @@
  * What a first-time user meets, with real processes: a tunnel that nothing can reach is
  * reported by the server; a port in use is reported naming the service and the flag, once,
  * without a stack; log lines carry each field once and name a visitor's listen address; the
- * help says -api is ignored; the self-signed certificate is not written to the home directory.
+ * help describes -api; the self-signed certificate is not written to the home directory.
  */
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -127,13 +127,15 @@ describe('a port in use', () => {
 });
 
 describe('help and defaults', () => {
-  it('says that -api is ignored', async () => {
+  it('describes -api: the web API, and credentials off loopback', async () => {
     const p = burrow(['--help'], { name: 'help' });
     await p.exited;
+    const text = p.output.join('\n');
     const line = p.output.find((t) => /^\[out\]\s+-api /.test(t));
-    assert.ok(line, p.output.join('\n'));
-    assert.match(line, /ignored/);
-    assert.doesNotMatch(p.output.join('\n'), /serve the web API/);
+    assert.ok(line, text);
+    assert.match(line, /serve the web API/);
+    assert.doesNotMatch(line, /ignored/);
+    assert.match(text, /not on loopback: credentials, or \?allowUnauthenticated=true/);
   });
 
   it('keeps the self-signed certificate in memory: nothing written to the home or working directory', async () => {

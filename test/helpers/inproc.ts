@@ -112,3 +112,22 @@ export function get(addr: string, host: string, path = '/'): Promise<{ status: n
     req.end();
   });
 }
+
+/** What a test started, stopped in reverse order by `stopAll` (in `after`), failures ignored. */
+export class Stops {
+  readonly #list: Array<() => Promise<void>> = [];
+
+  /** Stops `x` (its `stop` or `close`) at the end; returns it. */
+  track<T extends { stop(): Promise<void> } | { close(): Promise<void> }>(x: T): T {
+    this.#list.push(() => ('stop' in x ? x.stop() : x.close()));
+    return x;
+  }
+
+  push(fn: () => Promise<void>): void {
+    this.#list.push(fn);
+  }
+
+  async stopAll(): Promise<void> {
+    for (const s of this.#list.splice(0).reverse()) await s().catch(() => undefined);
+  }
+}

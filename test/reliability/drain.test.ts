@@ -25,6 +25,8 @@ import {
 } from './support';
 
 const TID = newTid();
+/** Grace period of the client drained with transfers in flight: far longer than they need. */
+const GRACE_MS = 60_000;
 
 interface Download {
   events: number;
@@ -80,12 +82,15 @@ describe('graceful drain of a client (SIGTERM)', () => {
   it('stops new streams to the draining client, lets in-flight transfers finish, then exits 0', async (t) => {
     const a = await startClient(server.port, TID, `${LOCAL}:${originA.port}`, {
       name: 'client-a',
-      env: { BURROW_SHUTDOWN_GRACE_MS: '5000' },
+      env: { BURROW_SHUTDOWN_GRACE_MS: String(GRACE_MS) },
     });
     await established(server.proc, a.connector);
-    // In flight on A (the only connector yet): 4 downloads of 2 s over the entry point and one
-    // through a TCP visitor.
-    const downloads = await Promise.all(Array.from({ length: 4 }, (_, i) => download(server.ep, `/sse?n=40&every=50&i=${i}`)));
+    // In flight on A (the only connector yet): 4 downloads over the entry point and one through
+    // a TCP visitor. The origin sends each one's first event, then holds them open until it is
+    // released after SIGTERM, so they are provably still running when the drain starts.
+    const downloads = await Promise.all(
+      Array.from({ length: 4 }, (_, i) => download(server.ep, `/sse?n=40&every=20&gate=1&i=${i}`)),
+    );
     const visitor = await startTcpVisitor(server.port, TID, 'x.example.com:80');
     const raw = await connectTcp(visitor.port);
     let rawText = '';
@@ -96,8 +101,8 @@ describe('graceful drain of a client (SIGTERM)', () => {
       rawEnded = true;
       raw.end();
     });
-    raw.write('GET /sse?n=40&every=50&raw=1 HTTP/1.1\r\nHost: x.example.com\r\nConnection: close\r\n\r\n');
-    await waitFor(() => downloads.every((d) => d.events > 0) && rawText.includes('data: 0 '), 5_000, 'downloads under way');
+    raw.write('GET /sse?n=40&every=20&gate=1&raw=1 HTTP/1.1\r\nHost: x.example.com\r\nConnection: close\r\n\r\n');
+    await waitFor(() => downloads.every((d) => d.events > 0) && rawText.includes('data: 0 '), 30_000, 'downloads under way');
 
     const b = await startClient(server.port, TID, `${LOCAL}:${originB.port}`, { name: 'client-b' });
     await established(server.proc, b.connector);
@@ -105,29 +110,34 @@ describe('graceful drain of a client (SIGTERM)', () => {
     const mark = server.proc.mark();
     const termAt = Date.now();
     a.proc.proc.kill('SIGTERM');
-    await server.proc.waitForMsg(new RegExp(`^connector ${a.connector} is draining$`), { from: mark, timeoutMs: 3_000 });
+    await server.proc.waitForMsg(new RegExp(`^connector ${a.connector} is draining$`), { from: mark, timeoutMs: 30_000 });
 
-    // New requests go to B only, and all succeed, while A still finishes its downloads.
+    // New requests go to B only, and all succeed, while A's downloads are still held open.
     const seenA = originA.seen.length;
     const statuses = await Promise.all(
       Array.from({ length: 20 }, (_, i) => request(server.ep, { host: 'x.example.com', path: `/new/${i}` }).then((r) => r.status)),
     );
     assert.deepEqual(statuses, Array(20).fill(200));
     assert.equal(originA.seen.length, seenA, 'a new request reached the draining client');
-    assert.ok(a.proc.alive, 'the draining client exited before its transfers finished');
+    assert.ok(a.proc.alive, 'the draining client exited while its transfers were still running');
+    assert.deepEqual(downloads.map((d) => d.events), [1, 1, 1, 1], 'the held downloads moved on before being released');
+    assert.ok(downloads.every((d) => d.closedAt === undefined), 'a held download was cut by the drain');
 
+    // Let the transfers finish; the client exits once the last one is done.
+    const releasedAt = Date.now();
+    originA.release();
     const exit = await a.proc.exited;
     const exitedAfter = Date.now() - termAt;
-    t.diagnostic(`client exited ${exitedAfter} ms after SIGTERM`);
+    t.diagnostic(`client exited ${exitedAfter} ms after SIGTERM, ${Date.now() - releasedAt} ms after the release`);
     assert.deepEqual(exit, { code: 0, signal: null });
     for (const d of downloads) {
       assert.equal(d.events, 40, 'an in-flight download was cut');
       assert.ok(d.ended, 'an in-flight download did not end cleanly');
     }
-    await waitFor(() => rawEnded, 2_000, 'the TCP visitor download to end');
+    await waitFor(() => rawEnded, 30_000, 'the TCP visitor download to end');
     assert.equal((rawText.match(/data: \d+ \d+/g) ?? []).length, 40, 'the TCP visitor download was cut');
-    // It exits once the last transfer is done, well before the 5 s grace period.
-    assert.ok(exitedAfter < 4_500, `exited ${exitedAfter} ms after SIGTERM`);
+    // It exits when the last transfer is done, not when the grace period runs out.
+    assert.ok(exitedAfter < GRACE_MS, `exited ${exitedAfter} ms after SIGTERM, i.e. only at the end of the ${GRACE_MS} ms grace period`);
     raw.destroy();
   });
 

@@ -183,6 +183,7 @@ describe('nothing lost', () => {
   let echo: TestServer;
   let eof: Awaited<ReturnType<typeof afterEofService>>;
   let server: ServerProc;
+  let client: { proc: BurrowProcess; connector: string };
   let visitor: { proc: BurrowProcess; port: number };
   let eofVisitor: { proc: BurrowProcess; port: number };
 
@@ -191,8 +192,11 @@ describe('nothing lost', () => {
     halfOpenOrigin = await startOrigin({ halfOpen: true });
     echo = await listenEcho();
     eof = await afterEofService();
-    server = await startServer(`tunnel=.example.com:${TID}`, { name: 'server' });
-    await startYamlClient(server, 'nothing-lost.yaml', clientYaml(server.port, origin.port, echo.port, eof.port, halfOpenOrigin.port));
+    // 200 transfers share the machine fairly, so on a loaded one a request head or a response
+    // head can wait longer than the entry point's 15 s deadlines (sniffTimeout, readTimeout);
+    // what is tested here is that nothing is lost, so they are hang guards only.
+    server = await startServer(`tunnel=.example.com:${TID}&entrypoint.sniffTimeout=180s&entrypoint.readTimeout=180s`, { name: 'server' });
+    client = await startYamlClient(server, 'nothing-lost.yaml', clientYaml(server.port, origin.port, echo.port, eof.port, halfOpenOrigin.port));
     visitor = await startTcpVisitor(server.port, TID, 'raw.example.com:7', { name: 'visitor' });
     eofVisitor = await startTcpVisitor(server.port, TID, 'eof.example.com:9', { name: 'visitor-eof' });
   });
@@ -213,6 +217,13 @@ describe('nothing lost', () => {
       r.status === 'rejected' ? [`#${i}: ${(r.reason as Error).message}`] : r.value.ok ? [] : [`#${i} ${r.value.kind}: ${r.value.bytes} bytes, SHA-256 differs`],
     );
     t.diagnostic(`${200 * 2 * 4} MiB moved in ${Date.now() - t0} ms`);
+    if (bad.length > 0) {
+      // What the processes said about the failures.
+      for (const p of [server.proc, client.proc]) {
+        const errs = p.lines.filter((l) => l.level === 'warn' || l.level === 'error').map((l) => String(l.msg));
+        t.diagnostic(`${p.name}: ${errs.length} warnings/errors: ${[...new Set(errs)].slice(0, 10).join(' | ')}`);
+      }
+    }
     assert.deepEqual(bad, []);
   });
 

@@ -175,6 +175,8 @@ export interface Origin {
   seen: string[];
   /** TCP connections accepted (HTTP or not). */
   connections: number;
+  /** Opens the gate of `/sse?gate=1` responses (those waiting and those to come). */
+  release(): void;
   close(): Promise<void>;
 }
 
@@ -182,7 +184,8 @@ export interface Origin {
  * An HTTP origin:
  * - `POST /echo` streams the request body back;
  * - `GET /sse?n=N&every=MS` sends N events `data: <i> <sent-at-ms>` every MS ms, then ends;
- *   `n=0` sends forever;
+ *   `n=0` sends forever; with `gate=1` it sends the first event, then holds the response open
+ *   until `release()` is called, then sends the rest;
  * - `GET /poll?delay=MS` answers `polled <sent-at-ms>` after MS ms (long polling);
  * - `GET /slowhead?delay=MS` writes nothing for MS ms, then answers 200;
  * - anything else: 200 `ok <url>`.
@@ -192,6 +195,8 @@ export interface Origin {
 export async function startOrigin(opts: { halfOpen?: boolean } = {}): Promise<Origin> {
   const aborted: Origin['aborted'] = [];
   const seen: string[] = [];
+  let released = false;
+  const gated: Array<() => void> = [];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     seen.push(req.url ?? '');
@@ -211,15 +216,26 @@ export async function startOrigin(opts: { halfOpen?: boolean } = {}): Promise<Or
         res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
         res.flushHeaders();
         let i = 0;
-        const t = setInterval(() => {
+        let timer: NodeJS.Timeout | undefined;
+        const send = (): void => {
           res.write(`data: ${i} ${Date.now()}\n\n`);
           i++;
           if (n > 0 && i >= n) {
-            clearInterval(t);
+            clearInterval(timer);
             res.end();
           }
-        }, every);
-        timers.push(t);
+        };
+        const run = (): void => {
+          if (res.writableEnded || res.destroyed) return;
+          timer = setInterval(send, every);
+          timers.push(timer);
+        };
+        if (url.searchParams.get('gate') === '1' && !released) {
+          send();
+          gated.push(run);
+        } else {
+          run();
+        }
         req.resume();
         return;
       }
@@ -251,7 +267,11 @@ export async function startOrigin(opts: { halfOpen?: boolean } = {}): Promise<Or
         res.end(`ok ${req.url}`);
     }
   });
-  const origin: Origin = { port: 0, aborted, seen, connections: 0, close: async () => undefined };
+  const release = (): void => {
+    released = true;
+    for (const run of gated.splice(0)) run();
+  };
+  const origin: Origin = { port: 0, aborted, seen, connections: 0, release, close: async () => undefined };
   server.on('connection', () => origin.connections++);
   server.on('clientError', (_err, s) => s.destroy());
   if (opts.halfOpen) (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;

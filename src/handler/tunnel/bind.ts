@@ -111,7 +111,9 @@ export async function handleBind(
   conn.stream.write(buildBindResponse({ host: answerHost, port: reqPort, connectorId }));
   const session = new Session(conn.stream, { client: true, config: server.smux });
   const entry = new ConnectorEntry(cid, tunnelId, network, tid.weight, session, conn.remote);
+  entry.names = bound.holds.map((h) => h.name);
   server.pool.add(entry);
+  server.sd?.register(cid, tunnelId, network);
   const addr = joinHostPort(answerHost, reqPort);
   log.info(
     { connector: cid, weight: effectiveWeight(tid.weight), endpoint: host, network },
@@ -158,6 +160,7 @@ export async function handleBind(
     server.warnings.warn(clog, peer, 'sendTimeout', `client stopped reading, closing its session: ${why.message}`);
   }
   server.pool.remove(entry);
+  server.sd?.deregister(cid);
   // The names' TTL starts when their last connector has gone.
   release();
   log.info({ connector: cid }, `remove connector: ${tunnelId} ${cid}`);

@@ -11,6 +11,7 @@
  * traffic and route it through the same pool (entrypoint/); the state they share is server.ts.
  */
 import { clientMismatchHint, foreignOf } from '../../protocol/sniff/foreign';
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn } from '../../core/transport';
@@ -40,6 +41,8 @@ import { createEntryPoints, type EntryPoint } from './entrypoint/index';
 import { createTunnelServer, type TunnelServer } from './server';
 
 export type { TunnelServer } from './server';
+import { SdRegistry, SD_DEFAULT_RENEW_MS } from '../../sd/registry';
+import { createSd, parseRedisSdUrl, RedisSd, SD_DEFAULT_EXPIRATION_MS, SD_REDIS_TIMEOUT_MS, type SdSpec, type ServiceDiscovery } from '../../sd/sd';
 
 export interface TunnelHandlerOptions {
   service: string;
@@ -50,6 +53,8 @@ export interface TunnelHandlerOptions {
   auther?: AnyAuther;
   /** Authers by name, for `tunnel.bindAuther`. */
   authers?: ReadonlyMap<string, Auther>;
+  /** `sds:` entries by name, for the `sd` metadata. */
+  sds?: ReadonlyMap<string, SdSpec>;
   logger: Logger;
   /** What the entry points report per connection (their own services). */
   metrics?: ServiceMetrics;
@@ -93,11 +98,55 @@ function bindAutherOf(opts: TunnelHandlerOptions): AnyAuther | undefined {
   return list.length > 0 ? new AnyAuther(list) : undefined;
 }
 
-export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { server: TunnelServer; entryPoints: EntryPoint[] } {
+/**
+ * The service discovery of `sd` (an `sds:` entry's name) or `tunnel.sd` (a redis:// URL, the
+ * built-in Redis form with `sd.expiration`), if either is set.
+ */
+function sdOf(opts: TunnelHandlerOptions): ServiceDiscovery | undefined {
+  const md = opts.metadata;
+  const url = md.getString('tunnel.sd');
+  if (url) {
+    try {
+      const expirationMs = md.getDurationMs('sd.expiration') || SD_DEFAULT_EXPIRATION_MS;
+      return new RedisSd({ ...parseRedisSdUrl(url), expirationMs, timeoutMs: SD_REDIS_TIMEOUT_MS });
+    } catch (err) {
+      throw new ConfigError((err as Error).message, { path: 'handler.metadata.tunnel.sd' });
+    }
+  }
+  const name = md.getString('sd');
+  if (!name) return undefined;
+  const spec = opts.sds?.get(name);
+  if (!spec) throw new ConfigError(`sd "${name}" is not defined in sds`, { path: 'handler.metadata.sd' });
+  let sd: ServiceDiscovery | undefined;
+  try {
+    sd = createSd(spec);
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { path: `sds[${name}]` });
+  }
+  if (!sd) opts.logger.warn(`sd "${name}": only http plugins and the built-in redis form are implemented; connectors are not registered`);
+  return sd;
+}
+
+export function createTunnelHandler(
+  opts: TunnelHandlerOptions,
+): Handler & { server: TunnelServer; entryPoints: EntryPoint[]; withdraw(): Promise<void> } {
   const md = opts.metadata;
   const log = opts.logger;
-  const server = createTunnelServer({ metadata: md, ingress: opts.ingress, logger: log });
-  const { nodeId, warnings } = server;
+  const nodeId = randomUUID();
+  let entryPoints: EntryPoint[] = [];
+  const sdService = sdOf(opts);
+  const sd = sdService
+    ? new SdRegistry({
+        sd: sdService,
+        node: nodeId,
+        advertise: md.getString('sd.advertise'),
+        entryPoint: () => entryPoints[0]?.address() ?? '',
+        renewMs: md.getDurationMs('tunnel.ttl') || SD_DEFAULT_RENEW_MS,
+        logger: log.child({ kind: 'sd' }),
+      })
+    : undefined;
+  const server = createTunnelServer({ metadata: md, ingress: opts.ingress, logger: log, sd, nodeId });
+  const { warnings } = server;
   const direct = md.getBool('tunnel.direct') ?? false;
   const bindAuther = bindAutherOf(opts);
   const entrypointId = safeParseTunnelIdText(md.getString('entrypoint.id'));
@@ -108,7 +157,7 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
     connRate > 0 ? new RateLimiter({ ratePerSec: connRate, burst: md.getInt('tunnel.connBurst') || Math.max(1, Math.ceil(connRate * 2)) }) : undefined;
   /** A tunnel's logger for a connection (a child of `clog`, the connection's). */
   const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ node: nodeId, tunnel: tid });
-  const entryPoints = createEntryPoints({
+  entryPoints = createEntryPoints({
     service: opts.service,
     server,
     metadata: md,
@@ -125,6 +174,12 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       });
     },
   });
+
+  if (sd && !md.getString('sd.advertise') && entryPoints.length === 0) {
+    throw new ConfigError('service discovery needs an entry point (entrypoint=) or sd.advertise: it registers where other servers reach this one', {
+      path: 'handler.metadata.sd.advertise',
+    });
+  }
 
   async function reply(conn: Conn, status: number): Promise<void> {
     await new Promise<void>((resolve) => conn.stream.end(statusResponse(status), () => resolve()));
@@ -273,7 +328,12 @@ export function createTunnelHandler(opts: TunnelHandlerOptions): Handler & { ser
       for (const ep of entryPoints) n += ep.connections;
       return n;
     },
+    /** Deregisters every connector from service discovery (at the start of a shutdown). */
+    async withdraw() {
+      await sd?.close();
+    },
     async close() {
+      await sd?.close();
       for (const ep of entryPoints) await ep.close();
       server.close();
     },

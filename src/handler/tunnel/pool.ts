@@ -11,6 +11,7 @@
  * handed traffic of the other network (gost does, and the client then mishandles it); dead
  * sessions are dropped from the pool at once rather than on the next 15 s `tunnel.ttl` sweep.
  */
+import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
 import { BurrowError } from '../../core/errors';
 
@@ -55,6 +56,8 @@ export class ConnectorEntry {
    */
   readonly idle = new Set<Duplex>();
   readonly createdAt = Date.now();
+  /** Public names this connector holds (public mode), for status readers. */
+  names: readonly string[] = [];
   constructor(
     readonly id: string,
     readonly tunnelId: string,
@@ -121,9 +124,20 @@ export const DEFAULT_POOL_LIMITS: PoolLimits = {
   maxStreamsPerConnector: 0,
 };
 
+/**
+ * What the pool tells observers (the web API's status and events): `up` after a connector is
+ * added, `down` after it is removed; both with the ConnectorEntry. Listeners must not throw.
+ */
+export interface PoolEvents {
+  up: [entry: ConnectorEntry];
+  down: [entry: ConnectorEntry];
+}
+
 export class TunnelPool {
   readonly #tunnels = new Map<string, ConnectorEntry[]>();
   readonly limits: PoolLimits;
+  /** Connector up/down notices (read-only observers; the pool works the same without any). */
+  readonly events = new EventEmitter<PoolEvents>();
   /** Random source in [0,1); replaceable for deterministic tests of the weighting. */
   random: () => number = Math.random;
 
@@ -155,6 +169,7 @@ export class TunnelPool {
       this.#tunnels.set(entry.tunnelId, list);
     }
     list.push(entry);
+    this.events.emit('up', entry);
   }
 
   /** Removes a connector (on session death); drops the tunnel when it has none left. */
@@ -165,6 +180,7 @@ export class TunnelPool {
     if (i < 0) return false;
     list.splice(i, 1);
     if (list.length === 0) this.#tunnels.delete(entry.tunnelId);
+    this.events.emit('down', entry);
     return true;
   }
 
@@ -180,6 +196,11 @@ export class TunnelPool {
     let n = 0;
     for (const l of this.#tunnels.values()) n += l.length;
     return n;
+  }
+
+  /** Every tunnel ID with its connectors (a copy: status readers). */
+  snapshot(): Array<[string, readonly ConnectorEntry[]]> {
+    return [...this.#tunnels].map(([id, list]) => [id, [...list]]);
   }
 
   hasTunnel(tunnelId: string): boolean {

@@ -165,6 +165,24 @@ export class PublicNames {
     return `${name}.${this.domain}`;
   }
 
+  /** Live names (status readers): name, tunnel, connectors holding it, expiry once unheld. */
+  snapshot(): Array<{ name: string; host: string; tunnelId: string; holders: number; reserved: boolean; expiresAt?: number }> {
+    const now = this.#now();
+    const out = [];
+    for (const [name, e] of this.#names) {
+      if (!this.#live(e, now)) continue;
+      out.push({
+        name,
+        host: this.hostFor(name),
+        tunnelId: e.tunnelId,
+        holders: e.holders,
+        reserved: e.reserved,
+        ...(e.holders > 0 ? {} : { expiresAt: e.expiresAt }),
+      });
+    }
+    return out;
+  }
+
   get size(): number {
     return this.#names.size;
   }

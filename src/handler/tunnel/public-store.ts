@@ -62,7 +62,7 @@ export class RedisNameStore implements NameStore {
   constructor(url: string, opts: { prefix?: string; timeoutMs: number; logger: Logger }) {
     this.#link = new RedisLink(url, opts.timeoutMs, 'burrow-public-names');
     this.#prefix = opts.prefix ?? '';
-    this.#health = new SourceHealth(opts.logger, `public names: ${redactUrl(url)}`);
+    this.#health = new SourceHealth(opts.logger, `public names: ${redactUrl(url)}`, true);
   }
 
   async claim(name: string, tunnelId: string, ttlMs: number, reserved: boolean): Promise<boolean | undefined> {

@@ -19,6 +19,7 @@ import { smuxConfigFromMetadata, type SmuxConfig } from '../../protocol/smux/con
 import { TunnelPool, connectorOf, type ConnectorEntry, type Network } from './pool';
 import { RedisNameStore } from './public-store';
 import { PublicNames } from './public-names';
+import type { SdRegistry } from '../../sd/registry';
 
 /** Shared state of one tunnel server, used by the relay handler and its entry points. */
 export interface TunnelServer {
@@ -26,6 +27,8 @@ export interface TunnelServer {
   readonly pool: TunnelPool;
   readonly ingress: Ingress | undefined;
   readonly publicNames: PublicNames | undefined;
+  /** Service discovery (`sd`, `tunnel.sd`): connectors bound here are registered there. */
+  readonly sd: SdRegistry | undefined;
   readonly smux: Partial<SmuxConfig>;
   /** `sendTimeout`: how long a spliced side may take no bytes. */
   readonly sendTimeoutMs: number;
@@ -66,13 +69,17 @@ export interface TunnelServerOptions {
   metadata: Metadata;
   ingress: Ingress | undefined;
   logger: Logger;
+  /** Service discovery, when configured: connectors bound here are registered there. */
+  sd?: SdRegistry;
+  /** The server's node ID (a random UUID when not given). */
+  nodeId?: string;
 }
 
 /** The server's state from the handler's options (`tunnel.*`, `sendTimeout`, smux keys). */
 export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
   const md = opts.metadata;
   const log = opts.logger;
-  const nodeId = randomUUID();
+  const nodeId = opts.nodeId ?? randomUUID();
   const sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
   const pool = new TunnelPool({
     maxTunnels: md.getInt('tunnel.maxTunnels') ?? 0,
@@ -108,6 +115,7 @@ export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
     pool,
     ingress: opts.ingress,
     publicNames,
+    sd: opts.sd,
     smux: smuxConfigFromMetadata(md),
     sendTimeoutMs,
     warnings,

@@ -7,7 +7,7 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startApp, httpServer, get, type RunningApp } from '../../helpers/inproc';
+import { startApp, httpServer, get, type RunningApp, Stops } from '../../helpers/inproc';
 import { connect, readN, waitFor } from '../../helpers/net';
 import { sleep } from '../../helpers/local';
 import { startRedis, type RedisServer } from '../../helpers/redis';
@@ -26,17 +26,14 @@ async function bindStatus(port: number, tunnelId: string, name: string): Promise
 }
 
 describe('public names cannot be hijacked', () => {
-  const stops: Array<() => Promise<void>> = [];
-  const track = <T extends { stop(): Promise<void> } | { close(): Promise<void> }>(x: T): T => {
-    stops.push(() => ('stop' in x ? x.stop() : x.close()));
-    return x;
-  };
+  const stops = new Stops();
+  const track = <T extends { stop(): Promise<void> } | { close(): Promise<void> }>(x: T): T => stops.track(x);
   let redis: RedisServer;
   before(async () => {
     redis = await startRedis();
   });
   after(async () => {
-    for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
+    await stops.stopAll();
     await redis?.stop();
   });
 

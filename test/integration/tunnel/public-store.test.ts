@@ -7,24 +7,21 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startApp, httpServer, get, type RunningApp } from '../../helpers/inproc';
+import { startApp, httpServer, get, type RunningApp, Stops } from '../../helpers/inproc';
 import { waitFor } from '../../helpers/net';
 import { startRedis, type RedisServer } from '../../helpers/redis';
 import { parseTunnelId, tunnelEndpoint } from '../../../src/protocol/relay/tunnel-id';
 
 describe('public names in Redis (tunnel.publicStore)', () => {
   let redis: RedisServer;
-  const stops: Array<() => Promise<void>> = [];
-  const track = <T extends { stop(): Promise<void> } | { close(): Promise<void> }>(x: T): T => {
-    stops.push(() => ('stop' in x ? x.stop() : x.close()));
-    return x;
-  };
+  const stops = new Stops();
+  const track = <T extends { stop(): Promise<void> } | { close(): Promise<void> }>(x: T): T => stops.track(x);
 
   before(async () => {
     redis = await startRedis();
   });
   after(async () => {
-    for (const s of stops.splice(0).reverse()) await s().catch(() => undefined);
+    await stops.stopAll();
     await redis?.stop();
   });
 

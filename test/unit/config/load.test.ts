@@ -127,7 +127,7 @@ const FIXTURE_CHECKS: Record<string, (cfg: Config, warnings: string[]) => void> 
     assert.deepEqual(cfg.log, { level: 'debug' });
     assert.equal(w.length, 2);
     assert.match(w[0]!, /6\.19-ha-server\.yaml: ingresses\[0\]\.plugin \(line 15\): ingress plugins are not implemented/);
-    assert.match(w[1]!, /6\.19-ha-server\.yaml: sds \(line 19\): service discovery \(sds\) is not implemented by burrow/);
+    assert.match(w[1]!, /6\.19-ha-server\.yaml: sds\[0\]\.plugin\.type: grpc sd plugins are not implemented by burrow \(only type: http, or the built-in redis form\); connectors are not registered/);
   },
   '6.20-ingress-sources.yaml': (cfg, w) => {
     assert.deepEqual(cfg.ingresses, [

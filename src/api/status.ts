@@ -1,0 +1,128 @@
+/**
+ * What `GET /status` and `GET /events` report: a snapshot of the running app (services and
+ * their listeners, tunnels and their connectors, public names) and a feed of changes
+ * (connector up/down, name claims) taken from the tunnel pools' events.
+ */
+import { EventEmitter } from 'node:events';
+import type { App } from '../app/app';
+import type { ConnectorEntry } from '../handler/tunnel/pool';
+
+export interface ConnectorStatus {
+  id: string;
+  network: 'tcp' | 'udp';
+  /** The client's address as the server saw it. */
+  client: string;
+  weight: number;
+  /** When the BIND completed (ISO 8601). */
+  since: string;
+  streams: number;
+  draining: boolean;
+  /** Public names held (public mode). */
+  names: string[];
+}
+
+export interface StatusSnapshot {
+  time: string;
+  ready: boolean;
+  services: Array<{
+    name: string;
+    addr: string;
+    listener: string;
+    handler: string;
+    connections: number;
+    /** Client services (rtcp/rudp): whether the tunnel session is up. */
+    tunnelBound?: boolean;
+  }>;
+  tunnels: Array<{ service: string; id: string; connectors: ConnectorStatus[] }>;
+  names: Array<{ service: string; name: string; host: string; tunnelId: string; holders: number; expiresAt?: string }>;
+}
+
+/** One event of `/events`: its SSE name and JSON data. */
+export interface StatusEvent {
+  event: 'connector-up' | 'connector-down' | 'name-claim' | 'name-release';
+  data: Record<string, unknown>;
+}
+
+function connectorStatus(c: ConnectorEntry): ConnectorStatus {
+  return {
+    id: c.id,
+    network: c.network,
+    client: c.remote,
+    weight: c.weight,
+    since: new Date(c.createdAt).toISOString(),
+    streams: c.streams,
+    draining: c.draining,
+    names: [...c.names],
+  };
+}
+
+export async function statusSnapshot(app: App): Promise<StatusSnapshot> {
+  const cfgs = app.config.services ?? [];
+  const built = app.built;
+  // Reverse listeners are built in service order, one per rtcp/rudp service.
+  let nthReverse = 0;
+  const services = built.services.map((s, i) => {
+    const cfg = cfgs.find((c) => c.name === s.name) ?? cfgs[i];
+    const listener = cfg?.listener?.type ?? 'tcp';
+    const rl = listener === 'rtcp' || listener === 'rudp' ? built.reverseListeners[nthReverse++] : undefined;
+    return {
+      name: s.name,
+      addr: s.address(),
+      listener,
+      handler: cfg?.handler?.type ?? 'auto',
+      connections: s.activeConnections,
+      ...(rl ? { tunnelBound: rl.bound } : {}),
+    };
+  });
+  const tunnels: StatusSnapshot['tunnels'] = [];
+  const names: StatusSnapshot['names'] = [];
+  for (const [service, h] of built.tunnelHandlers) {
+    for (const [id, list] of h.server.pool.snapshot()) tunnels.push({ service, id, connectors: list.map(connectorStatus) });
+    for (const n of h.server.publicNames?.snapshot() ?? []) {
+      const { expiresAt, ...rest } = n;
+      names.push({ service, ...rest, ...(expiresAt !== undefined ? { expiresAt: new Date(expiresAt).toISOString() } : {}) });
+    }
+  }
+  const { ready } = await app.readiness();
+  return { time: new Date().toISOString(), ready, services, tunnels, names };
+}
+
+/**
+ * The feed of `/events`: one listener per tunnel pool, shared by every subscriber. `close()`
+ * detaches it from the pools.
+ */
+export class StatusFeed extends EventEmitter<{ event: [StatusEvent] }> {
+  readonly #detach: Array<() => void> = [];
+
+  constructor(app: App) {
+    super();
+    this.setMaxListeners(0);
+    for (const [service, h] of app.built.tunnelHandlers) {
+      const pool = h.server.pool;
+      const up = (c: ConnectorEntry): void => {
+        this.emit('event', { event: 'connector-up', data: { service, tunnelId: c.tunnelId, ...connectorStatus(c) } });
+        for (const name of c.names) {
+          const host = h.server.publicNames?.hostFor(name) ?? name;
+          this.emit('event', { event: 'name-claim', data: { service, tunnelId: c.tunnelId, connector: c.id, name, host } });
+        }
+      };
+      const down = (c: ConnectorEntry): void => {
+        this.emit('event', { event: 'connector-down', data: { service, tunnelId: c.tunnelId, ...connectorStatus(c) } });
+        for (const name of c.names) {
+          this.emit('event', { event: 'name-release', data: { service, tunnelId: c.tunnelId, connector: c.id, name } });
+        }
+      };
+      pool.events.on('up', up);
+      pool.events.on('down', down);
+      this.#detach.push(() => {
+        pool.events.off('up', up);
+        pool.events.off('down', down);
+      });
+    }
+  }
+
+  close(): void {
+    for (const d of this.#detach.splice(0)) d();
+    this.removeAllListeners();
+  }
+}

@@ -1,0 +1,110 @@
+/**
+ * The status page in a real browser: Debian's chromium driven by playwright-core (headless, no
+ * browser download). The page loads with credentials, shows a tunnel when a client binds, drops
+ * it when the client leaves, logs no console error, and a screenshot of each state is kept in
+ * test-artifacts/ (gitignored).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { burrow, REPO_ROOT, type BurrowProcess } from '../helpers/cli';
+import { apiCall, apiPort } from '../helpers/api';
+import { Cleanup, TID, startHttpService } from './support';
+
+const CHROMIUM = '/usr/bin/chromium';
+const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
+const cleanup = new Cleanup();
+after(() => cleanup.run());
+
+describe('status page in chromium', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (.ci/run installs it)` }, () => {
+  let server: BurrowProcess;
+  let tunnelPort: number;
+  let port: number;
+  let browser: Browser;
+  let page: Page;
+  const problems: string[] = [];
+
+  before(async () => {
+    server = burrow(
+      ['-L', 'tunnel://127.0.0.1:0?entrypoint=127.0.0.1:0&tunnel.publicDomain=example.test', '-api', 'admin:pw-3f1@127.0.0.1:0?pathPrefix=/ops'],
+      { name: 'server' },
+    );
+    tunnelPort = await server.listeningPort();
+    port = await apiPort(server);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+    });
+    cleanup.fn(() => browser.close());
+    const context = await browser.newContext({ httpCredentials: { username: 'admin', password: 'pw-3f1' } });
+    page = await context.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+    page.on('requestfailed', (r) => {
+      // The event stream is cut when the page closes; anything else failing is a problem.
+      if (!r.url().endsWith('/events')) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
+    });
+  });
+
+  it('is refused without credentials', async () => {
+    assert.equal((await apiCall(port, 'GET', '/ops/')).status, 401);
+  });
+
+  it('loads, shows a tunnel when a client binds, and drops it when the client leaves', async () => {
+    const res = await page.goto(`http://127.0.0.1:${port}/ops`);
+    assert.equal(res?.status(), 200);
+    assert.ok(page.url().endsWith('/ops/'), page.url());
+    assert.equal(await page.title(), 'burrow status');
+    await page.locator('#conn.live').waitFor({ timeout: 15_000 });
+    await page.locator('#tunnels td.empty').waitFor({ timeout: 15_000 });
+    assert.equal(await page.locator('#tunnel-count').textContent(), '0');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'status-page-empty.png'), fullPage: true });
+
+    const web = await startHttpService('web');
+    cleanup.add(web);
+    const client = burrow(['-L', `rtcp://:0/127.0.0.1:${web.port}`, '-F', `tunnel://127.0.0.1:${tunnelPort}?tunnel.id=${TID.public}&tunnel.weight=7`], {
+      name: 'client',
+    });
+    await client.tunnelCreated({ timeoutMs: 20_000 });
+    const row = page.locator('#tunnels tbody tr', { hasText: TID.public });
+    await row.waitFor({ timeout: 15_000 });
+    const cells = await row.locator('td').allTextContents();
+    assert.equal(cells[0], TID.public);
+    assert.equal(cells[4], 'tcp');
+    assert.equal(cells[5], '7');
+    assert.match(cells[3]!, /^127\.0\.0\.1:\d+$/);
+    assert.match(cells[9]!, /^[0-9a-f]{16}$/);
+    assert.equal(await page.locator('#tunnel-count').textContent(), '1');
+    await page.locator('#names tbody tr', { hasText: `${cells[9]}.example.test` }).waitFor({ timeout: 15_000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'status-page-tunnel.png'), fullPage: true });
+
+    await client.kill('SIGKILL');
+    await row.waitFor({ state: 'detached', timeout: 20_000 });
+    assert.equal(await page.locator('#tunnel-count').textContent(), '0');
+    await page.locator('#tunnels td.empty').waitFor({ timeout: 15_000 });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'status-page-left.png'), fullPage: true });
+    assert.ok(existsSync(path.join(ARTIFACTS, 'status-page-tunnel.png')));
+    assert.deepEqual(problems, []);
+  });
+
+  it('the page is served with a content security policy and no framing', async () => {
+    const r = await apiCall(port, 'GET', '/ops/', { headers: { authorization: `Basic ${Buffer.from('admin:pw-3f1').toString('base64')}` } });
+    assert.equal(r.status, 200);
+    assert.match(String(r.headers['content-security-policy']), /script-src 'self'/);
+    assert.equal(r.headers['x-frame-options'], 'DENY');
+  });
+});
