@@ -1,7 +1,7 @@
 /** Options of the `tunnel` handler (the server) and the `tunnel` connector (clients and visitors). */
 import { TUNNEL_MUX_OPTIONS } from './mux';
 import { isUuid } from '../uuid';
-import { bool, duration, entries, gostOnly, int, num, str } from './options';
+import { bool, duration, entries, gostOnly, int, num, str, type ParsedOptions } from './options';
 
 
 const SEND_TIMEOUT_DOC =
@@ -144,6 +144,9 @@ export const TUNNEL_HANDLER_OPTIONS = {
   limiterCleanupInterval: gostOnly('limiter.cleanupInterval', 'traffic limiter cache'),
   skipauth: gostOnly('skipauth', 'client IPs/CIDRs exempt from auth'),
 };
+
+/** The tunnel handler's options, parsed (`parseOptions(TUNNEL_HANDLER_OPTIONS, md)`). */
+export type TunnelHandlerOptionValues = ParsedOptions<typeof TUNNEL_HANDLER_OPTIONS>;
 
 export const TUNNEL_CONNECTOR_OPTIONS = {
   tunnelId: str('tunnel.id', {

@@ -30,7 +30,9 @@ import { readRelayMessage } from '../../io/read-message';
 import { relayThen, destroy, type RelayResult, type RelaySettle } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
 import { RateLimiter } from '../../limit/rate';
-import { DEFAULTS } from '../../core/config';
+import { parseOption, parseOptions } from '../../core/options/options';
+import { TUNNEL_HANDLER_OPTIONS, type TunnelHandlerOptionValues } from '../../core/options/tunnel';
+import { BACKLOG } from '../../core/options/transport';
 import type { Ingress } from '../../ingress/ingress';
 import { Auther, AnyAuther, parseUserPassList } from '../../auth/auther';
 import type { ServiceMetrics } from '../../observe/service-metrics';
@@ -41,8 +43,8 @@ import { createEntryPoints, type EntryPoint } from './entrypoint/index';
 import { createTunnelServer, type TunnelServer } from './server';
 
 export type { TunnelServer } from './server';
-import { SdRegistry, SD_DEFAULT_RENEW_MS } from '../../sd/registry';
-import { createSd, parseRedisSdUrl, RedisSd, SD_DEFAULT_EXPIRATION_MS, SD_REDIS_TIMEOUT_MS, type SdSpec, type ServiceDiscovery } from '../../sd/sd';
+import { SdRegistry } from '../../sd/registry';
+import { createSd, parseRedisSdUrl, RedisSd, SD_REDIS_TIMEOUT_MS, type SdSpec, type ServiceDiscovery } from '../../sd/sd';
 
 export interface TunnelHandlerOptions {
   service: string;
@@ -84,12 +86,11 @@ function safeParseTunnelIdText(text: string | undefined): string | undefined {
  * The auther BIND is checked against when `tunnel.bindAuth` or `tunnel.bindAuther` is set (then
  * the service's auther checks CONNECT only); undefined otherwise (gost: one auther for both).
  */
-function bindAutherOf(opts: TunnelHandlerOptions): AnyAuther | undefined {
-  const md = opts.metadata;
+function bindAutherOf(opts: TunnelHandlerOptions, o: TunnelHandlerOptionValues): AnyAuther | undefined {
   const list: Auther[] = [];
-  const inline = md.getString('tunnel.bindAuth');
+  const inline = o.bindAuth;
   if (inline) list.push(new Auther({ name: `${opts.service}-bind`, auths: parseUserPassList(inline), logger: opts.logger }));
-  const name = md.getString('tunnel.bindAuther');
+  const name = o.bindAuther;
   if (name) {
     const a = opts.authers?.get(name);
     if (!a) throw new ConfigError(`auther "${name}" is not defined`, { path: 'handler.metadata.tunnel.bindAuther' });
@@ -102,18 +103,17 @@ function bindAutherOf(opts: TunnelHandlerOptions): AnyAuther | undefined {
  * The service discovery of `sd` (an `sds:` entry's name) or `tunnel.sd` (a redis:// URL, the
  * built-in Redis form with `sd.expiration`), if either is set.
  */
-function sdOf(opts: TunnelHandlerOptions): ServiceDiscovery | undefined {
-  const md = opts.metadata;
-  const url = md.getString('tunnel.sd');
+function sdOf(opts: TunnelHandlerOptions, o: TunnelHandlerOptionValues): ServiceDiscovery | undefined {
+  const url = o.sdRedis;
   if (url) {
     try {
-      const expirationMs = md.getDurationMs('sd.expiration') || SD_DEFAULT_EXPIRATION_MS;
+      const expirationMs = o.sdExpiration;
       return new RedisSd({ ...parseRedisSdUrl(url), expirationMs, timeoutMs: SD_REDIS_TIMEOUT_MS });
     } catch (err) {
       throw new ConfigError((err as Error).message, { path: 'handler.metadata.tunnel.sd' });
     }
   }
-  const name = md.getString('sd');
+  const name = o.sd;
   if (!name) return undefined;
   const spec = opts.sds?.get(name);
   if (!spec) throw new ConfigError(`sd "${name}" is not defined in sds`, { path: 'handler.metadata.sd' });
@@ -131,36 +131,37 @@ export function createTunnelHandler(
   opts: TunnelHandlerOptions,
 ): Handler & { server: TunnelServer; entryPoints: EntryPoint[]; withdraw(): Promise<void> } {
   const md = opts.metadata;
+  const o = parseOptions(TUNNEL_HANDLER_OPTIONS, md);
   const log = opts.logger;
   const nodeId = randomUUID();
   let entryPoints: EntryPoint[] = [];
-  const sdService = sdOf(opts);
+  const sdService = sdOf(opts, o);
   const sd = sdService
     ? new SdRegistry({
         sd: sdService,
         node: nodeId,
-        advertise: md.getString('sd.advertise'),
+        advertise: o.sdAdvertise,
         entryPoint: () => entryPoints[0]?.address() ?? '',
-        renewMs: md.getDurationMs('tunnel.ttl') || SD_DEFAULT_RENEW_MS,
+        renewMs: o.tunnelTtl,
         logger: log.child({ kind: 'sd' }),
       })
     : undefined;
-  const server = createTunnelServer({ metadata: md, ingress: opts.ingress, logger: log, sd, nodeId });
+  const server = createTunnelServer({ metadata: md, options: o, ingress: opts.ingress, logger: log, sd, nodeId });
   const { warnings } = server;
-  const direct = md.getBool('tunnel.direct') ?? false;
-  const bindAuther = bindAutherOf(opts);
-  const entrypointId = safeParseTunnelIdText(md.getString('entrypoint.id'));
-  const readTimeoutMs = md.getDurationMs('readTimeout') || DEFAULTS.relayHandshakeTimeoutMs;
+  const direct = o.direct;
+  const bindAuther = bindAutherOf(opts, o);
+  const entrypointId = safeParseTunnelIdText(o.entrypointId);
+  const readTimeoutMs = o.readTimeout;
   const spliceOpts = { sendTimeoutMs: server.sendTimeoutMs };
-  const connRate = md.getFloat('tunnel.connRate') ?? 0;
-  const limiter =
-    connRate > 0 ? new RateLimiter({ ratePerSec: connRate, burst: md.getInt('tunnel.connBurst') || Math.max(1, Math.ceil(connRate * 2)) }) : undefined;
+  const connRate = o.connRate;
+  const limiter = connRate > 0 ? new RateLimiter({ ratePerSec: connRate, burst: o.connBurst || Math.max(1, Math.ceil(connRate * 2)) }) : undefined;
   /** A tunnel's logger for a connection (a child of `clog`, the connection's). */
   const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ node: nodeId, tunnel: tid });
   entryPoints = createEntryPoints({
     service: opts.service,
     server,
-    metadata: md,
+    options: o,
+    backlog: parseOption(BACKLOG.backlog, md),
     ingress: opts.ingress,
     ingresses: opts.ingresses,
     logger: log,
@@ -175,7 +176,7 @@ export function createTunnelHandler(
     },
   });
 
-  if (sd && !md.getString('sd.advertise') && entryPoints.length === 0) {
+  if (sd && !o.sdAdvertise && entryPoints.length === 0) {
     throw new ConfigError('service discovery needs an entry point (entrypoint=) or sd.advertise: it registers where other servers reach this one', {
       path: 'handler.metadata.sd.advertise',
     });

@@ -13,7 +13,7 @@ import { stripPort } from '../../core/addr';
 import { encodeStreamHeader } from '../../protocol/stream-header';
 import { relayThen } from '../../io/pipe';
 import { PeerWarnings } from '../../limit/rate';
-import { DEFAULTS } from '../../core/config';
+import type { TunnelHandlerOptionValues } from '../../core/options/tunnel';
 import type { Ingress } from '../../ingress/ingress';
 import { smuxConfigFromMetadata, type SmuxConfig } from '../../protocol/smux/config';
 import { TunnelPool, connectorOf, type ConnectorEntry, type Network } from './pool';
@@ -66,7 +66,9 @@ export interface TunnelServer {
 }
 
 export interface TunnelServerOptions {
+  /** The handler's metadata (the smux keys are read from it). */
   metadata: Metadata;
+  options: TunnelHandlerOptionValues;
   ingress: Ingress | undefined;
   logger: Logger;
   /** Service discovery, when configured: connectors bound here are registered there. */
@@ -77,35 +79,33 @@ export interface TunnelServerOptions {
 
 /** The server's state from the handler's options (`tunnel.*`, `sendTimeout`, smux keys). */
 export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
-  const md = opts.metadata;
+  const o = opts.options;
   const log = opts.logger;
   const nodeId = opts.nodeId ?? randomUUID();
-  const sendTimeoutMs = md.getDurationMs('sendTimeout') ?? DEFAULTS.sendTimeoutMs;
+  const sendTimeoutMs = o.sendTimeout;
   const pool = new TunnelPool({
-    maxTunnels: md.getInt('tunnel.maxTunnels') ?? 0,
-    maxConnectorsPerTunnel: md.getInt('tunnel.maxConnectors') ?? 0,
-    maxStreamsPerConnector: md.getInt('tunnel.maxStreams') ?? 0,
+    maxTunnels: o.maxTunnels,
+    maxConnectorsPerTunnel: o.maxConnectors,
+    maxStreamsPerConnector: o.maxStreams,
   });
   const warnings = new PeerWarnings();
-  const publicDomain = md.getString('tunnel.publicDomain');
-  const publicStore = md.getString('tunnel.publicStore');
-  const publicNames = publicDomain
+  const publicNames = o.publicDomain
     ? new PublicNames({
-        domain: publicDomain,
-        ttlMs: md.getDurationMs('tunnel.publicTTL') || 24 * 3600_000,
-        customTtlMs: md.getDurationMs('tunnel.customTTL') || 3600_000,
-        allowCustom: md.getBool('tunnel.allowCustomNames') ?? true,
-        store: publicStore
-          ? new RedisNameStore(publicStore, {
-              prefix: md.getString('tunnel.publicStoreKey') ?? '',
-              timeoutMs: md.getDurationMs('tunnel.publicStoreTimeout') || 2000,
+        domain: o.publicDomain,
+        ttlMs: o.publicTtl,
+        customTtlMs: o.customTtl,
+        allowCustom: o.allowCustomNames,
+        store: o.publicStore
+          ? new RedisNameStore(o.publicStore, {
+              prefix: o.publicStoreKey,
+              timeoutMs: o.publicStoreTimeout,
               logger: log.child({ kind: 'public-names' }),
             })
           : undefined,
       })
     : undefined;
   const spliceOpts = { sendTimeoutMs };
-  const direct = md.getBool('tunnel.direct') ?? false;
+  const direct = o.direct;
   /** Every ingress that routes to this server's tunnels (the handler's and its entry points'). */
   const routing = new Set<Ingress>(opts.ingress ? [opts.ingress] : []);
   const unreachableWarned = new Set<string>();
@@ -116,7 +116,7 @@ export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
     ingress: opts.ingress,
     publicNames,
     sd: opts.sd,
-    smux: smuxConfigFromMetadata(md),
+    smux: smuxConfigFromMetadata(opts.metadata),
     sendTimeoutMs,
     warnings,
     lookupPublic(host, ingress = opts.ingress) {

@@ -42,7 +42,11 @@ export function somaxconn(): number {
 
 /** The listen backlog from `key` (default 4096), capped by the kernel's somaxconn. */
 export function listenBacklog(md: Metadata, ...keys: string[]): number {
-  const asked = md.getInt(...(keys.length > 0 ? keys : ['backlog']));
+  return capBacklog(md.getInt(...(keys.length > 0 ? keys : ['backlog'])));
+}
+
+/** A backlog asked for (the default when not positive), capped by `net.core.somaxconn`. */
+export function capBacklog(asked: number | undefined): number {
   return Math.min(asked && asked > 0 ? asked : DEFAULT_BACKLOG, somaxconn());
 }
 

@@ -8,12 +8,12 @@
  */
 import type { Logger } from 'pino';
 import { Metadata } from '../../../core/metadata';
-import { DEFAULTS } from '../../../core/config';
+import type { TunnelHandlerOptionValues } from '../../../core/options/tunnel';
 import type { Ingress } from '../../../ingress/ingress';
 import type { ServiceMetrics } from '../../../observe/service-metrics';
 import { Service } from '../../../service/service';
 import { TcpListener } from '../../../transport/tcp/listener';
-import { listenBacklog } from '../../../transport/tcp/socket';
+import { capBacklog } from '../../../transport/tcp/socket';
 import type { TunnelServer } from '../server';
 import { EntryDispatch } from './dispatch';
 import { HttpEntryProxy } from './http/proxy';
@@ -26,7 +26,9 @@ export interface EntryPointOptions {
   server: TunnelServer;
   ingress: Ingress | undefined;
   /** The tunnel handler's options (`entrypoint.*`). */
-  metadata: Metadata;
+  options: TunnelHandlerOptionValues;
+  /** The handler's `backlog`, used when `entrypoint.backlog` is not given. */
+  backlog: number | undefined;
   logger: Logger;
   metrics?: ServiceMetrics;
   /** Serves a relay request as the tunnel port does. */
@@ -38,13 +40,13 @@ export class EntryPoint {
   readonly #addr: string;
 
   constructor(opts: EntryPointOptions) {
-    const md = opts.metadata;
+    const o = opts.options;
     this.#addr = opts.addr;
-    const sniffTimeoutMs = md.getDurationMs('entrypoint.sniffTimeout') || DEFAULTS.entrypointSniffTimeoutMs;
+    const sniffTimeoutMs = o.entrypointSniffTimeout;
     const http = new HttpEntryProxy({
       server: opts.server,
       ingress: opts.ingress,
-      metadata: md,
+      options: o,
       logger: opts.logger,
       headersTimeoutMs: sniffTimeoutMs,
     });
@@ -52,7 +54,7 @@ export class EntryPoint {
       server: opts.server,
       ingress: opts.ingress,
       sniffTimeoutMs,
-      relayEnabled: md.getBool('entrypoint.relay') ?? true,
+      relayEnabled: o.entrypointRelay,
       relay: opts.relay,
       http,
     });
@@ -61,7 +63,7 @@ export class EntryPoint {
       // `entrypoint.backlog`, else the handler's `backlog` (default 4096, capped by somaxconn).
       listener: new TcpListener({
         addr: opts.addr,
-        metadata: new Metadata({ backlog: listenBacklog(md, 'entrypoint.backlog', 'backlog') }),
+        metadata: new Metadata({ backlog: capBacklog(o.entrypointBacklog ?? opts.backlog) }),
         logger: opts.logger,
       }),
       handler,
@@ -111,7 +113,9 @@ export class EntryPoint {
 export interface EntryPointsOptions {
   service: string;
   server: TunnelServer;
-  metadata: Metadata;
+  options: TunnelHandlerOptionValues;
+  /** The handler's `backlog` (listener option), the entry points' default. */
+  backlog: number | undefined;
   /** The handler's ingress (and the one of an `entrypoints` item without a known one). */
   ingress: Ingress | undefined;
   ingresses: Map<string, Ingress>;
@@ -123,16 +127,14 @@ export interface EntryPointsOptions {
 
 /** The entry points the handler's options ask for: `entrypoint`, then each of `entrypoints`. */
 export function createEntryPoints(opts: EntryPointsOptions): EntryPoint[] {
-  const md = opts.metadata;
+  const o = opts.options;
   const logger = opts.logger.child({ kind: 'entrypoint', handler: 'tunnel', listener: 'tcp', network: 'tcp', node: opts.server.nodeId });
   const make = (addr: string, ingress: Ingress | undefined): EntryPoint =>
-    new EntryPoint({ service: opts.service, addr, server: opts.server, ingress, metadata: md, logger, metrics: opts.metrics, relay: opts.relay });
+    new EntryPoint({ service: opts.service, addr, server: opts.server, ingress, options: o, backlog: opts.backlog, logger, metrics: opts.metrics, relay: opts.relay });
   const out: EntryPoint[] = [];
-  const primary = md.getString('entrypoint');
-  if (primary) out.push(make(primary, opts.ingress));
-  const extra = md.get('entrypoints');
-  if (Array.isArray(extra)) {
-    for (const e of extra as Array<Record<string, unknown>>) {
+  if (o.entrypoint) out.push(make(o.entrypoint, opts.ingress));
+  if (o.entrypoints) {
+    for (const e of o.entrypoints) {
       const em = new Metadata(e);
       const addr = em.getString('addr');
       if (!addr) continue;

@@ -26,9 +26,8 @@
 import type net from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Metadata } from '../../../../core/metadata';
+import type { TunnelHandlerOptionValues } from '../../../../core/options/tunnel';
 import { stripPort } from '../../../../core/addr';
-import { DEFAULTS } from '../../../../core/config';
 import type { Ingress } from '../../../../ingress/ingress';
 import type { TunnelServer } from '../../server';
 import type { ConnectorEntry } from '../../pool';
@@ -42,7 +41,8 @@ export { SHARED_IDLE_MS } from './idle-pool';
 export interface HttpEntryProxyOptions {
   server: TunnelServer;
   ingress: Ingress | undefined;
-  metadata: Metadata;
+  /** The tunnel handler's options (`entrypoint.*`). */
+  options: TunnelHandlerOptionValues;
   logger: Logger;
   /** `entrypoint.sniffTimeout`: the deadline of a request head. */
   headersTimeoutMs: number;
@@ -65,9 +65,9 @@ export class HttpEntryProxy implements ConnectionHost {
     this.opts = opts;
     this.nodeId = opts.server.nodeId;
     this.headersTimeoutMs = opts.headersTimeoutMs;
-    this.readTimeoutMs = opts.metadata.getDurationMs('entrypoint.readTimeout') || DEFAULTS.entrypointReadTimeoutMs;
-    this.idleTimeoutMs = opts.metadata.getDurationMs('entrypoint.idleTimeout') || 60_000;
-    this.keepalive = opts.metadata.getBool('entrypoint.keepalive') ?? true;
+    this.readTimeoutMs = opts.options.entrypointReadTimeout;
+    this.idleTimeoutMs = opts.options.entrypointIdleTimeout;
+    this.keepalive = opts.options.entrypointKeepalive;
   }
 
   /** Serves a sniffed connection from `peer` ("host:port"): its first bytes handed over as `first`. */
