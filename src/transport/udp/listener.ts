@@ -17,7 +17,8 @@ import { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Conn, ListenerOptions, StreamListener } from '../../core/transport';
 import { joinHostPort, splitHostPort } from '../../core/addr';
-import { DEFAULTS } from '../../core/config';
+import { parseOptions, type ParsedOptions } from '../../core/options/options';
+import { UDP_LISTENER_OPTIONS } from '../../core/options/transport';
 import { drainQueued, type DatagramPort } from '../../io/datagram';
 import { createUdpSocket, udpIoLogLine, type FramedSent, type UdpPeer } from './socket';
 import { MAX_DATAGRAM_BYTES } from '../../protocol/udp-frame';
@@ -43,12 +44,12 @@ export interface UdpSessionOptions {
   readBufferBytes: number;
 }
 
-export function udpSessionOptions(md: ListenerOptions['metadata']): UdpSessionOptions {
+function udpSessionOptions(o: ParsedOptions<typeof UDP_LISTENER_OPTIONS>): UdpSessionOptions {
   return {
-    keepalive: md.getBool('keepalive') ?? false,
-    ttlMs: md.getDurationMs('ttl', 'keepalive.ttl') || DEFAULTS.udpTtlMs,
-    readQueueSize: md.getInt('readQueueSize', 'recvQueueSize') || DEFAULTS.udpReadQueueSize,
-    readBufferBytes: md.getInt('readBufferSize', 'udp.bufferSize', 'bufferSize') || 65535,
+    keepalive: o.udpKeepalive,
+    ttlMs: o.ttl,
+    readQueueSize: o.readQueueSize,
+    readBufferBytes: o.readBufferSize,
   };
 }
 
@@ -164,8 +165,9 @@ class UdpSession extends Duplex implements DatagramPort {
 
 export function createUdpListener(opts: ListenerOptions): StreamListener {
   const { host, port } = splitHostPort(opts.addr);
-  const sessOpts = udpSessionOptions(opts.metadata);
-  const backlog = opts.metadata.getInt('backlog') || DEFAULTS.udpBacklog;
+  const o = parseOptions(UDP_LISTENER_OPTIONS, opts.metadata);
+  const sessOpts = udpSessionOptions(o);
+  const backlog = o.backlog;
   const type = isIP(host) === 4 ? 'udp4' : 'udp6';
   // Large kernel buffers absorb bursts while the tunnel catches up (capped by net.core.rmem_max).
   const socket = createUdpSocket({
