@@ -13,6 +13,7 @@ import { App } from './app/app';
 import { DEFAULTS } from './core/config';
 import { runDemo } from './demo';
 import type { ApiServer } from './api/server';
+import { installReloadTriggers, reloadFromSources, savableFile } from './cli/reload';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const pkg = require('../package.json') as { version: string };
@@ -54,15 +55,16 @@ export async function main(argv: string[]): Promise<void> {
     process.stdout.write(`burrow ${pkg.version} (node ${process.version} ${process.platform}/${process.arch})\n`);
     return;
   }
+  const cliInput = {
+    listen: args.listen,
+    forward: args.forward,
+    logLevel: args.logLevel,
+    api: args.api,
+    metrics: args.metrics,
+  };
   let loaded;
   try {
-    loaded = await loadConfig(args.configs, {
-      listen: args.listen,
-      forward: args.forward,
-      logLevel: args.logLevel,
-      api: args.api,
-      metrics: args.metrics,
-    });
+    loaded = await loadConfig(args.configs, cliInput);
   } catch (err) {
     fail(err, debug, err instanceof ConfigError ? 2 : 1);
   }
@@ -83,6 +85,7 @@ export async function main(argv: string[]): Promise<void> {
   }
   let app: App;
   let api: ApiServer | undefined;
+  const sources = { configs: args.configs, cli: cliInput, graceMs: shutdownGraceMs(logger) };
   try {
     const announced = new Set<string>();
     app = new App(loaded.config, logger, {
@@ -104,7 +107,12 @@ export async function main(argv: string[]): Promise<void> {
       // Loaded on demand: a process without -api does not need the API's code.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { ApiServer } = require('./api/server') as typeof import('./api/server');
-      api = new ApiServer(loaded.config.api, app, logger);
+      const started = app;
+      api = new ApiServer(loaded.config.api, app, logger, {
+        reload: () => reloadFromSources(started, sources, 'POST /config/reload'),
+        configFile: savableFile(args.configs, cliInput),
+        graceMs: sources.graceMs,
+      });
       try {
         await api.listen();
       } catch (err) {
@@ -115,6 +123,7 @@ export async function main(argv: string[]): Promise<void> {
   } catch (err) {
     fail(err, debug, err instanceof ConfigError ? 2 : 1);
   }
+  const removeTriggers = installReloadTriggers(app, sources, args.reload);
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
@@ -122,6 +131,7 @@ export async function main(argv: string[]): Promise<void> {
       process.exit(1);
     }
     stopping = true;
+    removeTriggers();
     const graceMs = shutdownGraceMs(logger);
     logger.info(`${signal}: shutting down (grace ${graceMs} ms)`);
     Promise.resolve(api?.close())

@@ -12,8 +12,9 @@
  *
  * `GET /` is a small status page (page.ts), live from `/events`.
  *
- * Errors are `{code, msg}` as gost's. Routes gost has and burrow does not implement yet answer
- * 501, never a silent success.
+ * Errors are `{code, msg}` as gost's. The config routes (crud.ts) change the running
+ * configuration through the app's reload (a difference: unrelated services are not touched).
+ * Kinds of gost's objects burrow does not implement answer 501, never a silent success.
  */
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -29,6 +30,8 @@ import { serveHealth } from '../observe/metrics';
 import { redactConfig } from './redact';
 import { statusSnapshot, StatusFeed, type StatusEvent } from './status';
 import { PAGE_HEADERS, PAGE_HTML, PAGE_JS } from './page';
+import { ConfigRoutes, type ConfigRoutesOptions } from './crud';
+import { ApiError, methodNotAllowed } from './errors';
 
 /** Most `/events` subscribers at once; more get 503. */
 export const MAX_EVENT_STREAMS = 64;
@@ -37,27 +40,9 @@ const MAX_BODY_BYTES = 1 << 20;
 /** A comment line on idle event streams, so proxies keep them open. */
 const EVENT_HEARTBEAT_MS = 15_000;
 
-/** gost's objects under /config that burrow cannot change through the API yet. */
-const CONFIG_KINDS = new Set([
-  'services', 'chains', 'hops', 'authers', 'admissions', 'bypasses', 'resolvers', 'hosts', 'ingresses',
-  'routers', 'observers', 'recorders', 'sds', 'limiters', 'climiters', 'rlimiters',
-]);
-
 const STATE_CHANGING = new Set(['POST', 'PUT', 'DELETE', 'PATCH']);
 
-/** An API error with its HTTP status, answered as `{code, msg}`. */
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-const notImplemented = (what: string): ApiError =>
-  new ApiError(501, 50100, `${what} is not implemented by burrow yet (see GET /docs for what is)`);
+export { ApiError } from './errors';
 
 let apiDoc: string | undefined;
 /** The API description (docs/api-swagger.yaml), read once. */
@@ -75,6 +60,8 @@ interface Ctx {
   query: URLSearchParams;
   /** True when the request carried valid credentials (an API with credentials only). */
   authenticated: boolean;
+  /** A state-changing request's JSON body. */
+  body: unknown;
 }
 
 export class ApiServer {
@@ -87,8 +74,9 @@ export class ApiServer {
   readonly #streams = new Set<http.ServerResponse>();
   #feed: StatusFeed | undefined;
   #server: http.Server | undefined;
+  readonly #config: ConfigRoutes;
 
-  constructor(cfg: ApiConfig, app: App, logger: Logger) {
+  constructor(cfg: ApiConfig, app: App, logger: Logger, opts: ConfigRoutesOptions = {}) {
     this.#cfg = cfg;
     this.#app = app;
     this.#logger = logger.child({ kind: 'api' });
@@ -99,6 +87,7 @@ export class ApiServer {
       this.#auther = new Auther({ name: 'api', auths: [{ username: cfg.auth.username, password: cfg.auth.password ?? '' }], logger: this.#logger });
     }
     this.#allowOrigins = new Set((cfg.allowOrigins ?? []).map((o) => o.replace(/\/$/, '')));
+    this.#config = new ConfigRoutes(app, opts);
   }
 
   /** True when the API asks for credentials. */
@@ -202,7 +191,7 @@ export class ApiServer {
       return;
     }
     // 2. Credentials.
-    const ctx: Ctx = { req, res, method, path, query: url.searchParams, authenticated: false };
+    const ctx: Ctx = { req, res, method, path, query: url.searchParams, authenticated: false, body: undefined };
     if (this.#auther) {
       const cred = basicAuth(req.headers.authorization);
       const ok = cred !== undefined && (await this.#auther.check(cred.user, cred.pass, remoteOf(req), 'api'));
@@ -215,7 +204,7 @@ export class ApiServer {
     // 4. State-changing requests: same origin (or allowed) and JSON bodies only.
     if (STATE_CHANGING.has(method)) {
       this.#checkOrigin(req);
-      await readJsonBody(req);
+      ctx.body = await readJsonBody(req);
     }
     await this.#dispatch(ctx);
   }
@@ -230,20 +219,11 @@ export class ApiServer {
 
   async #dispatch(ctx: Ctx): Promise<void> {
     const { method, path } = ctx;
-    if (path === '/config') {
-      if (method === 'GET') return this.#getConfig(ctx);
-      if (method === 'POST') throw notImplemented('saving the config (POST /config)');
-      throw methodNotAllowed(method, path);
-    }
-    if (path === '/config/reload') {
-      if (method === 'POST') throw notImplemented('reloading the config through the API (POST /config/reload)');
-      throw methodNotAllowed(method, path);
-    }
-    const m = /^\/config\/([a-z]+)(?:\/([^/]+))?$/.exec(path);
-    if (m && CONFIG_KINDS.has(m[1]!)) {
-      const allowed = m[2] === undefined ? ['POST'] : ['PUT', 'DELETE'];
-      if (!allowed.includes(method)) throw methodNotAllowed(method, path);
-      throw notImplemented(`${method} ${path.replace(/^\/config\/([a-z]+)\/.+$/, '/config/$1/{name}')}`);
+    if (path === '/config' && method === 'GET') return this.#getConfig(ctx);
+    if (path === '/config' || path.startsWith('/config/')) {
+      const answer = await this.#config.handle(method, path, ctx.query, ctx.body, this.#reveal(ctx));
+      ctx.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(answer)}\n`);
+      return;
     }
     if (method !== 'GET') {
       if (path === '/status' || path === '/events' || path === '/docs') throw methodNotAllowed(method, path);
@@ -266,15 +246,20 @@ export class ApiServer {
     throw new ApiError(404, 40004, `${path}: not found`);
   }
 
-  #getConfig(ctx: Ctx): void {
-    const format = ctx.query.get('format') ?? 'json';
-    if (format !== 'json' && format !== 'yaml') throw new ApiError(400, 40001, `format "${format}": expected json or yaml`);
+  /** True when `?secrets=true` asks for secrets (403 without credentials). */
+  #reveal(ctx: Ctx): boolean {
     const secrets = ctx.query.get('secrets');
     const reveal = secrets !== null && ['1', 't', 'T', 'TRUE', 'true', 'True'].includes(secrets);
     if (reveal && !ctx.authenticated) {
       throw new ApiError(403, 40300, 'secrets are shown only to an authenticated request (the API has no credentials configured)');
     }
-    const cfg = reveal ? this.#app.config : redactConfig(this.#app.config);
+    return reveal;
+  }
+
+  #getConfig(ctx: Ctx): void {
+    const format = ctx.query.get('format') ?? 'json';
+    if (format !== 'json' && format !== 'yaml') throw new ApiError(400, 40001, `format "${format}": expected json or yaml`);
+    const cfg = this.#reveal(ctx) ? this.#app.config : redactConfig(this.#app.config);
     const text = renderConfig(cfg, format);
     const type = format === 'json' ? 'application/json' : 'application/yaml; charset=utf-8';
     ctx.res.writeHead(200, { 'content-type': type, 'cache-control': 'no-store' }).end(text);
@@ -319,10 +304,6 @@ function sendError(res: http.ServerResponse, e: ApiError): void {
     return;
   }
   res.writeHead(e.status, { 'content-type': 'application/json' }).end(`${JSON.stringify({ code: e.code, msg: e.message })}\n`);
-}
-
-function methodNotAllowed(method: string, path: string): ApiError {
-  return new ApiError(405, 40500, `${method} ${path}: method not allowed`);
 }
 
 function remoteOf(req: http.IncomingMessage): string {

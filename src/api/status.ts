@@ -4,7 +4,7 @@
  * (connector up/down, name claims) taken from the tunnel pools' events.
  */
 import { EventEmitter } from 'node:events';
-import type { App } from '../app/app';
+import type { App, ReloadResult } from '../app/app';
 import type { ConnectorEntry } from '../handler/tunnel/pool';
 
 export interface ConnectorStatus {
@@ -39,7 +39,7 @@ export interface StatusSnapshot {
 
 /** One event of `/events`: its SSE name and JSON data. */
 export interface StatusEvent {
-  event: 'connector-up' | 'connector-down' | 'name-claim' | 'name-release';
+  event: 'connector-up' | 'connector-down' | 'name-claim' | 'name-release' | 'reload';
   data: Record<string, unknown>;
 }
 
@@ -59,12 +59,10 @@ function connectorStatus(c: ConnectorEntry): ConnectorStatus {
 export async function statusSnapshot(app: App): Promise<StatusSnapshot> {
   const cfgs = app.config.services ?? [];
   const built = app.built;
-  // Reverse listeners are built in service order, one per rtcp/rudp service.
-  let nthReverse = 0;
   const services = built.services.map((s, i) => {
     const cfg = cfgs.find((c) => c.name === s.name) ?? cfgs[i];
     const listener = cfg?.listener?.type ?? 'tcp';
-    const rl = listener === 'rtcp' || listener === 'rudp' ? built.reverseListeners[nthReverse++] : undefined;
+    const rl = built.reverseListeners.find((r) => r === s.listener);
     return {
       name: s.name,
       addr: s.address(),
@@ -88,16 +86,32 @@ export async function statusSnapshot(app: App): Promise<StatusSnapshot> {
 }
 
 /**
- * The feed of `/events`: one listener per tunnel pool, shared by every subscriber. `close()`
- * detaches it from the pools.
+ * The feed of `/events`: one listener per tunnel pool, shared by every subscriber, and the
+ * app's reload results (`reload`: ok, trigger, added, changed, removed, unchanged, error).
+ * After a reload the feed follows the tunnel pools of the new set of services. `close()`
+ * detaches it.
  */
 export class StatusFeed extends EventEmitter<{ event: [StatusEvent] }> {
   readonly #detach: Array<() => void> = [];
+  readonly #app: App;
+  readonly #onReload: (r: ReloadResult) => void;
 
   constructor(app: App) {
     super();
     this.setMaxListeners(0);
-    for (const [service, h] of app.built.tunnelHandlers) {
+    this.#app = app;
+    this.#onReload = (r) => {
+      if (r.ok) this.#attach();
+      this.emit('event', { event: 'reload', data: { ...r } });
+    };
+    app.events.on('reload', this.#onReload);
+    this.#attach();
+  }
+
+  /** Follows the pools of the app's current tunnel handlers. */
+  #attach(): void {
+    for (const d of this.#detach.splice(0)) d();
+    for (const [service, h] of this.#app.built.tunnelHandlers) {
       const pool = h.server.pool;
       const up = (c: ConnectorEntry): void => {
         this.emit('event', { event: 'connector-up', data: { service, tunnelId: c.tunnelId, ...connectorStatus(c) } });
@@ -122,6 +136,7 @@ export class StatusFeed extends EventEmitter<{ event: [StatusEvent] }> {
   }
 
   close(): void {
+    this.#app.events.off('reload', this.#onReload);
     for (const d of this.#detach.splice(0)) d();
     this.removeAllListeners();
   }

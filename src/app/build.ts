@@ -54,6 +54,18 @@ export interface BuildHooks {
   onBound?: (service: string, info: BoundInfo) => void;
 }
 
+/**
+ * A reload's hand-over: running parts to use instead of building new ones (a part is reused
+ * when its configuration did not change), and the services to build (the others are kept).
+ */
+export interface BuildReuse {
+  chain?: (name: string) => Chain | undefined;
+  ingress?: (name: string) => Ingress | undefined;
+  auther?: (name: string) => Auther | undefined;
+  /** Build only these services (default: every service). */
+  services?: ReadonlySet<string>;
+}
+
 /** The random tunnel ID of this process for connectors without `tunnel.id` (as gost). */
 const PROCESS_TUNNEL_ID = randomUUID();
 
@@ -253,11 +265,16 @@ const HANDLER_IMPLS: Record<HandlerType, (c: PartContext) => Handler> = {
   rudp: remoteForward('udp'),
 };
 
-export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {}): BuiltApp {
+export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {}, reuse: BuildReuse = {}): BuiltApp {
   const ingresses = new Map<string, Ingress>();
-  for (const i of config.ingresses ?? []) ingresses.set(i.name, buildIngress(i, logger));
+  for (const i of config.ingresses ?? []) ingresses.set(i.name, reuse.ingress?.(i.name) ?? buildIngress(i, logger));
   const authers = new Map<string, Auther>();
   for (const a of config.authers ?? []) {
+    const kept = reuse.auther?.(a.name);
+    if (kept) {
+      authers.set(a.name, kept);
+      continue;
+    }
     authers.set(
       a.name,
       new Auther({
@@ -282,12 +299,13 @@ export function buildApp(config: Config, logger: Logger, hooks: BuildHooks = {})
   const sds = new Map((config.sds ?? []).map((s) => [s.name, s]));
   const namedHops = new Map((config.hops ?? []).map((h) => [h.name, h]));
   const chains = new Map<string, Chain>();
-  for (const c of config.chains ?? []) chains.set(c.name, buildChain(c, namedHops, logger));
+  for (const c of config.chains ?? []) chains.set(c.name, reuse.chain?.(c.name) ?? buildChain(c, namedHops, logger));
 
   const services: Service[] = [];
   const reverseListeners: ReverseListener[] = [];
   const tunnelHandlers = new Map<string, ReturnType<typeof createTunnelHandler>>();
   (config.services ?? []).forEach((svc, si) => {
+    if (reuse.services && !reuse.services.has(svc.name)) return;
     const where = `services[${si}]`;
     const slog = logger.child({ service: svc.name });
     const lmd = new Metadata({ ...(svc.metadata ?? {}), ...(svc.listener.metadata ?? {}) });

@@ -134,7 +134,9 @@ export function rulesFromRedis(data: RedisData): IngressRule[] {
 export class Ingress {
   readonly name: string;
   #table = new Map<string, Route | null>();
-  readonly #inline: IngressRule[];
+  #inline: IngressRule[];
+  /** The rules of the file, Redis and HTTP sources as last read. */
+  #external: IngressRule[][] = [];
   readonly #reloadMs: number;
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | undefined;
@@ -180,8 +182,15 @@ export class Ingress {
   async #reloadNow(): Promise<void> {
     const s = this.#sources;
     const [fileRules, redisRules, httpRules] = await Promise.all([s.file(), s.redis(), s.http()]);
-    this.#table = this.#build(this.#inline, fileRules ?? [], redisRules ?? [], httpRules ?? []);
+    this.#external = [fileRules ?? [], redisRules ?? [], httpRules ?? []];
+    this.#table = this.#build(this.#inline, ...this.#external);
     this.#logger.debug(`ingress ${this.name}: ${this.#table.size} rules loaded`);
+  }
+
+  /** Replaces the inline rules (a reload); the other sources' rules stay as last read. */
+  setRules(rules: IngressRule[]): void {
+    this.#inline = rules;
+    this.#table = this.#build(this.#inline, ...this.#external);
   }
 
   #build(...lists: IngressRule[][]): Map<string, Route | null> {
