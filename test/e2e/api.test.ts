@@ -1,7 +1,7 @@
 /**
  * The web API against the real CLI: credentials, CORS preflight, the Origin and JSON-only checks
- * of state-changing routes, redaction of GET /config, gost's error shape, the 501 of routes
- * burrow does not implement, /docs, pathPrefix, the Host check of an API without credentials,
+ * of state-changing routes, redaction of GET /config, gost's error shape, the 501 of gost's
+ * kinds burrow does not implement, /docs, pathPrefix, the Host check of an API without credentials,
  * health on the metrics address, and the config errors of an exposed API without credentials.
  */
 import { after, before, describe, it } from 'node:test';
@@ -120,10 +120,12 @@ describe('web API with credentials', () => {
     assert.equal(foreign.status, 403);
     assert.equal(foreign.json.code, 40300);
     assert.match(foreign.json.msg, /evil\.example/);
-    // The API's own origin and an allowed one pass the check and reach the route (501 here).
+    // The API's own origin and an allowed one pass the check and reach the route (a reload of
+    // the unchanged file here).
     for (const origin of [`http://127.0.0.1:${port}`, 'https://ui.example.com']) {
       const r = await apiCall(port, 'POST', '/config/reload', { headers: { ...json, origin }, body: '{}' });
-      assert.equal(r.status, 501, origin);
+      assert.equal(r.status, 200, origin);
+      assert.deepEqual(r.json.data.unchanged, ['tunnel-server']);
     }
     // A foreign origin on DELETE and PUT too.
     for (const method of ['PUT', 'DELETE']) {
@@ -145,24 +147,27 @@ describe('web API with credentials', () => {
     assert.equal(bad.json.code, 40001);
   });
 
-  it('answers 501 for the routes of gost burrow does not implement yet, 405/404 otherwise', async () => {
+  it("answers 501 for gost's kinds burrow does not implement, 400/405/404 otherwise", async () => {
     const json = { ...auth, 'content-type': 'application/json' };
     const cases: Array<[string, string]> = [
-      ['POST', '/config'],
-      ['POST', '/config/reload'],
-      ['POST', '/config/services'],
-      ['PUT', '/config/services/tunnel-server'],
-      ['DELETE', '/config/chains/c'],
-      ['POST', '/config/ingresses'],
+      ['GET', '/config/limiters'],
+      ['POST', '/config/bypasses'],
+      ['PUT', '/config/admissions/a'],
       ['DELETE', '/config/limiters/l'],
+      ['POST', '/config/rlimiters'],
     ];
     for (const [method, path] of cases) {
-      const r = await apiCall(port, method, path, { headers: json, body: '{"name":"x","addr":":0"}' });
+      const r = await apiCall(port, method, path, { headers: json, ...(method === 'GET' ? {} : { body: '{"name":"x","addr":":0"}' }) });
       assert.equal(r.status, 501, `${method} ${path}`);
       assert.equal(r.json.code, 50100);
-      assert.match(r.json.msg, /not implemented/);
+      assert.match(r.json.msg, /does not implement/);
     }
-    assert.equal((await apiCall(port, 'GET', '/config/services', { headers: auth })).status, 405);
+    // An incomplete service (no handler) is refused, and changes nothing.
+    const incomplete = await apiCall(port, 'POST', '/config/services', { headers: json, body: '{"name":"x","addr":":0"}' });
+    assert.equal(incomplete.status, 400);
+    assert.equal(incomplete.json.code, 40001);
+    assert.equal((await apiCall(port, 'GET', '/config/services', { headers: auth })).status, 200);
+    assert.equal((await apiCall(port, 'PUT', '/config/services', { headers: json, body: '{}' })).status, 405);
     assert.equal((await apiCall(port, 'DELETE', '/status', { headers: auth })).status, 405);
     const missing = await apiCall(port, 'GET', '/nothing-here', { headers: auth });
     assert.equal(missing.status, 404);
