@@ -60,12 +60,17 @@ function labelled(name: string, err: unknown): Error {
   return new Error(`service ${name}: ${(err as Error)?.message ?? String(err)}`, { cause: err });
 }
 
-/** Stops one service as a shutdown would: leave discovery, announce the drain, then close. */
-async function retire(s: Service, built: BuiltApp, graceMs: number): Promise<void> {
+/**
+ * Stops one service as a shutdown would: leave discovery, stop accepting (a reverse listener
+ * announces its drain instead), then up to `graceMs` for what is in flight. Resolves with the
+ * service's end once it accepts no more (its port is free).
+ */
+async function retire(s: Service, built: BuiltApp, graceMs: number): Promise<{ ended: Promise<void> }> {
   await built.tunnelHandlers.get(s.name)?.withdraw();
   const rl = built.reverseListeners.find((r) => r === s.listener);
-  if (rl) await rl.drain(Math.min(graceMs, 2_000));
-  await s.close(graceMs);
+  if (rl) return { ended: rl.drain(Math.min(graceMs, 2_000)).then(() => s.close(graceMs)) };
+  await s.stopAccepting();
+  return { ended: s.close(graceMs) };
 }
 
 function closeParts(parts: { chains: Chain[]; ingresses: Ingress[]; authers: Auther[] }): Promise<void> {
@@ -123,7 +128,13 @@ export async function applyDifference(cur: RunningState, next: Config): Promise<
   // Which new services wait for an old one to give up a port.
   const oldCfg = new Map((cur.config.services ?? []).map((s) => [s.name, s]));
   const leaving = cur.built.services.filter((s) => diff.removed.includes(s.name) || diff.changed.includes(s.name));
-  const leavingPorts = leaving.map((s) => ({ s, ports: oldCfg.get(s.name) ? boundPorts(oldCfg.get(s.name)!) : new Set<string>() }));
+  // The ports an old service holds: as configured, and as bound (a port 0 got a number).
+  const leavingPorts = leaving.map((s) => {
+    const cfg = oldCfg.get(s.name);
+    const ports = cfg ? boundPorts(cfg) : new Set<string>();
+    if (cfg) for (const p of boundPorts({ ...cfg, addr: s.address(), metadata: {}, handler: { ...cfg.handler, metadata: {} } })) ports.add(p);
+    return { s, ports };
+  });
   const newCfg = new Map((next.services ?? []).map((s) => [s.name, s]));
   const first: Service[] = [];
   const second: Service[] = [];
@@ -186,7 +197,9 @@ export async function applyDifference(cur: RunningState, next: Config): Promise<
     authers: built.authers,
     tunnelHandlers,
   };
-  const retired = Promise.all(leaving.map((s) => retire(s, cur.built, cur.graceMs)))
+  // Services that leave stop accepting now (their ports are free when the reload returns).
+  const ending = await Promise.all(leaving.map((s) => retire(s, cur.built, cur.graceMs)));
+  const retired = Promise.all(ending.map((e) => e.ended))
     .then(() => closeParts(gone))
     .catch((err: Error) => cur.logger.warn(`reload: stopping the old services: ${err.message}`));
   const partsChanged = ruleUpdates.length > 0 || fresh.chains.length + fresh.ingresses.length + fresh.authers.length > 0 || gone.chains.length + gone.ingresses.length + gone.authers.length > 0;
@@ -221,7 +234,7 @@ async function restore(cur: RunningState, old: Service[]): Promise<string> {
   }
   // The rebuilt services take the old ones' places; the old ones finish their connections.
   const graceMs = cur.graceMs;
-  for (const o of old) void retire(o, cur.built, graceMs);
+  for (const o of old) void retire(o, cur.built, graceMs).then((e) => e.ended);
   const b = cur.built;
   for (const s of again.services) {
     const i = b.services.findIndex((x) => x.name === s.name);
