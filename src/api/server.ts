@@ -69,7 +69,10 @@ export class ApiServer {
   readonly #app: App;
   readonly #logger: Logger;
   readonly #prefix: string;
-  readonly #auther: Auther | undefined;
+  /** The API's own credentials (`auth`), or undefined. */
+  readonly #ownAuther: Auther | undefined;
+  /** The name of the auther the API uses (`auther`): looked up per request, a reload may replace it. */
+  readonly #autherName: string | undefined;
   readonly #allowOrigins: Set<string>;
   readonly #streams = new Set<http.ServerResponse>();
   #feed: StatusFeed | undefined;
@@ -82,9 +85,9 @@ export class ApiServer {
     this.#logger = logger.child({ kind: 'api' });
     this.#prefix = (cfg.pathPrefix ?? '').replace(/\/+$/, '');
     if (this.#prefix && !this.#prefix.startsWith('/')) this.#prefix = `/${this.#prefix}`;
-    if (cfg.auther) this.#auther = app.built.authers.get(cfg.auther);
+    if (cfg.auther) this.#autherName = cfg.auther;
     else if (cfg.auth && cfg.auth.username !== '') {
-      this.#auther = new Auther({ name: 'api', auths: [{ username: cfg.auth.username, password: cfg.auth.password ?? '' }], logger: this.#logger });
+      this.#ownAuther = new Auther({ name: 'api', auths: [{ username: cfg.auth.username, password: cfg.auth.password ?? '' }], logger: this.#logger });
     }
     this.#allowOrigins = new Set((cfg.allowOrigins ?? []).map((o) => o.replace(/\/$/, '')));
     this.#config = new ConfigRoutes(app, opts);
@@ -92,7 +95,13 @@ export class ApiServer {
 
   /** True when the API asks for credentials. */
   get protected(): boolean {
-    return this.#auther !== undefined;
+    return this.#ownAuther !== undefined || this.#autherName !== undefined;
+  }
+
+  /** Checks credentials against the API's auther (the running one of that name). */
+  async #check(user: string, pass: string, req: http.IncomingMessage): Promise<boolean> {
+    const a = this.#ownAuther ?? (this.#autherName !== undefined ? this.#app.built.authers.get(this.#autherName) : undefined);
+    return a !== undefined && a.check(user, pass, remoteOf(req), 'api');
   }
 
   /** Listens on the configured address; returns the bound one. */
@@ -183,7 +192,7 @@ export class ApiServer {
       return;
     }
     // 3. Without credentials, only requests addressed to an IP or localhost (DNS rebinding).
-    if (!this.#auther && !hostIsAddress(req.headers.host)) {
+    if (!this.protected && !hostIsAddress(req.headers.host)) {
       throw new ApiError(403, 40300, `host "${req.headers.host ?? ''}" refused: an API without credentials answers only to an IP address or localhost`);
     }
     if (method === 'GET' && (path === '/docs' || path === '/docs/swagger.yaml')) {
@@ -192,9 +201,9 @@ export class ApiServer {
     }
     // 2. Credentials.
     const ctx: Ctx = { req, res, method, path, query: url.searchParams, authenticated: false, body: undefined };
-    if (this.#auther) {
+    if (this.protected) {
       const cred = basicAuth(req.headers.authorization);
-      const ok = cred !== undefined && (await this.#auther.check(cred.user, cred.pass, remoteOf(req), 'api'));
+      const ok = cred !== undefined && (await this.#check(cred.user, cred.pass, req));
       if (!ok) {
         res.setHeader('www-authenticate', 'Basic realm="burrow"');
         throw new ApiError(401, 40100, 'unauthorized');

@@ -15,6 +15,7 @@ import { originOf, where } from '../config/origin';
 import { HealthCheck, type Readiness } from './health';
 import type { Service } from '../service/service';
 import { applyDifference, type ReloadResult } from './reload';
+import { stableJson } from './diff';
 
 export type { ReloadResult } from './reload';
 
@@ -31,6 +32,7 @@ export class App {
   readonly metrics: Metrics | undefined;
   #health: HealthCheck;
   #started = false;
+  #stopping = false;
   /** Reloads run one at a time, in order. */
   #reloading: Promise<unknown> = Promise.resolve();
   readonly events = new EventEmitter<AppEvents>();
@@ -89,8 +91,16 @@ export class App {
       const started = Date.now();
       let result: ReloadResult;
       try {
-        if (!this.#started) throw new Error('not running');
+        if (!this.#started || this.#stopping) throw new Error('not running (starting or stopping)');
         const next = await produce(this.#config);
+        if (stableJson(next) === stableJson(this.#config)) {
+          // Nothing differs: nothing to build, start or stop.
+          const unchanged = (next.services ?? []).map((s) => s.name);
+          result = { ok: true, trigger, added: [], changed: [], removed: [], unchanged, ms: Date.now() - started };
+          if (trigger !== '-R') this.#logger.info(`reload (${trigger}): no change`);
+          this.events.emit('reload', result);
+          return result;
+        }
         const applied = await applyDifference(
           { config: this.#config, built: this.#built, logger: this.#logger, hooks: this.#hooks, graceMs },
           next,
@@ -167,6 +177,8 @@ export class App {
   }
 
   async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    await this.#reloading;
     this.#health.running = false;
     // Every local listener (entry points included) stops accepting at once, so a new process
     // can take the ports; idle tunnel sessions and keep-alive connections close now.
