@@ -26,7 +26,7 @@ export interface RedisServer {
 }
 
 /** A port that was free a moment ago (redis-server cannot take port 0 and report it). */
-function freePort(): Promise<number> {
+export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.once('error', reject);
