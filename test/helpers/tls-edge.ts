@@ -25,8 +25,9 @@ export interface Edge {
   passedThrough: string[];
   /** HTTP-01 requests answered 200 / 404. */
   challengeAnswers: { path: string; status: number }[];
-  /** TLS-ALPN-01 handshakes answered. */
+  /** TLS-ALPN-01 handshakes answered / left unanswered (closed). */
   alpnAnswers: string[];
+  alpnUnanswered: string[];
   /** Swaps who answers (HTTP-01 and TLS-ALPN-01) and who provides certificates. */
   provider: CertificateProvider;
   answerer: ChallengeAnswerer;
@@ -68,6 +69,7 @@ export async function startEdge(provider: CertificateProvider & ChallengeAnswere
     passedThrough: [],
     challengeAnswers: [],
     alpnAnswers: [],
+    alpnUnanswered: [],
     provider,
     answerer: provider,
     close: async () => undefined,
@@ -90,7 +92,8 @@ export async function startEdge(provider: CertificateProvider & ChallengeAnswere
     if (sni && offersAcmeTls(head)) {
       ctx = edge.answerer.alpnChallengeContext(sni);
       alpn = [ACME_TLS_ALPN];
-      if (ctx) edge.alpnAnswers.push(sni);
+      (ctx ? edge.alpnAnswers : edge.alpnUnanswered).push(sni);
+      if (!ctx) return void sock.destroy();
     } else if (sni) {
       ctx = await edge.provider.contextFor(sni);
     }

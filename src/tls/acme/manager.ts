@@ -384,11 +384,8 @@ export class AcmeManager implements CertificateProvider {
       const challenge = prefer.map((t) => authz.challenges.find((c) => c.type === t)).find((c) => c !== undefined);
       if (!challenge) throw new Error(`the CA offers none of ${prefer.join(', ')} for ${name} (offers ${authz.challenges.map((c) => c.type).join(', ')})`);
       const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
-      const ch: PendingChallenge =
-        challenge.type === 'http-01'
-          ? { type: 'http-01', name, token: (challenge as { token: string }).token, keyAuthorization }
-          : { type: 'tls-alpn-01', name, keyAuthorization };
-      await this.#addChallenge(ch);
+      const ch = await this.#challenge(name, challenge, keyAuthorization);
+      this.#addChallenge(ch);
       await this.#store.publish(ch, CHALLENGE_TTL_MS);
       try {
         await client.completeChallenge(challenge);
@@ -404,17 +401,20 @@ export class AcmeManager implements CertificateProvider {
     return { cert, key: key.toString() };
   }
 
-  async #addChallenge(ch: PendingChallenge): Promise<void> {
-    if (ch.type === 'http-01') {
-      this.#tokens.set(ch.token, { name: ch.name, keyAuthorization: ch.keyAuthorization });
-      return;
-    }
+  /** The answer to `challenge`: its token, or the acmeIdentifier certificate (made here, so that every server can serve it at once). */
+  async #challenge(name: string, challenge: { type: string; token?: string }, keyAuthorization: string): Promise<PendingChallenge> {
+    if (challenge.type === 'http-01') return { type: 'http-01', name, token: challenge.token ?? '', keyAuthorization };
     const [key, cert] = await acme.crypto.createAlpnCertificate(
-      { identifier: { type: 'dns', value: ch.name } } as acme.Authorization,
-      ch.keyAuthorization,
+      { identifier: { type: 'dns', value: name } } as acme.Authorization,
+      keyAuthorization,
       await acme.crypto.createPrivateEcdsaKey('P-256'),
     );
-    this.#alpn.set(ch.name, tls.createSecureContext({ key, cert }));
+    return { type: 'tls-alpn-01', name, keyAuthorization, cert: cert.toString(), key: key.toString() };
+  }
+
+  #addChallenge(ch: PendingChallenge): void {
+    if (ch.type === 'http-01') this.#tokens.set(ch.token, { name: ch.name, keyAuthorization: ch.keyAuthorization });
+    else this.#alpn.set(ch.name, tls.createSecureContext({ key: ch.key, cert: ch.cert }));
   }
 
   #removeChallenge(ch: PendingChallenge): void {
@@ -428,7 +428,11 @@ export class AcmeManager implements CertificateProvider {
       this.#removeChallenge(ch);
       return;
     }
-    this.#addChallenge(ch).catch((err: unknown) => this.#log.warn({ name: ch.name, err: (err as Error).message }, 'ACME: challenge from another server not usable'));
+    try {
+      this.#addChallenge(ch);
+    } catch (err) {
+      this.#log.warn({ name: ch.name, err: (err as Error).message }, 'ACME: challenge from another server not usable');
+    }
   }
 
   #renewAt(notBefore: number, notAfter: number): number {

@@ -25,7 +25,7 @@ export interface StoredCert {
 /** A challenge answer being validated: an HTTP-01 token or a TLS-ALPN-01 name. */
 export type PendingChallenge =
   | { type: 'http-01'; name: string; token: string; keyAuthorization: string }
-  | { type: 'tls-alpn-01'; name: string; keyAuthorization: string };
+  | { type: 'tls-alpn-01'; name: string; keyAuthorization: string; cert: string; key: string };
 
 export interface AcmeStore {
   readonly shared: boolean;
@@ -182,6 +182,7 @@ export class RedisStore implements AcmeStore {
     if (m.from === this.#id || !m.ch || typeof m.ch.name !== 'string' || typeof m.ch.keyAuthorization !== 'string') return;
     if (m.ch.type !== 'http-01' && m.ch.type !== 'tls-alpn-01') return;
     if (m.ch.type === 'http-01' && typeof m.ch.token !== 'string') return;
+    if (m.ch.type === 'tls-alpn-01' && (typeof m.ch.cert !== 'string' || typeof m.ch.key !== 'string')) return;
     for (const fn of this.#listeners) fn(m.ch, m.added === true);
   }
 

@@ -6,85 +6,14 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
-import { AcmeManager, type AcmeManagerOptions } from '../../../src/tls/acme/manager';
-import { startPebble, type Pebble } from '../../helpers/pebble';
-import { startEdge, type Edge } from '../../helpers/tls-edge';
+import { acmeSetup as setup, curl, handshake, use } from '../../helpers/acme';
 import { memoryLogger } from '../../helpers/net';
 import { LOCAL } from '../../helpers/local';
-
-interface Setup {
-  pebble: Pebble;
-  edge: Edge;
-  storage: string;
-  live: Set<string>;
-  manager(extra?: Partial<AcmeManagerOptions>): AcmeManager;
-}
-
-async function setup(t: { after(fn: () => Promise<void> | void): void }, pebbleOpts: { validitySeconds?: number; nonceRejectPercent?: number } = {}): Promise<Setup> {
-  const storage = await fs.mkdtemp(path.join(os.tmpdir(), 'burrow-acme-'));
-  const live = new Set<string>();
-  const managers: AcmeManager[] = [];
-  let pebble: Pebble | undefined;
-  const make = (extra: Partial<AcmeManagerOptions> = {}): AcmeManager => {
-    const m = new AcmeManager({
-      directoryUrl: pebble!.directoryUrl,
-      caFile: pebble!.caFile,
-      storageDir: storage,
-      eligible: (name) => live.has(name),
-      retryMinMs: 200,
-      ...extra,
-    });
-    managers.push(m);
-    return m;
-  };
-  // The edge needs a provider before pebble exists (pebble must know the edge's port): a stand-in
-  // that is swapped for the real manager below.
-  const none = { contextFor: () => undefined, httpChallenge: () => undefined, alpnChallengeContext: () => undefined };
-  const edge = await startEdge(none);
-  pebble = await startPebble({ httpPort: edge.port, tlsPort: edge.port, ...pebbleOpts });
-  t.after(async () => {
-    for (const m of managers) await m.close();
-    await edge.close();
-    await pebble!.stop();
-    await fs.rm(storage, { recursive: true, force: true });
-  });
-  return { pebble, edge, storage, live, manager: make };
-}
-
-function use(edge: Edge, m: AcmeManager): void {
-  edge.provider = m;
-  edge.answerer = m;
-}
-
-/** A TLS handshake to the edge with `name` as SNI, trusting `ca`; resolves with the peer certificate or the error. */
-function handshake(port: number, name: string, ca: string): Promise<{ cert?: tls.PeerCertificate; error?: Error }> {
-  return new Promise((resolve) => {
-    const s = tls.connect({ host: LOCAL, port, servername: name, ca, timeout: 60_000 });
-    s.once('secureConnect', () => {
-      const cert = s.getPeerCertificate();
-      s.destroy();
-      resolve({ cert });
-    });
-    s.once('error', (error) => resolve({ error }));
-    s.once('close', () => resolve({ error: new Error('closed before the handshake') }));
-    s.once('timeout', () => s.destroy(new Error('handshake timeout')));
-  });
-}
-
-function curl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('curl', ['-sS', '--max-time', '60', ...args], (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-  });
-}
 
 test('first handshake orders a certificate that curl trusts with pebble\'s root; random SNI orders nothing', async (t) => {
   const s = await setup(t);
