@@ -28,9 +28,16 @@ export function clientHelloAlpn(buf: Buffer): string[] {
     parts.push(buf.subarray(pos + TLS_RECORD_HEADER_LEN, pos + TLS_RECORD_HEADER_LEN + len));
     pos += TLS_RECORD_HEADER_LEN + len;
   }
-  const hs = Buffer.concat(parts);
+  try {
+    return extensionsAlpn(Buffer.concat(parts));
+  } catch {
+    return []; // a length past the end (RangeError): not a ClientHello to answer
+  }
+}
+
+function extensionsAlpn(hs: Buffer): string[] {
   const body = hs.subarray(4, 4 + hs.readUIntBE(1, 3));
-  // The SNI parser above has checked every length of this body; the walk below only skips.
+  // The SNI parser above has checked the lengths of this body; the walk below only skips.
   let p = 2 + 32;
   p += 1 + body[p]!; // session id
   p += 2 + body.readUInt16BE(p); // cipher suites
