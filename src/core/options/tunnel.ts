@@ -1,5 +1,6 @@
 /** Options of the `tunnel` handler (the server) and the `tunnel` connector (clients and visitors). */
 import { TUNNEL_MUX_OPTIONS } from './mux';
+import { ENTRYPOINT_ACME_OPTIONS } from './acme';
 import { isUuid } from '../uuid';
 import { bool, duration, entries, gostOnly, int, num, str, type ParsedOptions } from './options';
 
@@ -67,6 +68,7 @@ export const TUNNEL_HANDLER_OPTIONS = {
     burrow: true,
     doc: 'the same with an `authers:` entry (YAML); its users may be limited to tunnel IDs (`tunnels: [...]`)',
   }),
+  ...ENTRYPOINT_ACME_OPTIONS,
   entrypointCompression: gostOnly('entrypoint.compression', 'let the HTTP transport negotiate gzip'),
   entrypointProxyProtocol: gostOnly('entrypoint.proxyProtocol', 'accept PROXY protocol v1/v2 on entry points'),
   readTimeout: duration('readTimeout', {

@@ -14,12 +14,14 @@
  * then servers sharing it issue each name once (an issuance lock) and any of them can answer a
  * challenge (published to all).
  */
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import tls, { type SecureContext } from 'node:tls';
 import * as acme from 'acme-client';
+import { ConfigError } from '../../core/errors';
 import type { Logger } from '../../observe/logger';
 import { silentLogger } from '../../observe/logger';
 import type { CertificateProvider } from '../provider';
@@ -169,9 +171,13 @@ export class AcmeManager implements CertificateProvider {
   constructor(opts: AcmeManagerOptions) {
     this.#o = opts;
     this.#log = opts.logger ?? silentLogger;
-    new URL(opts.directoryUrl); // throws on a malformed URL before anything starts
+    try {
+      new URL(opts.directoryUrl);
+    } catch {
+      throw new ConfigError(`"${opts.directoryUrl}" is not a directory URL`, { path: 'entrypoint.acme' });
+    }
     this.storageDir = join(opts.storageDir ?? defaultAcmeStorage(), directorySlug(opts.directoryUrl));
-    if (opts.caFile) this.#untrust = trustCa(opts.directoryUrl, readFileSync(opts.caFile, 'utf8'));
+    if (opts.caFile) this.#untrust = trustCa(opts.directoryUrl, readCaFile(opts.caFile));
     if (opts.redis) {
       const prefix = `${opts.redisPrefix ?? 'burrow:acme:'}${directorySlug(opts.directoryUrl)}:`;
       this.#store = new RedisStore(opts.redis, prefix, (err) => {
@@ -224,7 +230,7 @@ export class AcmeManager implements CertificateProvider {
     const name = servername.toLowerCase();
     const have = this.#certs.get(name);
     if (have && have.notAfter > Date.now()) return have.ctx;
-    if (this.#closed || !DNS_NAME.test(name) || !this.#o.eligible(name)) return undefined;
+    if (this.#closed || !DNS_NAME.test(name) || !this.#isEligible(name)) return undefined;
     const f = this.#failures.get(name);
     if (f && Date.now() < f.next) return undefined;
     return this.#obtain(name, false);
@@ -435,6 +441,16 @@ export class AcmeManager implements CertificateProvider {
     }
   }
 
+  /** The entry point's answer; a callback that throws counts as "no". */
+  #isEligible(name: string): boolean {
+    try {
+      return this.#o.eligible(name) === true;
+    } catch (err) {
+      this.#log.warn({ name, err: (err as Error).message }, 'ACME: eligibility check failed');
+      return false;
+    }
+  }
+
   #renewAt(notBefore: number, notAfter: number): number {
     const before = this.#o.renewBeforeMs ?? Math.min(30 * 86_400_000, (notAfter - notBefore) / 3);
     return notAfter - before;
@@ -467,7 +483,7 @@ export class AcmeManager implements CertificateProvider {
     if (this.#closed) return;
     // A name no longer served (its tunnel gone) is not renewed: its certificate lapses, and a
     // handshake after the tunnel is back orders a new one.
-    if (!this.#o.eligible(name)) {
+    if (!this.#isEligible(name)) {
       this.#log.info({ name }, 'ACME: not renewing a certificate whose name has no live tunnel');
       return;
     }
@@ -496,6 +512,22 @@ export class AcmeManager implements CertificateProvider {
       this.#sleepers.add(wake);
     });
   }
+}
+
+/** The PEM of `entrypoint.acmeCA`, or a ConfigError naming the file and what is wrong. */
+function readCaFile(file: string): string {
+  let pem: string;
+  try {
+    pem = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read "${file}": ${(err as Error).message}`, { path: 'entrypoint.acmeCA', cause: err });
+  }
+  try {
+    new X509Certificate(pem);
+  } catch {
+    throw new ConfigError(`"${file}" holds no PEM certificate`, { path: 'entrypoint.acmeCA' });
+  }
+  return pem;
 }
 
 function certValidity(pem: string): { notBefore: number; notAfter: number } {

@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
 import { acmeSetup as setup, curl, handshake, use } from '../../helpers/acme';
 import { memoryLogger } from '../../helpers/net';

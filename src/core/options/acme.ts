@@ -1,0 +1,66 @@
+/**
+ * The entry point's automatic certificates (ACME, RFC 8555): `entrypoint.acme*` keys of the
+ * tunnel handler ([docs/acme.md](../../../docs/acme.md)).
+ */
+import { duration, int, str } from './options';
+
+function httpsUrl(s: string): string | undefined {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'https:' || u.protocol === 'http:' ? undefined : 'an http(s):// directory URL';
+  } catch {
+    return 'a directory URL such as https://acme-v02.api.letsencrypt.org/directory';
+  }
+}
+
+function redisUrl(s: string): string | undefined {
+  return /^rediss?:\/\//.test(s) ? undefined : 'redis://[[user]:password@]host:port[/db] or rediss://…';
+}
+
+export const ENTRYPOINT_ACME_OPTIONS = {
+  acme: str('entrypoint.acme', {
+    default: undefined,
+    burrow: true,
+    expect: 'directory URL',
+    check: httpsUrl,
+    doc:
+      'ACME directory URL (e.g. Let\'s Encrypt\'s): certificates are ordered at the first TLS handshake for names of live ' +
+      'tunnels only, answered by HTTP-01 or TLS-ALPN-01 on the entry point, renewed before expiry ([docs/acme.md](acme.md))',
+  }),
+  acmeEmail: str('entrypoint.acmeEmail', { default: undefined, burrow: true, expect: 'e-mail address', doc: 'contact address of the ACME account' }),
+  acmeCA: str('entrypoint.acmeCA', {
+    default: undefined,
+    burrow: true,
+    expect: 'PEM file',
+    doc: 'a CA certificate to trust for the ACME server itself (a private CA); the system\'s roots otherwise',
+  }),
+  acmeStorage: str('entrypoint.acmeStorage', {
+    default: undefined,
+    defaultText: '`$BURROW_HOME/acme`, else `$XDG_DATA_HOME/burrow/acme`, else `~/.local/share/burrow/acme`',
+    burrow: true,
+    expect: 'directory',
+    doc: 'account key and certificates (keys 0600), one subdirectory per CA; loaded at start, so a restart orders nothing',
+  }),
+  acmeStore: str('entrypoint.acmeStore', {
+    default: undefined,
+    defaultText: '`tunnel.publicStore`, else files',
+    burrow: true,
+    expect: 'redis://[[user]:password@]host:port[/db]',
+    check: redisUrl,
+    doc: 'keep certificates, pending challenges and an issuance lock in Redis: servers sharing it issue each name once and any of them answers a challenge',
+  }),
+  acmeRate: int('entrypoint.acmeRate', {
+    default: 10,
+    min: 1,
+    max: 10_000,
+    burrow: true,
+    doc: 'ACME orders (new names and renewals) this server starts per minute at most; beyond it names pass through, with one log line',
+  }),
+  acmeRenewBefore: duration('entrypoint.acmeRenewBefore', {
+    default: 0,
+    defaultText: 'a third of the lifetime, at most 30 days',
+    zeroIsDefault: true,
+    burrow: true,
+    doc: 'renew a certificate this long before it expires',
+  }),
+};
