@@ -17,7 +17,7 @@ const LAYERS: string[][] = [
   ['protocol', 'observe', 'limit'],
   ['io', 'loader'],
   ['transport'],
-  ['forward', 'service', 'auth', 'ingress', 'sd'],
+  ['forward', 'service', 'auth', 'ingress', 'sd', 'tls'],
   ['chain', 'connector'],
   ['handler', 'listener'],
   ['config'],
