@@ -56,6 +56,11 @@ export interface AcmeManagerOptions {
   challenges?: readonly ChallengeType[];
   /** Deadline for one order, validation included (default 3 min). */
   orderTimeoutMs?: number;
+  /**
+   * How long a handshake waits for its name's first order (default 20 s); a longer order goes on
+   * in the background while the handshake passes through, and later handshakes get the certificate.
+   */
+  handshakeWaitMs?: number;
   logger?: Logger;
 }
 
@@ -193,7 +198,12 @@ export class AcmeManager implements CertificateProvider {
 
   /** Loads the stored certificates (and schedules their renewal). Idempotent. */
   start(): Promise<void> {
-    this.#started ??= this.#load();
+    this.#started ??= this.#load().catch((err: unknown) => {
+      // Redis down at start, say: logged, and tried again by the next order.
+      this.#started = undefined;
+      this.#log.warn({ err: (err as Error).message, storage: this.#where() }, 'ACME: stored certificates not loaded');
+      throw err;
+    });
     return this.#started;
   }
 
@@ -233,7 +243,9 @@ export class AcmeManager implements CertificateProvider {
     if (this.#closed || !DNS_NAME.test(name) || !this.#isEligible(name)) return undefined;
     const f = this.#failures.get(name);
     if (f && Date.now() < f.next) return undefined;
-    return this.#obtain(name, false);
+    const order = this.#obtain(name, false);
+    const wait = this.#o.handshakeWaitMs ?? 20_000;
+    return wait > 0 ? withDeadline(order, wait, '').catch(() => undefined) : undefined;
   }
 
   /** The key authorization for an HTTP-01 request (`/.well-known/acme-challenge/<token>`), or undefined (404). */

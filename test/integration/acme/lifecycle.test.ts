@@ -6,6 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { acmeSetup as setup, handshake, use } from '../../helpers/acme';
 import { memoryLogger, waitFor } from '../../helpers/net';
 
@@ -107,4 +109,41 @@ test('a failed order is logged once, passes the name through during the back-off
   assert.ok(retried.stats.orders >= 2);
   assert.equal(retried.stats.issued, 1);
   assert.equal(log2.lines.filter((l) => l['level'] === 'warn').length, 1);
+});
+
+test('an order longer than the handshake wait goes on in the background; the next handshake gets it', async (t) => {
+  const s = await setup(t);
+  const m = s.manager({ handshakeWaitMs: 0 }); // never wait: the first handshake passes through
+  use(s.edge, m);
+  s.live.add('bg.example.test');
+  const root = await s.pebble.rootPem();
+  assert.ok((await handshake(s.edge.port, 'bg.example.test', root)).error);
+  assert.deepEqual(s.edge.passedThrough, ['bg.example.test']);
+  await waitFor(() => m.stats.issued === 1, HANG_GUARD_MS, 'the background order');
+  assert.equal((await handshake(s.edge.port, 'bg.example.test', root)).error, undefined);
+  assert.equal(m.stats.orders, 1);
+});
+
+test('renewal timers do not keep a process alive', async (t) => {
+  const s = await setup(t);
+  const m = s.manager();
+  use(s.edge, m);
+  s.live.add('exit.example.test');
+  assert.ok(await m.contextFor('exit.example.test'), s.pebble.output());
+  // A process that loads the stored certificate (scheduling its renewal) and is never closed.
+  const script = `
+    const { AcmeManager } = require(${JSON.stringify(require.resolve('../../../src/tls/acme/manager'))});
+    const m = new AcmeManager({ directoryUrl: ${JSON.stringify(s.pebble.directoryUrl)}, caFile: ${JSON.stringify(s.pebble.caFile)},
+      storageDir: ${JSON.stringify(s.storage)}, eligible: () => true });
+    m.start().then(() => { if (!m.contextFor('exit.example.test')) process.exit(3); console.log('loaded', m.certificateInfo('exit.example.test').renewAt > Date.now()); });
+  `;
+  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (c: Buffer) => (out += c.toString()));
+  const guard = setTimeout(() => child.kill('SIGKILL'), HANG_GUARD_MS);
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  clearTimeout(guard);
+  assert.equal(signal, null, 'exited by itself');
+  assert.equal(code, 0);
+  assert.equal(out.trim(), 'loaded true');
 });

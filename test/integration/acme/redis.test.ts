@@ -2,13 +2,14 @@
  * Servers sharing Redis (a real redis-server) against pebble: one server answers the CA's
  * challenge for another's order (HTTP-01 and TLS-ALPN-01), concurrent first handshakes on two
  * servers make one order, and a third server starting later serves the certificate from Redis
- * without ordering.
+ * without ordering; with Redis down, names pass through.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { promises as fs } from 'node:fs';
 import { acmeSetup as setup, handshake } from '../../helpers/acme';
 import { startRedis } from '../../helpers/redis';
+import { memoryLogger } from '../../helpers/net';
 
 test('servers sharing Redis: challenges answered by any, each name issued once', async (t) => {
   const redis = await startRedis();
@@ -70,4 +71,24 @@ test('servers sharing Redis: challenges answered by any, each name issued once',
   const admin = redis.client();
   const clients = String(await admin.client('LIST')).trim().split('\n');
   assert.equal(clients.length, 1, clients.join('\n'));
+});
+
+test('Redis down: the name passes through, one warning per cause, and close does not hang', async (t) => {
+  const redis = await startRedis();
+  const url = `redis://${redis.addr}/0`;
+  await redis.kill();
+  t.after(() => redis.stop());
+  const s = await setup(t);
+  const log = memoryLogger('debug');
+  const m = s.manager({ redis: url, storageDir: `${s.storage}-down`, logger: log.logger, retryMinMs: 3_600_000 });
+  s.edge.provider = m;
+  s.edge.answerer = m;
+  s.live.add('down.example.test');
+  const root = await s.pebble.rootPem();
+  for (let i = 0; i < 3; i++) assert.ok((await handshake(s.edge.port, 'down.example.test', root)).error);
+  assert.equal(m.stats.orders, 0, 'no order without the lock');
+  assert.equal(m.stats.failures, 1, 'later handshakes fall in the back-off');
+  assert.equal(log.lines.filter((l) => l['msg'] === 'ACME order failed; the name passes through until a retry succeeds').length, 1);
+  assert.equal(log.lines.filter((l) => l['msg'] === 'ACME store: Redis error').length, 1);
+  await m.close();
 });
