@@ -345,12 +345,19 @@ export class AcmeManager implements CertificateProvider {
   async #freshStored(name: string): Promise<SecureContext | undefined> {
     const stored = await this.#store.getCert(name);
     if (!stored) return undefined;
-    const v = certValidity(stored.cert);
-    const current = this.#certs.get(name);
-    if (Date.now() >= this.#renewAt(v.notBefore, v.notAfter)) return undefined;
-    if (current && current.notAfter >= v.notAfter) return current.ctx;
-    this.stats.adopted++;
-    return this.#install(name, stored);
+    try {
+      const v = certValidity(stored.cert);
+      const current = this.#certs.get(name);
+      if (Date.now() >= this.#renewAt(v.notBefore, v.notAfter)) return undefined;
+      if (current && current.notAfter >= v.notAfter) return current.ctx;
+      const ctx = this.#install(name, stored);
+      this.stats.adopted++;
+      return ctx;
+    } catch (err) {
+      // A damaged stored pair is replaced by the next order.
+      this.#log.warn({ name, err: (err as Error).message }, 'ACME: stored certificate not usable');
+      return undefined;
+    }
   }
 
   #takeOrderSlot(): void {

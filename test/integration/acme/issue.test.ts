@@ -105,3 +105,24 @@ test('HTTP-01 on the plain side of the same port; wrong tokens, paths and hosts 
   }
   assert.equal(m.httpChallenge('web.example.test', '/.well-known/acme-challenge/%00'), undefined);
 });
+
+test('a damaged stored certificate is logged and replaced by a new order', async (t) => {
+  const s = await setup(t);
+  const m = s.manager();
+  use(s.edge, m);
+  s.live.add('damaged.example.test');
+  assert.ok(await m.contextFor('damaged.example.test'), s.pebble.output());
+  await m.close();
+  await fs.writeFile(path.join(m.storageDir, 'certs', 'damaged.example.test.crt'), '-----BEGIN CERTIFICATE-----\ngarbage\n');
+  const log = memoryLogger('info');
+  const again = s.manager({ logger: log.logger });
+  use(s.edge, again);
+  await again.start();
+  assert.ok(log.lines.some((l) => l['msg'] === 'ACME: stored certificate not loaded' && l['name'] === 'damaged.example.test'));
+  const root = await s.pebble.rootPem();
+  const r = await handshake(s.edge.port, 'damaged.example.test', root);
+  assert.equal(r.error, undefined, r.error?.message);
+  assert.equal(again.stats.orders, 1);
+  const stored = await fs.readFile(path.join(again.storageDir, 'certs', 'damaged.example.test.crt'), 'utf8');
+  assert.doesNotMatch(stored, /garbage/);
+});
