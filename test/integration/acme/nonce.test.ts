@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as acme from 'acme-client';
 import { acmeSetup as setup, handshake, use } from '../../helpers/acme';
+import { waitFor } from '../../helpers/net';
 
 test('badNonce errors from the CA are retried: every order completes', async (t) => {
   const retries: string[] = [];
@@ -21,10 +22,10 @@ test('badNonce errors from the CA are retried: every order completes', async (t)
   const names = ['n1.example.test', 'n2.example.test', 'n3.example.test'];
   for (const n of names) {
     s.live.add(n);
-    const r = await handshake(s.edge.port, n, root);
-    assert.equal(r.error, undefined, `${n}: ${r.error?.message}\n${s.pebble.output()}`);
+    // The client retries a rejected request 5 times; six rejections in a row (about 1 in 4,000
+    // requests here) fail the order, and the manager's own retry (200 ms back-off) takes over.
+    await waitFor(async () => (await handshake(s.edge.port, n, root)).error === undefined, 120_000, `a certificate for ${n}\n${s.pebble.output()}`);
   }
   assert.equal(m.stats.issued, names.length);
-  assert.equal(m.stats.failures, 0);
   assert.ok(retries.length >= 1, 'pebble rejected at least one nonce and the request was retried');
 });
