@@ -245,6 +245,35 @@ function verifyAccessOptions(svc: ServiceConfig, o: Origin, refs: Refs): void {
   }
 }
 
+/** True when a metadata value turns an option on (not absent, "", 0, "0" or false). */
+function given(v: unknown): boolean {
+  return v !== undefined && v !== null && v !== '' && v !== 0 && v !== '0' && v !== false && v !== 'false';
+}
+
+/**
+ * PROXY headers: `proxyProtocol` is read by listeners that accept TCP connections; on a udp,
+ * rtcp or rudp listener it could not apply, and saying nothing would leave it silently ignored.
+ * `sendProxyProtocol=1` on rudp: v1 has no UDP.
+ */
+function verifyProxyProtocol(svc: ServiceConfig, o: Origin): void {
+  const ltype = svc.listener.type ?? 'tcp';
+  if (ltype === 'udp' || ltype === 'rtcp' || ltype === 'rudp') {
+    for (const [part, md] of [['metadata', svc.metadata], ['listener.metadata', svc.listener.metadata]] as const) {
+      if (!md || !given(new Metadata(md).get('proxyProtocol'))) continue;
+      const hint =
+        ltype === 'udp'
+          ? 'a udp listener has no connection to read a PROXY header from'
+          : `an ${ltype} listener accepts nothing itself (its connections come through the tunnel); to send the visitor's address to the target use sendProxyProtocol=1|2`;
+      fail(o, `${part}.proxyProtocol`, `proxyProtocol applies to tcp, tls, ws, wss, mtls, mws and mwss listeners: ${hint}`);
+    }
+  }
+  if (svc.handler.type === 'rudp') {
+    const md = new Metadata({ ...(svc.metadata ?? {}), ...(svc.handler.metadata ?? {}) });
+    const v = md.get('sendProxyProtocol');
+    if (v === 1 || v === '1') fail(o, 'handler.metadata.sendProxyProtocol', 'PROXY protocol v1 carries TCP only: use sendProxyProtocol=2 on rudp');
+  }
+}
+
 function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: string[]): void {
   checkType(o, 'handler.type', 'handler', svc.handler.type, HANDLER_TYPES, GOST_ONLY_HANDLERS);
   checkType(o, 'listener.type', 'listener', svc.listener.type, LISTENER_TYPES, GOST_ONLY_LISTENERS);
@@ -263,6 +292,7 @@ function verifyService(svc: ServiceConfig, o: Origin, refs: Refs, warnings: stri
   if (svc.handler.chain) checkRef(refs.chains, svc.handler.chain, 'chain', o, 'handler.chain');
   if (svc.listener.chain) checkRef(refs.chains, svc.listener.chain, 'chain', o, 'listener.chain');
   verifyAccessOptions(svc, o, refs);
+  verifyProxyProtocol(svc, o);
   for (const [part, cfg] of [['handler', svc.handler], ['listener', svc.listener]] as const) {
     if (cfg.auther) checkRef(refs.authers, cfg.auther, 'auther', o, `${part}.auther`);
     cfg.authers?.forEach((a, i) => checkRef(refs.authers, a, 'auther', o, `${part}.authers[${i}]`));

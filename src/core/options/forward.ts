@@ -1,5 +1,5 @@
 /** Options of the port-forwarding handlers: tcp/udp/forward (visitors, local) and rtcp/rudp (clients, remote). */
-import { bool, duration, gostOnly } from './options';
+import { bool, duration, gostOnly, int } from './options';
 
 const COMMON = {
   sniffing: bool('sniffing', { default: false, doc: 'route by HTTP Host / TLS SNI found in the traffic' }),
@@ -27,4 +27,16 @@ export const LOCAL_FORWARD_HANDLER_OPTIONS = {
   }),
 };
 
-export const REMOTE_FORWARD_HANDLER_OPTIONS = { ...COMMON };
+export const REMOTE_FORWARD_HANDLER_OPTIONS = {
+  ...COMMON,
+  sendProxyProtocol: int('sendProxyProtocol', {
+    default: 0,
+    defaultText: '0 (off)',
+    min: 0,
+    max: 2,
+    burrow: true,
+    doc:
+      'write a PROXY header (version 1 or 2) with the visitor\'s address as source and the target as destination: rtcp at ' +
+      'the start of each connection to the target, rudp (2 only) before each datagram ([docs/proxy-protocol.md](proxy-protocol.md))',
+  }),
+};

@@ -5,6 +5,7 @@
  * there, are gost's rather than misspellings.
  */
 import { gostOnly } from './options';
+import { PROXY_PROTOCOL_ACCEPT } from './transport';
 
 /** Keys the command line already reports as not supported (their own warning names them). */
 const REPORTED_BY_CLI = { warn: false } as const;
@@ -14,7 +15,8 @@ export const SERVICE_OPTIONS = {
   soMark: gostOnly('so_mark', 'SO_MARK of outgoing connections'),
   netns: gostOnly('netns', 'network namespace'),
   netnsOut: gostOnly('netns.out', 'network namespace of outgoing connections'),
-  proxyProtocol: gostOnly('proxyProtocol', 'accept PROXY protocol headers on the service'),
+  /** Read by the tcp-based listeners; a config error on udp, rtcp and rudp (config/verify.ts). */
+  proxyProtocol: PROXY_PROTOCOL_ACCEPT.proxyProtocol,
   retries: gostOnly('retries', 'attempts per connection (the command line moves it into the handler)', REPORTED_BY_CLI),
   admission: gostOnly('admission', 'admission control', REPORTED_BY_CLI),
   bypass: gostOnly('bypass', 'bypass lists', REPORTED_BY_CLI),

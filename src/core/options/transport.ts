@@ -21,7 +21,39 @@ export const BACKLOG = {
   mptcp: gostOnly('mptcp', 'multipath TCP'),
 };
 
-export const TCP_LISTENER_OPTIONS = { ...BACKLOG, ...TCP_KEEPALIVE };
+export const TRUSTED_PROXIES = {
+  trustedProxies: list('trustedProxies', {
+    burrow: true,
+    doc:
+      'IPs/CIDRs (`10.0.0.0/8,127.0.0.1,fd00::/8`) whose word about the original client is believed: PROXY headers ' +
+      '(with `proxyProtocol`) and, on ws/wss, `X-Forwarded-For` / `CF-Connecting-IP` / `X-Real-Ip`; default nobody, so behind ' +
+      'a load balancer or CDN limits and logs show the balancer until it is listed ' +
+      '([SECURITY.md](../SECURITY.md#trusted-proxies-load-balancers-cdns-fleets))',
+  }),
+};
+
+/** Accepting PROXY headers (gost's service key `proxyProtocol`; see docs/proxy-protocol.md). */
+export const DEFAULT_PROXY_PROTOCOL_TIMEOUT_MS = 10_000;
+export const PROXY_PROTOCOL_ACCEPT = {
+  proxyProtocol: int('proxyProtocol', {
+    default: 0,
+    defaultText: '0 (off)',
+    min: 0,
+    max: 2,
+    doc:
+      'read a PROXY header (v1 or v2, whichever comes) at the start of each connection, before TLS or HTTP; believed only ' +
+      'from `trustedProxies`, and a header from anyone else closes the connection ([docs/proxy-protocol.md](proxy-protocol.md))',
+  }),
+  proxyProtocolTimeout: duration('proxyProtocol.timeout', {
+    default: DEFAULT_PROXY_PROTOCOL_TIMEOUT_MS,
+    zeroIsDefault: true,
+    burrow: true,
+    doc: 'with `proxyProtocol`: a connection whose first bytes do not complete a PROXY header (or tell there is none) this long is closed',
+  }),
+  ...TRUSTED_PROXIES,
+};
+
+export const TCP_LISTENER_OPTIONS = { ...BACKLOG, ...TCP_KEEPALIVE, ...PROXY_PROTOCOL_ACCEPT };
 
 /** TLS files in the metadata (the command line's `?cert=…&key=…`; YAML has `tls:`). */
 export const TLS_FILES = {
@@ -61,13 +93,6 @@ export const WS_COMMON = {
 export const WS_LISTENER_OPTIONS = {
   ...TCP_LISTENER_OPTIONS,
   ...WS_COMMON,
-  trustedProxies: list('trustedProxies', {
-    burrow: true,
-    doc:
-      'IPs/CIDRs (`10.0.0.0/8,127.0.0.1,fd00::/8`) whose `X-Forwarded-For` / `CF-Connecting-IP` / `X-Real-Ip` are believed; ' +
-      'default nobody, so behind a load balancer or CDN limits and logs show the balancer until it is listed ' +
-      '([SECURITY.md](../SECURITY.md#trusted-proxies-load-balancers-cdns-fleets))',
-  }),
 };
 export const WSS_LISTENER_OPTIONS = { ...WS_LISTENER_OPTIONS, ...TLS_FILES, ...TLS_HANDSHAKE, ...WS_COMMON };
 

@@ -18,7 +18,9 @@ import {
   unsupportedKeepaliveKeys,
   handOff,
   acceptWithAdaptiveReads,
+  remoteAddressOf,
 } from './socket';
+import { proxyAcceptOf } from '../proxy-accept';
 
 export class TcpListener implements StreamListener {
   readonly #opts: ListenerOptions;
@@ -33,6 +35,7 @@ export class TcpListener implements StreamListener {
   async listen(onConn: (conn: Conn) => void): Promise<void> {
     const { metadata: md, logger } = this.#opts;
     const keepalive = keepaliveOptions(md);
+    const proxy = proxyAcceptOf(md, logger, 'tcp');
     const server = net.createServer({
       allowHalfOpen: true,
       noDelay: true,
@@ -40,7 +43,15 @@ export class TcpListener implements StreamListener {
     });
     const accepted = (sock: net.Socket): void => {
       tuneSocket(sock, keepalive);
-      handOff(onConn, new AcceptedConn(sock, this.#address), logger);
+      if (!proxy) {
+        handOff(onConn, new AcceptedConn(sock, this.#address), logger);
+        return;
+      }
+      void proxy.accept(sock, remoteAddressOf(sock)).then((client) => {
+        if (client === undefined) return;
+        if (this.#closed) sock.destroy();
+        else handOff(onConn, new AcceptedConn(sock, this.#address, client), logger);
+      });
     };
     // Until acceptWithAdaptiveReads takes over (and on a Node where it cannot): plain sockets.
     server.on('connection', accepted);

@@ -75,13 +75,17 @@ export class AcceptedConn implements Conn {
   readonly remote: string;
   #local: string | undefined;
 
-  /** `listenAddr`: what `local` says once the socket is closed (the listener's address). */
+  /**
+   * `listenAddr`: what `local` says once the socket is closed (the listener's address);
+   * `remote`: the client's address when a trusted PROXY header named it.
+   */
   constructor(
     sock: net.Socket,
     readonly listenAddr = '',
+    remote?: string,
   ) {
     this.stream = sock;
-    this.remote = remoteAddressOf(sock);
+    this.remote = remote ?? remoteAddressOf(sock);
     // Node reads the peer address again when asked, while the socket is open.
     (sock as unknown as { _peername?: unknown })._peername = undefined;
   }

@@ -26,6 +26,7 @@ import {
 } from '../tcp/socket';
 import { loadServerTlsOptions, tlsHandshakeTimeoutMs } from './certs';
 import { rawSocketOf } from './handshake';
+import { proxiedClient, proxyAcceptOf, proxyFront } from '../proxy-accept';
 
 /**
  * Tracks sockets of a TLS server (tls.Server or https.Server) that have not finished their
@@ -41,7 +42,7 @@ export class TlsHandshakeTracker {
     this.#logger = logger;
     server.on('connection', (raw: net.Socket) => {
       tuneSocket(raw, keepalive);
-      this.#remote.set(raw, remoteAddressOf(raw));
+      this.#remote.set(raw, proxiedClient(raw) ?? remoteAddressOf(raw));
       this.#pending.add(raw);
       raw.once('close', () => this.#pending.delete(raw));
     });
@@ -72,7 +73,7 @@ export class TlsHandshakeTracker {
 
 export class TlsListener implements StreamListener {
   readonly #opts: ListenerOptions;
-  #server: tls.Server | undefined;
+  #server: net.Server | undefined;
   #tracker: TlsHandshakeTracker | undefined;
   #address = '';
   #closed = false;
@@ -99,15 +100,18 @@ export class TlsListener implements StreamListener {
         return;
       }
       const raw = rawSocketOf(sock) ?? sock;
-      const conn: Conn = { stream: sock, local: localAddressOf(raw), remote: remoteAddressOf(raw) };
+      const conn: Conn = { stream: sock, local: localAddressOf(raw), remote: proxiedClient(raw) ?? remoteAddressOf(raw) };
       handOff(onConn, conn, logger);
     });
-    this.#server = server;
+    // With proxyProtocol a plain TCP server listens and hands each socket on after its PROXY header.
+    const proxy = proxyAcceptOf(md, logger, 'tls');
+    const listening = proxy ? proxyFront(server, proxy, { allowHalfOpen: true, noDelay: true, highWaterMark: SOCKET_HIGH_WATER_MARK_BYTES }) : server;
+    this.#server = listening;
     this.#tracker = tracker;
-    await listenServer(server, this.#opts.addr, listenBacklog(md));
+    await listenServer(listening, this.#opts.addr, listenBacklog(md));
     // A failed listen is the caller's to report (once, naming the service); errors after it are logged.
-    server.on('error', (err) => logger.error(`tls listener ${this.#opts.addr}: ${err.message}`));
-    this.#address = serverAddress(server);
+    listening.on('error', (err) => logger.error(`tls listener ${this.#opts.addr}: ${err.message}`));
+    this.#address = serverAddress(listening);
   }
 
   address(): string {

@@ -40,6 +40,7 @@ import { rawSocketOf } from '../tls/handshake';
 import { TlsHandshakeTracker } from '../tls/listener';
 import { WS_MAX_MESSAGE_BYTES, WsStream } from './stream';
 import { TrustedPeers } from '../../limit/trusted-peers';
+import { proxiedClient, proxyAcceptOf, proxyFront } from '../proxy-accept';
 
 import { DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, DEFAULT_WS_PATH } from '../../core/options/transport';
 export { DEFAULT_WS_HANDSHAKE_TIMEOUT_MS, DEFAULT_WS_PATH };
@@ -93,7 +94,7 @@ function answerAndClose(socket: Duplex, response: string): void {
 export class WsListener implements StreamListener {
   readonly #opts: ListenerOptions;
   readonly #secure: boolean;
-  #server: http.Server | https.Server | undefined;
+  #server: net.Server | undefined;
   #tracker: TlsHandshakeTracker | undefined;
   /** Sockets connected (and, for wss, past TLS) but not upgraded yet, with their deadline. */
   readonly #pending = new Map<Duplex, NodeJS.Timeout | undefined>();
@@ -201,11 +202,14 @@ export class WsListener implements StreamListener {
       answerAndClose(socket, rawResponse(400, 'Bad Request', BAD_REQUEST_BODY));
     });
 
-    this.#server = server;
-    await listenServer(server, this.#opts.addr, listenBacklog(md));
+    // With proxyProtocol a plain TCP server listens and hands each socket on after its PROXY header.
+    const proxy = proxyAcceptOf(md, logger, this.#kind);
+    const listening = proxy ? proxyFront(server, proxy, {}) : server;
+    this.#server = listening;
+    await listenServer(listening, this.#opts.addr, listenBacklog(md));
     // A failed listen is the caller's to report (once, naming the service); errors after it are logged.
-    server.on('error', (err) => logger.error(`${this.#kind} listener ${this.#opts.addr}: ${err.message}`));
-    this.#address = serverAddress(server);
+    listening.on('error', (err) => logger.error(`${this.#kind} listener ${this.#opts.addr}: ${err.message}`));
+    this.#address = serverAddress(listening);
   }
 
   /** Starts the upgrade deadline of a fresh connection. */
@@ -229,9 +233,11 @@ export class WsListener implements StreamListener {
     this.#pending.delete(sock);
   }
 
+  /** The socket's peer, or the client a trusted PROXY header named. */
   #peer(socket: Duplex): string {
     const sock = socket as net.Socket;
-    return remoteAddressOf(rawSocketOf(sock as tls.TLSSocket) ?? sock);
+    const raw = rawSocketOf(sock as tls.TLSSocket) ?? sock;
+    return proxiedClient(raw) ?? remoteAddressOf(raw);
   }
 
   address(): string {
