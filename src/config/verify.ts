@@ -229,10 +229,12 @@ function verifyAccessOptions(svc: ServiceConfig, o: Origin, refs: Refs): void {
   for (const [part, md] of parts) {
     if (!md) continue;
     const m = new Metadata(md);
-    try {
-      TrustedPeers.parse(m.get('trustedProxies'));
-    } catch (err) {
-      fail(o, `${part}.trustedProxies`, (err as Error).message);
+    for (const key of ['trustedProxies', 'entrypoint.trustedProxies']) {
+      try {
+        TrustedPeers.parse(m.get(key));
+      } catch (err) {
+        fail(o, `${part}.${key}`, (err as Error).message);
+      }
     }
     const bind = m.getString('tunnel.bindAuther');
     if (bind) checkRef(refs.authers, bind, 'auther', o, `${part}.tunnel.bindAuther`);

@@ -105,7 +105,7 @@ export function proxyAcceptOf(md: Metadata, logger: Logger, kind: string): { acc
     warnings: new PeerWarnings(),
     kind,
   };
-  if (opts.trusted.empty) logger.warn(`${kind}: proxyProtocol is on but trustedProxies lists nobody: every PROXY header will be refused`);
+  if (opts.trusted.empty) logger.warn(`${kind}: PROXY headers are read but no trusted peer is listed (trustedProxies): every PROXY header will be refused`);
   return { accept: (sock, peer) => acceptProxyHeader(sock, peer, opts) };
 }
 

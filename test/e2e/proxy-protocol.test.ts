@@ -328,3 +328,87 @@ describe('where a PROXY key cannot apply', () => {
     });
   }
 });
+
+/**
+ * An HTTP service behind a PROXY header: answers each connection's first request with the
+ * header's source host (or "none"), then closes.
+ */
+function startProxiedHttp(): Promise<{ port: number; close: () => void }> {
+  return new Promise((resolve) => {
+    const srv = net.createServer((s) => {
+      let buf = Buffer.alloc(0);
+      s.on('error', () => undefined);
+      s.on('data', (c: Buffer) => {
+        buf = Buffer.concat([buf, c]);
+        const p = parseProxyHeader(buf);
+        if (p.kind === 'more') return;
+        const at = p.kind === 'header' ? p.header.length : 0;
+        if (buf.indexOf('\r\n\r\n', at) < 0) return;
+        const body = p.kind === 'header' ? (p.header.source?.host ?? 'unknown') : 'none';
+        s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
+      });
+    });
+    srv.listen(0, LOCAL, () => resolve({ port: (srv.address() as net.AddressInfo).port, close: () => srv.close() }));
+  });
+}
+
+describe('the entry point: entrypoint.ProxyProtocol and entrypoint.trustedProxies', () => {
+  let ep: number;
+  let web: Awaited<ReturnType<typeof startProxiedHttp>>;
+  let server: BurrowProcess;
+
+  before(async () => {
+    web = await startProxiedHttp();
+    const tid = randomUUID();
+    server = burrow(
+      ['-L', `tunnel://${LOCAL}:0?entrypoint=${LOCAL}:0&entrypoint.ProxyProtocol=1&entrypoint.trustedProxies=${BALANCER}&tunnel=www.example.com:${tid}`],
+      { name: 'server-ep' },
+    );
+    const port = await server.listeningPort();
+    ep = await server.entrypointPort();
+    const client = burrow(['-L', `rtcp://:0/${LOCAL}:${web.port}?sendProxyProtocol=2`, '-F', `tunnel://${LOCAL}:${port}?tunnel.id=${tid}`], { name: 'client-ep' });
+    await client.tunnelCreated();
+  });
+  after(() => web.close());
+
+  /** One HTTP request to the entry point from `from`, after `prefix`; the body, or 'closed'. */
+  async function get(from: string, prefix: Buffer, headers = ''): Promise<string> {
+    const s = await connectFrom(ep, from);
+    s.on('error', () => undefined);
+    s.write(Buffer.concat([prefix, Buffer.from(`GET / HTTP/1.1\r\nHost: www.example.com\r\n${headers}Connection: close\r\n\r\n`)]));
+    let text = '';
+    s.setEncoding('utf8');
+    const guard = setTimeout(() => s.destroy(), 20_000);
+    try {
+      for await (const c of s) text += c as string;
+    } catch {
+      /* reset */
+    }
+    clearTimeout(guard);
+    if (!text.startsWith('HTTP/1.1 ')) return 'closed';
+    assert.match(text, /^HTTP\/1\.1 200 /, text);
+    return text.slice(text.indexOf('\r\n\r\n') + 4);
+  }
+
+  it('a trusted balancer\'s PROXY header (v1 or v2) reaches the service behind the client as the visitor', async () => {
+    assert.equal(await get(BALANCER, v1('198.51.100.20')), '198.51.100.20');
+    assert.equal(await get(BALANCER, v2('2001:db8::20')), '2001:db8::20');
+  });
+
+  it('X-Forwarded-For counts from the trusted balancer only', async () => {
+    assert.equal(await get(BALANCER, Buffer.alloc(0), 'X-Forwarded-For: 198.51.100.21\r\n'), '198.51.100.21');
+    // A stranger's header is not believed: the service sees the stranger itself.
+    assert.equal(await get(STRANGER, Buffer.alloc(0), 'X-Forwarded-For: 198.51.100.22\r\n'), STRANGER);
+    // Nor is one behind a PROXY header naming a client that is not itself trusted.
+    assert.equal(await get(BALANCER, v1('198.51.100.23'), 'X-Forwarded-For: 198.51.100.24\r\n'), '198.51.100.23');
+  });
+
+  it('a stranger\'s PROXY header closes the connection; a partial one is closed at the deadline', async () => {
+    const mark = server.mark();
+    assert.equal(await get(STRANGER, v1('198.51.100.25')), 'closed');
+    await server.waitForMsg(/PROXY header from a peer not in trustedProxies from 127\.0\.0\.3:\d+/, { from: mark, timeoutMs: 10_000 });
+    assert.deepEqual(await closedAfter(ep, BALANCER, Buffer.from('PROXY TCP4 198.51.100.26')), Buffer.alloc(0));
+    await server.waitForMsg(/no complete PROXY header within 10000 ms/, { from: mark, timeoutMs: 10_000 });
+    assert.ok(server.alive);
+  });
+});

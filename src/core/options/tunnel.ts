@@ -2,7 +2,7 @@
 import { TUNNEL_MUX_OPTIONS } from './mux';
 import { ENTRYPOINT_ACME_OPTIONS } from './acme';
 import { isUuid } from '../uuid';
-import { bool, duration, entries, gostOnly, int, num, str, type ParsedOptions } from './options';
+import { bool, duration, entries, gostOnly, int, list, num, str, type ParsedOptions } from './options';
 
 
 const SEND_TIMEOUT_DOC =
@@ -70,7 +70,22 @@ export const TUNNEL_HANDLER_OPTIONS = {
   }),
   ...ENTRYPOINT_ACME_OPTIONS,
   entrypointCompression: gostOnly('entrypoint.compression', 'let the HTTP transport negotiate gzip'),
-  entrypointProxyProtocol: gostOnly('entrypoint.proxyProtocol', 'accept PROXY protocol v1/v2 on entry points'),
+  entrypointProxyProtocol: int('entrypoint.ProxyProtocol', {
+    default: 0,
+    defaultText: '0 (off)',
+    min: 0,
+    max: 2,
+    doc:
+      'read a PROXY header (v1 or v2) at the start of each entry point connection (10 s deadline); believed only from ' +
+      '`entrypoint.trustedProxies`, a header from anyone else closes the connection ([docs/proxy-protocol.md](proxy-protocol.md))',
+  }),
+  entrypointTrustedProxies: list('entrypoint.trustedProxies', {
+    burrow: true,
+    doc:
+      'IPs/CIDRs of the load balancers in front of the entry point: their PROXY headers and, on plain HTTP, their ' +
+      '`X-Forwarded-For` / `CF-Connecting-IP` / `X-Real-Ip` give the visitor\'s address. When set, those headers count from ' +
+      'no one else; unset, forwarded-for headers are passed on from anyone as in gost (never used for limits)',
+  }),
   readTimeout: duration('readTimeout', {
     default: 15_000,
     defaultText: '15s ★ (gost: none)',

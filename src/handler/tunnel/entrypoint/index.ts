@@ -63,7 +63,13 @@ export class EntryPoint {
       // `entrypoint.backlog`, else the handler's `backlog` (default 4096, capped by somaxconn).
       listener: new TcpListener({
         addr: opts.addr,
-        metadata: new Metadata({ backlog: capBacklog(o.entrypointBacklog ?? opts.backlog) }),
+        // PROXY headers (`entrypoint.ProxyProtocol`) believed from `entrypoint.trustedProxies` only:
+        // the listener then gives every later step the visitor's address.
+        metadata: new Metadata({
+          backlog: capBacklog(o.entrypointBacklog ?? opts.backlog),
+          proxyProtocol: o.entrypointProxyProtocol,
+          trustedProxies: o.entrypointTrustedProxies,
+        }),
         logger: opts.logger,
       }),
       handler,

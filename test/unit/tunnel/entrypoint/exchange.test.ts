@@ -67,6 +67,9 @@ class Host implements ExchangeHost {
     this.reopened.push(s);
     return new Upstream(s, 'app.local:80', this.peer, this.peer);
   }
+  clientOf(): string {
+    return this.peer;
+  }
   keepStream(key: string): void {
     this.calls.push(`keep:${key}`);
   }

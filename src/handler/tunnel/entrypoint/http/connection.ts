@@ -20,7 +20,6 @@ import {
   readRequestHead,
   type RequestPlan,
   type HeadRead,
-  clientAddr,
   errorResponse,
   upgradeRequestHead,
   upstreamRequestHead,
@@ -241,7 +240,7 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
       this.#fail(status, head, keepClient && !upgrade, reqBody, onEnd);
       return;
     }
-    const src = clientAddr(head.headers, this.peer);
+    const src = p.clientOf(head.headers, this.peer);
     if (upgrade) {
       this.#upgrade(head, route.tunnelId, src, dst, onEnd);
       return;
@@ -374,6 +373,10 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
 
   openUpstream(tunnelId: string, src: string, dst: string): Upstream {
     return this.#p.openUpstream(tunnelId, src, dst, this.peer);
+  }
+
+  clientOf(headers: ReadonlyArray<readonly [string, string]>): string {
+    return this.#p.clientOf(headers, this.peer);
   }
 
   putIdle(up: Upstream): void {

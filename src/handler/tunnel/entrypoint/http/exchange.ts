@@ -11,7 +11,7 @@ import type { Logger } from 'pino';
 import type { HttpRequestHead } from '../../../../protocol/sniff/http';
 import { bodyFraming, headerTokens, parseHttpResponseHead, type BodyFraming, type HttpResponseHead } from '../../../../protocol/http/response';
 import { CRLF, ChunkedScanner, LAST_CHUNK, chunkSizeLine } from '../../../../protocol/http/chunked';
-import { RESPONSE_DROP, assertStrictFraming, clientAddr, errorResponse, hasBareLf } from './head';
+import { RESPONSE_DROP, assertStrictFraming, errorResponse, hasBareLf } from './head';
 import type { Upstream, UpstreamOwner } from './upstream';
 import { hostWithPort } from '../../../../io/http-relay';
 
@@ -33,6 +33,8 @@ export interface ExchangeHost extends UpstreamOwner {
   requestSent(ex: Exchange): void;
   /** A new stream (for a retry). */
   openUpstream(tunnelId: string, src: string, dst: string): Upstream;
+  /** The visitor's address for a request's headers (ConnectionHost.clientOf). */
+  clientOf(headers: ReadonlyArray<readonly [string, string]>): string;
   /** Keeps the stream for the connection's next request under `key`. */
   keepStream(key: string, up: Upstream): void;
   /** Keeps the stream for a later connection, or releases it. */
@@ -177,7 +179,7 @@ export class Exchange {
     this.up.drop();
     let up: Upstream;
     try {
-      up = this.host.openUpstream(this.tunnelId, clientAddr(this.head.headers, this.host.peer), hostWithPort(this.head.host ?? '', 80));
+      up = this.host.openUpstream(this.tunnelId, this.host.clientOf(this.head.headers), hostWithPort(this.head.host ?? '', 80));
     } catch (err) {
       this.host.log.error((err as Error).message);
       this.abort(503);

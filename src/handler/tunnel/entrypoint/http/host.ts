@@ -24,6 +24,11 @@ export interface ConnectionHost {
   readonly idleTimeoutMs: number;
   route(dst: string): { ok: true; tunnelId: string } | { ok: false; status: 502; reason: string };
   /**
+   * The visitor's address for a request on a connection from `peer`: a forwarded-for header's
+   * client when the peer may say so (see proxy.ts), else `peer`.
+   */
+  clientOf(headers: ReadonlyArray<readonly [string, string]>, peer: string): string;
+  /**
    * The stream for a request. With keep-alive, a connector is picked per request, then the
    * stream the connection keeps for that connector (when `keepClient`), else an idle one of
    * that connector, else a new one on it; `key` is where the connection keeps the stream after

@@ -6,7 +6,8 @@
  * `Request.Host`) through the ingress (or public names); 502 for no route or a private rule,
  * 503 for no connector, a loop, or no response head within `entrypoint.readTimeout` (15 s).
  * The request goes down a tunnel stream whose header carries the client address
- * (CF-Connecting-IP / X-Forwarded-For / X-Real-Ip, else the peer) and `host:80`; its head is
+ * (CF-Connecting-IP / X-Forwarded-For / X-Real-Ip, else the peer; with
+ * `entrypoint.trustedProxies` those headers count only from the listed peers) and `host:80`; its head is
  * written in Go's header order (head.ts) with `Gost-Sid` and `Gost-Forwarded-Node` set as gost
  * does, and its body is forwarded as it came (chunked framing included). With
  * `entrypoint.keepalive` (burrow's default; gost's is false) each request picks its connector
@@ -35,6 +36,8 @@ import { EntryConnection } from './connection';
 import type { ConnectionHost, HostedConnection } from './host';
 import { IdlePool, type ConnectionStreams } from './idle-pool';
 import { Upstream, sharedKeyOf } from './upstream';
+import { clientAddr } from './head';
+import { TrustedPeers } from '../../../../limit/trusted-peers';
 
 export { SHARED_IDLE_MS } from './idle-pool';
 
@@ -55,6 +58,8 @@ export class HttpEntryProxy implements ConnectionHost {
   readonly readTimeoutMs: number;
   readonly idleTimeoutMs: number;
   readonly keepalive: boolean;
+  /** `entrypoint.trustedProxies`; undefined: forwarded-for headers count from anyone, as in gost. */
+  readonly #trusted: TrustedPeers | undefined;
   readonly #conns = new Set<HostedConnection>();
   /** Streams whose exchange is over, for later connections. */
   readonly #idle = new IdlePool();
@@ -68,6 +73,13 @@ export class HttpEntryProxy implements ConnectionHost {
     this.readTimeoutMs = opts.options.entrypointReadTimeout;
     this.idleTimeoutMs = opts.options.entrypointIdleTimeout;
     this.keepalive = opts.options.entrypointKeepalive;
+    const trusted = TrustedPeers.parse(opts.options.entrypointTrustedProxies);
+    this.#trusted = trusted.empty ? undefined : trusted;
+  }
+
+  clientOf(headers: ReadonlyArray<readonly [string, string]>, peer: string): string {
+    if (this.#trusted && !this.#trusted.trusts(stripPort(peer))) return peer;
+    return clientAddr(headers, peer);
   }
 
   /** Serves a sniffed connection from `peer` ("host:port"): its first bytes handed over as `first`. */
