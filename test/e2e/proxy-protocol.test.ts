@@ -9,6 +9,10 @@
  * - sending (`sendProxyProtocol` on the client's rtcp/rudp service): the local service behind
  *   the client reads a PROXY header naming the visitor's own address (127.0.0.2, 127.0.0.3),
  *   v1 and v2 over TCP, v2 before every UDP datagram;
+ * - the entry point (`entrypoint.ProxyProtocol`, `entrypoint.trustedProxies`): a balancer's
+ *   PROXY header, and its X-Forwarded-For on plain HTTP, give the visitor's address all the way
+ *   to the service behind the client (which gets it in the client's own PROXY header); a
+ *   stranger's never count;
  * - where the key cannot apply (udp, rtcp, rudp listeners; v1 on rudp) the start fails with a
  *   config error naming it.
  */
@@ -24,7 +28,7 @@ import { LOCAL } from '../helpers/local';
 import { buildConnectRequest, decodeResponse } from '../../src/protocol/relay/message';
 import { parseTunnelId } from '../../src/protocol/relay/tunnel-id';
 import { readRelayMessage } from '../../src/io/read-message';
-import { encodeProxyV1, encodeProxyV2, parseProxyHeader, type ProxyHeader } from '../../src/protocol/proxy/codec';
+import { encodeProxyV1, encodeProxyV2, parseProxyHeader, type ProxyHeader, type ProxyParse } from '../../src/protocol/proxy/codec';
 
 after(() => stopAll());
 
@@ -213,8 +217,11 @@ describe('accepting PROXY headers before TLS and WebSocket', () => {
   });
 });
 
-/** A TCP service that reads a PROXY header and 5 bytes, and answers with what it got, as one JSON line. */
-function startHeaderEcho(): Promise<{ port: number; close: () => void }> {
+/**
+ * A TCP service behind a PROXY header: `answer` gets each connection's bytes so far and what
+ * the parser made of them; once it returns a reply, that is written and the connection closed.
+ */
+function startProxiedService(answer: (p: ProxyParse, buf: Buffer) => string | undefined): Promise<{ port: number; close: () => void }> {
   return new Promise((resolve) => {
     const srv = net.createServer((s) => {
       let buf = Buffer.alloc(0);
@@ -222,14 +229,21 @@ function startHeaderEcho(): Promise<{ port: number; close: () => void }> {
       s.on('data', (c: Buffer) => {
         buf = Buffer.concat([buf, c]);
         const p = parseProxyHeader(buf);
-        // The header and the visitor's 5 bytes ("hello") may come in separate reads.
-        if (p.kind === 'more' || (p.kind === 'header' && buf.length < p.header.length + 5)) return;
-        s.end(`${JSON.stringify(p.kind === 'header' ? { ...p.header, payload: buf.subarray(p.header.length).toString() } : p)}\n`);
+        const reply = p.kind === 'more' ? undefined : answer(p, buf);
+        if (reply !== undefined) s.end(reply);
       });
     });
     srv.listen(0, LOCAL, () => resolve({ port: (srv.address() as net.AddressInfo).port, close: () => srv.close() }));
   });
 }
+
+/** Reads a PROXY header and 5 bytes (they may come in separate reads); answers with both as one JSON line. */
+const startHeaderEcho = () =>
+  startProxiedService((p, buf) => {
+    if (p.kind !== 'header') return `${JSON.stringify(p)}\n`;
+    if (buf.length < p.header.length + 5) return undefined;
+    return `${JSON.stringify({ ...p.header, payload: buf.subarray(p.header.length).toString() })}\n`;
+  });
 
 async function askThrough(port: number, from: string): Promise<ProxyHeader & { payload: string }> {
   const s = await connectFrom(port, from);
@@ -329,28 +343,14 @@ describe('where a PROXY key cannot apply', () => {
   }
 });
 
-/**
- * An HTTP service behind a PROXY header: answers each connection's first request with the
- * header's source host (or "none"), then closes.
- */
-function startProxiedHttp(): Promise<{ port: number; close: () => void }> {
-  return new Promise((resolve) => {
-    const srv = net.createServer((s) => {
-      let buf = Buffer.alloc(0);
-      s.on('error', () => undefined);
-      s.on('data', (c: Buffer) => {
-        buf = Buffer.concat([buf, c]);
-        const p = parseProxyHeader(buf);
-        if (p.kind === 'more') return;
-        const at = p.kind === 'header' ? p.header.length : 0;
-        if (buf.indexOf('\r\n\r\n', at) < 0) return;
-        const body = p.kind === 'header' ? (p.header.source?.host ?? 'unknown') : 'none';
-        s.end(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`);
-      });
-    });
-    srv.listen(0, LOCAL, () => resolve({ port: (srv.address() as net.AddressInfo).port, close: () => srv.close() }));
+/** An HTTP service behind a PROXY header: answers a connection's first request with the header's source host. */
+const startProxiedHttp = () =>
+  startProxiedService((p, buf) => {
+    const at = p.kind === 'header' ? p.header.length : 0;
+    if (buf.indexOf('\r\n\r\n', at) < 0) return undefined;
+    const body = p.kind === 'header' ? (p.header.source?.host ?? 'unknown') : 'none';
+    return `HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n${body}`;
   });
-}
 
 describe('the entry point: entrypoint.ProxyProtocol and entrypoint.trustedProxies', () => {
   let ep: number;
