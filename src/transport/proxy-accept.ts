@@ -76,7 +76,7 @@ export async function acceptProxyHeader(sock: net.Socket, peer: string, o: Proxy
         sock.destroy();
         return undefined;
       }
-      return close('proxyProtocol', 'connection closed inside a PROXY header');
+      return close('proxyProtocol', 'end of stream inside a PROXY header');
     case 'invalid':
       return close('proxyProtocol', `malformed PROXY header (${parsed.reason})`);
     case 'header':
