@@ -53,7 +53,7 @@ export async function acceptProxyHeader(sock: net.Socket, peer: string, o: Proxy
     return undefined;
   };
   let parsed: ProxyParse;
-  let bytes = 0;
+  let bytes: number;
   try {
     const got = await peek<ProxyParse>(sock, (prefix, eof) => {
       const p = parseProxyHeader(prefix);
