@@ -3,6 +3,8 @@
  * the state from the `status` event of `/events` and applies the later events to it, so it is
  * live without polling; when the stream breaks, EventSource reconnects and the next `status`
  * event replaces the state. Data is put in the page with textContent only (never as HTML).
+ * Buttons call the abuse controls (controls.ts) after a confirm, same-origin with a JSON body;
+ * the events that follow update the tables.
  */
 
 export const PAGE_HEADERS = {
@@ -30,15 +32,22 @@ th { background: #f4f4f4; font-weight: 600; }
 code { font-size: .95em; }
 #conn.live { color: #17803d; } #conn.down { color: #b42318; }
 .empty { color: #777; font-style: italic; }
+button { font-size: .85em; margin-right: .3em; }
+#action.error { color: #b42318; }
 </style>
 </head>
 <body>
 <h1>burrow</h1>
 <div>stream: <span id="conn" class="down">connecting</span> · ready: <span id="ready">?</span> · <span id="time"></span></div>
+<div id="action" role="status"></div>
 <h2>Tunnels (<span id="tunnel-count">0</span>)</h2>
-<table id="tunnels"><thead><tr><th>tunnel</th><th>service</th><th>connector</th><th>client</th><th>net</th><th>weight</th><th>since</th><th>streams</th><th>draining</th><th>names</th></tr></thead><tbody></tbody></table>
+<table id="tunnels"><thead><tr><th>tunnel</th><th>service</th><th>connector</th><th>client</th><th>net</th><th>weight</th><th>since</th><th>streams</th><th>draining</th><th>names</th><th>actions</th></tr></thead><tbody></tbody></table>
 <h2>Public names</h2>
-<table id="names"><thead><tr><th>host</th><th>tunnel</th><th>holders</th><th>expires</th></tr></thead><tbody></tbody></table>
+<table id="names"><thead><tr><th>host</th><th>tunnel</th><th>holders</th><th>expires</th><th>actions</th></tr></thead><tbody></tbody></table>
+<h2>Revoked tunnels</h2>
+<table id="revoked"><thead><tr><th>tunnel</th><th>since</th><th>reason</th><th>actions</th></tr></thead><tbody></tbody></table>
+<h2>Blocked names</h2>
+<table id="blocked"><thead><tr><th>host</th><th>since</th><th>reason</th><th>actions</th></tr></thead><tbody></tbody></table>
 <h2>Services</h2>
 <table id="services"><thead><tr><th>name</th><th>address</th><th>listener</th><th>handler</th><th>connections</th></tr></thead><tbody></tbody></table>
 <script src="ui.js"></script>
@@ -49,9 +58,31 @@ code { font-size: .95em; }
 export const PAGE_JS = `'use strict';
 (function () {
   var base = location.pathname.replace(/\\/?$/, '/');
-  var state = { services: [], tunnels: new Map(), names: new Map(), ready: false };
+  var state = { services: [], tunnels: new Map(), names: new Map(), revoked: new Map(), blocked: new Map(), ready: false };
   function $(id) { return document.getElementById(id); }
-  function cell(tr, text) { var td = document.createElement('td'); td.textContent = text == null ? '' : String(text); tr.appendChild(td); }
+  function cell(tr, v) {
+    var td = document.createElement('td');
+    if (v instanceof Node) td.appendChild(v); else td.textContent = v == null ? '' : String(v);
+    tr.appendChild(td);
+  }
+  /** A button that asks \`question\`, then calls the control at \`path\` (under the API) with \`method\`. */
+  function button(label, question, method, path) {
+    var b = document.createElement('button');
+    b.type = 'button'; b.textContent = label;
+    b.addEventListener('click', function () {
+      if (!window.confirm(question)) return;
+      b.disabled = true;
+      fetch(base + path, { method: method, headers: { 'content-type': 'application/json' }, body: JSON.stringify({ reason: 'status page' }) })
+        .then(function (r) { return r.json().then(function (j) { return { ok: r.ok, j: j }; }); })
+        .then(function (a) { say((a.ok ? label + ': done' : label + ': ' + a.j.msg), !a.ok); })
+        .catch(function (err) { say(label + ': ' + err.message, true); })
+        .then(function () { b.disabled = false; });
+    });
+    return b;
+  }
+  function buttons() { var span = document.createElement('span'); for (var i = 0; i < arguments.length; i++) span.appendChild(arguments[i]); return span; }
+  function say(text, error) { var a = $('action'); a.textContent = text; a.className = error ? 'error' : ''; }
+  function enc(s) { return encodeURIComponent(s); }
   function fill(id, rows, cols, emptyText) {
     var body = $(id).tBodies[0];
     body.replaceChildren();
@@ -67,14 +98,26 @@ export const PAGE_JS = `'use strict';
     var rows = [];
     state.tunnels.forEach(function (t) {
       t.connectors.forEach(function (c) {
-        rows.push([t.id, t.service, c.id, c.client, c.network, c.weight, when(c.since), c.streams, c.draining ? 'yes' : 'no', (c.names || []).join(' ')]);
+        rows.push([t.id, t.service, c.id, c.client, c.network, c.weight, when(c.since), c.streams, c.draining ? 'yes' : 'no', (c.names || []).join(' '),
+          buttons(button('disconnect', 'Disconnect connector ' + c.id + ' (' + c.client + ')? The client may reconnect.', 'POST', 'status/connectors/' + enc(c.id) + '/disconnect'),
+            button('revoke', 'Revoke tunnel ' + t.id + '? Its connectors are disconnected and refused until it is restored.', 'POST', 'status/tunnels/' + enc(t.id) + '/revoke'))]);
       });
     });
     $('tunnel-count').textContent = String(state.tunnels.size);
-    fill('tunnels', rows, 10, 'no tunnel connected');
+    fill('tunnels', rows, 11, 'no tunnel connected');
     var names = [];
-    state.names.forEach(function (n) { names.push([n.host, n.tunnelId, n.holders, n.holders > 0 ? '' : when(n.expiresAt)]); });
-    fill('names', names, 4, 'none');
+    state.names.forEach(function (n) {
+      var acts = [button('release', 'Release ' + n.host + '? It stops routing and another tunnel may claim it.', 'POST', 'status/names/' + enc(n.host) + '/release')];
+      if (!/^[0-9a-f]{16}\./.test(n.host)) acts.push(button('block', 'Block ' + n.host + '? It is released and no tunnel gets it until unblocked.', 'POST', 'status/names/' + enc(n.host) + '/block'));
+      names.push([n.host, n.tunnelId, n.holders, n.holders > 0 ? '' : when(n.expiresAt), buttons.apply(null, acts)]);
+    });
+    fill('names', names, 5, 'none');
+    var revoked = [];
+    state.revoked.forEach(function (r) { revoked.push([r.tunnelId, when(r.since), r.reason, button('restore', 'Restore tunnel ' + r.tunnelId + '?', 'DELETE', 'status/tunnels/' + enc(r.tunnelId) + '/revoke')]); });
+    fill('revoked', revoked, 4, 'none');
+    var blocked = [];
+    state.blocked.forEach(function (b) { blocked.push([b.host, when(b.since), b.reason, button('unblock', 'Unblock ' + b.host + '?', 'DELETE', 'status/names/' + enc(b.host) + '/block')]); });
+    fill('blocked', blocked, 4, 'none');
     fill('services', state.services.map(function (s) { return [s.name, s.addr, s.listener, s.handler, s.connections]; }), 5, 'none');
     $('ready').textContent = state.ready ? 'yes' : 'no';
     $('time').textContent = 'updated ' + new Date().toLocaleTimeString();
@@ -85,6 +128,9 @@ export const PAGE_JS = `'use strict';
     state.tunnels = new Map(); state.names = new Map();
     s.tunnels.forEach(function (t) { state.tunnels.set(key(t.service, t.id), { service: t.service, id: t.id, connectors: t.connectors }); });
     s.names.forEach(function (n) { state.names.set(key(n.service, n.name), n); });
+    state.revoked = new Map(); state.blocked = new Map();
+    (s.revoked || []).forEach(function (r) { state.revoked.set(r.tunnelId, r); });
+    (s.blockedNames || []).forEach(function (b) { state.blocked.set(key(b.service, b.name), b); });
   }
   var es = new EventSource(base + 'events');
   es.onopen = function () { $('conn').textContent = 'live'; $('conn').className = 'live'; };
@@ -109,6 +155,20 @@ export const PAGE_JS = `'use strict';
     var n = JSON.parse(e.data); var cur = state.names.get(key(n.service, n.name));
     if (cur) { cur.holders = Math.max(0, cur.holders - 1); } render();
   });
+  es.addEventListener('name-free', function (e) { var n = JSON.parse(e.data); state.names.delete(key(n.service, n.name)); render(); });
+  es.addEventListener('tunnel-revoke', function (e) {
+    var r = JSON.parse(e.data);
+    if (!state.revoked.has(r.tunnelId)) state.revoked.set(r.tunnelId, { tunnelId: r.tunnelId, since: new Date().toISOString(), reason: r.reason });
+    render();
+  });
+  es.addEventListener('tunnel-restore', function (e) { state.revoked.delete(JSON.parse(e.data).tunnelId); render(); });
+  es.addEventListener('name-block', function (e) {
+    var b = JSON.parse(e.data); var k = key(b.service, b.name);
+    state.names.delete(k);
+    if (!state.blocked.has(k)) state.blocked.set(k, { service: b.service, name: b.name, host: b.host, since: new Date().toISOString(), reason: b.reason });
+    render();
+  });
+  es.addEventListener('name-unblock', function (e) { var b = JSON.parse(e.data); state.blocked.delete(key(b.service, b.name)); render(); });
   render();
 })();
 `;

@@ -32,6 +32,7 @@ import { statusSnapshot, StatusFeed, type StatusEvent } from './status';
 import { PAGE_HEADERS, PAGE_HTML, PAGE_JS } from './page';
 import { ConfigRoutes, type ConfigRoutesOptions } from './crud';
 import { ApiError, methodNotAllowed } from './errors';
+import { Controls } from './controls';
 
 /** Most `/events` subscribers at once; more get 503. */
 export const MAX_EVENT_STREAMS = 64;
@@ -62,6 +63,8 @@ interface Ctx {
   authenticated: boolean;
   /** A state-changing request's JSON body. */
   body: unknown;
+  /** The authenticated user, if any. */
+  user?: string;
 }
 
 export class ApiServer {
@@ -76,6 +79,7 @@ export class ApiServer {
   readonly #allowOrigins: Set<string>;
   readonly #streams = new Set<http.ServerResponse>();
   #feed: StatusFeed | undefined;
+  #controls: Controls | undefined;
   #server: http.Server | undefined;
   readonly #config: ConfigRoutes;
 
@@ -119,7 +123,9 @@ export class ApiServer {
     });
     server.on('error', (err) => this.#logger.warn(`api: ${err.message}`));
     this.#server = server;
-    this.#feed = new StatusFeed(this.#app);
+    const feed = new StatusFeed(this.#app);
+    this.#feed = feed;
+    this.#controls = new Controls(this.#app, this.#logger, (e) => feed.emit('event', e));
     const a = server.address() as { address: string; port: number };
     const bound = joinHostPort(a.address, a.port);
     this.#logger.info(`api: http://${bound}${this.#prefix || ''}/`);
@@ -209,6 +215,7 @@ export class ApiServer {
         throw new ApiError(401, 40100, 'unauthorized');
       }
       ctx.authenticated = true;
+      ctx.user = cred.user;
     }
     // 4. State-changing requests: same origin (or allowed) and JSON bodies only.
     if (STATE_CHANGING.has(method)) {
@@ -233,6 +240,10 @@ export class ApiServer {
       const answer = await this.#config.handle(method, path, ctx.query, ctx.body, this.#reveal(ctx));
       ctx.res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' }).end(`${JSON.stringify(answer)}\n`);
       return;
+    }
+    if (path.startsWith('/status/') && this.#controls) {
+      const by = `${remoteOf(ctx.req)}${ctx.user !== undefined ? ` (user ${ctx.user})` : ''}`;
+      if (this.#controls.handle({ method, path, body: ctx.body, by, res: ctx.res })) return;
     }
     if (method !== 'GET') {
       if (path === '/status' || path === '/events' || path === '/docs') throw methodNotAllowed(method, path);

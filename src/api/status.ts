@@ -35,11 +35,27 @@ export interface StatusSnapshot {
   }>;
   tunnels: Array<{ service: string; id: string; connectors: ConnectorStatus[] }>;
   names: Array<{ service: string; name: string; host: string; tunnelId: string; holders: number; expiresAt?: string }>;
+  /** Revoked tunnel IDs (abuse controls): their BINDs are refused until restored. */
+  revoked: Array<{ service: string; tunnelId: string; since: string; reason: string }>;
+  /** Blocked public names (abuse controls): no BIND gets them until unblocked. */
+  blockedNames: Array<{ service: string; name: string; host: string; since: string; reason: string }>;
 }
 
 /** One event of `/events`: its SSE name and JSON data. */
 export interface StatusEvent {
-  event: 'connector-up' | 'connector-down' | 'name-claim' | 'name-release' | 'reload';
+  event:
+    | 'connector-up'
+    | 'connector-down'
+    | 'name-claim'
+    | 'name-release'
+    | 'reload'
+    // Abuse controls, from the web API (controls.ts).
+    | 'connector-disconnect'
+    | 'tunnel-revoke'
+    | 'tunnel-restore'
+    | 'name-free'
+    | 'name-block'
+    | 'name-unblock';
   data: Record<string, unknown>;
 }
 
@@ -74,7 +90,14 @@ export async function statusSnapshot(app: App): Promise<StatusSnapshot> {
   });
   const tunnels: StatusSnapshot['tunnels'] = [];
   const names: StatusSnapshot['names'] = [];
+  const revoked: StatusSnapshot['revoked'] = [];
+  const blockedNames: StatusSnapshot['blockedNames'] = [];
   for (const [service, h] of built.tunnelHandlers) {
+    for (const [tunnelId, r] of h.server.revoked) revoked.push({ service, tunnelId, since: new Date(r.since).toISOString(), reason: r.reason });
+    const pn = h.server.publicNames;
+    for (const b of pn?.blocked() ?? []) {
+      blockedNames.push({ service, name: b.name, host: pn!.hostFor(b.name), since: new Date(b.since).toISOString(), reason: b.reason });
+    }
     for (const [id, list] of h.server.pool.snapshot()) tunnels.push({ service, id, connectors: list.map(connectorStatus) });
     for (const n of h.server.publicNames?.snapshot() ?? []) {
       const { expiresAt, ...rest } = n;
@@ -82,7 +105,7 @@ export async function statusSnapshot(app: App): Promise<StatusSnapshot> {
     }
   }
   const { ready } = await app.readiness();
-  return { time: new Date().toISOString(), ready, services, tunnels, names };
+  return { time: new Date().toISOString(), ready, services, tunnels, names, revoked, blockedNames };
 }
 
 /**

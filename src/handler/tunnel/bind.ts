@@ -59,6 +59,20 @@ async function bindName(server: TunnelServer, tunnelId: string, endpoint: string
   return { host: requested, holds: [] };
 }
 
+/**
+ * A BIND of a revoked tunnel (web API) gets FORBIDDEN and the log says why, once per client
+ * address a minute (a revoked client keeps retrying). True when refused.
+ */
+async function refuseRevoked(conn: Conn, tunnelId: string, server: TunnelServer, log: Logger): Promise<boolean> {
+  const r = server.revoked.get(tunnelId);
+  if (!r) return false;
+  const why = r.reason ? `: ${r.reason}` : '';
+  const msg = `bind refused: tunnel ${tunnelId} is revoked since ${new Date(r.since).toISOString()}${why}`;
+  server.warnings.warn(log, stripPort(conn.remote), 'revoked tunnel', msg);
+  await new Promise<void>((resolve) => conn.stream.end(statusResponse(STATUS_FORBIDDEN), () => resolve()));
+  return true;
+}
+
 export async function handleBind(
   conn: Conn,
   req: ParsedRequest,
@@ -82,6 +96,7 @@ export async function handleBind(
   const connectorId = makeTunnelId(randomUuidBytes(), network === 'udp' ? FLAG_CONNECTOR_UDP : 0, tid.weight);
   const cid = tunnelIdToString(connectorId);
 
+  if (await refuseRevoked(conn, tunnelId, server, log)) return { inputBytes: 0, outputBytes: 0 };
   // Limits are checked before answering OK, so an over-limit client gets a status, not a session.
   server.pool.assertCanAdd(tunnelId);
   let bound: BoundName;
@@ -98,12 +113,17 @@ export async function handleBind(
     for (const h of bound.holds) h.release();
   };
   const host = bound.host;
-  // Another BIND of the tunnel may have filled the pool while the names were claimed.
+  // Another BIND of the tunnel may have filled the pool, or the tunnel been revoked, while the
+  // names were claimed.
   try {
     server.pool.assertCanAdd(tunnelId);
   } catch (err) {
     release();
     throw err;
+  }
+  if (await refuseRevoked(conn, tunnelId, server, log)) {
+    release();
+    return { inputBytes: 0, outputBytes: 0 };
   }
   // In public mode the answer is the full public name (`<endpoint>.<domain>`), so every client,
   // gost's included, prints where its service can be reached; it names what the client holds.

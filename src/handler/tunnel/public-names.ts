@@ -47,7 +47,7 @@ export interface NameHold {
 }
 
 /** Why a custom name was not granted. */
-export type CustomRefusal = 'disabled' | 'invalid' | 'reserved' | 'taken';
+export type CustomRefusal = 'disabled' | 'invalid' | 'reserved' | 'taken' | 'blocked';
 
 const LABEL_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const ENDPOINT_RE = /^[0-9a-f]{16}$/;
@@ -60,6 +60,8 @@ export function isEndpointLabel(name: string): boolean {
 export class PublicNames {
   readonly domain: string;
   readonly #names = new Map<string, NameEntry>();
+  /** Names an operator blocked (web API): never granted until unblocked; memory only. */
+  readonly #blocked = new Map<string, { since: number; reason: string }>();
   readonly #opts: PublicNamesOptions;
   readonly #now: () => number;
   readonly #sweeper: NodeJS.Timeout;
@@ -142,6 +144,7 @@ export class PublicNames {
     const n = name.toLowerCase();
     if (!LABEL_RE.test(n)) return 'invalid';
     if (isEndpointLabel(n)) return 'reserved';
+    if (this.#blocked.has(n)) return 'blocked';
     return (await this.#hold(n, tunnelId, this.#opts.customTtlMs, false)) ?? 'taken';
   }
 
@@ -158,6 +161,50 @@ export class PublicNames {
       return undefined;
     }
     return e.tunnelId;
+  }
+
+  /**
+   * The bare name of `<name>.<domain>` or of a bare label (lower case), or undefined when it is
+   * not a valid label of this domain.
+   */
+  labelOf(host: string): string | undefined {
+    let n = host.trim().toLowerCase().replace(/\.$/, '');
+    if (n.endsWith('.' + this.domain)) n = n.slice(0, -(this.domain.length + 1));
+    return LABEL_RE.test(n) ? n : undefined;
+  }
+
+  /**
+   * Frees a name at once (abuse control): it stops routing, another tunnel may claim it, and
+   * the shared store forgets it. Connectors holding it keep their sessions (and their endpoint
+   * name). Returns the tunnel it was routing to, or undefined when it was not live.
+   */
+  release(name: string): string | undefined {
+    const e = this.#names.get(name);
+    if (!e) return undefined;
+    this.#names.delete(name);
+    void this.#opts.store?.release?.(name, e.tunnelId);
+    return this.#live(e, this.#now()) ? e.tunnelId : undefined;
+  }
+
+  /**
+   * Blocks a custom name (abuse control): it is released now and no BIND gets it until
+   * `unblock` (a BIND asking for it gets its endpoint name, as for a taken one). Endpoint
+   * labels cannot be blocked (revoke the tunnel instead). Returns the tunnel it was routing to.
+   */
+  block(name: string, reason: string): string | undefined {
+    if (isEndpointLabel(name)) throw new Error(`${name} is a tunnel's endpoint name: revoke the tunnel instead`);
+    if (!this.#blocked.has(name)) this.#blocked.set(name, { since: Date.now(), reason });
+    return this.release(name);
+  }
+
+  /** Lifts a block; false when the name was not blocked. */
+  unblock(name: string): boolean {
+    return this.#blocked.delete(name);
+  }
+
+  /** Blocked names, with when and why. */
+  blocked(): Array<{ name: string; since: number; reason: string }> {
+    return [...this.#blocked].map(([name, b]) => ({ name, ...b }));
   }
 
   /** The public URL host of a name. */

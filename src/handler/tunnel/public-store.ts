@@ -25,6 +25,8 @@ export interface NameStore {
    * undefined = no answer.
    */
   claim(name: string, tunnelId: string, ttlMs: number, reserved: boolean): Promise<boolean | undefined>;
+  /** Forgets `name` if it is still `tunnelId`'s (an operator released or blocked it). */
+  release?(name: string, tunnelId: string): Promise<void>;
   close(): void;
 }
 
@@ -32,6 +34,11 @@ const CLAIM_SCRIPT = `local cur = redis.call('GET', KEYS[1])
 if cur == false or cur == ARGV[1] or ARGV[3] == '1' then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   return 1
+end
+return 0`;
+
+const RELEASE_SCRIPT = `if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
 end
 return 0`;
 
@@ -76,6 +83,17 @@ export class RedisNameStore implements NameStore {
       if (this.#closed) return undefined;
       this.#health.failed(new Error(`${(err as Error).message}; names are claimed in memory only until it answers`));
       return undefined;
+    }
+  }
+
+  async release(name: string, tunnelId: string): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.#link.run((c) => c.eval(RELEASE_SCRIPT, 1, this.#prefix + name, tunnelId));
+      this.#health.ok('Redis');
+    } catch (err) {
+      if (this.#closed) return;
+      this.#health.failed(new Error(`${(err as Error).message}; the released name ${name} is kept there until it expires`));
     }
   }
 

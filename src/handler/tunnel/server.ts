@@ -21,6 +21,13 @@ import { RedisNameStore } from './public-store';
 import { PublicNames } from './public-names';
 import type { SdRegistry } from '../../sd/registry';
 
+/** A tunnel ID an operator revoked (web API): its BINDs are refused until it is restored. */
+export interface Revocation {
+  /** When it was revoked, ms since the epoch. */
+  since: number;
+  reason: string;
+}
+
 /** Shared state of one tunnel server, used by the relay handler and its entry points. */
 export interface TunnelServer {
   readonly nodeId: string;
@@ -29,6 +36,8 @@ export interface TunnelServer {
   readonly publicNames: PublicNames | undefined;
   /** Service discovery (`sd`, `tunnel.sd`): connectors bound here are registered there. */
   readonly sd: SdRegistry | undefined;
+  /** Revoked tunnel IDs (memory only): a BIND for one gets FORBIDDEN. */
+  readonly revoked: Map<string, Revocation>;
   readonly smux: Partial<SmuxConfig>;
   /** `sendTimeout`: how long a spliced side may take no bytes. */
   readonly sendTimeoutMs: number;
@@ -116,6 +125,7 @@ export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
     ingress: opts.ingress,
     publicNames,
     sd: opts.sd,
+    revoked: new Map(),
     smux: smuxConfigFromMetadata(opts.metadata),
     sendTimeoutMs,
     warnings,
