@@ -108,7 +108,7 @@ export const PAGE_JS = `'use strict';
     var names = [];
     state.names.forEach(function (n) {
       var acts = [button('release', 'Release ' + n.host + '? It stops routing and another tunnel may claim it.', 'POST', 'status/names/' + enc(n.host) + '/release')];
-      if (!/^[0-9a-f]{16}\./.test(n.host)) acts.push(button('block', 'Block ' + n.host + '? It is released and no tunnel gets it until unblocked.', 'POST', 'status/names/' + enc(n.host) + '/block'));
+      if (!/^[0-9a-f]{16}\\./.test(n.host)) acts.push(button('block', 'Block ' + n.host + '? It is released and no tunnel gets it until unblocked.', 'POST', 'status/names/' + enc(n.host) + '/block'));
       names.push([n.host, n.tunnelId, n.holders, n.holders > 0 ? '' : when(n.expiresAt), buttons.apply(null, acts)]);
     });
     fill('names', names, 5, 'none');

@@ -73,7 +73,8 @@ describe('abuse controls through the web API', () => {
       ['DELETE', '/status/names/hello/block'],
     ];
     for (const [method, path] of routes) {
-      for (const headers of [{ 'content-type': 'application/json' }, { 'content-type': 'application/json', authorization: basic('admin', 'wrong') }]) {
+      const anonymous: Array<Record<string, string>> = [{ 'content-type': 'application/json' }, { 'content-type': 'application/json', authorization: basic('admin', 'wrong') }];
+      for (const headers of anonymous) {
         const r = await call(method, path, {}, headers);
         assert.equal(r.status, 401, `${method} ${path}`);
         assert.equal(r.json.code, 40100);

@@ -8,23 +8,22 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { burrow, REPO_ROOT, type BurrowProcess } from '../helpers/cli';
+import type { Browser, Page } from 'playwright-core';
+import { burrow, type BurrowProcess } from '../helpers/cli';
+import { ARTIFACTS, NEEDS_CHROMIUM, launchChromium, watchPage } from '../helpers/browser';
 import { apiCall, apiPort } from '../helpers/api';
 import { Cleanup, TID, startHttpService } from './support';
 
-const CHROMIUM = '/usr/bin/chromium';
-const ARTIFACTS = path.join(REPO_ROOT, 'test-artifacts');
 const cleanup = new Cleanup();
 after(() => cleanup.run());
 
-describe('status page in chromium', { skip: existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing (.ci/run installs it)` }, () => {
+describe('status page in chromium', { skip: NEEDS_CHROMIUM }, () => {
   let server: BurrowProcess;
   let tunnelPort: number;
   let port: number;
   let browser: Browser;
   let page: Page;
-  const problems: string[] = [];
+  let problems: string[] = [];
 
   before(async () => {
     server = burrow(
@@ -34,30 +33,11 @@ describe('status page in chromium', { skip: existsSync(CHROMIUM) ? false : `${CH
     tunnelPort = await server.listeningPort();
     port = await apiPort(server);
     mkdirSync(ARTIFACTS, { recursive: true });
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-background-networking',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     cleanup.fn(() => browser.close());
     const context = await browser.newContext({ httpCredentials: { username: 'admin', password: 'pw-3f1' } });
     page = await context.newPage();
-    page.on('console', (m) => {
-      if (m.type() === 'error' || m.type() === 'warning') problems.push(`console ${m.type()}: ${m.text()}`);
-    });
-    page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
-    page.on('requestfailed', (r) => {
-      // The event stream is cut when the page closes; anything else failing is a problem.
-      if (!r.url().endsWith('/events')) problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`);
-    });
+    problems = watchPage(page);
   });
 
   it('is refused without credentials', async () => {
