@@ -23,6 +23,7 @@ export type { ReloadResult } from './reload';
 export interface AppEvents {
   reload: [ReloadResult];
 }
+import type { ReverseListener } from '../listener/reverse';
 
 export class App {
   #built: BuiltApp;
@@ -50,6 +51,12 @@ export class App {
           services: () => this.#built.services.length,
           tunnels: () => pools().reduce((n, p) => n + p.tunnelCount, 0),
           connectors: () => pools().reduce((n, p) => n + p.connectorCount, 0),
+          clients: () => {
+            const reverse = new Set<unknown>(this.#built.reverseListeners);
+            return this.#built.services.flatMap((s) => (reverse.has(s.listener) ? [[s.name, (s.listener as ReverseListener).counts()] as const] : []));
+          },
+          maxTunnels: config.metrics.maxTunnels,
+          logger,
         })
       : undefined;
     this.#hooks = { ...hooks, metrics: this.metrics };

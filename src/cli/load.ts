@@ -96,5 +96,13 @@ function parseApiAddr(value: string, source: string): ApiConfig {
 function parseMetricsAddr(value: string, source: string): MetricsConfig {
   const { addr, auth, query } = splitServiceAddr(value, source);
   const path = query.get('path');
-  return { addr, ...(path ? { path } : {}), ...(auth ? { auth } : {}) };
+  const max = query.get('maxTunnels');
+  let maxTunnels: number | undefined;
+  if (max !== null) {
+    maxTunnels = Number(max);
+    if (!/^\d+$/.test(max) || !Number.isSafeInteger(maxTunnels)) {
+      throw new ConfigError(`maxTunnels "${max}": expected a whole number`, { source, path: 'metrics.maxTunnels' });
+    }
+  }
+  return { addr, ...(path ? { path } : {}), ...(auth ? { auth } : {}), ...(maxTunnels !== undefined ? { maxTunnels } : {}) };
 }

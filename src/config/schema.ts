@@ -326,7 +326,7 @@ export const apiSchema = info(
 );
 
 export const metricsSchema = info(
-  z.object({ addr: str, path: str.optional(), auth: authSchema.optional(), auther: str.optional() }),
+  z.object({ addr: str, path: str.optional(), auth: authSchema.optional(), auther: str.optional(), maxTunnels: int.optional() }),
   { kind: 'metrics' },
 );
 

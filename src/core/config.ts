@@ -188,6 +188,8 @@ export interface LogConfig {
 export interface MetricsConfig {
   addr: string;
   path?: string;
+  /** Most tunnels with per-tunnel series (default 1000). */
+  maxTunnels?: number;
   auth?: AuthConfig;
   auther?: string;
 }

@@ -24,6 +24,7 @@ import { StreamHeaderReader } from '../protocol/stream-header';
 import { destroy, errorsBeforeRelay } from '../io/pipe';
 import { joinHostPort, splitHostPort } from '../core/addr';
 import { DEFAULTS } from '../core/config';
+import type { ClientTunnelCounts } from '../observe/service-metrics';
 
 export interface ReverseListenerOptions {
   addr: string;
@@ -59,6 +60,8 @@ export interface ReverseListener extends StreamListener {
   /** Resolves when the server has acknowledged the drain notice, or after `timeoutMs`. */
   drain(timeoutMs?: number): Promise<void>;
   readonly bound: boolean;
+  /** Running totals for the client-side metrics. */
+  counts(): ClientTunnelCounts;
 }
 
 export function backoffDelayMs(attempt: number, random = Math.random): number {
@@ -111,6 +114,9 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
   const log = opts.logger;
   /** Streams handed out (or having their header read) that have not closed yet. */
   const live = new Set<Duplex>();
+  /** Sessions established and streams received so far (metrics). */
+  let sessions = 0;
+  let streams = 0;
   /** Set by close() while streams are in flight: closes the session after the last one. */
   let closeWhenIdle: (() => void) | undefined;
 
@@ -127,6 +133,7 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
         return;
       }
       live.add(stream);
+      streams++;
       stream.on('close', onStreamClose);
       // Errors are reported by the handler that owns the stream (a relay takes this over).
       stream.on('error', errorsBeforeRelay);
@@ -158,6 +165,7 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
           return;
         }
         session = r.session;
+        sessions++;
         boundAddr = r.addr;
         attempt = 0;
         const nlog = opts.chain.nodeLogger(r.hop, r.node);
@@ -239,6 +247,9 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
   return {
     get bound() {
       return session !== undefined && !session.isClosed;
+    },
+    counts() {
+      return { sessions, bound: session !== undefined && !session.isClosed, streams, openStreams: live.size };
     },
     async listen(onConn) {
       // Validate the bind address now, bind lazily in the background (as gost).

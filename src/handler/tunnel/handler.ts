@@ -146,7 +146,7 @@ export function createTunnelHandler(
         logger: log.child({ kind: 'sd' }),
       })
     : undefined;
-  const server = createTunnelServer({ metadata: md, options: o, ingress: opts.ingress, logger: log, sd, nodeId });
+  const server = createTunnelServer({ metadata: md, options: o, ingress: opts.ingress, logger: log, sd, nodeId, metrics: opts.metrics });
   const { warnings } = server;
   const direct = o.direct;
   const bindAuther = bindAutherOf(opts, o);

@@ -20,6 +20,9 @@ export interface PoolSession {
   openStream(): Duplex;
   readonly isClosed: boolean;
   close(): void;
+  /** Stream payload bytes sent to / received from the client (metrics), when counted. */
+  readonly bytesSent?: number;
+  readonly bytesReceived?: number;
 }
 
 export type Network = 'tcp' | 'udp';

@@ -20,6 +20,7 @@ import { TunnelPool, connectorOf, type ConnectorEntry, type Network } from './po
 import { RedisNameStore } from './public-store';
 import { PublicNames } from './public-names';
 import type { SdRegistry } from '../../sd/registry';
+import type { ServiceMetrics, TunnelSource } from '../../observe/service-metrics';
 
 /** A tunnel ID an operator revoked (web API): its BINDs are refused until it is restored. */
 export interface Revocation {
@@ -43,6 +44,8 @@ export interface TunnelServer {
   readonly sendTimeoutMs: number;
   /** One warning per attacking peer and limit a minute (entry points, tunnel port, sessions). */
   readonly warnings: PeerWarnings;
+  /** An entry point's HTTP request got its answer (per-tunnel metrics; "" = no tunnel). */
+  countRequest(tunnelId: string, host: string, code: string): void;
   /** Tunnel for a host at a public entry point (ingress, then public names). */
   lookupPublic(host: string, ingress?: Ingress): { tunnelId: string; private: boolean } | undefined;
   /**
@@ -84,6 +87,8 @@ export interface TunnelServerOptions {
   sd?: SdRegistry;
   /** The server's node ID (a random UUID when not given). */
   nodeId?: string;
+  /** Per-tunnel series (metrics on). */
+  metrics?: ServiceMetrics;
 }
 
 /** The server's state from the handler's options (`tunnel.*`, `sendTimeout`, smux keys). */
@@ -118,6 +123,23 @@ export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
   /** Every ingress that routes to this server's tunnels (the handler's and its entry points'). */
   const routing = new Set<Ingress>(opts.ingress ? [opts.ingress] : []);
   const unreachableWarned = new Set<string>();
+  const source: TunnelSource = {
+    tunnels: () =>
+      pool.snapshot().map(([tunnelId, list]) => ({
+        tunnelId,
+        connectors: list.length,
+        bytesIn: list.reduce((n, c) => n + (c.session.bytesSent ?? 0), 0),
+        bytesOut: list.reduce((n, c) => n + (c.session.bytesReceived ?? 0), 0),
+      })),
+    configured: (tunnelId) => [...routing].some((i) => i.routesTo(tunnelId)),
+    onConnectorGone: (fn) => {
+      const down = (c: ConnectorEntry): void => fn(c.tunnelId, c.session.bytesSent ?? 0, c.session.bytesReceived ?? 0);
+      pool.events.on('down', down);
+      return () => pool.events.off('down', down);
+    },
+  };
+  const unwatch = opts.metrics?.addTunnelSource?.(source);
+  const metrics = opts.metrics;
 
   const server: TunnelServer = {
     nodeId,
@@ -129,6 +151,9 @@ export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
     smux: smuxConfigFromMetadata(opts.metadata),
     sendTimeoutMs,
     warnings,
+    countRequest(tunnelId, host, code) {
+      metrics?.tunnelRequest?.(tunnelId, host, code);
+    },
     lookupPublic(host, ingress = opts.ingress) {
       const r = ingress?.lookup(host);
       if (r) return r;
@@ -178,6 +203,7 @@ export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
       pool.shutdown();
     },
     close() {
+      unwatch?.();
       pool.closeAll();
       publicNames?.close();
     },

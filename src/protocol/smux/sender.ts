@@ -88,7 +88,11 @@ export class Sender {
     for (const frame of control) this.#conn.write(frame);
   }
 
+  /** Payload bytes of the PSH frames written (status and metrics readers). */
+  bytesSent = 0;
+
   #writeData = (sid: number, payload: Buffer): void => {
+    this.bytesSent += payload.length;
     const h = Buffer.allocUnsafe(HEADER_SIZE);
     writeHeader(h, 0, this.#config.version, CMD_PSH, payload.length, sid);
     this.#conn.write(h);

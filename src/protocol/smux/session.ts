@@ -71,6 +71,7 @@ export class Session extends EventEmitter<SessionEvents> {
   #backlog: Stream[] = [];
 
   readonly #sender: Sender;
+  #bytesReceived = 0;
 
   // receive budget
   #buffered = 0;
@@ -151,6 +152,16 @@ export class Session extends EventEmitter<SessionEvents> {
   }
 
   /** The error the session died with, if any. */
+  /** Payload bytes received in PSH frames (stream data from the peer). */
+  get bytesReceived(): number {
+    return this.#bytesReceived;
+  }
+
+  /** Payload bytes sent in PSH frames (stream data to the peer). */
+  get bytesSent(): number {
+    return this.#sender.bytesSent;
+  }
+
   get closeError(): Error | undefined {
     return this.#closeError;
   }
@@ -238,6 +249,7 @@ export class Session extends EventEmitter<SessionEvents> {
 
   #handlePsh(sid: number, data: Buffer): void {
     if (data.length === 0) return;
+    this.#bytesReceived += data.length;
     // Unknown or already closed stream: the payload is dropped (smux does the same).
     this.#streams.get(sid)?.[kData](data);
   }

@@ -49,6 +49,11 @@ class Host implements ExchangeHost {
   upstreamData(): void {}
   upstreamEnd(): void {}
   upstreamDrain(): void {}
+  /** Requests counted for metrics: "tunnel host code". */
+  readonly counted: string[] = [];
+  countRequest(tunnelId: string, host: string, code: string): void {
+    this.counted.push(`${tunnelId} ${host} ${code}`);
+  }
   responseStarted(): void {
     this.calls.push('responseStarted');
   }
@@ -101,6 +106,7 @@ function exchange(host: Host, reqText: string, opts: { reused?: boolean; keepCli
     head: h,
     headText: 'HEAD-TEXT',
     tunnelId: 't',
+    dst: 'app.local:80',
     key: undefined,
     reused: opts.reused ?? false,
     keepClient: opts.keepClient ?? true,
@@ -129,6 +135,7 @@ describe('Exchange: responses', () => {
     await until(() => read().endsWith('hello'));
     assert.equal(read(), 'HTTP/1.1 200 OK\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello');
     assert.deepEqual(host.calls, ['responseStarted', 'gone', 'putIdle', 'next']);
+    assert.deepEqual(host.counted, ['t app.local:80 200'], 'counted once, with the status sent');
     far.destroy();
   });
 
@@ -162,6 +169,7 @@ describe('Exchange: responses', () => {
     ex.responseData(Buffer.from('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n'));
     await until(() => read().includes('204'));
     assert.equal(read(), 'HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n');
+    assert.deepEqual(host.counted, ['t app.local:80 204'], 'the interim response is not counted');
     far.destroy();
   });
 
@@ -173,6 +181,7 @@ describe('Exchange: responses', () => {
     ex.responseData(Buffer.from('NOT HTTP AT ALL\r\n\r\n'));
     await until(() => read().length > 0);
     assert.equal(read(), 'HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n');
+    assert.deepEqual(host.counted, ['t app.local:80 502']);
     assert.equal(stream.destroyed, true);
     assert.ok(host.calls.includes('next'), 'a keep-alive client stays');
     far.destroy();
@@ -186,6 +195,7 @@ describe('Exchange: responses', () => {
     await until(() => read().length > 0);
     assert.equal(read(), 'HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n');
     assert.equal(host.calls.at(-1), 'splice:RAW');
+    assert.deepEqual(host.counted, ['t app.local:80 101']);
     far.destroy();
   });
 

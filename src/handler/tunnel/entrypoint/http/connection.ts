@@ -237,6 +237,9 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
     if (!route.ok || plan.loop) {
       const { status, reason } = route.ok ? { status: 503, reason: 'forwarding loop detected' } : route;
       this.log.error(reason);
+      // A host no tunnel serves is counted without its name (visitors choose it freely).
+      if (route.ok) p.countRequest(route.tunnelId, dst, String(status));
+      else p.countRequest('', '', String(status));
       this.#fail(status, head, keepClient && !upgrade, reqBody, onEnd);
       return;
     }
@@ -258,13 +261,14 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
       got = p.streamFor(this.#streams, keepClient, route.tunnelId, src, dst, this.peer);
     } catch (err) {
       this.log.error((err as Error).message);
+      p.countRequest(route.tunnelId, dst, '503');
       this.#fail(503, head, keepClient, reqBody, onEnd);
       return;
     }
     const { up, reused, key } = got;
     up.owner = this;
     const headText = upstreamRequestHead(head, { sid: newSid(), nodeId: p.nodeId, keepalive: keep });
-    const ex = new Exchange(this, { up, head, headText, tunnelId: route.tunnelId, key, reused, keepClient, reqBody, keepalive: keep, onEnd });
+    const ex = new Exchange(this, { up, head, headText, tunnelId: route.tunnelId, dst, key, reused, keepClient, reqBody, keepalive: keep, onEnd });
     this.#ex = ex;
     this.#arm(Deadline.Response, p.readTimeoutMs);
     if (ex.reqDone) {
@@ -348,6 +352,10 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
     up.drop();
   }
 
+  countRequest(tunnelId: string, host: string, code: string): void {
+    this.#p.countRequest(tunnelId, host, code);
+  }
+
   responseStarted(): void {
     if (this.#deadlines.kind === Deadline.Response) this.#deadlines.disarm();
   }
@@ -414,9 +422,12 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
       stream = this.#p.openTunnelStream(tunnelId, src, dst);
     } catch (err) {
       this.log.error((err as Error).message);
+      this.#p.countRequest(tunnelId, dst, '503');
       this.#fail(503, head, false, { kind: 'none' }, onEnd);
       return;
     }
+    // The answer passes through the splice unread: counted as an upgrade handed to the tunnel.
+    this.#p.countRequest(tunnelId, dst, 'upgrade');
     stream.write(upgradeRequestHead(head, this.#p.nodeId));
     onEnd?.();
     this.#detachAndSplice(stream);

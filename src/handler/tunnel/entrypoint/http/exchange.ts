@@ -25,6 +25,8 @@ export interface ExchangeHost extends UpstreamOwner {
   readonly clientEnded: boolean;
   /** The response head came (or never will): its deadline is off. */
   responseStarted(): void;
+  /** The exchange's answer to the visitor is decided (per-tunnel metrics). */
+  countRequest(tunnelId: string, host: string, code: string): void;
   /** The exchange is no longer the connection's current one. */
   exchangeGone(ex: Exchange): void;
   /** A 101: the stream and the visitor become one byte pipe (`rest`: bytes after the head). */
@@ -50,6 +52,8 @@ export interface ExchangeInit {
   head: HttpRequestHead;
   headText: string;
   tunnelId: string;
+  /** The request's host (for metrics). */
+  dst: string;
   key: string | undefined;
   reused: boolean;
   keepClient: boolean;
@@ -68,6 +72,9 @@ export class Exchange {
   readonly head: HttpRequestHead;
   readonly headText: string;
   readonly tunnelId: string;
+  readonly dst: string;
+  /** The answer was counted (once per exchange, retries included). */
+  #counted = false;
   /** The key of the connection's stream pool (undefined: the stream is not kept by it). */
   readonly key: string | undefined;
   /** The stream was taken from a pool (it may have been closed by the far side meanwhile). */
@@ -105,6 +112,7 @@ export class Exchange {
     this.head = init.head;
     this.headText = init.headText;
     this.tunnelId = init.tunnelId;
+    this.dst = init.dst;
     this.key = init.key;
     this.reused = init.reused;
     const m = init.head.method;
@@ -118,6 +126,12 @@ export class Exchange {
     this.reqDone = body.kind === 'none';
     this.noReuse = !init.keepalive;
     this.onEnd = init.onEnd;
+  }
+
+  #count(code: number): void {
+    if (this.#counted) return;
+    this.#counted = true;
+    this.host.countRequest(this.tunnelId, this.dst, String(code));
   }
 
   /** Calls the request's end (its log line) once. */
@@ -205,6 +219,7 @@ export class Exchange {
       this.host.reset();
       return;
     }
+    this.#count(status);
     const keep = this.keepClient && this.reqDone && !this.host.clientEnded;
     this.host.socket.write(errorResponse(status, this.head.version, !keep));
     this.ended();
@@ -278,6 +293,7 @@ export class Exchange {
       this.#badResponse(err);
       return;
     }
+    this.#count(head.status);
     if (head.status === 101) {
       // Switching protocols without an Upgrade request: pass it on and splice.
       this.host.socket.write(`HTTP/1.1 101 ${head.reason}\r\n${head.headers.map(([k, v]) => `${k}: ${v}\r\n`).join('')}\r\n`);

@@ -49,6 +49,8 @@ export interface ConnectionHost {
   /** A plain stream for an `Upgrade` request. */
   openTunnelStream(tunnelId: string, src: string, dst: string): Duplex;
   splice(socket: net.Socket, stream: Duplex, peer: string, log: Logger): void;
+  /** A request got its answer (per-tunnel metrics; tunnel "" when none was found). */
+  countRequest(tunnelId: string, host: string, code: string): void;
   warn(log: Logger, peer: string, limit: string, msg: string): void;
   /** The connection closed. */
   forget(conn: HostedConnection): void;

@@ -164,6 +164,10 @@ export class HttpEntryProxy implements ConnectionHost {
     return this.opts.server.openTunnelStream(tunnelId, 'tcp', src, dst);
   }
 
+  countRequest(tunnelId: string, host: string, code: string): void {
+    this.opts.server.countRequest(tunnelId, host, code);
+  }
+
   splice(socket: net.Socket, stream: Duplex, peer: string, log: Logger): void {
     this.opts.server.splice(socket, stream, peer, log);
   }
