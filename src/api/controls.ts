@@ -124,7 +124,7 @@ export class Controls {
         return data;
       }
     }
-    throw new ApiError(404, 40400, `connector ${id} is not connected`);
+    throw new ApiError(404, ERR_NOT_FOUND, `connector ${id} is not connected`);
   }
 
   revoke(tunnelId: string, by: string, reason: string) {
@@ -144,7 +144,7 @@ export class Controls {
   restore(tunnelId: string, by: string) {
     let found = false;
     for (const { server } of this.#tunnelServers()) found = server.revoked.delete(tunnelId) || found;
-    if (!found) throw new ApiError(404, 40400, `tunnel ${tunnelId} is not revoked`);
+    if (!found) throw new ApiError(404, ERR_NOT_FOUND, `tunnel ${tunnelId} is not revoked`);
     this.#log.warn({ tunnel: tunnelId, by }, `tunnel ${tunnelId} restored by ${by}: binds accepted again`);
     this.#publish({ event: 'tunnel-restore', data: { tunnelId, by } });
     return { tunnelId };
@@ -157,7 +157,7 @@ export class Controls {
       const tunnelId = names.release(label);
       if (tunnelId !== undefined) freed.push({ service, name: label, host: names.hostFor(label), tunnelId });
     }
-    if (freed.length === 0) throw new ApiError(404, 40400, `name ${name} is not held`);
+    if (freed.length === 0) throw new ApiError(404, ERR_NOT_FOUND, `name ${name} is not held`);
     for (const f of freed) {
       this.#log.warn({ service: f.service, tunnel: f.tunnelId, by }, `public name ${f.host} (tunnel ${f.tunnelId}) released by ${by}${because(reason)}`);
       this.#publish({ event: 'name-free', data: { ...f, by, reason } });
@@ -187,7 +187,7 @@ export class Controls {
       const label = this.#label(name, names);
       if (names.unblock(label)) out.push({ service, name: label, host: names.hostFor(label) });
     }
-    if (out.length === 0) throw new ApiError(404, 40400, `name ${name} is not blocked`);
+    if (out.length === 0) throw new ApiError(404, ERR_NOT_FOUND, `name ${name} is not blocked`);
     for (const u of out) {
       this.#log.warn({ service: u.service, by }, `public name ${u.host} unblocked by ${by}`);
       this.#publish({ event: 'name-unblock', data: { ...u, by } });
