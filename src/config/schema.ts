@@ -326,7 +326,7 @@ export const apiSchema = info(
 );
 
 export const metricsSchema = info(
-  z.object({ addr: str, path: str.optional(), auth: authSchema.optional(), auther: str.optional(), maxTunnels: int.optional() }),
+  z.object({ addr: str, path: str.optional(), auth: authSchema.optional(), auther: str.optional(), maxTunnels: int.refine((n) => n >= 0, { error: 'expected 0 or more' }).optional() }),
   { kind: 'metrics' },
 );
 

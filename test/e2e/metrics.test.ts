@@ -6,7 +6,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { burrow, type BurrowProcess } from '../helpers/cli';
+import { burrow, tempFile, type BurrowProcess } from '../helpers/cli';
 import { apiCall, apiPort, basic, metricsPort } from '../helpers/api';
 import { Cleanup, TID, eventually, httpRequest, startHttpService, type HttpService } from './support';
 
@@ -194,10 +194,17 @@ describe('the per-tunnel series cap (metrics.maxTunnels)', () => {
     await server.stop();
   });
 
-  it('a bad maxTunnels is a config error naming the flag', async () => {
+  it('a bad maxTunnels is a config error naming the flag or the file and line', async () => {
     const p = burrow(['-L', 'tunnel://127.0.0.1:0', '-metrics', '127.0.0.1:0?maxTunnels=lots']);
     const exit = await p.exited;
     assert.equal(exit.code, 2);
     assert.match(p.output.join('\n'), /-metrics: metrics\.maxTunnels: maxTunnels "lots": expected a whole number/);
+    const file = tempFile(
+      'metrics-cap.yaml',
+      'services:\n  - name: s\n    addr: 127.0.0.1:0\n    handler: {type: tunnel}\n    listener: {type: tcp}\nmetrics:\n  addr: 127.0.0.1:0\n  maxTunnels: -3\n',
+    );
+    const f = burrow(['-C', file]);
+    assert.equal((await f.exited).code, 2);
+    assert.match(f.output.join('\n'), /metrics-cap\.yaml: metrics\.maxTunnels: expected 0 or more \(line 8\)/);
   });
 });
