@@ -704,9 +704,11 @@ describe('smux Session: lifetime', () => {
 
   test('keepalive: any frame from the peer keeps the session alive', async () => {
     const p = rawPeer(2);
-    const s = new Session(p.conn, { client: true, config: { keepAliveIntervalMs: 20, keepAliveTimeoutMs: 40 } });
-    const iv = setInterval(() => p.send(CMD_NOP, 0), 10);
-    await new Promise((r) => setTimeout(r, 200));
+    // The timeout is 20 of the peer's intervals, so a busy machine's late timer is not a silence;
+    // the session is watched for more than two timeouts.
+    const s = new Session(p.conn, { client: true, config: { keepAliveIntervalMs: 50, keepAliveTimeoutMs: 1000 } });
+    const iv = setInterval(() => p.send(CMD_NOP, 0), 50);
+    await new Promise((r) => setTimeout(r, 2500));
     clearInterval(iv);
     assert.equal(s.isClosed, false);
     s.close();
