@@ -98,7 +98,7 @@ export async function main(argv: string[]): Promise<void> {
         const line =
           info.network === 'udp'
             ? `${service}: UDP service reachable with: burrow -L udp://:1053/${info.publicHost} -F <this -F>`
-            : `${service}: public URL: https://${info.publicHost}  (TCP: burrow -L tcp://:2222/${info.publicHost} -F <this -F>)`;
+            : `${service}: public URL: ${info.https ? 'https' : 'http'}://${info.publicHost}  (TCP: burrow -L tcp://:2222/${info.publicHost} -F <this -F>)`;
         process.stdout.write(line + '\n');
       },
     });

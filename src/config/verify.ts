@@ -30,6 +30,7 @@ import { expandAddr } from './address';
 import { checkOptions } from './options-check';
 import type { ApiConfig, Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
 import { originOr, where, type Origin } from './origin';
+import { FileCertificates, listOption } from '../tls/files';
 
 /** Throws ConfigError on the first problem; appends soft problems to `warnings`. */
 export function verifyConfig(cfg: Config, warnings: string[] = []): void {
@@ -234,6 +235,15 @@ function verifyAccessOptions(svc: ServiceConfig, o: Origin, refs: Refs): void {
         TrustedPeers.parse(m.get(key));
       } catch (err) {
         fail(o, `${part}.${key}`, (err as Error).message);
+      }
+    }
+    const certs = listOption(m.get('entrypoint.certFile'));
+    const keys = listOption(m.get('entrypoint.keyFile'));
+    if (part === 'handler.metadata' && (certs.length > 0 || keys.length > 0)) {
+      try {
+        FileCertificates.load(certs, keys);
+      } catch (err) {
+        fail(o, `${part}.entrypoint.certFile`, (err as Error).message);
       }
     }
     const bind = m.getString('tunnel.bindAuther');

@@ -120,6 +120,8 @@ export interface BindResult {
   /** Host part of `addr`: the endpoint name. */
   endpoint: string;
   connectorId: string;
+  /** The server terminates TLS for the answered name (a burrow server's flag on the connector ID). */
+  https?: boolean;
 }
 
 export interface Connector {

@@ -43,6 +43,8 @@ export interface BoundInfo {
   /** The full public host when the server answered one (`<endpoint>.<domain>`), else undefined. */
   publicHost?: string;
   connectorId: string;
+  /** The server terminates TLS for `publicHost`: its URL is https://. */
+  https?: boolean;
   tunnelId?: string;
   network: Network;
 }
@@ -181,7 +183,7 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
           { endpoint, tunnel: tunnelId, weight },
           `create tunnel on ${joinHostPort(endpoint, port)}/${opts.network} OK, tunnel=${tunnelId}, connector=${r.connectorId}, weight=${weight}`,
         );
-        opts.onBound?.({ addr: r.addr, endpoint, publicHost, connectorId: r.connectorId, tunnelId, network: opts.network });
+        opts.onBound?.({ addr: r.addr, endpoint, publicHost, connectorId: r.connectorId, https: r.https, tunnelId, network: opts.network });
         serve(r.session, onConn);
         await new Promise<void>((resolve) => {
           if (r.session.isClosed) resolve();

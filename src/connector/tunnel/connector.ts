@@ -137,6 +137,7 @@ export function createTunnelConnector(opts: TunnelConnectorOptions): Connector &
         addr: resp.bindAddr ?? req.bindAddr,
         endpoint: resp.endpoint ?? '',
         connectorId: resp.connectorId ? tunnelIdToString(resp.connectorId) : '',
+        https: resp.https === true,
       };
     },
   };

@@ -57,6 +57,38 @@ export const TUNNEL_HANDLER_OPTIONS = {
     burrow: true,
     doc: 'listen backlog of the entry point (capped by `net.core.somaxconn`)',
   }),
+  entrypointCertFile: list('entrypoint.certFile', {
+    burrow: true,
+    doc:
+      'certificate files (PEM, chain included) the entry point terminates TLS with, chosen by SNI: exact names of the ' +
+      'certificates\' DNS SANs (CN without SANs), then wildcards (`*.example.net`, one label); a TLS connection for any other ' +
+      'name is passed through as gost does. A file that does not load is a configuration error ([docs/https.md](https.md))',
+  }),
+  entrypointKeyFile: list('entrypoint.keyFile', { burrow: true, doc: 'the private key files of `entrypoint.certFile`, one per certificate, in the same order' }),
+  entrypointPassthrough: list('entrypoint.passthrough', {
+    burrow: true,
+    doc: 'hosts (`app.example.net`, `*.example.net`) whose TLS is always passed through to the client, certificate or not (end-to-end TLS)',
+  }),
+  entrypointTlsHandshakeTimeout: duration('entrypoint.tlsHandshakeTimeout', {
+    default: 10_000,
+    zeroIsDefault: true,
+    burrow: true,
+    doc: 'deadline of the TLS handshake of a terminated connection',
+  }),
+  entrypointForwardedHeaders: bool('entrypoint.forwardedHeaders', {
+    default: undefined,
+    defaultText: '— (terminated TLS only)',
+    burrow: true,
+    doc:
+      'requests carry `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Forwarded-Host` to the origin: by default on requests ' +
+      'of terminated TLS only (gost adds none to plain HTTP), `true` on plain HTTP too, `false` never. From a peer in ' +
+      '`entrypoint.trustedProxies` the headers it sent are kept (its `X-Forwarded-For` appended to), from anyone else they are replaced',
+  }),
+  entrypointRedirectHttps: bool('entrypoint.redirectHttps', {
+    default: false,
+    burrow: true,
+    doc: 'plain HTTP requests for a host the entry point has a certificate for get `308` to `https://` (except `/.well-known/acme-challenge/`)',
+  }),
   bindAuth: str('tunnel.bindAuth', {
     default: undefined,
     burrow: true,

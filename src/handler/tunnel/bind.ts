@@ -15,6 +15,7 @@ import {
   tunnelEndpoint,
   tunnelIdToString,
   FLAG_CONNECTOR_UDP,
+  FLAG_CONNECTOR_HTTPS,
 } from '../../protocol/relay/tunnel-id';
 import { Session } from '../../protocol/smux/session';
 import { BurrowError, isSendTimeout } from '../../core/errors';
@@ -128,7 +129,11 @@ export async function handleBind(
   // In public mode the answer is the full public name (`<endpoint>.<domain>`), so every client,
   // gost's included, prints where its service can be reached; it names what the client holds.
   const answerHost = server.publicNames ? server.publicNames.hostFor(host) : host;
-  conn.stream.write(buildBindResponse({ host: answerHost, port: reqPort, connectorId }));
+  // A public name the entry points terminate TLS for: the connector ID's HTTPS flag tells a
+  // burrow client to print an https:// URL (gost clients ignore the flag).
+  const https = server.publicNames !== undefined && server.terminatesTls?.(answerHost) === true;
+  const answeredId = https ? { ...connectorId, flag: connectorId.flag | FLAG_CONNECTOR_HTTPS } : connectorId;
+  conn.stream.write(buildBindResponse({ host: answerHost, port: reqPort, connectorId: answeredId }));
   const session = new Session(conn.stream, { client: true, config: server.smux });
   const entry = new ConnectorEntry(cid, tunnelId, network, tid.weight, session, conn.remote);
   entry.names = bound.holds.map((h) => h.name);

@@ -39,7 +39,7 @@ import type { ServiceMetrics } from '../../observe/service-metrics';
 import type { Network } from './pool';
 import { routeConnect } from './router';
 import { handleBind } from './bind';
-import { createEntryPoints, type EntryPoint } from './entrypoint/index';
+import { createEntryPoints, entryTlsOf, type EntryPoint } from './entrypoint/index';
 import { createTunnelServer, type TunnelServer } from './server';
 
 export type { TunnelServer } from './server';
@@ -157,7 +157,11 @@ export function createTunnelHandler(
   const limiter = connRate > 0 ? new RateLimiter({ ratePerSec: connRate, burst: o.connBurst || Math.max(1, Math.ceil(connRate * 2)) }) : undefined;
   /** A tunnel's logger for a connection (a child of `clog`, the connection's). */
   const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ node: nodeId, tunnel: tid });
+  // TLS termination (certificate files); a file that does not load is a configuration error.
+  const entryTls = entryTlsOf(o);
+  if (entryTls) server.terminatesTls = (host) => entryTls.terminates(host);
   entryPoints = createEntryPoints({
+    tls: entryTls,
     service: opts.service,
     server,
     options: o,

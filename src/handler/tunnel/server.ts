@@ -75,6 +75,8 @@ export interface TunnelServer {
   drain(): void;
   /** Closes every session and the public-name store (server shutdown). */
   close(): void;
+  /** Whether the entry points terminate TLS for a host (set by the handler when they have certificates). */
+  terminatesTls?: (host: string) => boolean;
 }
 
 export interface TunnelServerOptions {

@@ -70,6 +70,11 @@ export const TUNNEL_ID_LEN = 20;
 export const FLAG_PRIVATE = 0x80;
 /** ConnectorID flag: the connector serves UDP. */
 export const FLAG_CONNECTOR_UDP = 0x01;
+/**
+ * ConnectorID flag (burrow): the server terminates TLS for the answered public name, so its
+ * public URL is `https://`. gost clients look at no flag but UDP and ignore it.
+ */
+export const FLAG_CONNECTOR_HTTPS = 0x02;
 
 /** Longest domain name an Addr feature can carry (1-byte length). */
 export const MAX_DOMAIN_LEN = 255;

@@ -20,6 +20,7 @@ import {
   CMD_CONNECT,
   CMD_MASK,
   FLAG_CONNECTOR_UDP,
+  FLAG_CONNECTOR_HTTPS,
   FLAG_UDP,
   FLAGS_MASK,
   HEADER_LEN,
@@ -312,6 +313,8 @@ export interface ParsedBindResponse {
   connectorId?: TunnelId;
   /** FLAG_CONNECTOR_UDP set on the connector ID. */
   udp: boolean;
+  /** FLAG_CONNECTOR_HTTPS set on the connector ID: the server terminates TLS for the answered name. */
+  https?: boolean;
 }
 
 /** Reads a BIND response as the gost client does (§2.3): last Addr and last Tunnel win. */
@@ -324,6 +327,7 @@ export function parseBindResponse(resp: RelayResponse): ParsedBindResponse {
     } else if (f.kind === 'tunnel') {
       out.connectorId = f.id;
       out.udp = (f.id.flag & FLAG_CONNECTOR_UDP) !== 0;
+      out.https = (f.id.flag & FLAG_CONNECTOR_HTTPS) !== 0;
     }
   }
   return out;

@@ -17,7 +17,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { ProtocolError } from '../../core/errors';
 import { FLAG_PRIVATE, TUNNEL_ID_LEN, UUID_LEN } from './constants';
 
-export { FLAG_PRIVATE, FLAG_CONNECTOR_UDP } from './constants';
+export { FLAG_PRIVATE, FLAG_CONNECTOR_UDP, FLAG_CONNECTOR_HTTPS } from './constants';
 
 /** A tunnel or connector ID. `uuid` is always 16 bytes; flag and weight are 0..255. */
 export interface TunnelId {

@@ -20,6 +20,7 @@ export const TLS_RECORD_HEADER_LEN = 5;
 export const CONTENT_TYPE_HANDSHAKE = 0x16;
 export const HANDSHAKE_CLIENT_HELLO = 0x01;
 export const EXTENSION_SERVER_NAME = 0x0000;
+export const EXTENSION_ALPN = 0x0010;
 /** TLSPlaintext.length limit (RFC 8446 §5.1). */
 export const MAX_TLS_RECORD_LEN = 16384;
 export const DEFAULT_MAX_CLIENT_HELLO_BYTES = 64 * 1024;
@@ -30,6 +31,8 @@ export type ClientHelloResult =
       complete: true;
       /** host_name from server_name, verbatim; undefined when the extension is absent. */
       sni: string | undefined;
+      /** The protocols offered by ALPN (RFC 7301), in the client's order; empty when not offered. */
+      alpn: string[];
       /** Offset just past the last record holding the ClientHello. */
       recordEnd: number;
     };
@@ -97,7 +100,7 @@ export function parseClientHelloSni(buf: Buffer, opts: ClientHelloOptions = {}):
     if (helloLen >= 0 && collected >= 4 + helloLen) break;
   }
   const hs = fragments.length === 1 ? fragments[0]! : Buffer.concat(fragments, collected);
-  return { complete: true, sni: parseClientHelloBody(hs.subarray(4, 4 + helloLen)), recordEnd: pos };
+  return { complete: true, ...parseClientHelloBody(hs.subarray(4, 4 + helloLen)), recordEnd: pos };
 }
 
 function checkRecordHeaderPrefix(h: Buffer, first: boolean): void {
@@ -149,7 +152,7 @@ class Cursor {
   }
 }
 
-function parseClientHelloBody(body: Buffer): string | undefined {
+function parseClientHelloBody(body: Buffer): { sni: string | undefined; alpn: string[] } {
   const c = new Cursor(body, 'ClientHello');
   c.bytes(2 + 32); // legacy_version, random
   const sessionIdLen = c.u8();
@@ -161,20 +164,35 @@ function parseClientHelloBody(body: Buffer): string | undefined {
   const compLen = c.u8();
   if (compLen < 1) badLength('no compression methods');
   c.bytes(compLen);
-  if (c.remaining === 0) return undefined; // no extensions at all
+  if (c.remaining === 0) return { sni: undefined, alpn: [] }; // no extensions at all
   const extLen = c.u16();
   if (extLen !== c.remaining) badLength(`extensions length ${extLen} does not match the ${c.remaining} bytes left`);
   const ext = new Cursor(c.bytes(extLen), 'extensions');
   const seen = new Set<number>();
   let sni: string | undefined;
+  let alpn: string[] = [];
   while (ext.remaining > 0) {
     const type = ext.u16();
     const data = ext.bytes(ext.u16());
     if (seen.has(type)) bad(`duplicate TLS extension ${type}`);
     seen.add(type);
     if (type === EXTENSION_SERVER_NAME) sni = parseServerName(data);
+    else if (type === EXTENSION_ALPN) alpn = parseAlpn(data);
   }
-  return sni;
+  return { sni, alpn };
+}
+
+function parseAlpn(data: Buffer): string[] {
+  const c = new Cursor(data, 'application_layer_protocol_negotiation');
+  const listLen = c.u16();
+  if (listLen !== c.remaining) badLength('ALPN list length mismatch');
+  const out: string[] = [];
+  while (c.remaining > 0) {
+    const n = c.u8();
+    if (n === 0) badLength('empty ALPN protocol name');
+    out.push(c.bytes(n).toString('latin1'));
+  }
+  return out;
 }
 
 function parseServerName(data: Buffer): string | undefined {

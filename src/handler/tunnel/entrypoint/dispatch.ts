@@ -23,6 +23,7 @@ import type { TunnelServer } from '../server';
 import type { HttpEntryProxy } from './http/proxy';
 import type { RelayServer } from './relay';
 import { handleTls } from './tls';
+import type { EntryTls } from './terminate';
 
 /** What every path of an entry point needs. */
 export interface EntryContext {
@@ -35,6 +36,8 @@ export interface EntryContext {
   /** Serves a relay request as the tunnel port does (relay.ts). */
   readonly relay: RelayServer;
   readonly http: HttpEntryProxy;
+  /** TLS termination (certificates, passthrough), when configured. */
+  readonly tls: EntryTls | undefined;
 }
 
 /** One accepted connection: its result settles when the socket closes. */
@@ -94,7 +97,11 @@ export class EntryDispatch implements Handler {
   /** Connections that have not sent their first bytes yet. */
   readonly sniffing = new Set<EntryConn>();
 
-  constructor(readonly ctx: EntryContext) {}
+  readonly tlsContext: EntryContext & { refuse: EntryDispatch['refuse'] };
+
+  constructor(readonly ctx: EntryContext) {
+    this.tlsContext = { ...ctx, refuse: (socket, remote, log, err) => this.refuse(socket, remote, log, err) };
+  }
 
   handle(conn: Conn, log: Logger, later: Later): Later {
     const socket = conn.stream;
@@ -126,7 +133,7 @@ export class EntryDispatch implements Handler {
       this.ctx.relay(c.conn, log);
     } else if (first === 0x16) {
       sock.unshift(chunk);
-      handleTls(this.ctx, sock, remote, log).catch((err: Error) => this.refuse(sock, remote, log, err));
+      handleTls(this.tlsContext, sock, remote, log).catch((err: Error) => this.refuse(sock, remote, log, err));
     } else {
       this.ctx.http.handle(sock, remote, log, chunk);
     }
@@ -143,8 +150,11 @@ export class EntryDispatch implements Handler {
       return;
     }
     const code = (err as { code?: string }).code;
-    const limit = code === 'BURROW_ERR_TIMEOUT' ? 'entrypoint.sniffTimeout' : code === 'BURROW_ERR_LIMIT' ? 'header size' : 'protocol';
-    const detail = code === 'BURROW_ERR_TIMEOUT' ? ` (entrypoint.sniffTimeout ${this.ctx.sniffTimeoutMs} ms)` : '';
+    const handshake = err.message.includes('TLS handshake');
+    const limit = handshake
+      ? 'entrypoint.tlsHandshakeTimeout'
+      : code === 'BURROW_ERR_TIMEOUT' ? 'entrypoint.sniffTimeout' : code === 'BURROW_ERR_LIMIT' ? 'header size' : 'protocol';
+    const detail = code === 'BURROW_ERR_TIMEOUT' && !handshake ? ` (entrypoint.sniffTimeout ${this.ctx.sniffTimeoutMs} ms)` : '';
     this.ctx.server.warnings.warn(log, stripPort(remote), limit, `entrypoint: ${err.message}${detail}`);
   }
 

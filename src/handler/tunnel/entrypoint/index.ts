@@ -16,8 +16,14 @@ import { TcpListener } from '../../../transport/tcp/listener';
 import { capBacklog } from '../../../transport/tcp/socket';
 import type { TunnelServer } from '../server';
 import { EntryDispatch } from './dispatch';
-import { HttpEntryProxy } from './http/proxy';
+import { HttpEntryProxy, type HttpEntryProxyOptions } from './http/proxy';
 import type { RelayServer } from './relay';
+import { EntryTls, type EntryTlsOptions } from './terminate';
+import type { ForwardedMode } from './http/edge';
+import { ConfigError } from '../../../core/errors';
+import { FileCertificates, HostPatterns, listOption } from '../../../tls/files';
+import type { CertificateProvider } from '../../../tls/provider';
+import { TrustedPeers } from '../../../limit/trusted-peers';
 
 export interface EntryPointOptions {
   /** The tunnel handler's service name. */
@@ -33,7 +39,61 @@ export interface EntryPointOptions {
   metrics?: ServiceMetrics;
   /** Serves a relay request as the tunnel port does. */
   relay: RelayServer;
+  /** TLS termination, shared by the handler's entry points (undefined: TLS passes through). */
+  tls: EntryTls | undefined;
 }
+
+/** What the HTTP side adds to requests: forwarded headers, redirects, challenges. */
+function httpEdge(o: TunnelHandlerOptionValues, tls: EntryTls | undefined): HttpEntryProxyOptions['edge'] {
+  const fwd = o.entrypointForwardedHeaders;
+  const forwarded: ForwardedMode = fwd === undefined ? (tls ? 'tls' : 'none') : fwd ? 'all' : 'none';
+  const redirectHttps = o.entrypointRedirectHttps;
+  if (forwarded === 'none' && !redirectHttps && tls?.opts.httpChallenge === undefined) return undefined;
+  return {
+    forwarded,
+    trusted: TrustedPeers.parse(o.entrypointTrustedProxies),
+    redirectHttps,
+    terminates: (host) => tls?.terminates(host) ?? false,
+    httpChallenge: tls?.opts.httpChallenge,
+  };
+}
+
+/**
+ * TLS termination from the handler's options (`entrypoint.certFile` / `keyFile`, `passthrough`,
+ * `tlsHandshakeTimeout`) and further providers (ACME, after the files); undefined when there is
+ * no provider. Certificates that do not load are a configuration error naming the file.
+ */
+export function entryTlsOf(o: TunnelHandlerOptionValues, more: { providers?: CertificateProvider[] } & Partial<EntryTlsHooks> = {}): EntryTls | undefined {
+  const providers: CertificateProvider[] = [];
+  const certs = listOption(o.entrypointCertFile);
+  const keys = listOption(o.entrypointKeyFile);
+  if (certs.length > 0 || keys.length > 0) {
+    try {
+      providers.push(FileCertificates.load(certs, keys));
+    } catch (err) {
+      throw new ConfigError((err as Error).message, { path: 'handler.metadata.entrypoint.certFile' });
+    }
+  }
+  providers.push(...(more.providers ?? []));
+  if (providers.length === 0) return undefined;
+  let passthrough: HostPatterns;
+  try {
+    passthrough = new HostPatterns(listOption(o.entrypointPassthrough));
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { path: 'handler.metadata.entrypoint.passthrough' });
+  }
+  return new EntryTls({
+    providers,
+    passthrough,
+    handshakeTimeoutMs: o.entrypointTlsHandshakeTimeout,
+    alpn: ['http/1.1'],
+    httpChallenge: more.httpChallenge,
+    alpnChallengeContext: more.alpnChallengeContext,
+  });
+}
+
+/** The ACME hooks an entry point takes (HTTP-01 on the plain side, TLS-ALPN-01 on the TLS side). */
+export type EntryTlsHooks = Pick<EntryTlsOptions, 'httpChallenge' | 'alpnChallengeContext'>;
 
 export class EntryPoint {
   readonly service: Service;
@@ -49,6 +109,7 @@ export class EntryPoint {
       options: o,
       logger: opts.logger,
       headersTimeoutMs: sniffTimeoutMs,
+      edge: httpEdge(o, opts.tls),
     });
     const handler = new EntryDispatch({
       server: opts.server,
@@ -57,6 +118,7 @@ export class EntryPoint {
       relayEnabled: o.entrypointRelay,
       relay: opts.relay,
       http,
+      tls: opts.tls,
     });
     this.service = new Service({
       name: `${opts.service}-ep-${opts.addr}`,
@@ -129,6 +191,8 @@ export interface EntryPointsOptions {
   metrics?: ServiceMetrics;
   /** Serves a relay request as the tunnel port does. */
   relay: RelayServer;
+  /** TLS termination (entryTlsOf), shared by all entry points. */
+  tls?: EntryTls;
 }
 
 /** The entry points the handler's options ask for: `entrypoint`, then each of `entrypoints`. */
@@ -136,7 +200,18 @@ export function createEntryPoints(opts: EntryPointsOptions): EntryPoint[] {
   const o = opts.options;
   const logger = opts.logger.child({ kind: 'entrypoint', handler: 'tunnel', listener: 'tcp', network: 'tcp', node: opts.server.nodeId });
   const make = (addr: string, ingress: Ingress | undefined): EntryPoint =>
-    new EntryPoint({ service: opts.service, addr, server: opts.server, ingress, options: o, backlog: opts.backlog, logger, metrics: opts.metrics, relay: opts.relay });
+    new EntryPoint({
+      service: opts.service,
+      addr,
+      server: opts.server,
+      ingress,
+      options: o,
+      backlog: opts.backlog,
+      logger,
+      metrics: opts.metrics,
+      relay: opts.relay,
+      tls: opts.tls,
+    });
   const out: EntryPoint[] = [];
   if (o.entrypoint) out.push(make(o.entrypoint, opts.ingress));
   if (o.entrypoints) {

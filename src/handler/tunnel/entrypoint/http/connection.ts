@@ -24,8 +24,9 @@ import {
   upgradeRequestHead,
   upstreamRequestHead,
 } from './head';
+import { edgeStep } from './edge';
 import { Exchange, requestLog, type ExchangeHost } from './exchange';
-import { Deadline, Deadlines } from './deadlines';
+import { Deadline, Deadlines, deadlinePassed } from './deadlines';
 import { attachVisitor, destroyOnFinish, stopReading, type VisitorEvents } from './visitor';
 import { ConnectionStreams } from './idle-pool';
 import type { Upstream, UpstreamOwner } from './upstream';
@@ -50,12 +51,16 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
   /** The entry point is shutting down: this connection ends after its current exchange. */
   #draining = false;
   #closed = false;
+  get draining(): boolean {
+    return this.#draining;
+  }
   /** Reading from the visitor is paused because a stream is full. */
   #waitUpstreamDrain = false;
   #paused = false;
   readonly #deadlines = new Deadlines((kind) => this.#expired(kind));
 
-  constructor(host: ConnectionHost, socket: net.Socket, peer: string, log: Logger) {
+  /** `secure`: the visitor's TLS was terminated here (`socket` is the TLSSocket). */
+  constructor(host: ConnectionHost, socket: net.Socket, peer: string, log: Logger, readonly secure = false) {
     this.#p = host;
     this.socket = socket;
     this.log = log;
@@ -230,6 +235,9 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
       this.destroy();
       return;
     }
+    const edged = p.edge === undefined ? head : edgeStep(p.edge, this, head, plan);
+    if (edged === undefined) return;
+    head = edged;
     const { body: reqBody, upgrade, dst } = plan;
     const keepClient = plan.keepClient && !this.#draining;
     const onEnd = requestLog(this.log, this.socket, this.peer, dst);
@@ -410,7 +418,12 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
   #fail(status: number, head: HttpRequestHead, keepClient: boolean, body: BodyFraming, onEnd: (() => void) | undefined): void {
     // A request whose body we would have to skip ends the connection after the answer.
     const keep = keepClient && body.kind === 'none' && !this.#clientEnded;
-    this.socket.write(errorResponse(status, head.version, !keep));
+    this.answer(errorResponse(status, head.version, !keep), keep, onEnd);
+  }
+
+  /** Answers the current request here; the connection goes on when `keep`. */
+  answer(response: string, keep: boolean, onEnd?: () => void): void {
+    this.socket.write(response);
     onEnd?.();
     this.continueOrFinish(keep);
   }
@@ -495,25 +508,6 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
   }
 
   #expired(kind: Deadline): void {
-    if (this.#closed) return;
-    if (kind === Deadline.Head) {
-      this.#p.warn(
-        this.log,
-        this.peer,
-        'entrypoint.sniffTimeout',
-        `entrypoint: no complete request head within ${this.#p.headersTimeoutMs} ms (entrypoint.sniffTimeout)`,
-      );
-      this.destroy();
-    } else if (kind === Deadline.Idle || kind === Deadline.Flush) {
-      this.destroy();
-    } else if (kind === Deadline.Response) {
-      const ex = this.#ex;
-      if (!ex || ex.res !== undefined) return;
-      this.log.error(`no response from tunnel ${ex.tunnelId} within ${this.#p.readTimeoutMs} ms`);
-      ex.abort(503);
-    }
+    if (!this.#closed) deadlinePassed(kind, this, this.#p, this.#ex);
   }
-
-
 }
-

@@ -4,6 +4,10 @@
  * sets the timer again.
  */
 
+import type { Logger } from 'pino';
+import type { ConnectionHost } from './host';
+import type { Exchange } from './exchange';
+
 export enum Deadline {
   None,
   /** A request head is arriving (`entrypoint.sniffTimeout`). */
@@ -77,5 +81,25 @@ export class Deadlines {
     const kind = this.#kind;
     this.#kind = Deadline.None;
     this.#onExpired(kind);
+  }
+}
+
+/** What a passed deadline does to a visitor connection (`ex`: its current exchange). */
+export function deadlinePassed(
+  kind: Deadline,
+  c: { readonly log: Logger; readonly peer: string; destroy(): void },
+  host: ConnectionHost,
+  ex: Exchange | undefined,
+): void {
+  if (kind === Deadline.Head) {
+    const msg = `entrypoint: no complete request head within ${host.headersTimeoutMs} ms (entrypoint.sniffTimeout)`;
+    host.warn(c.log, c.peer, 'entrypoint.sniffTimeout', msg);
+    c.destroy();
+  } else if (kind === Deadline.Idle || kind === Deadline.Flush) {
+    c.destroy();
+  } else if (kind === Deadline.Response) {
+    if (!ex || ex.res !== undefined) return;
+    c.log.error(`no response from tunnel ${ex.tunnelId} within ${host.readTimeoutMs} ms`);
+    ex.abort(503);
   }
 }

@@ -7,6 +7,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ConnectionStreams } from './idle-pool';
 import type { Upstream } from './upstream';
+import type { HttpEdgeOptions } from './edge';
 
 /** A visitor connection as the HTTP side tracks it. */
 export interface HostedConnection {
@@ -22,6 +23,8 @@ export interface ConnectionHost {
   readonly headersTimeoutMs: number;
   readonly readTimeoutMs: number;
   readonly idleTimeoutMs: number;
+  /** Forwarded headers, redirects to https, ACME HTTP-01 answers; undefined: none of them. */
+  readonly edge: HttpEdgeOptions | undefined;
   route(dst: string): { ok: true; tunnelId: string } | { ok: false; status: 502; reason: string };
   /**
    * The visitor's address for a request on a connection from `peer`: a forwarded-for header's

@@ -38,6 +38,7 @@ import { IdlePool, type ConnectionStreams } from './idle-pool';
 import { Upstream, sharedKeyOf } from './upstream';
 import { clientAddr } from './head';
 import { TrustedPeers } from '../../../../limit/trusted-peers';
+import type { HttpEdgeOptions } from './edge';
 
 export { SHARED_IDLE_MS } from './idle-pool';
 
@@ -49,6 +50,8 @@ export interface HttpEntryProxyOptions {
   logger: Logger;
   /** `entrypoint.sniffTimeout`: the deadline of a request head. */
   headersTimeoutMs: number;
+  /** Forwarded headers, redirects to https, ACME HTTP-01 answers (edge.ts). */
+  edge?: HttpEdgeOptions;
 }
 
 export class HttpEntryProxy implements ConnectionHost {
@@ -60,6 +63,7 @@ export class HttpEntryProxy implements ConnectionHost {
   readonly keepalive: boolean;
   /** `entrypoint.trustedProxies`; undefined: forwarded-for headers count from anyone, as in gost. */
   readonly #trusted: TrustedPeers | undefined;
+  readonly edge: HttpEdgeOptions | undefined;
   readonly #conns = new Set<HostedConnection>();
   /** Streams whose exchange is over, for later connections. */
   readonly #idle = new IdlePool();
@@ -75,6 +79,7 @@ export class HttpEntryProxy implements ConnectionHost {
     this.keepalive = opts.options.entrypointKeepalive;
     const trusted = TrustedPeers.parse(opts.options.entrypointTrustedProxies);
     this.#trusted = trusted.empty ? undefined : trusted;
+    this.edge = opts.edge;
   }
 
   clientOf(headers: ReadonlyArray<readonly [string, string]>, peer: string): string {
@@ -82,9 +87,12 @@ export class HttpEntryProxy implements ConnectionHost {
     return clientAddr(headers, peer);
   }
 
-  /** Serves a sniffed connection from `peer` ("host:port"): its first bytes handed over as `first`. */
-  handle(socket: net.Socket, peer: string, log?: Logger, first?: Buffer): void {
-    const conn = new EntryConnection(this, socket, peer, log ?? this.opts.logger);
+  /**
+   * Serves a sniffed connection from `peer` ("host:port"): its first bytes handed over as
+   * `first`; `secure`: a TLS connection terminated here (`socket` is the TLSSocket).
+   */
+  handle(socket: net.Socket, peer: string, log?: Logger, first?: Buffer, secure = false): void {
+    const conn = new EntryConnection(this, socket, peer, log ?? this.opts.logger, secure);
     this.#conns.add(conn);
     conn.start(first);
   }
