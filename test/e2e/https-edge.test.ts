@@ -402,6 +402,34 @@ describe('https edge: certificate files that do not load', () => {
     });
   }
 
+  it('exits 2 naming the file and its place for a YAML list with a missing file', async () => {
+    const ca = await makeCa();
+    cleanup.fn(() => ca.cleanup());
+    const ok = await makeCert(ca, { cn: 'ok', san: ['ok.test'] });
+    const cfg = tempFile(
+      'https-list.yaml',
+      [
+        'services:',
+        '- name: s',
+        '  addr: 127.0.0.1:0',
+        '  handler:',
+        '    type: tunnel',
+        '    metadata:',
+        '      entrypoint: 127.0.0.1:0',
+        `      entrypoint.certFile: [${ok.certFile}, /nonexistent/second.pem]`,
+        `      entrypoint.keyFile: [${ok.keyFile}, ${ok.keyFile}]`,
+        '      entrypoint.passthrough: [keep.test, "*.e2e.test"]',
+        '  listener:',
+        '    type: tcp',
+        '',
+      ].join('\n'),
+    );
+    const p = burrow(['-C', cfg], { name: 'yaml list' });
+    const exit = await p.exited;
+    assert.equal(exit.code, 2, p.recentOutput());
+    assert.match(p.output.join('\n'), /https-list\.yaml: services\[0\]\.handler\.metadata\.entrypoint\.certFile: certificate file \/nonexistent\/second\.pem: no such file/);
+  });
+
   it('exits 2 for a key that does not match its certificate', async () => {
     const ca = await makeCa();
     cleanup.fn(() => ca.cleanup());

@@ -15,7 +15,7 @@ const SRC = join(ROOT, 'src');
 const LAYERS: string[][] = [
   ['core'],
   ['protocol', 'observe', 'limit'],
-  ['io', 'loader'],
+  ['io', 'loader', 'tls'],
   ['transport'],
   ['forward', 'service', 'auth', 'ingress', 'sd', 'tls'],
   ['chain', 'connector'],

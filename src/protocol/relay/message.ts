@@ -327,7 +327,8 @@ export function parseBindResponse(resp: RelayResponse): ParsedBindResponse {
     } else if (f.kind === 'tunnel') {
       out.connectorId = f.id;
       out.udp = (f.id.flag & FLAG_CONNECTOR_UDP) !== 0;
-      out.https = (f.id.flag & FLAG_CONNECTOR_HTTPS) !== 0;
+      if ((f.id.flag & FLAG_CONNECTOR_HTTPS) !== 0) out.https = true;
+      else delete out.https;
     }
   }
   return out;

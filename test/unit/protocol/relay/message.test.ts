@@ -160,6 +160,15 @@ describe('protocol.md §9 worked examples', () => {
     assert.equal(parsed.connectorId?.weight, 255);
   });
 
+  test('the HTTPS connector flag (burrow): parsed beside UDP, absent in gost\'s answer', () => {
+    const built = buildBindResponse({ host: 'a6265c6d9847a4be.example.net', port: 0, connectorId: makeTunnelId(CONNECTOR.uuid, 0x02, 1) });
+    assert.equal(built.subarray(built.length - 4).toString('hex'), '02000001');
+    const parsed = parseBindResponse(decodeResponse(built));
+    assert.equal(parsed.https, true);
+    assert.equal(parsed.udp, false);
+    assert.equal(parseBindResponse(decodeResponse(EX_9_3)).https, undefined);
+  });
+
   test('9.4 CONNECT decodes and the builder reproduces it', () => {
     assert.deepEqual(parseRequest(decodeRequest(EX_9_4)), {
       cmd: CMD_CONNECT,

@@ -250,3 +250,20 @@ describe('parseClientHelloSni on synthetic ClientHellos', () => {
     assert.throws(() => parseClientHelloSni(Buffer.from([0x16, 0x03, 0x01, 0x01, 0x00, 0x02])), isProtocolError('bad_header'));
   });
 });
+
+describe('ALPN in the ClientHello', () => {
+  test('the offered protocols, in order, beside the SNI', () => {
+    const names = ['h2', 'http/1.1', 'acme-tls/1'];
+    const list = Buffer.concat(names.map((n) => Buffer.concat([Buffer.from([n.length]), Buffer.from(n)])));
+    const r = parseClientHelloSni(syntheticHello(Buffer.concat([sniExt([0, 'a.test']), ext(0x10, Buffer.concat([u16(list.length), list]))])));
+    assert.equal(r.complete, true);
+    assert.deepEqual(r.complete && { sni: r.sni, alpn: r.alpn }, { sni: 'a.test', alpn: names });
+    const none = parseClientHelloSni(syntheticHello(sniExt([0, 'a.test'])));
+    assert.deepEqual(none.complete && none.alpn, []);
+  });
+
+  test('a malformed ALPN list is refused', () => {
+    assert.throws(() => parseClientHelloSni(syntheticHello(ext(0x10, Buffer.from([0x00, 0x05, 0x02, 0x68])))), /ALPN/);
+    assert.throws(() => parseClientHelloSni(syntheticHello(ext(0x10, Buffer.from([0x00, 0x01, 0x00])))), /ALPN/);
+  });
+});

@@ -83,7 +83,7 @@ export function edgeRequest(
   secure: boolean,
   close: boolean,
 ): { answer: string } | { head: HttpRequestHead } {
-  const host = head.hostname ?? '';
+  const host = (head.hostname ?? '').toLowerCase();
   if (!secure && host !== '') {
     const acme = head.path.startsWith(ACME_CHALLENGE_PREFIX);
     if (acme && edge.httpChallenge !== undefined) {
