@@ -66,6 +66,15 @@ function httpsRequest(
   });
 }
 
+/** Runs a command; resolves with its stdout, rejects with its stderr. */
+function run(cmd: string, args: string[]): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(cmd, args, { timeout: 120_000, maxBuffer: 16 << 20 }, (err, stdout, stderr) =>
+      err ? reject(new Error(`${cmd}: ${err.message} ${stderr}`)) : resolve(stdout),
+    ),
+  );
+}
+
 /** The CN of the certificate a TLS handshake with `servername` gets (no verification). */
 function handshakeCn(port: number, servername: string): Promise<string | undefined> {
   return new Promise((resolve, reject) => {
@@ -145,14 +154,16 @@ describe('https edge: TLS termination with certificate files', () => {
     cleanup.fn(() => ca.cleanup());
     const exact = await makeCert(ca, { cn: 'exact', san: ['app.example.com'] });
     const wild = await makeCert(ca, { cn: 'wild', san: ['*.example.com'] });
+    // h2load takes the SNI from the URL's host: a name that resolves to the loopback.
+    const local = await makeCert(ca, { cn: 'localhost', san: ['localhost'] });
     web = cleanup.add(await startHttpService('web'));
     const stream = cleanup.add(await startStreamingService());
     const backend = cleanup.add(await startTlsBackend(ca.dir));
     const q = [
       'entrypoint=127.0.0.1:0',
-      `tunnel=pass.example.com:${TID.org},stream.example.com:${TID.services},.example.com:${TID.example},example.org:${TID.org}`,
-      `entrypoint.certFile=${exact.certFile},${wild.certFile}`,
-      `entrypoint.keyFile=${exact.keyFile},${wild.keyFile}`,
+      `tunnel=pass.example.com:${TID.org},stream.example.com:${TID.services},.example.com:${TID.example},example.org:${TID.org},localhost:${TID.example}`,
+      `entrypoint.certFile=${exact.certFile},${wild.certFile},${local.certFile}`,
+      `entrypoint.keyFile=${exact.keyFile},${wild.keyFile},${local.keyFile}`,
       'entrypoint.passthrough=pass.example.com',
       'entrypoint.redirectHttps=true',
     ].join('&');
@@ -294,6 +305,65 @@ describe('https edge: TLS termination with certificate files', () => {
     });
     assert.equal(down.n, 64 << 20);
     assert.equal(down.sha, createHash('sha256').update(Buffer.alloc(64 << 20, 7)).digest('hex'));
+  });
+
+  it('speaks HTTP/2 to curl --http2, the request going on as HTTP/1.1', async () => {
+    const caFile = tempFile('h2-ca.pem', ca.certPem);
+    const out = await run('curl', [
+      '-sS', '--http2', '--max-time', '30', '--cacert', caFile, '--resolve', `app.example.com:${ep}:127.0.0.1`,
+      '-w', '\n%{http_version}', '-d', 'hello', `https://app.example.com:${ep}/h2?q=1`,
+    ]);
+    const sha = createHash('sha256').update('hello').digest('hex');
+    assert.equal(out, `web POST /h2?q=1 host=app.example.com:${ep} bytes=5 sha=${sha}\n2`);
+    const seen = web.requests.find((q) => q.url === '/h2?q=1')!;
+    assert.equal(seen.headers['x-forwarded-proto'], 'https');
+    assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+  });
+
+  it('serves h2load -n 1000 -c 10 -m 10 without a failed request', async () => {
+    const out = await run('h2load', ['-n', '1000', '-c', '10', '-m', '10', `https://localhost:${ep}/load`]);
+    assert.match(out, /Application protocol: h2/);
+    assert.match(out, /requests: 1000 total, 1000 started, 1000 done, 1000 succeeded, 0 failed, 0 errored, 0 timeout/);
+    assert.match(out, /status codes: 1000 2xx, 0 3xx, 0 4xx, 0 5xx/);
+  });
+
+  it('refuses HTTP/2 streams beyond 100 at a time, and stays up', async () => {
+    const s = tls.connect({ host: LOCAL, port: ep, servername: 'app.example.com', ca: ca.certPem, ALPNProtocols: ['h2'] });
+    s.on('error', () => undefined);
+    await new Promise<void>((resolve, reject) => s.once('secureConnect', resolve).once('error', reject));
+    assert.equal(s.alpnProtocol, 'h2');
+    const frame = (type: number, flags: number, id: number, payload: Buffer): Buffer => {
+      const h = Buffer.alloc(9);
+      h.writeUIntBE(payload.length, 0, 3);
+      h[3] = type;
+      h[4] = flags;
+      h.writeUInt32BE(id, 5);
+      return Buffer.concat([h, payload]);
+    };
+    const authority = Buffer.from('app.example.com');
+    // HPACK: :method POST, :scheme https, :path /, :authority literal (no END_STREAM: each stream stays open).
+    const block = Buffer.concat([Buffer.from([0x83, 0x87, 0x84, 0x01, authority.length]), authority]);
+    const out = [Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n'), frame(0x4, 0, 0, Buffer.alloc(0))];
+    for (let i = 0; i < 3000; i++) out.push(frame(0x1, 0x4, 1 + 2 * i, block));
+    s.write(Buffer.concat(out));
+    let buf = Buffer.alloc(0);
+    let refused = 0;
+    let goaway = false;
+    s.on('data', (c: Buffer) => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= 9) {
+        const len = buf.readUIntBE(0, 3);
+        if (buf.length < 9 + len) break;
+        const type = buf[3]!;
+        if (type === 0x3 && buf.readUInt32BE(9) === 0x7) refused++;
+        if (type === 0x7) goaway = true;
+        buf = buf.subarray(9 + len);
+      }
+      if (refused > 0 || goaway) s.destroy();
+    });
+    await closed(s);
+    assert.ok(refused > 0 || goaway, 'streams beyond the limit are refused (RST_STREAM REFUSED_STREAM) or the session ends (GOAWAY)');
+    assert.equal((await httpsRequest(ep, 'app.example.com', { ca: ca.certPem, path: '/after-flood' })).status, 200);
   });
 
   it('closes a connection that sends garbage after the handshake, and stays up', async () => {

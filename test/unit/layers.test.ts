@@ -15,7 +15,7 @@ const SRC = join(ROOT, 'src');
 const LAYERS: string[][] = [
   ['core'],
   ['protocol', 'observe', 'limit'],
-  ['io', 'loader', 'tls'],
+  ['io', 'loader'],
   ['transport'],
   ['forward', 'service', 'auth', 'ingress', 'sd', 'tls'],
   ['chain', 'connector'],

@@ -75,6 +75,13 @@ export const TUNNEL_HANDLER_OPTIONS = {
     burrow: true,
     doc: 'deadline of the TLS handshake of a terminated connection',
   }),
+  entrypointHttp2: bool('entrypoint.http2', {
+    default: true,
+    burrow: true,
+    doc:
+      'offer HTTP/2 (ALPN `h2`) on terminated TLS; each HTTP/2 request goes through the tunnel as HTTP/1.1 on a stream ' +
+      'of its own, at most 100 concurrent streams per connection. `false` = HTTP/1.1 only',
+  }),
   entrypointForwardedHeaders: bool('entrypoint.forwardedHeaders', {
     default: undefined,
     defaultText: '— (terminated TLS only)',

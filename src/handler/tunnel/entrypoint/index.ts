@@ -86,7 +86,7 @@ export function entryTlsOf(o: TunnelHandlerOptionValues, more: { providers?: Cer
     providers,
     passthrough,
     handshakeTimeoutMs: o.entrypointTlsHandshakeTimeout,
-    alpn: ['http/1.1'],
+    alpn: o.entrypointHttp2 ? ['h2', 'http/1.1'] : ['http/1.1'],
     httpChallenge: more.httpChallenge,
     alpnChallengeContext: more.alpnChallengeContext,
   });

@@ -68,59 +68,82 @@ export interface Terminated {
   failed(err: Error): void;
 }
 
+/** The connections whose handshake is under way, by their TCP socket. */
+const pending = new WeakMap<net.Socket, Terminated>();
+/** One TLS server object (never listening) per context, ALPN list and deadline. */
+const servers = new WeakMap<SecureContext, Map<string, tls.Server>>();
+
 function ignore(): void {}
 
-/** Terminates TLS on `socket` (its ClientHello put back) with `context`. */
-export function terminate(
-  socket: net.Socket,
-  context: SecureContext,
-  alpn: readonly string[],
-  timeoutMs: number,
-  log: Logger,
-  then: Terminated,
-): void {
-  const t = new tls.TLSSocket(socket, { isServer: true, secureContext: context, ALPNProtocols: [...alpn] });
-  let settled = false;
-  const fail = (err: Error): void => {
-    if (settled) return;
-    settled = true;
-    clearTimeout(timer);
+/** The TCP socket under a TLSSocket made by a tls.Server. */
+function parentOf(t: tls.TLSSocket): net.Socket | undefined {
+  return (t as unknown as { _parent?: net.Socket })._parent;
+}
+
+function onSecure(t: tls.TLSSocket): void {
+  const raw = parentOf(t);
+  const then = raw && pending.get(raw);
+  if (raw === undefined || then === undefined) {
     destroy(t);
-    destroy(socket);
-    then.failed(err);
-  };
-  const timer = setTimeout(() => {
-    const err = new Error(`no TLS handshake within ${timeoutMs} ms (entrypoint.tlsHandshakeTimeout)`) as Error & { code: string };
-    err.code = 'BURROW_ERR_TIMEOUT';
-    fail(err);
-  }, timeoutMs);
-  timer.unref();
-  const onError = (err: Error): void => {
-    const e = new Error(`TLS handshake: ${err.message}`) as Error & { code?: string };
-    e.code = (err as { code?: string }).code === 'ECONNRESET' ? 'ECONNRESET' : undefined;
-    fail(e);
-  };
-  const onClose = (): void => fail(new BurrowError('BURROW_ERR_CLOSED', 'TLS handshake: connection closed'));
-  // The handshake's records are read only while the socket reads, and a peer that leaves is
-  // seen only by a reader: the socket flows during the handshake, and what comes before the
-  // HTTP side takes over (application data right after the handshake) is put back for it.
-  const early: Buffer[] = [];
-  const onData = (chunk: Buffer): void => void early.push(chunk);
-  t.on('data', onData);
-  t.on('error', onError);
-  t.once('close', onClose);
-  t.once('secure', () => {
-    if (settled) return;
-    settled = true;
-    clearTimeout(timer);
-    t.off('close', onClose);
-    t.off('data', onData);
-    t.pause();
-    for (let i = early.length - 1; i >= 0; i--) t.unshift(early[i]!);
-    // Errors after the handshake are the reader's ('close' follows).
-    t.off('error', onError);
-    t.on('error', ignore);
-    log.debug({ alpn: t.alpnProtocol || undefined, tls: t.getProtocol() }, 'entrypoint: TLS terminated');
-    then.secure(t);
+    return;
+  }
+  pending.delete(raw);
+  // Errors after the handshake are the reader's ('close' follows).
+  t.on('error', ignore);
+  then.secure(t);
+}
+
+function onClientError(this: tls.Server, err: Error & { code?: string }, t: tls.TLSSocket): void {
+  const raw = parentOf(t);
+  const then = raw && pending.get(raw);
+  destroy(t);
+  if (raw === undefined || then === undefined) return;
+  pending.delete(raw);
+  destroy(raw);
+  if (err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
+    const ms = (this as tls.Server & { [DEADLINE]?: number })[DEADLINE];
+    then.failed(new BurrowError('BURROW_ERR_TIMEOUT', `no TLS handshake within ${ms} ms (entrypoint.tlsHandshakeTimeout)`));
+  } else if (err.code === 'ECONNRESET') {
+    then.failed(Object.assign(new Error(`TLS handshake: ${err.message}`), { code: 'ECONNRESET' }));
+  } else {
+    then.failed(new Error(`TLS handshake: ${err.message}`));
+  }
+}
+
+const DEADLINE = Symbol('handshake deadline');
+
+function serverFor(context: SecureContext, alpn: readonly string[], timeoutMs: number): tls.Server {
+  let byKey = servers.get(context);
+  if (byKey === undefined) servers.set(context, (byKey = new Map()));
+  const key = `${alpn.join(',')}|${timeoutMs}`;
+  let server = byKey.get(key);
+  if (server === undefined) {
+    server = tls.createServer({
+      SNICallback: (_name, cb) => cb(null, context),
+      ALPNProtocols: [...alpn],
+      handshakeTimeout: timeoutMs,
+    });
+    (server as tls.Server & { [DEADLINE]?: number })[DEADLINE] = timeoutMs;
+    server.on('secureConnection', onSecure);
+    server.on('tlsClientError', onClientError);
+    byKey.set(key, server);
+  }
+  return server;
+}
+
+/**
+ * Terminates TLS on `socket` (its ClientHello put back) with `context`: Node's TLS server code
+ * drives the handshake (a server object per context that never listens; the socket is handed to
+ * it), so the decrypted socket is the one Node's HTTP/2 and TLS servers make, and the peer going
+ * away during the handshake is seen at once.
+ */
+export function terminate(socket: net.Socket, context: SecureContext, alpn: readonly string[], timeoutMs: number, log: Logger, then: Terminated): void {
+  pending.set(socket, {
+    secure(t) {
+      log.debug({ alpn: t.alpnProtocol || undefined, tls: t.getProtocol() }, 'entrypoint: TLS terminated');
+      then.secure(t);
+    },
+    failed: (err) => then.failed(err),
   });
+  serverFor(context, alpn, timeoutMs).emit('connection', socket);
 }

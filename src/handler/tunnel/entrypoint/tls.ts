@@ -28,7 +28,10 @@ export interface TlsContext {
   /** Termination (certificates, passthrough), when the entry point has any. */
   readonly tls: EntryTls | undefined;
   /** Serves a terminated connection's requests (the HTTP side). */
-  readonly http: { handle(socket: net.Socket, peer: string, log?: Logger, first?: Buffer, secure?: boolean): void };
+  readonly http: {
+    handle(socket: net.Socket, peer: string, log?: Logger, first?: Buffer, secure?: boolean): void;
+    handleH2(socket: net.Socket, peer: string, log?: Logger): void;
+  };
   /** Closes a connection that broke a rule, with one warning per peer and limit a minute. */
   refuse(socket: net.Socket, remote: string, log: Logger, err: Error): void;
 }
@@ -87,7 +90,7 @@ async function terminated(ctx: TlsContext, edge: EntryTls, socket: net.Socket, s
   const context = await edge.contextFor(sni);
   if (context === undefined || socket.destroyed) return false;
   terminate(socket, context, o.alpn, o.handshakeTimeoutMs, log, {
-    secure: (t) => ctx.http.handle(t, remote, log, undefined, true),
+    secure: (t) => (t.alpnProtocol === 'h2' ? ctx.http.handleH2(t, remote, log) : ctx.http.handle(t, remote, log, undefined, true)),
     failed,
   });
   return true;

@@ -39,6 +39,7 @@ import { Upstream, sharedKeyOf } from './upstream';
 import { clientAddr } from './head';
 import { TrustedPeers } from '../../../../limit/trusted-peers';
 import type { HttpEdgeOptions } from './edge';
+import { serveH2, type H2Host } from './h2';
 
 export { SHARED_IDLE_MS } from './idle-pool';
 
@@ -54,7 +55,7 @@ export interface HttpEntryProxyOptions {
   edge?: HttpEdgeOptions;
 }
 
-export class HttpEntryProxy implements ConnectionHost {
+export class HttpEntryProxy implements ConnectionHost, H2Host {
   readonly opts: HttpEntryProxyOptions;
   readonly nodeId: string;
   readonly headersTimeoutMs: number;
@@ -95,6 +96,15 @@ export class HttpEntryProxy implements ConnectionHost {
     const conn = new EntryConnection(this, socket, peer, log ?? this.opts.logger, secure);
     this.#conns.add(conn);
     conn.start(first);
+  }
+
+  /** Serves a terminated TLS connection that chose HTTP/2 by ALPN (h2.ts). */
+  handleH2(socket: net.Socket, peer: string, log?: Logger): void {
+    serveH2(this, socket, peer, log ?? this.opts.logger);
+  }
+
+  track(conn: HostedConnection): void {
+    this.#conns.add(conn);
   }
 
   forget(conn: HostedConnection): void {
