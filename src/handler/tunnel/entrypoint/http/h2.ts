@@ -17,7 +17,6 @@ import { destroy } from '../../../../io/pipe';
 import { HOP_BY_HOP, hostWithPort } from '../../../../io/http-relay';
 import { newSid } from '../../../../service/service';
 import type { HttpRequestHead } from '../../../../protocol/sniff/http';
-import { clientAddr } from './head';
 import { withForwardedHeaders, type HttpEdgeOptions } from './edge';
 import type { HostedConnection } from './host';
 
@@ -32,6 +31,8 @@ export interface H2Host {
   readonly edge: HttpEdgeOptions | undefined;
   route(dst: string): { ok: true; tunnelId: string } | { ok: false; status: 502; reason: string };
   openTunnelStream(tunnelId: string, src: string, dst: string): Duplex;
+  /** The client address for the stream header (forwarded-for headers as `entrypoint.trustedProxies` allows). */
+  clientOf(headers: ReadonlyArray<readonly [string, string]>, peer: string): string;
   track(conn: HostedConnection): void;
   forget(conn: HostedConnection): void;
 }
@@ -147,7 +148,7 @@ function onStream(conn: H2Connection, stream: http2.ServerHttp2Stream, h: http2.
     headEnd: 0,
   };
   if (host.edge !== undefined && host.edge.forwarded !== 'none') head = withForwardedHeaders(head, peer, true, host.edge.trusted);
-  const src = clientAddr(head.headers, peer);
+  const src = host.clientOf(head.headers, peer);
   let tunnel: Duplex;
   try {
     tunnel = host.openTunnelStream(route.tunnelId, src, dst);
