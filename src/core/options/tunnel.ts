@@ -186,6 +186,17 @@ export const TUNNEL_HANDLER_OPTIONS = {
     expect: 'host:port',
     doc: 'the address registered for other servers to reach this one; without it an entry point on all interfaces registers the address this server reaches Redis from (Redis) or `:port` (HTTP plugin)',
   }),
+  sdTrusted: list('sd.trusted', {
+    burrow: true,
+    doc:
+      'IPs/CIDRs of the fleet\'s servers: a request they forward counts against the visitor\'s address (limits, lockout) and may reach a public host without credentials; default nobody ([docs/scale-out.md](scale-out.md))',
+  }),
+  sdTimeout: duration('sd.timeout', {
+    default: 15_000,
+    zeroIsDefault: true,
+    burrow: true,
+    doc: 'cross-server routing: how long connecting to the server that holds a tunnel, and its answer, may take',
+  }),
   sdExpiration: duration('sd.expiration', {
     default: 60_000,
     zeroIsDefault: true,
@@ -212,6 +223,12 @@ export const TUNNEL_CONNECTOR_OPTIONS = {
     expect: 'UUID',
     check: (s) => (isUuid(s) ? undefined : s.startsWith('$') ? 'a UUID without the "$" marker (it belongs in ingress rules)' : 'a UUID such as 4d21094e-b74c-4916-86c1-d9fa36ea677b'),
     doc: 'the tunnel\'s UUID',
+  }),
+  all: bool('tunnel.all', {
+    default: false,
+    burrow: true,
+    doc:
+      'with a node list (`-F tunnel://a:8443,b:8443?…`): keep a session to every server of the list at once rather than to one at a time, so each server routes to this client itself ([docs/scale-out.md](scale-out.md))',
   }),
   weight: int('tunnel.weight', {
     default: 0,

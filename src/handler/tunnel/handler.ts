@@ -23,8 +23,8 @@ import {
   isPeerGone,
   isSendTimeout,
 } from '../../core/errors';
-import { CMD_BIND, CMD_CONNECT, STATUS_BAD_REQUEST, STATUS_FORBIDDEN, STATUS_SERVICE_UNAVAILABLE, STATUS_UNAUTHORIZED } from '../../protocol/relay/constants';
-import { decodeRequest, parseRequest, statusResponse, type ParsedRequest } from '../../protocol/relay/message';
+import { CMD_BIND, CMD_CONNECT, STATUS_BAD_REQUEST, STATUS_FORBIDDEN, STATUS_OK, STATUS_SERVICE_UNAVAILABLE, STATUS_UNAUTHORIZED } from '../../protocol/relay/constants';
+import { decodeRequest, parseRequest, statusResponse, type ParsedRequest, type RelayRequest } from '../../protocol/relay/message';
 import { isZero, tunnelIdToString, parseTunnelId } from '../../protocol/relay/tunnel-id';
 import { readRelayMessage } from '../../io/read-message';
 import { relayThen, destroy, type RelayResult, type RelaySettle } from '../../io/pipe';
@@ -41,6 +41,8 @@ import { routeConnect } from './router';
 import { handleBind } from './bind';
 import { createEntryPoints, entryTlsOf, type EntryPoint } from './entrypoint/index';
 import { createTunnelServer, type TunnelServer } from './server';
+import { Forwarder, FORWARD_TIMEOUT_MS, forwardedClient } from './forward';
+import { TrustedPeers } from '../../limit/trusted-peers';
 
 export type { TunnelServer } from './server';
 import { SdRegistry } from '../../sd/registry';
@@ -60,6 +62,14 @@ export interface TunnelHandlerOptions {
   logger: Logger;
   /** What the entry points report per connection (their own services). */
   metrics?: ServiceMetrics;
+}
+
+/** Where a relay request comes from. */
+interface Visitor {
+  /** Another server of the fleet sent it on (it carries the mark): it is never sent on again. */
+  forwarded: boolean;
+  /** The address limits, lockout and the auther count it against. */
+  client: string;
 }
 
 /** What a refused CONNECT moved: the 4-byte status. */
@@ -146,7 +156,14 @@ export function createTunnelHandler(
         logger: log.child({ kind: 'sd' }),
       })
     : undefined;
-  const server = createTunnelServer({ metadata: md, options: o, ingress: opts.ingress, logger: log, sd, nodeId, metrics: opts.metrics });
+  let trusted: TrustedPeers;
+  try {
+    trusted = TrustedPeers.parse(o.sdTrusted);
+  } catch (err) {
+    throw new ConfigError((err as Error).message, { path: 'handler.metadata.sd.trusted' });
+  }
+  const forward = sd ? new Forwarder({ sd, trusted, timeoutMs: o.sdTimeout || FORWARD_TIMEOUT_MS, logger: log.child({ kind: 'forward' }) }) : undefined;
+  const server = createTunnelServer({ metadata: md, options: o, ingress: opts.ingress, logger: log, sd, forward, nodeId, metrics: opts.metrics });
   const { warnings } = server;
   const direct = o.direct;
   const bindAuther = bindAutherOf(opts, o);
@@ -220,7 +237,8 @@ export function createTunnelHandler(
     slog: Logger,
     clog: Logger,
     later: Later,
-  ): Promise<HandleResult> | Later {
+    from: Visitor,
+  ): Promise<HandleResult | Later> | Later {
     const network: Network = req.network === 'udp' ? 'udp' : 'tcp';
     const dst = req.dstAddr ?? '';
     const host = stripPort(dst);
@@ -235,6 +253,11 @@ export function createTunnelHandler(
     try {
       stream = server.openTunnelStream(d.tunnelId, network, req.srcAddr ?? conn.remote, dst);
     } catch (err) {
+      // No connector here: another server of the fleet may hold the tunnel (never for a
+      // request that another server sent here already).
+      if (forward && !from.forwarded && server.pool.select(d.tunnelId, network) === undefined) {
+        return forwardConnect(conn, req, d.tunnelId, network, from.client, slog, clog, visitorTid, later);
+      }
       clog.error(`${(err as Error).message}`);
       return reply(conn, STATUS_SERVICE_UNAVAILABLE).then(refusedResult);
     }
@@ -245,23 +268,58 @@ export function createTunnelHandler(
   }
 
   /**
+   * CONNECT for a tunnel with no connector here: sent on to a server of the fleet that holds
+   * one (forward.ts), whose status the visitor gets; 503 when none does.
+   */
+  async function forwardConnect(
+    conn: Conn,
+    req: ParsedRequest,
+    tunnelId: string,
+    network: Network,
+    client: string,
+    slog: Logger,
+    clog: Logger,
+    visitorTid: string,
+    later: Later,
+  ): Promise<HandleResult | Later> {
+    const dst = req.dstAddr ?? '';
+    let r: Awaited<ReturnType<Forwarder['forward']>>;
+    try {
+      r = await forward!.forward(
+        { tunnelId, network, src: req.srcAddr ?? conn.remote, client, dst, username: req.username, password: req.password, tunnel: req.tunnelId },
+        clog,
+      );
+    } catch (err) {
+      clog.error(`forward: ${(err as Error).message}`);
+      r = { status: STATUS_SERVICE_UNAVAILABLE };
+    }
+    if (r.status !== STATUS_OK || !r.socket) {
+      if (r.status === STATUS_SERVICE_UNAVAILABLE) clog.error(`tunnel ${tunnelId} not available (no connector here or on another server)`);
+      else clog.warn(`forward: node ${r.node ?? '?'} refused the request with status ${r.status}`);
+      await reply(conn, r.status);
+      return refusedResult();
+    }
+    clog.debug(`connect to tunnel=${tunnelId} via node=${r.node} OK`);
+    conn.stream.write(statusResponse(0));
+    relayThen(conn.stream, r.socket, spliceOpts, new Spliced(r.socket, conn.remote, slog, visitorTid, later));
+    return later;
+  }
+
+  /**
    * One relay request on the tunnel port or an entry point's: the connection rate, the request,
    * the auther, then CONNECT (route, privacy) or BIND. `fields`: add the handler's log fields
    * (an entry point's logger has them already).
    */
   async function serveRelay(conn: Conn, clog: Logger, later: Later, fields: boolean): Promise<HandleResult | void | Later> {
-    if (limiter) {
-      const ip = stripPort(conn.remote);
-      if (!limiter.take(ip)) {
-        // Over the per-IP connection rate: close without a response (as gost's rlimiter).
-        if (limiter.shouldWarn(ip)) clog.warn(`connection rate limit exceeded for ${ip} (tunnel.connRate=${connRate}/s)`);
-        destroy(conn.stream);
-        return;
-      }
-    }
+    // A trusted server of the fleet (`sd.trusted`) counts against the visitor it forwards, known
+    // once its request is read; anyone else against its own address, before.
+    const peerTrusted = trusted.trusts(stripPort(conn.remote));
+    if (!peerTrusted && !takeRate(conn, conn.remote, clog)) return;
+    let raw: RelayRequest;
     let req: ParsedRequest;
     try {
-      req = parseRequest(decodeRequest(await readRelayMessage(conn.stream, readTimeoutMs)));
+      raw = decodeRequest(await readRelayMessage(conn.stream, readTimeoutMs));
+      req = parseRequest(raw);
     } catch (err) {
       // Bad version, undecodable features, silence: close without a response, as gost.
       // One warning per peer and limit a minute (a flood of bad or idle connections is one
@@ -278,6 +336,9 @@ export function createTunnelHandler(
       destroy(conn.stream);
       return;
     }
+    const mark = forwardedClient(raw);
+    const from: Visitor = { forwarded: mark !== undefined, client: peerTrusted && mark !== undefined ? mark : conn.remote };
+    if (peerTrusted && !takeRate(conn, from.client, clog)) return;
     const tlog = fields ? clog.child({ node: nodeId }) : clog;
     if (!req.tunnelId || isZero(req.tunnelId)) {
       tlog.error('zero tunnel ID');
@@ -288,9 +349,11 @@ export function createTunnelHandler(
     // With a bind auther, BIND is checked against it alone and the service's auther checks
     // CONNECT only. The address is the connection's (a trusted proxy's client, never the source
     // a request writes into itself).
+    // A trusted server of the fleet may send on, without credentials, what a visitor of its entry
+    // point sent to a public host (HTTP, TLS): that host's rule must name the tunnel.
     const auther = bindAuther && req.cmd === CMD_BIND ? bindAuther : opts.auther;
-    if (auther) {
-      const ok = await auther.check(req.username ?? '', req.password ?? '', conn.remote, opts.service, tid);
+    if (auther && !(peerTrusted && from.forwarded && req.username === undefined && publicRouteOf(req) === tid)) {
+      const ok = await auther.check(req.username ?? '', req.password ?? '', from.client, opts.service, tid);
       if (!ok) {
         tlog.warn({ user: req.username ?? '', bind: auther === bindAuther || undefined }, 'unauthorized');
         await reply(conn, STATUS_UNAUTHORIZED);
@@ -301,7 +364,7 @@ export function createTunnelHandler(
     const tunnelLog = fields ? tunnelLogger(clog, tid) : clog.child({ tunnel: tid });
     try {
       // Not awaited: a CONNECT fails only before its splice, synchronously (see handleConnect).
-      if (req.cmd === CMD_CONNECT) return handleConnect(conn, req, tid, clog, tunnelLog, later);
+      if (req.cmd === CMD_CONNECT) return handleConnect(conn, req, tid, clog, tunnelLog, later, from);
       if (req.cmd === CMD_BIND) return await handleBind(conn, req, server, tunnelLog);
     } catch (err) {
       if (err instanceof BurrowError && err.code === 'BURROW_ERR_LIMIT') {
@@ -313,6 +376,24 @@ export function createTunnelHandler(
     }
     tunnelLog.error(`unknown command 0x${req.cmd.toString(16)}`);
     await reply(conn, STATUS_BAD_REQUEST);
+  }
+
+  /** Takes one connection from the per-IP rate; false (the connection closed) when over it. */
+  function takeRate(conn: Conn, client: string, clog: Logger): boolean {
+    if (!limiter) return true;
+    const ip = stripPort(client);
+    if (limiter.take(ip)) return true;
+    // Over the per-IP connection rate: close without a response (as gost's rlimiter).
+    if (limiter.shouldWarn(ip)) clog.warn(`connection rate limit exceeded for ${ip} (tunnel.connRate=${connRate}/s)`);
+    destroy(conn.stream);
+    return false;
+  }
+
+  /** The tunnel of a CONNECT's destination host when a public rule or name routes it there. */
+  function publicRouteOf(req: ParsedRequest): string | undefined {
+    const host = stripPort(req.dstAddr ?? '');
+    const r = host ? server.lookupPublic(host) : undefined;
+    return r && !r.private ? r.tunnelId : undefined;
   }
 
   return {

@@ -28,6 +28,7 @@ export interface Revocation {
   since: number;
   reason: string;
 }
+import type { Forwarder } from './forward';
 
 /** Shared state of one tunnel server, used by the relay handler and its entry points. */
 export interface TunnelServer {
@@ -39,6 +40,8 @@ export interface TunnelServer {
   readonly sd: SdRegistry | undefined;
   /** Revoked tunnel IDs (memory only): a BIND for one gets FORBIDDEN. */
   readonly revoked: Map<string, Revocation>;
+  /** Cross-server routing: requests for tunnels bound to another server of the fleet (forward.ts). */
+  readonly forward: Forwarder | undefined;
   readonly smux: Partial<SmuxConfig>;
   /** `sendTimeout`: how long a spliced side may take no bytes. */
   readonly sendTimeoutMs: number;
@@ -87,6 +90,8 @@ export interface TunnelServerOptions {
   logger: Logger;
   /** Service discovery, when configured: connectors bound here are registered there. */
   sd?: SdRegistry;
+  /** Cross-server routing, with service discovery. */
+  forward?: Forwarder;
   /** The server's node ID (a random UUID when not given). */
   nodeId?: string;
   /** Per-tunnel series (metrics on). */
@@ -150,6 +155,7 @@ export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
     publicNames,
     sd: opts.sd,
     revoked: new Map(),
+    forward: opts.forward,
     smux: smuxConfigFromMetadata(opts.metadata),
     sendTimeoutMs,
     warnings,

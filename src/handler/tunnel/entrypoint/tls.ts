@@ -15,6 +15,7 @@ import { parseClientHelloSni } from '../../../protocol/sniff/tls';
 import type { Ingress } from '../../../ingress/ingress';
 import type { TunnelServer } from '../server';
 import { ACME_TLS_ALPN, terminate, type EntryTls } from './terminate';
+import { remoteStream } from '../forward';
 
 /** The largest ClientHello read for its SNI. */
 const TLS_MAX_HELLO_BYTES = 64 * 1024;
@@ -65,7 +66,11 @@ export async function handleTls(ctx: TlsContext, socket: net.Socket, remote: str
   }
   let stream: Duplex;
   try {
-    stream = ctx.server.openTunnelStream(route.tunnelId, 'tcp', remote, joinHostPort(sni, 443));
+    const dst = joinHostPort(sni, 443);
+    // No connector here: the server of the fleet that holds the tunnel (forward.ts).
+    stream =
+      remoteStream(ctx.server, { tunnelId: route.tunnelId, network: 'tcp', src: remote, client: remote, dst }, log) ??
+      ctx.server.openTunnelStream(route.tunnelId, 'tcp', remote, dst);
   } catch (err) {
     log.error({ host: sni }, (err as Error).message);
     destroy(socket);

@@ -253,7 +253,7 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
     }
     const src = p.clientOf(head.headers, this.peer);
     if (upgrade) {
-      this.#upgrade(head, route.tunnelId, src, dst, onEnd);
+      this.#upgrade(head, route.tunnelId, src, dst, onEnd, !plan.forwarded);
       return;
     }
     // With entrypoint.keepalive a keep-alive client keeps its stream for its next requests,
@@ -266,7 +266,7 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
     const keep = p.keepalive;
     let got: { up: Upstream; reused: boolean; key: string | undefined };
     try {
-      got = p.streamFor(this.#streams, keepClient, route.tunnelId, src, dst, this.peer);
+      got = p.streamFor(this.#streams, keepClient, route.tunnelId, src, dst, this.peer, !plan.forwarded);
     } catch (err) {
       this.log.error((err as Error).message);
       p.countRequest(route.tunnelId, dst, '503');
@@ -429,10 +429,10 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
   }
 
   /** `Upgrade` requests (WebSocket): the head goes down a new stream, then bytes are spliced both ways. */
-  #upgrade(head: HttpRequestHead, tunnelId: string, src: string, dst: string, onEnd: (() => void) | undefined): void {
+  #upgrade(head: HttpRequestHead, tunnelId: string, src: string, dst: string, onEnd: (() => void) | undefined, forwardable: boolean): void {
     let stream: Duplex;
     try {
-      stream = this.#p.openTunnelStream(tunnelId, src, dst);
+      stream = this.#p.openTunnelStream(tunnelId, src, dst, forwardable, this.peer);
     } catch (err) {
       this.log.error((err as Error).message);
       this.#p.countRequest(tunnelId, dst, '503');

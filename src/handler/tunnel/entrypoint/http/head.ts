@@ -196,6 +196,8 @@ export interface RequestPlan {
   dst: string;
   /** `Gost-Forwarded-Node` names this node already: a forwarding loop. */
   loop: boolean;
+  /** `Gost-Forwarded-Node` is set: another entry point sent it, it is not sent on to another server. */
+  forwarded: boolean;
 }
 
 /** How a request head is served; throws on a body framing that cannot be trusted. */
@@ -213,6 +215,7 @@ export function planRequest(head: HttpRequestHead, nodeId: string): RequestPlan 
     upgrade: conn.includes('upgrade') && headerTokens(head.headers, 'upgrade').length > 0,
     dst: hostWithPort(head.host ?? '', 80),
     loop: fwd !== undefined && fwd.includes(nodeId),
+    forwarded: fwd !== undefined,
   };
 }
 

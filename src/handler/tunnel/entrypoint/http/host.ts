@@ -35,7 +35,8 @@ export interface ConnectionHost {
    * The stream for a request. With keep-alive, a connector is picked per request, then the
    * stream the connection keeps for that connector (when `keepClient`), else an idle one of
    * that connector, else a new one on it; `key` is where the connection keeps the stream after
-   * the exchange (undefined: not kept). Throws when the tunnel has no connector.
+   * the exchange (undefined: not kept). With no connector here and `forwardable`, a stream to
+   * the server of the fleet that holds the tunnel. Throws when the tunnel has no connector.
    */
   streamFor(
     streams: ConnectionStreams,
@@ -44,13 +45,14 @@ export interface ConnectionHost {
     src: string,
     dst: string,
     peer: string,
+    forwardable?: boolean,
   ): { up: Upstream; reused: boolean; key: string | undefined };
   /** A new stream (`peer`: the visitor socket's address). */
   openUpstream(tunnelId: string, src: string, dst: string, peer: string): Upstream;
   /** Keeps a stream whose exchange is over for a later connection, or releases it. */
   putIdle(up: Upstream): void;
-  /** A plain stream for an `Upgrade` request. */
-  openTunnelStream(tunnelId: string, src: string, dst: string): Duplex;
+  /** A plain stream for an `Upgrade` request (forwarded as streamFor's). */
+  openTunnelStream(tunnelId: string, src: string, dst: string, forwardable?: boolean, peer?: string): Duplex;
   splice(socket: net.Socket, stream: Duplex, peer: string, log: Logger): void;
   /** A request got its answer (per-tunnel metrics; tunnel "" when none was found). */
   countRequest(tunnelId: string, host: string, code: string): void;

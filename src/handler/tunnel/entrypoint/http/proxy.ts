@@ -33,6 +33,7 @@ import type { Ingress } from '../../../../ingress/ingress';
 import type { TunnelServer } from '../../server';
 import type { ConnectorEntry } from '../../pool';
 import { EntryConnection } from './connection';
+import { remoteStream } from '../../forward';
 import type { ConnectionHost, HostedConnection } from './host';
 import { IdlePool, type ConnectionStreams } from './idle-pool';
 import { Upstream, sharedKeyOf } from './upstream';
@@ -135,13 +136,14 @@ export class HttpEntryProxy implements ConnectionHost, H2Host {
     src: string,
     dst: string,
     peer: string,
+    forwardable = false,
   ): { up: Upstream; reused: boolean; key: string | undefined } {
-    if (!this.keepalive) return { up: this.openUpstream(tunnelId, src, dst, peer), reused: false, key: undefined };
+    if (!this.keepalive) return { up: this.openUpstream(tunnelId, src, dst, peer, undefined, forwardable), reused: false, key: undefined };
     const entry = this.opts.server.pool.select(tunnelId, 'tcp');
     const key = keepClient && entry !== undefined ? `${entry.id}|${tunnelId}|${dst.toLowerCase()}|${src}` : undefined;
     const kept = key !== undefined ? streams.take(key) : undefined;
     if (kept !== undefined) return { up: kept, reused: true, key };
-    return { ...this.acquire(tunnelId, src, dst, peer, entry), key };
+    return { ...this.acquire(tunnelId, src, dst, peer, entry, forwardable), key };
   }
 
   /**
@@ -156,17 +158,21 @@ export class HttpEntryProxy implements ConnectionHost, H2Host {
     dst: string,
     peer: string,
     entry = this.opts.server.pool.select(tunnelId, 'tcp'),
+    forwardable = false,
   ): { up: Upstream; reused: boolean } {
     if (entry !== undefined) {
       const up = this.#idle.take(sharedKeyOf(entry.id, dst.toLowerCase(), src, peer));
       if (up !== undefined) return { up, reused: true };
     }
-    return { up: this.openUpstream(tunnelId, src, dst, peer, entry), reused: false };
+    return { up: this.openUpstream(tunnelId, src, dst, peer, entry, forwardable), reused: false };
   }
 
-  /** A new tunnel stream for `dst` (on `entry` first when given), with its listeners. */
-  openUpstream(tunnelId: string, src: string, dst: string, peer: string, entry?: ConnectorEntry): Upstream {
-    return new Upstream(this.opts.server.openTunnelStream(tunnelId, 'tcp', src, dst, entry), dst.toLowerCase(), src, peer);
+  /**
+   * A new tunnel stream for `dst` (on `entry` first when given), with its listeners; with no
+   * connector here and `forwardable`, a stream to the server of the fleet that holds one.
+   */
+  openUpstream(tunnelId: string, src: string, dst: string, peer: string, entry?: ConnectorEntry, forwardable = false): Upstream {
+    return new Upstream(this.openTunnelStream(tunnelId, src, dst, forwardable, peer, entry), dst.toLowerCase(), src, peer);
   }
 
   putIdle(up: Upstream): void {
@@ -178,8 +184,13 @@ export class HttpEntryProxy implements ConnectionHost, H2Host {
     }
   }
 
-  openTunnelStream(tunnelId: string, src: string, dst: string): Duplex {
-    return this.opts.server.openTunnelStream(tunnelId, 'tcp', src, dst);
+  openTunnelStream(tunnelId: string, src: string, dst: string, forwardable = false, peer = src, entry?: ConnectorEntry): Duplex {
+    const server = this.opts.server;
+    if (forwardable && entry === undefined) {
+      const remote = remoteStream(server, { tunnelId, network: 'tcp', src, client: peer, dst }, this.opts.logger);
+      if (remote) return remote;
+    }
+    return server.openTunnelStream(tunnelId, 'tcp', src, dst, entry);
   }
 
   countRequest(tunnelId: string, host: string, code: string): void {
