@@ -14,7 +14,7 @@ import { ConfigError } from '../core/errors';
 import { Metadata, parseGoDurationMs } from '../core/metadata';
 import { LISTENERS, DIALERS } from '../transport';
 import { createUdpListener } from '../transport/udp/listener';
-import { createReverseListener, type ReverseListener, type BoundInfo } from '../listener/reverse';
+import { combineReverseListeners, createReverseListener, type ReverseListener, type BoundInfo } from '../listener/reverse';
 import { Chain, Hop, type ChainNode } from '../chain/chain';
 import { createTunnelConnector } from '../connector/tunnel/connector';
 import { createTunnelHandler } from '../handler/tunnel/handler';
@@ -180,13 +180,22 @@ function reverseListener(network: 'tcp' | 'udp') {
         path: `${c.where}.listener.chain`,
       });
     }
-    const rl = createReverseListener({
-      addr: c.svc.addr,
-      network,
-      chain: c.chain,
-      logger: c.slog.child({ kind: 'listener', listener: ltype }),
-      onBound: (info) => c.hooks.onBound?.(c.svc.name, info),
-    });
+    // `tunnel.all` on the nodes: a session to every server of the node list at once, so each
+    // routes to this client locally; otherwise one server at a time, the next on failure.
+    const last = c.chain.hops[c.chain.hops.length - 1];
+    const all = last?.nodes.some((n) => n.metadata.getBool('tunnel.all') === true) ?? false;
+    const chains = all ? c.chain.perNode() : [c.chain];
+    const rl = combineReverseListeners(
+      chains.map((chain) =>
+        createReverseListener({
+          addr: c.svc.addr,
+          network,
+          chain,
+          logger: c.slog.child({ kind: 'listener', listener: ltype }),
+          onBound: (info) => c.hooks.onBound?.(c.svc.name, info),
+        }),
+      ),
+    );
     c.reverseListeners.push(rl);
     return rl;
   };

@@ -100,6 +100,19 @@ export class Chain {
     return { ...r, node, hop };
   }
 
+  /**
+   * One chain per node of the last hop (the hops before it shared), each dialing that node
+   * alone: a client that keeps a session to every server of its node list (`tunnel.all`).
+   */
+  perNode(): Chain[] {
+    const last = this.hops[this.hops.length - 1];
+    if (!last || last.nodes.length < 2) return [this];
+    const before = this.hops.slice(0, -1);
+    return last.nodes.map(
+      (n) => new Chain(this.name, [...before, new Hop(last.name, [n], last.rr.failTimeoutMs, last.rr.maxFails)], this.logger),
+    );
+  }
+
   async close(): Promise<void> {
     for (const hop of this.hops) for (const n of hop.nodes) await n.dialer.close?.();
   }

@@ -277,3 +277,29 @@ export function createReverseListener(opts: ReverseListenerOptions): ReverseList
     },
   };
 }
+
+/**
+ * Several reverse listeners as one (`tunnel.all`: a session to each server of the node list):
+ * each binds and reconnects on its own, all streams go to the same service. Bound while any
+ * one is.
+ */
+export function combineReverseListeners(list: readonly ReverseListener[]): ReverseListener {
+  if (list.length === 1) return list[0]!;
+  return {
+    get bound() {
+      return list.some((l) => l.bound);
+    },
+    async listen(onConn) {
+      for (const l of list) await l.listen(onConn);
+    },
+    address() {
+      return list.find((l) => l.bound)?.address() ?? list[0]!.address();
+    },
+    async drain(timeoutMs) {
+      await Promise.all(list.map((l) => l.drain(timeoutMs)));
+    },
+    async close() {
+      await Promise.all(list.map((l) => l.close()));
+    },
+  };
+}

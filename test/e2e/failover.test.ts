@@ -47,4 +47,32 @@ describe('client failover across the servers of a node address list', () => {
     assert.equal(r.status, 200);
     assert.ok(client.alive);
   });
+
+  it('tunnel.all=true: a session to every server at once; kill -9 of one loses no request through the others', async () => {
+    const a = await startServer('all-a');
+    const b = await startServer('all-b');
+    const c = await startServer('all-c');
+    const svc = await startHttpService('backend-all');
+    cleanup.add(svc);
+    const nodes = [a, b, c].map((s) => `127.0.0.1:${s.port}`).join(',');
+    const client = burrow(['-L', `rtcp://:0/127.0.0.1:${svc.port}`, '-F', `tunnel://${nodes}?tunnel.id=${TID.example}&tunnel.all=true`], {
+      name: 'client-all',
+    });
+    cleanup.fn(() => client.kill('SIGKILL'));
+    const established = (s: { proc: BurrowProcess }): number => s.proc.count((l) => typeof l.msg === 'string' && / established$/.test(l.msg));
+    // Every server has a connector of its own: each serves the tunnel locally.
+    await eventually(async () => assert.deepEqual([a, b, c].map(established), [1, 1, 1]), 20_000);
+    for (const s of [a, b, c]) assert.equal((await httpRequest(s.ep, { host: HOST })).status, 200);
+
+    await a.proc.kill('SIGKILL');
+    for (let i = 0; i < 10; i++) {
+      for (const s of [b, c]) {
+        const r = await httpRequest(s.ep, { host: HOST, path: `/after/${i}` });
+        assert.equal(r.status, 200, `request ${i} through a surviving server`);
+      }
+    }
+    // The client keeps trying the dead server in the background and stays up.
+    assert.ok(client.alive);
+    assert.deepEqual([b, c].map(established), [1, 1], 'the sessions to the surviving servers were never dropped');
+  });
 });
