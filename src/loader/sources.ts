@@ -37,6 +37,38 @@ export type RedisData = { kind: 'hash'; entries: Array<[string, string]> } | { k
  * command's ("Reached the max retries per request limit") and stays the same from one try to
  * the next. Used by the loader sources and by the public-name store.
  */
+/**
+ * `sentinel://[[user]:password@]host:port[,host:port...]/<master name>[/db]` (also spelled
+ * `redis+sentinel://`, where no URL query decodes the `+` into a space first): a Redis
+ * replicated under Sentinel, as ioredis connects to it (it asks the sentinels for the master,
+ * and again after a failover). The password is the data nodes'; the sentinels are asked without
+ * one. Throws with what was expected.
+ */
+export function parseSentinelUrl(text: string): RedisOptions {
+  const expected = 'sentinel://[[user]:password@]host:port[,host:port...]/<master name>[/db]';
+  const m = /^(?:redis\+)?sentinel:\/\/(?:([^@/]*)@)?([^/]+)\/([^/]+)(?:\/(\d+))?\/?$/.exec(text);
+  if (!m) throw new Error(`expected ${expected}, found '${text.replace(/:[^:@/]*@/, ':***@')}'`);
+  const [, userinfo, hosts, name, db] = m;
+  const sentinels = hosts!.split(',').map((hp) => {
+    const { host, port } = splitHostPort(hp.trim());
+    if (!host) throw new Error(`sentinel '${hp}' has no host (expected ${expected})`);
+    return { host, port: port || 26379 };
+  });
+  let username: string | undefined;
+  let password: string | undefined;
+  if (userinfo) {
+    const i = userinfo.indexOf(':');
+    username = decodeURIComponent(i < 0 ? userinfo : userinfo.slice(0, i)) || undefined;
+    password = i < 0 ? undefined : decodeURIComponent(userinfo.slice(i + 1)) || undefined;
+  }
+  return { sentinels, name: decodeURIComponent(name!), db: db ? Number(db) : 0, username, password };
+}
+
+/** A URL for parseSentinelUrl. */
+export function isSentinelUrl(text: string): boolean {
+  return text.startsWith('sentinel:') || text.startsWith('redis+sentinel:');
+}
+
 export class RedisLink {
   readonly #client: RedisClient;
   readonly #timeoutMs: number;
@@ -54,6 +86,7 @@ export class RedisLink {
       retryStrategy: (times: number) => Math.min(times * 200, 5000),
       connectionName,
     };
+    if (typeof target === 'string' && isSentinelUrl(target)) target = parseSentinelUrl(target);
     this.#client = typeof target === 'string' ? new Redis(target, opts) : new Redis({ ...target, ...opts });
     this.#client.on('error', (err: Error) => {
       this.#lastError = err;

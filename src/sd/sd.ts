@@ -17,7 +17,7 @@
  */
 import { splitHostPort } from '../core/addr';
 import { parseGoDurationMs } from '../core/metadata';
-import { RedisLink, pluginRequest, type HttpPluginConfig } from '../loader/sources';
+import { RedisLink, isSentinelUrl, parseSentinelUrl, pluginRequest, type HttpPluginConfig } from '../loader/sources';
 
 /** One registered connector (gost's sd.Service). */
 export interface SdService {
@@ -103,6 +103,8 @@ function wire(s: SdService): SdService {
 export interface RedisSdConfig {
   /** host:port. */
   addr: string;
+  /** A Redis under Sentinel: the sentinels and the master's name (then `addr` is only a label). */
+  sentinel?: { sentinels: Array<{ host: string; port: number }>; name: string };
   db?: number;
   username?: string;
   password?: string;
@@ -141,8 +143,9 @@ export class RedisSd implements ServiceDiscovery {
     } catch {
       /* no port: the default one */
     }
+    const where = cfg.sentinel ? { sentinels: cfg.sentinel.sentinels, name: cfg.sentinel.name } : { host: host || '127.0.0.1', port };
     this.#link = new RedisLink(
-      { host: host || '127.0.0.1', port, db: cfg.db ?? 0, username: cfg.username || undefined, password: cfg.password || undefined },
+      { ...where, db: cfg.db ?? 0, username: cfg.username || undefined, password: cfg.password || undefined },
       cfg.timeoutMs,
       'burrow-sd',
     );
@@ -215,6 +218,17 @@ function execOk(results: Array<[Error | null, unknown]> | null): void {
 
 /** `tunnel.sd=redis://[[user]:password@]host:port[/db]` → the Redis form's settings. */
 export function parseRedisSdUrl(text: string): Omit<RedisSdConfig, 'expirationMs' | 'timeoutMs'> {
+  if (isSentinelUrl(text)) {
+    const o = parseSentinelUrl(text);
+    const sentinels = o.sentinels as Array<{ host: string; port: number }>;
+    return {
+      addr: `sentinel ${o.name} at ${sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`,
+      sentinel: { sentinels, name: o.name! },
+      db: o.db,
+      username: o.username,
+      password: o.password,
+    };
+  }
   let u: URL;
   try {
     u = new URL(text);

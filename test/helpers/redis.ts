@@ -5,7 +5,7 @@
  * (root, or passwordless sudo), as `.ci/run` does; otherwise `startRedis` says why it cannot run.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -148,4 +148,40 @@ export async function startRedis(extra: string[] = []): Promise<RedisServer> {
       await launch();
     },
   };
+}
+
+/**
+ * A Redis Sentinel (`redis-server <conf> --sentinel`, as Debian's redis-sentinel runs it)
+ * monitoring `master` under `name`, with a quorum of 1. Resolves once it answers with the
+ * master's address.
+ */
+export async function startSentinel(master: RedisServer, name: string): Promise<{ port: number; addr: string; stop(): Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'burrow-sentinel-'));
+  const port = await freePort();
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(conf, `port ${port}\nbind ${LOCAL}\nprotected-mode no\ndir ${dir}\nsentinel monitor ${name} ${LOCAL} ${master.port} 1\n`);
+  const proc = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null) {
+      const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+      proc.kill('SIGKILL');
+      await exited;
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitReady(port, proc, undefined);
+    const c = new Redis({ host: LOCAL, port, maxRetriesPerRequest: 1 });
+    c.on('error', () => undefined);
+    try {
+      const got = (await c.call('SENTINEL', 'get-master-addr-by-name', name)) as string[] | null;
+      if (!got || Number(got[1]) !== master.port) throw new Error(`sentinel does not name the master (${JSON.stringify(got)})`);
+    } finally {
+      c.disconnect();
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { port, addr: `${LOCAL}:${port}`, stop };
 }

@@ -176,8 +176,8 @@ export const TUNNEL_HANDLER_OPTIONS = {
   sdRedis: str('tunnel.sd', {
     default: undefined,
     burrow: true,
-    expect: 'redis://[[user]:password@]host:port[/db]',
-    doc: 'service discovery in Redis, in gost-plugins\' layout (hash = tunnel ID, field = connector ID); the same as an `sds:` entry with `redis`',
+    expect: 'redis://[[user]:password@]host:port[/db] or sentinel://host:port[,host:port...]/<master name>[/db]',
+    doc: 'service discovery in Redis, in gost-plugins\' layout (hash = tunnel ID, field = connector ID); the same as an `sds:` entry with `redis`; `sentinel://` finds the master through Redis Sentinel',
   }),
   sdAdvertise: str('sd.advertise', {
     default: undefined,
