@@ -24,6 +24,7 @@ import { MODES, type CaseDef, type CaseResult, type Mode, type Params } from './
 import { errMsg, freeTcpUdpPort, isBenchBug, nowMs, round, withTimeout } from './lib/util';
 import { tcpStream, tcpStreamWss, udpStream, udpSmall, udpSweep, udpStreamDefaultLength, IPERF_HOST, TUNNEL_UUID } from './cases/stream';
 import { httpKeepalive, httpNewConnections } from './cases/http';
+import { httpForwarded } from './cases/forward';
 import { idleConnections } from './cases/idle';
 import { rttStream, removeNetns } from './cases/rtt';
 import { startup } from './cases/startup';
@@ -37,6 +38,7 @@ export const CASES: CaseDef[] = [
   udpStreamDefaultLength,
   httpKeepalive,
   httpNewConnections,
+  httpForwarded,
   idleConnections,
   rttStream,
   startup,

@@ -47,7 +47,7 @@ export async function startEndpoint(name: string, script: string, args: string[]
   return { child, port: Number(m[1]) };
 }
 
-export type Role = 'server' | 'client' | 'visitor';
+export type Role = 'server' | 'client' | 'visitor' | 'server-b';
 /** A role, or a numbered visitor ("visitor-2") when a case runs several. */
 export type ProcRole = Role | `visitor-${number}`;
 export type Transport = 'tcp' | 'wss';

@@ -39,11 +39,17 @@ import { destroy } from '../../io/pipe';
 import { stripPort } from '../../core/addr';
 import { TrustedPeers } from '../../limit/trusted-peers';
 import type { SdRegistry } from '../../sd/registry';
-import type { Network } from './pool';
-import type { TunnelServer } from './server';
+import type { SdService } from '../../sd/sd';
+import type { Network, TunnelPool } from './pool';
 
 /** How long connecting to another node, and its answer, may take (gost dials with 15 s). */
 export const FORWARD_TIMEOUT_MS = 15_000;
+/**
+ * How long a lookup's answer is used again without asking the store (per tunnel and network).
+ * A cached node that no longer takes the tunnel costs one fresh lookup, not a failure.
+ */
+export const LOOKUP_CACHE_MS = 1_000;
+const LOOKUP_CACHE_MAX = 10_000;
 
 /** A request to send on to the node holding the tunnel. */
 export interface ForwardRequest {
@@ -92,6 +98,7 @@ export interface ForwarderOptions {
 export class Forwarder {
   readonly trusted: TrustedPeers;
   readonly #opts: ForwarderOptions;
+  readonly #cache = new Map<string, { at: number; services: SdService[] }>();
 
   constructor(opts: ForwarderOptions) {
     this.#opts = opts;
@@ -111,8 +118,22 @@ export class Forwarder {
    * other than 503. Status 503 when no node holds it or none answers.
    */
   async forward(r: ForwardRequest, log: Logger): Promise<ForwardResult> {
+    const key = `${r.network}|${r.tunnelId}`;
+    const hit = this.#cache.get(key);
+    if (hit !== undefined && Date.now() - hit.at < LOOKUP_CACHE_MS) {
+      const res = await this.#via(hit.services, r, log);
+      if (res.status !== STATUS_SERVICE_UNAVAILABLE) return res;
+    }
+    this.#cache.delete(key);
     const services = await this.#opts.sd.lookup(r.tunnelId, r.network);
     if (services.length === 0) return { status: STATUS_SERVICE_UNAVAILABLE };
+    if (this.#cache.size >= LOOKUP_CACHE_MAX) this.#cache.clear();
+    this.#cache.set(key, { at: Date.now(), services });
+    return this.#via(services, r, log);
+  }
+
+  /** Tries the nodes in turn (see forward). */
+  async #via(services: readonly SdService[], r: ForwardRequest, log: Logger): Promise<ForwardResult> {
     let tid = r.tunnel;
     try {
       tid ??= makeTunnelId(parseTunnelId(r.tunnelId).uuid, 0, 0);
@@ -255,7 +276,11 @@ export class ForwardStream extends Duplex {
  * fleet that holds the tunnel; undefined when this server has a connector or no service
  * discovery (the caller opens a local stream, or fails as without a fleet).
  */
-export function remoteStream(server: TunnelServer, r: ForwardRequest, log: Logger): Duplex | undefined {
+export function remoteStream(
+  server: { readonly forward: Forwarder | undefined; readonly pool: Pick<TunnelPool, 'select'> },
+  r: ForwardRequest,
+  log: Logger,
+): Duplex | undefined {
   if (!server.forward || server.pool.select(r.tunnelId, r.network) !== undefined) return undefined;
   return server.forward.stream(r, log);
 }
