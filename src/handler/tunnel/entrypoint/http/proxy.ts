@@ -178,7 +178,8 @@ export class HttpEntryProxy implements ConnectionHost, H2Host {
   putIdle(up: Upstream): void {
     up.owner = undefined;
     up.idleKey = undefined;
-    if (!this.keepalive || this.#draining || !this.#idle.put(up)) {
+    // A stream to another server of the fleet (no connector here) is never taken from the pool.
+    if (!this.keepalive || this.#draining || up.entry === undefined || !this.#idle.put(up)) {
       up.markIdle(false);
       up.release();
     }
