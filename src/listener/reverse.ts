@@ -301,5 +301,14 @@ export function combineReverseListeners(list: readonly ReverseListener[]): Rever
     async close() {
       await Promise.all(list.map((l) => l.close()));
     },
+    counts() {
+      const all = list.map((l) => l.counts());
+      return {
+        sessions: all.reduce((n, c) => n + c.sessions, 0),
+        bound: all.some((c) => c.bound),
+        streams: all.reduce((n, c) => n + c.streams, 0),
+        openStreams: all.reduce((n, c) => n + c.openStreams, 0),
+      };
+    },
   };
 }
