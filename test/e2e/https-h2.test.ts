@@ -100,6 +100,8 @@ describe('https edge: HTTP/2 visitors and WebSocket over https', () => {
       `tunnel=app.example.com:${TID.example},events.example.com:${TID.services},ws.example.com:${TID.org}`,
       `entrypoint.certFile=${wild.certFile}`,
       `entrypoint.keyFile=${wild.keyFile}`,
+      // Short, for the slow upload below: the deadline counts from the end of the request.
+      'entrypoint.readTimeout=3s',
     ].join('&');
     server = burrow(['-L', `tunnel://127.0.0.1:0?${q}`, '-D'], { name: 'server' });
     const port = await server.listeningPort();
@@ -130,6 +132,34 @@ describe('https edge: HTTP/2 visitors and WebSocket over https', () => {
         assert.equal(r.status, 200);
         assert.equal(r.body, `web GET /r${i} host=app.example.com:${ep}`);
       });
+    } finally {
+      session.close();
+    }
+  });
+
+  it('gives an h2 upload slower than entrypoint.readTimeout its response (the deadline starts after the body)', async () => {
+    const session = h2Session(ep, 'app.example.com', ca.certPem);
+    try {
+      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const req = session.request({ ':method': 'POST', ':path': '/slow' }, { endStream: false });
+        const chunks: Buffer[] = [];
+        let status = 0;
+        req.on('response', (h) => (status = Number(h[':status'])));
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
+        req.on('error', reject);
+        // 12 pieces, 500 ms apart: the body takes twice the 3 s deadline to arrive.
+        let sent = 0;
+        const next = (): void => {
+          if (sent === 12) return void req.end();
+          sent++;
+          req.write(Buffer.alloc(1000, 1));
+          setTimeout(next, 500);
+        };
+        next();
+      });
+      assert.equal(res.status, 200);
+      assert.match(res.body, /^web POST \/slow host=app\.example\.com:\d+ bytes=12000 /);
     } finally {
       session.close();
     }

@@ -166,12 +166,19 @@ function onStream(conn: H2Connection, stream: http2.ServerHttp2Stream, h: http2.
     createConnection: () => tunnel as net.Socket,
     headers: headers.flat(),
   });
-  const timer = setTimeout(() => {
-    log.error(`no response from tunnel ${route.tunnelId} within ${host.readTimeoutMs} ms`);
-    req.destroy();
-    respondError(stream, 503);
-  }, host.readTimeoutMs);
-  timer.unref();
+  // `entrypoint.readTimeout` counts from the end of the request body, as Go's
+  // ResponseHeaderTimeout: an upload may take as long as it takes.
+  let timer: NodeJS.Timeout | undefined;
+  let responded = false;
+  req.on('finish', () => {
+    if (req.destroyed || responded) return;
+    timer = setTimeout(() => {
+      log.error(`no response from tunnel ${route.tunnelId} within ${host.readTimeoutMs} ms`);
+      req.destroy();
+      respondError(stream, 503);
+    }, host.readTimeoutMs);
+    timer.unref();
+  });
   req.on('error', (err) => {
     clearTimeout(timer);
     log.debug(`entrypoint: h2 request to ${dst}: ${err.message}`);
@@ -179,6 +186,7 @@ function onStream(conn: H2Connection, stream: http2.ServerHttp2Stream, h: http2.
     destroy(tunnel);
   });
   req.on('response', (res) => {
+    responded = true;
     clearTimeout(timer);
     const out: http2.OutgoingHttpHeaders = { ':status': res.statusCode ?? 502 };
     for (let i = 0; i < res.rawHeaders.length; i += 2) {
