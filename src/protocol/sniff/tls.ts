@@ -177,9 +177,21 @@ function parseClientHelloBody(body: Buffer): { sni: string | undefined; alpn: st
     if (seen.has(type)) bad(`duplicate TLS extension ${type}`);
     seen.add(type);
     if (type === EXTENSION_SERVER_NAME) sni = parseServerName(data);
-    else if (type === EXTENSION_ALPN) alpn = parseAlpn(data);
+    else if (type === EXTENSION_ALPN) alpn = parseAlpnLenient(data);
   }
   return { sni, alpn };
+}
+
+/**
+ * The ALPN list, or none when the extension is malformed: the SNI routes the connection either
+ * way (passthrough never looked at ALPN), and a terminating TLS server refuses a bad list itself.
+ */
+function parseAlpnLenient(data: Buffer): string[] {
+  try {
+    return parseAlpn(data);
+  } catch {
+    return [];
+  }
 }
 
 function parseAlpn(data: Buffer): string[] {
