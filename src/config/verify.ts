@@ -31,6 +31,7 @@ import { checkOptions } from './options-check';
 import type { ApiConfig, Config, HopConfig, NodeConfig, ServiceConfig } from '../core/config';
 import { originOr, where, type Origin } from './origin';
 import { FileCertificates, listOption } from '../tls/files';
+import { readCaPem } from '../tls/acme/ca-file';
 
 /** Throws ConfigError on the first problem; appends soft problems to `warnings`. */
 export function verifyConfig(cfg: Config, warnings: string[] = []): void {
@@ -244,6 +245,14 @@ function verifyAccessOptions(svc: ServiceConfig, o: Origin, refs: Refs): void {
         FileCertificates.load(certs, keys);
       } catch (err) {
         fail(o, `${part}.entrypoint.certFile`, (err as Error).message);
+      }
+    }
+    const acmeCa = m.getString('entrypoint.acmeCA');
+    if (part === 'handler.metadata' && m.getString('entrypoint.acme') && acmeCa) {
+      try {
+        readCaPem(acmeCa);
+      } catch (err) {
+        fail(o, `${part}.entrypoint.acmeCA`, (err as Error).message);
       }
     }
     const bind = m.getString('tunnel.bindAuther');

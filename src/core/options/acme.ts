@@ -17,6 +17,21 @@ function redisUrl(s: string): string | undefined {
   return /^rediss?:\/\//.test(s) ? undefined : 'redis://[[user]:password@]host:port[/db] or rediss://…';
 }
 
+/** The challenge types an order may answer (RFC 8555 HTTP-01, RFC 8737 TLS-ALPN-01). */
+export const ACME_CHALLENGE_TYPES = ['tls-alpn-01', 'http-01'] as const;
+
+/** `entrypoint.acmeChallenges` as a list (empty text: undefined, the default order). */
+export function parseChallengeList(s: string | undefined): Array<(typeof ACME_CHALLENGE_TYPES)[number]> | undefined {
+  const items = (s ?? '').split(',').map((x) => x.trim().toLowerCase()).filter(Boolean);
+  return items.length === 0 ? undefined : (items as Array<(typeof ACME_CHALLENGE_TYPES)[number]>);
+}
+
+function challengeList(s: string): string | undefined {
+  const items = parseChallengeList(s) ?? [];
+  const ok = items.length > 0 && items.every((x) => (ACME_CHALLENGE_TYPES as readonly string[]).includes(x)) && new Set(items).size === items.length;
+  return ok ? undefined : 'tls-alpn-01, http-01 or both, comma-separated';
+}
+
 export const ENTRYPOINT_ACME_OPTIONS = {
   acme: str('entrypoint.acme', {
     default: undefined,
@@ -55,6 +70,14 @@ export const ENTRYPOINT_ACME_OPTIONS = {
     max: 10_000,
     burrow: true,
     doc: 'ACME orders (new names and renewals) this server starts per minute at most; beyond it names pass through, with one log line',
+  }),
+  acmeChallenges: str('entrypoint.acmeChallenges', {
+    default: undefined,
+    defaultText: '`tls-alpn-01,http-01`',
+    burrow: true,
+    expect: 'tls-alpn-01, http-01 or both (comma-separated, preferred first)',
+    check: challengeList,
+    doc: 'the challenge types to answer, in order of preference: `http-01` alone when only port 80 reaches the entry point as the CA sees it, `tls-alpn-01` alone when only 443 does',
   }),
   acmeRenewBefore: duration('entrypoint.acmeRenewBefore', {
     default: 0,

@@ -40,6 +40,7 @@ import type { Network } from './pool';
 import { routeConnect } from './router';
 import { handleBind } from './bind';
 import { createEntryPoints, entryTlsOf, type EntryPoint } from './entrypoint/index';
+import { entryAcmeOf, liveTunnelName } from './entrypoint/acme';
 import { createTunnelServer, type TunnelServer } from './server';
 import { Forwarder, FORWARD_TIMEOUT_MS, forwardedClient } from './forward';
 import { TrustedPeers } from '../../limit/trusted-peers';
@@ -174,8 +175,10 @@ export function createTunnelHandler(
   const limiter = connRate > 0 ? new RateLimiter({ ratePerSec: connRate, burst: o.connBurst || Math.max(1, Math.ceil(connRate * 2)) }) : undefined;
   /** A tunnel's logger for a connection (a child of `clog`, the connection's). */
   const tunnelLogger = (clog: Logger, tid: string): Logger => clog.child({ node: nodeId, tunnel: tid });
-  // TLS termination (certificate files); a file that does not load is a configuration error.
-  const entryTls = entryTlsOf(o);
+  // TLS termination: certificate files first (a file that does not load is a configuration
+  // error), then ACME (`entrypoint.acme`) for names of live tunnels on the entry points' routes.
+  const acme = entryAcmeOf(o, liveTunnelName(server, () => [opts.ingress, ...entryPoints.map((ep) => ep.ingress)]), log);
+  const entryTls = entryTlsOf(o, acme?.hooks);
   if (entryTls) server.terminatesTls = (host) => entryTls.terminates(host);
   entryPoints = createEntryPoints({
     tls: entryTls,
@@ -400,6 +403,9 @@ export function createTunnelHandler(
     server,
     entryPoints,
     async start() {
+      // Stored certificates first, so a restart serves them without an order. A store that
+      // does not load (Redis down) is logged by the manager and tried again by the next order.
+      await acme?.manager.start().catch(() => undefined);
       for (const ep of entryPoints) await ep.start();
     },
     handle(conn: Conn, clog: Logger, later: Later): Promise<HandleResult | void | Later> {
@@ -421,6 +427,7 @@ export function createTunnelHandler(
     async close() {
       await sd?.close();
       for (const ep of entryPoints) await ep.close();
+      await acme?.manager.close();
       server.close();
     },
   };

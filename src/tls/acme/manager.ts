@@ -14,8 +14,6 @@
  * then servers sharing it issue each name once (an issuance lock) and any of them can answer a
  * challenge (published to all).
  */
-import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
@@ -25,6 +23,7 @@ import { ConfigError } from '../../core/errors';
 import type { Logger } from '../../observe/logger';
 import { silentLogger } from '../../observe/logger';
 import type { CertificateProvider } from '../provider';
+import { readCaPem } from './ca-file';
 import { FileStore, RedisStore, type AcmeAccount, type AcmeStore, type PendingChallenge, type StoredCert } from './store';
 
 export type ChallengeType = 'http-01' | 'tls-alpn-01';
@@ -234,6 +233,12 @@ export class AcmeManager implements CertificateProvider {
   certificateInfo(name: string): { notBefore: number; notAfter: number; renewAt: number } | undefined {
     const c = this.#certs.get(name.toLowerCase());
     return c && { notBefore: c.notBefore, notAfter: c.notAfter, renewAt: c.renewAt };
+  }
+
+  /** Whether a valid certificate for the name is here now (no order): the entry point's redirects and BIND answers. */
+  has(servername: string): boolean {
+    const c = this.#certs.get(servername.toLowerCase());
+    return c !== undefined && c.notAfter > Date.now();
   }
 
   contextFor(servername: string): SecureContext | undefined | Promise<SecureContext | undefined> {
@@ -535,18 +540,11 @@ export class AcmeManager implements CertificateProvider {
 
 /** The PEM of `entrypoint.acmeCA`, or a ConfigError naming the file and what is wrong. */
 function readCaFile(file: string): string {
-  let pem: string;
   try {
-    pem = readFileSync(file, 'utf8');
+    return readCaPem(file);
   } catch (err) {
-    throw new ConfigError(`cannot read "${file}": ${(err as Error).message}`, { path: 'entrypoint.acmeCA', cause: err });
+    throw new ConfigError((err as Error).message, { path: 'entrypoint.acmeCA', cause: err });
   }
-  try {
-    new X509Certificate(pem);
-  } catch {
-    throw new ConfigError(`"${file}" holds no PEM certificate`, { path: 'entrypoint.acmeCA' });
-  }
-  return pem;
 }
 
 function certValidity(pem: string): { notBefore: number; notAfter: number } {

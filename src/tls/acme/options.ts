@@ -1,7 +1,7 @@
 /** From the tunnel handler's parsed `entrypoint.acme*` options to the ACME manager's. */
 import type { Logger } from '../../observe/logger';
 import type { ParsedOptions } from '../../core/options/options';
-import type { ENTRYPOINT_ACME_OPTIONS } from '../../core/options/acme';
+import { parseChallengeList, type ENTRYPOINT_ACME_OPTIONS } from '../../core/options/acme';
 import type { AcmeManagerOptions } from './manager';
 
 export type AcmeOptionValues = ParsedOptions<typeof ENTRYPOINT_ACME_OPTIONS> & { publicStore?: string | undefined };
@@ -23,6 +23,7 @@ export function acmeManagerOptions(
     storageDir: o.acmeStorage || undefined,
     redis: o.acmeStore || o.publicStore || undefined,
     ordersPerMinute: o.acmeRate,
+    challenges: parseChallengeList(o.acmeChallenges),
     renewBeforeMs: o.acmeRenewBefore > 0 ? o.acmeRenewBefore : undefined,
     eligible: ctx.eligible,
     logger: ctx.logger,

@@ -97,11 +97,14 @@ export type EntryTlsHooks = Pick<EntryTlsOptions, 'httpChallenge' | 'alpnChallen
 
 export class EntryPoint {
   readonly service: Service;
+  /** The ingress this entry point routes by (the handler's, or its `entrypoints` item's). */
+  readonly ingress: Ingress | undefined;
   readonly #addr: string;
 
   constructor(opts: EntryPointOptions) {
     const o = opts.options;
     this.#addr = opts.addr;
+    this.ingress = opts.ingress;
     const sniffTimeoutMs = o.entrypointSniffTimeout;
     const http = new HttpEntryProxy({
       server: opts.server,

@@ -16,8 +16,7 @@ import type { HostPatterns } from '../../../tls/files';
 import { destroy } from '../../../io/pipe';
 import { BurrowError } from '../../../core/errors';
 
-/** The ALPN protocol of TLS-ALPN-01 challenges (RFC 8737). */
-export const ACME_TLS_ALPN = 'acme-tls/1';
+export { ACME_TLS_ALPN } from '../../../tls/acme/alpn';
 
 /** A provider that can say at once whether it has a certificate (for redirects and the BIND answer). */
 interface KnowsNames {
