@@ -20,7 +20,10 @@ const managerModule = (): typeof AcmeManagerModule => require('../../../tls/acme
  * tunnel has a connector here, or a public name whose tunnel has one. `ingresses()` are the
  * ingresses the entry points route by (asked at each call: entry points are made later).
  */
-export function liveTunnelName(server: TunnelServer, ingresses: () => Iterable<Ingress | undefined>): (name: string) => boolean {
+export function liveTunnelName(
+  server: { readonly pool: Pick<TunnelServer['pool'], 'hasTunnel'>; readonly publicNames: Pick<NonNullable<TunnelServer['publicNames']>, 'lookup'> | undefined },
+  ingresses: () => Iterable<Ingress | undefined>,
+): (name: string) => boolean {
   return (name) => {
     const host = name.toLowerCase();
     for (const ingress of ingresses()) {
