@@ -25,6 +25,7 @@ import { errMsg, freeTcpUdpPort, isBenchBug, nowMs, round, withTimeout } from '.
 import { tcpStream, tcpStreamWss, udpStream, udpSmall, udpSweep, udpStreamDefaultLength, IPERF_HOST, TUNNEL_UUID } from './cases/stream';
 import { httpKeepalive, httpNewConnections } from './cases/http';
 import { httpForwarded } from './cases/forward';
+import { h2Requests, httpsKeepalive, httpsNewConnections } from './cases/https';
 import { idleConnections } from './cases/idle';
 import { rttStream, removeNetns } from './cases/rtt';
 import { startup } from './cases/startup';
@@ -39,6 +40,9 @@ export const CASES: CaseDef[] = [
   httpKeepalive,
   httpNewConnections,
   httpForwarded,
+  httpsKeepalive,
+  httpsNewConnections,
+  h2Requests,
   idleConnections,
   rttStream,
   startup,

@@ -105,6 +105,8 @@ export interface TopologyOptions {
   udp?: boolean;
   /** Give the server an HTTP entry point on a port from the OS. */
   entrypoint?: boolean;
+  /** More `key=value` options of the server's `-L` URL (e.g. the entry point's certificate files). */
+  serverQuery?: string[];
   env: BurrowEnv;
   readyTimeoutMs?: number;
   /**
@@ -146,6 +148,7 @@ async function startOnce(o: TopologyOptions): Promise<Topology> {
     const scheme = o.transport === 'wss' ? 'tunnel+wss' : 'tunnel';
     let q = `tunnel=${o.host}:${o.uuid}`;
     if (o.entrypoint) q = `entrypoint=${HOST}:0&${q}`;
+    for (const kv of o.serverQuery ?? []) q += `&${kv}`;
     const server = spawnBurrow('server', ['-L', `${scheme}://${HOST}:0?${q}`], o.env);
     started.push({ role: 'server', child: server });
     const lm = await server.waitFor(/listening on 127\.0\.0\.1:(\d+)\/tcp/, timeout);

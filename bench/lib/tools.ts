@@ -4,12 +4,17 @@
  * output into numbers.
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { Child } from './proc';
 import { HOST, sleep } from './util';
 
 export interface ToolInfo {
   iperf3?: string;
   wrk?: string;
+  /** Found on PATH (or /usr/sbin), never installed by the bench: the HTTPS cases' baseline and tools. */
+  nginx?: string;
+  h2load?: string;
+  openssl?: string;
   notes: string[];
 }
 
@@ -24,7 +29,14 @@ function version(cmd: string, args: string[]): string | undefined {
   return text || 'unknown';
 }
 
-/** Makes sure iperf3 and wrk are installed (apt-get, as root or with passwordless sudo). */
+/** nginx's binary: on PATH, or Debian's /usr/sbin/nginx (not on a non-root PATH). */
+export function nginxPath(): string | undefined {
+  if (has('nginx')) return 'nginx';
+  return existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : undefined;
+}
+
+/**
+ * Makes sure iperf3 and wrk are installed (apt-get, as root or with passwordless sudo). */
 export function ensureTools(log: (msg: string) => void): ToolInfo {
   const notes: string[] = [];
   const missing = ['iperf3', 'wrk'].filter((c) => !has(c));
@@ -56,6 +68,9 @@ export function ensureTools(log: (msg: string) => void): ToolInfo {
   return {
     iperf3: has('iperf3') ? version('iperf3', ['--version']) : undefined,
     wrk: has('wrk') ? (version('wrk', ['-v']) ?? 'wrk') : undefined,
+    nginx: nginxPath() ? version(nginxPath()!, ['-v']) : undefined,
+    h2load: has('h2load') ? version('h2load', ['--version']) : undefined,
+    openssl: has('openssl') ? version('openssl', ['version']) : undefined,
     notes,
   };
 }

@@ -137,7 +137,7 @@ export interface CaseDef {
   smoke: boolean;
   /** Left out of --quick (to keep it under two minutes); in the full suite. */
   fullOnly?: boolean;
-  needs: Array<'iperf3' | 'wrk'>;
+  needs: Array<'iperf3' | 'wrk' | 'nginx' | 'h2load' | 'openssl'>;
   run(ctx: CaseContext, out: CaseResult): Promise<void>;
 }
 
