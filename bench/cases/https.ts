@@ -88,6 +88,9 @@ error_log ${t('logs/error.log')} warn;
 events { worker_connections 4096; }
 http {
   access_log off;
+  # nginx ends a connection after 1,000 requests by default (HTTP/1.1 and HTTP/2); burrow has no
+  # such limit, and h2load does not reconnect after the GOAWAY, so the limit is lifted here.
+  keepalive_requests 1000000;
   client_body_temp_path ${t('client_body')};
   proxy_temp_path ${t('proxy')};
   fastcgi_temp_path ${t('fastcgi')};
