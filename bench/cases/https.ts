@@ -61,6 +61,21 @@ async function waitListening(port: number, child: Child, timeoutMs: number): Pro
   }
 }
 
+/**
+ * Workers of nginx instances not stopped yet. An interrupted bench SIGKILLs its children, nginx's
+ * master included, which leaves the worker running (holding its port): killed on exit.
+ */
+const liveWorkers = new Set<number>();
+process.on('exit', () => {
+  for (const pid of liveWorkers) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
 export interface Nginx {
   child: Child;
   port: number;
@@ -133,15 +148,29 @@ http {
       if (/Address already in use/i.test(log)) continue;
       throw last;
     }
+    let worker: number | undefined;
     const workerPid = (): number | undefined => {
-      try {
-        const kids = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
-        return kids.length ? Number(kids[0]) : undefined;
-      } catch {
-        return undefined;
+      if (worker === undefined) {
+        try {
+          const kids = readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean);
+          if (kids.length) liveWorkers.add((worker = Number(kids[0])));
+        } catch {
+          /* not forked yet, or gone */
+        }
       }
+      return worker;
     };
-    return { child, port, commandLine: `${bin} ${args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`, workerPid, stop: () => child.stop() };
+    workerPid();
+    return {
+      child,
+      port,
+      commandLine: `${bin} ${args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')}`,
+      workerPid,
+      async stop() {
+        await child.stop();
+        if (worker !== undefined) liveWorkers.delete(worker);
+      },
+    };
   }
   throw last;
 }
