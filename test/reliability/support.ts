@@ -177,6 +177,8 @@ export interface Origin {
   connections: number;
   /** Opens the gate of `/sse?gate=1` responses (those waiting and those to come). */
   release(): void;
+  /** Sends the next event of every `/sse?step=1` response now open. */
+  step(): void;
   close(): Promise<void>;
 }
 
@@ -185,7 +187,8 @@ export interface Origin {
  * - `POST /echo` streams the request body back;
  * - `GET /sse?n=N&every=MS` sends N events `data: <i> <sent-at-ms>` every MS ms, then ends;
  *   `n=0` sends forever; with `gate=1` it sends the first event, then holds the response open
- *   until `release()` is called, then sends the rest;
+ *   until `release()` is called, then sends the rest; with `step=1` it sends one event now and
+ *   each next one when `step()` is called (ending after N);
  * - `GET /poll?delay=MS` answers `polled <sent-at-ms>` after MS ms (long polling);
  * - `GET /slowhead?delay=MS` writes nothing for MS ms, then answers 200;
  * - anything else: 200 `ok <url>`.
@@ -197,6 +200,7 @@ export async function startOrigin(opts: { halfOpen?: boolean } = {}): Promise<Or
   const seen: string[] = [];
   let released = false;
   const gated: Array<() => void> = [];
+  const stepped = new Set<() => void>();
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     seen.push(req.url ?? '');
@@ -230,7 +234,16 @@ export async function startOrigin(opts: { halfOpen?: boolean } = {}): Promise<Or
           timer = setInterval(send, every);
           timers.push(timer);
         };
-        if (url.searchParams.get('gate') === '1' && !released) {
+        if (url.searchParams.get('step') === '1') {
+          const next = (): void => {
+            if (res.writableEnded || res.destroyed) return void stepped.delete(next);
+            send();
+            if (res.writableEnded) stepped.delete(next);
+          };
+          stepped.add(next);
+          res.on('close', () => stepped.delete(next));
+          next();
+        } else if (url.searchParams.get('gate') === '1' && !released) {
           send();
           gated.push(run);
         } else {
@@ -271,7 +284,10 @@ export async function startOrigin(opts: { halfOpen?: boolean } = {}): Promise<Or
     released = true;
     for (const run of gated.splice(0)) run();
   };
-  const origin: Origin = { port: 0, aborted, seen, connections: 0, release, close: async () => undefined };
+  const step = (): void => {
+    for (const next of [...stepped]) next();
+  };
+  const origin: Origin = { port: 0, aborted, seen, connections: 0, release, step, close: async () => undefined };
   server.on('connection', () => origin.connections++);
   server.on('clientError', (_err, s) => s.destroy());
   if (opts.halfOpen) (server as http.Server & { httpAllowHalfOpen: boolean }).httpAllowHalfOpen = true;
