@@ -165,7 +165,9 @@ describe('graceful drain of a client (SIGTERM)', () => {
     await waitFor(() => onC!.closedAt !== undefined, 2_000, 'the cut download to close');
     t.diagnostic(`exited ${exitedAfter} ms after SIGTERM (grace 1000 ms); download closed ${onC.closedAt! - termAt} ms after`);
     assert.deepEqual(exit, { code: 0, signal: null });
-    assert.ok(exitedAfter >= 900 && exitedAfter < 2_500, `exited ${exitedAfter} ms after SIGTERM with a 1000 ms grace period`);
+    // Held for the grace period, then gone: not held by the never-ending download (the upper
+    // bound only tells "exited" from "waited for the download", with room for a busy machine).
+    assert.ok(exitedAfter >= 900 && exitedAfter < 10_000, `exited ${exitedAfter} ms after SIGTERM with a 1000 ms grace period`);
     assert.ok(!onC.ended, 'a never-ending download ended cleanly');
     // Downloads on the other client are untouched.
     for (const d of others) assert.equal(d.closedAt, undefined);

@@ -195,7 +195,9 @@ describe('kill -9 of a client mid-transfer', () => {
     const rb = await pb.stop();
     assert.ok(rb.match, `tunnel B: sent ${rb.sent}, received ${rb.received}, SHA-256 differs`);
     assert.ok(rb.sent > 256 * 1024, `tunnel B moved only ${rb.sent} bytes`);
-    assert.ok(rb.maxGapMs < 1_000, `tunnel B stalled for ${rb.maxGapMs} ms around the kill`);
+    // A tunnel held up by the dead one would stall until a keepalive timeout (tens of seconds);
+    // 5 s leaves room for a busy machine's scheduling.
+    assert.ok(rb.maxGapMs < 5_000, `tunnel B stalled for ${rb.maxGapMs} ms around the kill`);
 
     // Meanwhile tunnel A answers 503 at the entry point, and after a restart it serves again.
     const down = await request(server.ep, { host: 'a.example.com', path: '/' });
