@@ -388,9 +388,10 @@ describe('nothing lost', () => {
         const before = origin.aborted.length;
         const closedAt = Date.now();
         s.destroy();
-        await waitFor(() => origin.aborted.slice(before).some((a) => a.url === path), 2_000, `the origin to see the disconnect of ${path}`);
+        // Seen as an abort, and before the long poll (10 s) would have ended by itself.
+        await waitFor(() => origin.aborted.slice(before).some((a) => a.url === path), 8_000, `the origin to see the disconnect of ${path}`);
         const seenAfter = origin.aborted.find((a) => a.url === path)!.at - closedAt;
-        assert.ok(seenAfter < 1_000, `origin saw the disconnect after ${seenAfter} ms`);
+        assert.ok(seenAfter < 8_000, `origin saw the disconnect after ${seenAfter} ms`);
       }
     });
   }
