@@ -276,3 +276,73 @@ describe('a forwarded request from an untrusted peer gets no more than a visitor
     await eventually(async () => assert.ok(u.proc.alive && t.proc.alive));
   });
 });
+
+describe('a forwarded HTTP exchange keeps its connection to the other server', () => {
+  it('keep-alive requests through B share one connection to A, per visitor address, and idle ones wait for the same visitor only', async () => {
+    const sdDb = 5;
+    const rules = `tunnel=.example.com:${TID.example}&tunnel.sd=redis://${redis.addr}/${sdDb}`;
+    const mk = async (name: string, debug: boolean): Promise<Server> => {
+      const proc = burrow(['-L', `tunnel://127.0.0.1:0?entrypoint=127.0.0.1:0&${rules}`, ...(debug ? ['-D'] : [])], { name });
+      cleanup.fn(() => proc.kill('SIGKILL'));
+      return { proc, port: await proc.listeningPort(), ep: await proc.entrypointPort() };
+    };
+    const a = await mk('fwd-server-a', true);
+    const b = await mk('fwd-server-b', false);
+    const web = await startHttpService('kept');
+    cleanup.add(web);
+    const client = startClient('fwd-client', a, TID.example, `127.0.0.1:${web.port}`);
+    await client.tunnelCreated();
+    await waitFor(async () => (await redis.client(sdDb).hlen(TID.example)) === 1, 10_000, 'the registration');
+
+    // Each relay CONNECT A accepts for the tunnel is one connection from B (A logs it at debug).
+    const accepted = (): number => a.proc.count((l) => typeof l.msg === 'string' && l.msg === `connect to tunnel=${TID.example} OK`);
+    /** Waits until A has logged `n` accepted connections; what it logged before the last is in by then. */
+    const acceptedReaches = (n: number): Promise<void> =>
+      waitFor(async () => accepted() >= n, 10_000, `${n} connections accepted by A (saw ${accepted()})`);
+
+    // Two visitors, one keep-alive connection each, from two addresses, taking turns.
+    const agents = ['127.0.0.1', '127.0.0.2'].map((addr) => new http.Agent({ keepAlive: true, maxSockets: 1, localAddress: addr } as http.AgentOptions));
+    const remotes = [new Set<string>(), new Set<string>()];
+    for (let i = 0; i < 4; i++) {
+      for (const v of [0, 1]) {
+        const seen = web.requests.length;
+        const res = await httpRequest(b.ep, { host: HOST, path: `/kept/${v}/${i}`, agent: agents[v] });
+        assert.equal(res.status, 200, res.body);
+        assert.equal(res.body, `kept GET /kept/${v}/${i} host=${HOST}`);
+        if (i > 0) assert.ok(res.reused, 'the visitor connection is kept alive');
+        assert.equal(web.requests.length, seen + 1);
+        remotes[v]!.add(web.requests[seen]!.remote);
+      }
+    }
+    // One connection to the origin per visitor, through one connection from B to A each.
+    assert.equal(remotes[0]!.size, 1, `visitor 1's requests came on ${[...remotes[0]!].join(', ')}`);
+    assert.equal(remotes[1]!.size, 1, `visitor 2's requests came on ${[...remotes[1]!].join(', ')}`);
+    assert.notDeepEqual([...remotes[0]!], [...remotes[1]!], 'two visitors never share a connection');
+    assert.equal(web.connections, 2);
+    await acceptedReaches(2);
+
+    // Visitor 2 goes away; its connection to A idles for its address only. A third visitor
+    // (another address) gets a connection of its own.
+    agents[1]!.destroy();
+    const third = new http.Agent({ keepAlive: false, localAddress: '127.0.0.3' } as http.AgentOptions);
+    const seen3 = web.requests.length;
+    assert.equal((await httpRequest(b.ep, { host: HOST, path: '/third', agent: third })).status, 200);
+    assert.ok(!remotes[0]!.has(web.requests[seen3]!.remote) && !remotes[1]!.has(web.requests[seen3]!.remote), 'not a connection of another visitor');
+    await acceptedReaches(3);
+    // Visitor 2 comes back on a new connection: the idle connection to A carries its request.
+    const again = new http.Agent({ keepAlive: false, localAddress: '127.0.0.2' } as http.AgentOptions);
+    const seen2 = web.requests.length;
+    assert.equal((await httpRequest(b.ep, { host: HOST, path: '/again', agent: again })).status, 200);
+    assert.ok(remotes[1]!.has(web.requests[seen2]!.remote), 'the idle connection of the same visitor address');
+    // A request with Gost-Forwarded-Node is not forwarded, kept connection or not (loop guard).
+    const looped = await httpRequest(b.ep, { host: HOST, agent: agents[0], headers: { 'Gost-Forwarded-Node': 'another-node' } });
+    assert.equal(looped.status, 503);
+    // A marker: one more new visitor; once A logged its connection, any other would be in too.
+    assert.equal((await httpRequest(b.ep, { host: HOST, path: '/marker', agent: new http.Agent({ keepAlive: false, localAddress: '127.0.0.4' } as http.AgentOptions) })).status, 200);
+    await acceptedReaches(4);
+    assert.equal(accepted(), 4, 'B opened one connection to A per visitor address');
+    assert.equal(web.connections, 4);
+    for (const ag of agents) ag.destroy();
+    await client.kill('SIGKILL');
+  });
+});

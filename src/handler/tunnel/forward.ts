@@ -10,8 +10,11 @@
  *   other server's status goes back to the visitor.
  * - TLS at the entry point: a CONNECT to `<sni>:443` for the host's tunnel, then the ClientHello
  *   and the rest of the connection, untouched.
- * - HTTP at the entry point: per request, a CONNECT to `<host>:80` for the host's tunnel; the
- *   request (with this node in `Gost-Forwarded-Node`) goes down it as down a tunnel stream.
+ * - HTTP at the entry point: a CONNECT to `<host>:80` for the host's tunnel; the request (with
+ *   this node in `Gost-Forwarded-Node`) goes down it as down a tunnel stream, and with
+ *   `entrypoint.keepalive` the connection carries the visitor connection's next requests to that
+ *   host, then idles for a later connection of the same visitor address to the same host and
+ *   node (never another visitor's: the other node checked this one's address).
  *
  * A forwarded CONNECT has a third Addr feature between source and destination: the address this
  * server saw the visitor connect from. gost and burrow both read the first Addr as the source and
@@ -158,6 +161,15 @@ export class Forwarder {
     return { status: STATUS_SERVICE_UNAVAILABLE };
   }
 
+  /**
+   * The nodes of service discovery's last answer for the tunnel, in its order (none when it
+   * was not asked or named none): where an idle forwarded connection may be taken from. A
+   * node that has since lost the tunnel closed those connections (their splice ended there).
+   */
+  knownNodes(tunnelId: string, network: Network): string[] {
+    return this.#cache.get(`${network}|${tunnelId}`)?.services.map((s) => s.node) ?? [];
+  }
+
   /** A stream that carries the request to the node that takes it (ForwardStream). */
   stream(r: ForwardRequest, log: Logger): ForwardStream {
     return new ForwardStream(this.forward(r, log));
@@ -217,6 +229,8 @@ function dial(address: string, timeoutMs: number): Promise<net.Socket> {
  */
 export class ForwardStream extends Duplex {
   #socket: net.Socket | undefined;
+  /** The node that took the request (once it answered). */
+  node: string | undefined;
   #queue: Array<{ chunk: Buffer; cb: (err?: Error | null) => void }> = [];
   #ended = false;
 
@@ -225,7 +239,10 @@ export class ForwardStream extends Duplex {
     result.then(
       (r) => {
         if (r.status !== STATUS_OK || !r.socket) this.destroy(new Error(`no server of the fleet took the request (status ${r.status})`));
-        else this.#attach(r.socket);
+        else {
+          this.node = r.node;
+          this.#attach(r.socket);
+        }
       },
       (err: Error) => this.destroy(err),
     );

@@ -112,6 +112,7 @@ function exchange(host: Host, reqText: string, opts: { reused?: boolean; keepCli
     keepClient: opts.keepClient ?? true,
     reqBody: bodyFraming(h.headers, true),
     keepalive: true,
+    forwardable: true,
     onEnd: undefined,
   });
 }

@@ -276,7 +276,8 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
     const { up, reused, key } = got;
     up.owner = this;
     const headText = upstreamRequestHead(head, { sid: newSid(), nodeId: p.nodeId, keepalive: keep });
-    const ex = new Exchange(this, { up, head, headText, tunnelId: route.tunnelId, dst, key, reused, keepClient, reqBody, keepalive: keep, onEnd });
+    const forwardable = !plan.forwarded;
+    const ex = new Exchange(this, { up, head, headText, tunnelId: route.tunnelId, dst, key, reused, keepClient, reqBody, keepalive: keep, forwardable, onEnd });
     this.#ex = ex;
     this.#arm(Deadline.Response, p.readTimeoutMs);
     if (ex.reqDone) {
@@ -387,8 +388,8 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
     return this.#clientEnded;
   }
 
-  openUpstream(tunnelId: string, src: string, dst: string): Upstream {
-    return this.#p.openUpstream(tunnelId, src, dst, this.peer);
+  openUpstream(tunnelId: string, src: string, dst: string, forwardable: boolean): Upstream {
+    return this.#p.openUpstream(tunnelId, src, dst, this.peer, undefined, forwardable);
   }
 
   clientOf(headers: ReadonlyArray<readonly [string, string]>): string {

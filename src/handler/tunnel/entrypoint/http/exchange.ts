@@ -33,8 +33,8 @@ export interface ExchangeHost extends UpstreamOwner {
   spliceCurrent(ex: Exchange, rest: Buffer): void;
   /** The whole request is on the stream. */
   requestSent(ex: Exchange): void;
-  /** A new stream (for a retry). */
-  openUpstream(tunnelId: string, src: string, dst: string): Upstream;
+  /** A new stream (for a retry; `forwardable`: to another server of the fleet when none is here). */
+  openUpstream(tunnelId: string, src: string, dst: string, forwardable: boolean): Upstream;
   /** The visitor's address for a request's headers (ConnectionHost.clientOf). */
   clientOf(headers: ReadonlyArray<readonly [string, string]>): string;
   /** Keeps the stream for the connection's next request under `key`. */
@@ -60,6 +60,8 @@ export interface ExchangeInit {
   reqBody: BodyFraming;
   /** Streams are kept for later requests (`entrypoint.keepalive`). */
   keepalive: boolean;
+  /** No `Gost-Forwarded-Node` came: a retry may go to another server of the fleet too. */
+  forwardable: boolean;
   onEnd: (() => void) | undefined;
 }
 
@@ -82,6 +84,7 @@ export class Exchange {
   retried = false;
   /** An idempotent request without a body: safe to send again on a fresh stream. */
   readonly replayable: boolean;
+  readonly forwardable: boolean;
   /** The client keeps its connection after this exchange. */
   keepClient: boolean;
   readonly http10: boolean;
@@ -119,6 +122,7 @@ export class Exchange {
     const body = init.reqBody;
     this.replayable = (m === 'GET' || m === 'HEAD' || m === 'OPTIONS') && body.kind === 'none';
     this.keepClient = init.keepClient;
+    this.forwardable = init.forwardable;
     this.http10 = init.head.version === 'HTTP/1.0';
     this.reqBody = body;
     this.reqLeft = body.kind === 'length' ? body.length : 0;
@@ -193,7 +197,7 @@ export class Exchange {
     this.up.drop();
     let up: Upstream;
     try {
-      up = this.host.openUpstream(this.tunnelId, this.host.clientOf(this.head.headers), hostWithPort(this.head.host ?? '', 80));
+      up = this.host.openUpstream(this.tunnelId, this.host.clientOf(this.head.headers), hostWithPort(this.head.host ?? '', 80), this.forwardable);
     } catch (err) {
       this.host.log.error((err as Error).message);
       this.abort(503);

@@ -36,7 +36,8 @@ export interface ConnectionHost {
    * stream the connection keeps for that connector (when `keepClient`), else an idle one of
    * that connector, else a new one on it; `key` is where the connection keeps the stream after
    * the exchange (undefined: not kept). With no connector here and `forwardable`, a stream to
-   * the server of the fleet that holds the tunnel. Throws when the tunnel has no connector.
+   * the server of the fleet that holds the tunnel (kept the same way, and idle ones are per
+   * node). Throws when the tunnel has no connector.
    */
   streamFor(
     streams: ConnectionStreams,
@@ -47,8 +48,8 @@ export interface ConnectionHost {
     peer: string,
     forwardable?: boolean,
   ): { up: Upstream; reused: boolean; key: string | undefined };
-  /** A new stream (`peer`: the visitor socket's address). */
-  openUpstream(tunnelId: string, src: string, dst: string, peer: string): Upstream;
+  /** A new stream (`peer`: the visitor socket's address; `forwardable` as for streamFor). */
+  openUpstream(tunnelId: string, src: string, dst: string, peer: string, entry?: undefined, forwardable?: boolean): Upstream;
   /** Keeps a stream whose exchange is over for a later connection, or releases it. */
   putIdle(up: Upstream): void;
   /** A plain stream for an `Upgrade` request (forwarded as streamFor's). */

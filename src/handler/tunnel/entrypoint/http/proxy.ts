@@ -36,7 +36,7 @@ import { EntryConnection } from './connection';
 import { remoteStream } from '../../forward';
 import type { ConnectionHost, HostedConnection } from './host';
 import { IdlePool, type ConnectionStreams } from './idle-pool';
-import { Upstream, sharedKeyOf } from './upstream';
+import { Upstream, remoteKeyOf, sharedKeyOf } from './upstream';
 import { clientAddr } from './head';
 import { TrustedPeers } from '../../../../limit/trusted-peers';
 import type { HttpEdgeOptions } from './edge';
@@ -140,7 +140,10 @@ export class HttpEntryProxy implements ConnectionHost, H2Host {
   ): { up: Upstream; reused: boolean; key: string | undefined } {
     if (!this.keepalive) return { up: this.openUpstream(tunnelId, src, dst, peer, undefined, forwardable), reused: false, key: undefined };
     const entry = this.opts.server.pool.select(tunnelId, 'tcp');
-    const key = keepClient && entry !== undefined ? `${entry.id}|${tunnelId}|${dst.toLowerCase()}|${src}` : undefined;
+    // With no connector here, a forwardable request's stream goes to another server of the
+    // fleet: the connection keeps it for its next request to that host.
+    const via = entry !== undefined ? entry.id : forwardable && this.opts.server.forward !== undefined ? 'fleet' : undefined;
+    const key = keepClient && via !== undefined ? `${via}|${tunnelId}|${dst.toLowerCase()}|${src}` : undefined;
     const kept = key !== undefined ? streams.take(key) : undefined;
     if (kept !== undefined) return { up: kept, reused: true, key };
     return { ...this.acquire(tunnelId, src, dst, peer, entry, forwardable), key };
@@ -150,7 +153,9 @@ export class HttpEntryProxy implements ConnectionHost, H2Host {
    * A stream for a request on `entry` (a connector picked as for a new stream, so weights and
    * failover work per request; picked here when not given): an idle stream of that connector
    * for the same host, socket address and client IP if there is one (the most recent), else a
-   * new stream on it. Throws when the tunnel has no connector.
+   * new stream on it. With no connector here and `forwardable`: an idle stream to a node that
+   * service discovery named for the tunnel in its last answer, for the same host,
+   * socket address and client IP; else a new one. Throws when the tunnel has no connector.
    */
   acquire(
     tunnelId: string,
@@ -163,6 +168,11 @@ export class HttpEntryProxy implements ConnectionHost, H2Host {
     if (entry !== undefined) {
       const up = this.#idle.take(sharedKeyOf(entry.id, dst.toLowerCase(), src, peer));
       if (up !== undefined) return { up, reused: true };
+    } else if (forwardable && this.#idle.size > 0) {
+      for (const node of this.opts.server.forward?.knownNodes(tunnelId, 'tcp') ?? []) {
+        const up = this.#idle.take(sharedKeyOf(remoteKeyOf(tunnelId, node), dst.toLowerCase(), src, peer));
+        if (up !== undefined) return { up, reused: true };
+      }
     }
     return { up: this.openUpstream(tunnelId, src, dst, peer, entry, forwardable), reused: false };
   }
@@ -172,14 +182,14 @@ export class HttpEntryProxy implements ConnectionHost, H2Host {
    * connector here and `forwardable`, a stream to the server of the fleet that holds one.
    */
   openUpstream(tunnelId: string, src: string, dst: string, peer: string, entry?: ConnectorEntry, forwardable = false): Upstream {
-    return new Upstream(this.openTunnelStream(tunnelId, src, dst, forwardable, peer, entry), dst.toLowerCase(), src, peer);
+    return new Upstream(this.openTunnelStream(tunnelId, src, dst, forwardable, peer, entry), dst.toLowerCase(), src, peer, tunnelId);
   }
 
   putIdle(up: Upstream): void {
     up.owner = undefined;
     up.idleKey = undefined;
-    // A stream to another server of the fleet (no connector here) is never taken from the pool.
-    if (!this.keepalive || this.#draining || up.entry === undefined || !this.#idle.put(up)) {
+    // A stream neither on a connector here nor relayed to a known node is never taken again.
+    if (!this.keepalive || this.#draining || !up.poolable || !this.#idle.put(up)) {
       up.markIdle(false);
       up.release();
     }

@@ -3,12 +3,15 @@
  * and its events go to whichever connection holds it now (`owner`), or, while it waits in the
  * entry point's idle pool, end its stay there. Which connector the stream is on comes from
  * the tunnel pool (`connectorOf`); the stream is marked idle there while no request is on it,
- * so the pool closes it first when the connector drains or runs out of streams.
+ * so the pool closes it first when the connector drains or runs out of streams. A stream to
+ * another server of the fleet (forward.ts) has no connector here: it is keyed by the node that
+ * took it instead.
  */
 import type { Duplex } from 'node:stream';
 import { stripPort } from '../../../../core/addr';
 import { destroy } from '../../../../io/pipe';
 import { connectorOf, type ConnectorEntry } from '../../pool';
+import { ForwardStream } from '../../forward';
 
 /** What a connection does with the events of the stream its current request is on. */
 export interface UpstreamOwner {
@@ -36,23 +39,51 @@ export class Upstream {
   idleSince = 0;
   /** The connector the stream is on (undefined for a stream not opened by a pool). */
   readonly entry: ConnectorEntry | undefined;
-  /** connector × host × socket peer × client IP: where the stream idles between connections. */
-  readonly sharedKey: string;
+  /** A stream to another server of the fleet, relayed there (no connector here). */
+  readonly remote: ForwardStream | undefined;
+  readonly #dst: string;
+  readonly #src: string;
+  readonly #peer: string;
+  readonly #tunnelId: string;
+  #sharedKey: string | undefined;
 
   constructor(
     readonly stream: Duplex,
     dst: string,
     src: string,
     peer: string,
+    tunnelId = '',
   ) {
     this.entry = connectorOf(stream);
-    this.sharedKey = sharedKeyOf(this.entry?.id ?? '', dst, src, peer);
+    this.remote = stream instanceof ForwardStream ? stream : undefined;
+    this.#dst = dst;
+    this.#src = src;
+    this.#peer = peer;
+    this.#tunnelId = tunnelId;
     upstreams.set(stream, this);
     stream.on('data', onUpstreamData);
     stream.on('end', onUpstreamEnd);
     stream.on('error', onUpstreamError);
     stream.on('close', onUpstreamClose);
     stream.on('drain', onUpstreamDrain);
+  }
+
+  /**
+   * connector (or tunnel × node it was sent to) × host × socket peer × client IP: where the
+   * stream idles between connections. Fixed once known (a forwarded stream's node is known
+   * when the node has answered, before any response).
+   */
+  get sharedKey(): string {
+    if (this.#sharedKey !== undefined) return this.#sharedKey;
+    const node = this.remote?.node;
+    const key = sharedKeyOf(this.entry?.id ?? (node !== undefined ? remoteKeyOf(this.#tunnelId, node) : ''), this.#dst, this.#src, this.#peer);
+    if (this.entry !== undefined || node !== undefined) this.#sharedKey = key;
+    return key;
+  }
+
+  /** It can wait in the entry point's idle pool: on a connector here, or relayed to a known node. */
+  get poolable(): boolean {
+    return this.entry !== undefined || this.remote?.node !== undefined;
   }
 
   /** Open both ways, on a connector still in use: it can carry a next request. */
@@ -106,6 +137,11 @@ export class Upstream {
  */
 export function sharedKeyOf(connectorId: string, dst: string, src: string, peer: string): string {
   return [connectorId, dst, stripPort(peer), stripPort(src)].join('|');
+}
+
+/** The connector part of a shared key for a stream relayed to `node` for `tunnelId`. */
+export function remoteKeyOf(tunnelId: string, node: string): string {
+  return `fleet:${tunnelId}@${node}`;
 }
 
 /** Bytes or an end from a stream that no request is on (idle, or an origin talking out of turn). */
