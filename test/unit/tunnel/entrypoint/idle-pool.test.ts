@@ -8,7 +8,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { ConnectorEntry, TunnelPool, type PoolSession } from '../../../../src/handler/tunnel/pool';
-import { Upstream, sharedKeyOf } from '../../../../src/handler/tunnel/entrypoint/http/upstream';
+import net from 'node:net';
+import { Upstream, remoteKeyOf, sharedKeyOf } from '../../../../src/handler/tunnel/entrypoint/http/upstream';
+import { ForwardStream } from '../../../../src/handler/tunnel/forward';
 import {
   ConnectionStreams,
   IdlePool,
@@ -118,6 +120,50 @@ describe('IdlePool', () => {
     assert.equal(busy.stream.destroyed, false);
     assert.equal(busy.reusable, false, 'a draining connector takes no new request');
     idle.close();
+  });
+});
+
+describe('IdlePool: streams to another server of the fleet', () => {
+  test('kept per tunnel, node, host, socket address and client IP once the node answered; never for another visitor', async () => {
+    // A real loopback connection stands for the node's answer (a spliced relay CONNECT).
+    const srv = net.createServer((s) => s.on('error', () => undefined));
+    await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+    const port = (srv.address() as net.AddressInfo).port;
+    let answer!: (r: { status: number; socket?: net.Socket; node?: string }) => void;
+    const fs = new ForwardStream(new Promise((r) => (answer = r)));
+    const up = new Upstream(fs, 'app.local:80', '1.2.3.4:5', '10.0.0.1:7', T);
+    const idle = new IdlePool();
+    try {
+      // No node yet (or none ever: a refusal): nothing to key it by, the entry point does not keep it.
+      assert.equal(up.poolable, false);
+      answer({ status: 5 });
+      await new Promise((r) => fs.once('close', r));
+      assert.equal(up.poolable, false);
+      assert.equal(up.reusable, false);
+      const fs2 = new ForwardStream(new Promise((r) => (answer = r)));
+      const up2 = new Upstream(fs2, 'app.local:80', '1.2.3.4:5', '10.0.0.1:7', T);
+      const sock = net.connect(port, '127.0.0.1');
+      await new Promise((r) => sock.once('connect', r));
+      answer({ status: 0, socket: sock, node: 'node-a' });
+      await settle();
+      assert.equal(fs2.node, 'node-a');
+      assert.equal(up2.poolable, true);
+      assert.equal(up2.sharedKey, sharedKeyOf(remoteKeyOf(T, 'node-a'), 'app.local:80', '1.2.3.4:5', '10.0.0.1:7'));
+      assert.ok(idle.put(up2));
+      assert.equal(idle.take(sharedKeyOf(remoteKeyOf(T, 'node-b'), 'app.local:80', '1.2.3.4:9', '10.0.0.1:8')), undefined, 'another node');
+      assert.equal(idle.take(sharedKeyOf(remoteKeyOf(T, 'node-a'), 'app.local:80', '1.2.3.4:9', '10.0.0.2:8')), undefined, 'another socket address');
+      assert.equal(idle.take(sharedKeyOf(remoteKeyOf(T, 'node-a'), 'app.local:80', '1.2.3.5:9', '10.0.0.1:8')), undefined, 'another client IP');
+      assert.equal(idle.take(sharedKeyOf(remoteKeyOf('tunnel-b', 'node-a'), 'app.local:80', '1.2.3.4:9', '10.0.0.1:8')), undefined, 'another tunnel');
+      assert.equal(idle.take(sharedKeyOf(remoteKeyOf(T, 'node-a'), 'app.local:80', '1.2.3.4:9', '10.0.0.1:8')), up2, 'the same visitor');
+      // The node closes it while idle: it leaves the pool.
+      assert.ok(idle.put(up2));
+      sock.destroy();
+      await new Promise((r) => fs2.once('close', r));
+      assert.equal(idle.size, 0);
+    } finally {
+      idle.close();
+      await new Promise((r) => srv.close(r));
+    }
   });
 });
 
