@@ -31,7 +31,9 @@ export const TUNNEL_HANDLER_OPTIONS = {
       'connection) for its next requests to that connector, and a stream whose exchange is over waits up to 4 s for a later ' +
       'connection from the same client IP to the same host on the same connector (at most 64 per connector, host and IP, ' +
       '1,024 per entry point; idle streams give way when `tunnel.maxStreams` is reached), so clients that close after each ' +
-      'request (`Connection: close`, HTTP/1.0) reuse streams and backend connections too. `false` = gost\'s one stream per ' +
+      'request (`Connection: close`, HTTP/1.0) reuse streams and backend connections too. A connection to another server of ' +
+      'the fleet for a tunnel held there is kept the same way, per visitor address and node ([scale-out.md](scale-out.md)). ' +
+      '`false` = gost\'s one stream per ' +
       'request with `Connection: close` for every request',
   }),
   entrypointSniffTimeout: duration('entrypoint.sniffTimeout', {
