@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { execFile } from 'node:child_process';
 import { burrow, tempFile, type BurrowProcess } from '../helpers/cli';
@@ -375,6 +376,36 @@ describe('https edge: TLS termination with certificate files', () => {
     await closed(s);
     assert.equal(Buffer.concat(chunks).length, 0);
     assert.equal((await httpsRequest(ep, 'app.example.com', { ca: ca.certPem })).status, 200);
+  });
+
+  it('terminates a ClientHello that comes in two TCP segments', async () => {
+    // The client's bytes go through a stream of its own, which sends the first write (the
+    // ClientHello) as 10 bytes, then the rest a moment later.
+    const raw = net.connect(ep, LOCAL);
+    raw.on('error', () => undefined);
+    let first = true;
+    const wire = new Duplex({
+      read: () => raw.resume(),
+      write(chunk: Buffer, _enc, cb) {
+        if (!first) return raw.write(chunk, cb);
+        first = false;
+        raw.write(chunk.subarray(0, 10));
+        setTimeout(() => raw.write(chunk.subarray(10), cb), 50);
+      },
+      final: (cb) => raw.end(cb),
+    });
+    raw.on('data', (d: Buffer) => {
+      if (!wire.push(d)) raw.pause();
+    });
+    raw.on('end', () => wire.push(null));
+    const s = tls.connect({ socket: wire, servername: 'app.example.com', ca: ca.certPem });
+    await new Promise<void>((resolve, reject) => s.once('secureConnect', resolve).once('error', reject));
+    s.end('GET / HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n\r\n');
+    const chunks: Buffer[] = [];
+    s.on('data', (c: Buffer) => chunks.push(c));
+    await new Promise<void>((resolve, reject) => s.once('end', resolve).once('error', reject));
+    assert.match(Buffer.concat(chunks).toString('latin1'), /^HTTP\/1\.1 200 /);
+    raw.destroy();
   });
 
   it('closes a handshake that stalls after the ClientHello (entrypoint.tlsHandshakeTimeout)', async () => {

@@ -133,7 +133,7 @@ export class EntryDispatch implements Handler {
       this.ctx.relay(c.conn, log);
     } else if (first === 0x16) {
       sock.unshift(chunk);
-      handleTls(this.tlsContext, sock, remote, log).catch((err: Error) => this.refuse(sock, remote, log, err));
+      handleTls(this.tlsContext, sock, remote, log, chunk).catch((err: Error) => this.refuse(sock, remote, log, err));
     } else {
       this.ctx.http.handle(sock, remote, log, chunk);
     }

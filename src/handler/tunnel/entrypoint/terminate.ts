@@ -139,7 +139,7 @@ function serverFor(context: SecureContext, alpn: readonly string[], timeoutMs: n
 export function terminate(socket: net.Socket, context: SecureContext, alpn: readonly string[], timeoutMs: number, log: Logger, then: Terminated): void {
   pending.set(socket, {
     secure(t) {
-      log.debug({ alpn: t.alpnProtocol || undefined, tls: t.getProtocol() }, 'entrypoint: TLS terminated');
+      if (log.isLevelEnabled('debug')) log.debug({ alpn: t.alpnProtocol || undefined, tls: t.getProtocol() }, 'entrypoint: TLS terminated');
       then.secure(t);
     },
     failed: (err) => then.failed(err),

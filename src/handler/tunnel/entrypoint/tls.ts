@@ -37,15 +37,25 @@ export interface TlsContext {
   refuse(socket: net.Socket, remote: string, log: Logger, err: Error): void;
 }
 
-export async function handleTls(ctx: TlsContext, socket: net.Socket, remote: string, log: Logger): Promise<void> {
-  const { value: hello } = await peek<{ sni: string | undefined; alpn: string[] }>(
-    socket,
-    (buf) => {
-      const r = parseClientHelloSni(buf);
-      return r.complete ? { done: true, value: r } : { done: false };
-    },
-    { timeoutMs: ctx.sniffTimeoutMs, maxBytes: TLS_MAX_HELLO_BYTES },
-  );
+/**
+ * Serves a TLS connection whose first chunk (`first`, already put back on the socket) was read
+ * by the dispatcher. A ClientHello is almost always whole in that chunk: it is parsed there,
+ * without a second read of the socket; otherwise the socket is peeked until it is whole.
+ */
+export async function handleTls(ctx: TlsContext, socket: net.Socket, remote: string, log: Logger, first?: Buffer): Promise<void> {
+  const parsed = first === undefined ? undefined : parseClientHelloSni(first);
+  const hello = parsed?.complete
+    ? parsed
+    : (
+        await peek<{ sni: string | undefined; alpn: string[] }>(
+          socket,
+          (buf) => {
+            const r = parseClientHelloSni(buf);
+            return r.complete ? { done: true, value: r } : { done: false };
+          },
+          { timeoutMs: ctx.sniffTimeoutMs, maxBytes: TLS_MAX_HELLO_BYTES },
+        )
+      ).value;
   const sni = hello.sni;
   if (!sni) {
     ctx.server.warnings.warn(log, stripPort(remote), 'SNI required', 'tls: no SNI in ClientHello, closing');
