@@ -5,10 +5,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
+import { listenLocal } from '../helpers/local';
 import { burrow, tempFile } from '../helpers/cli';
 import { startRedis, type RedisServer } from '../helpers/redis';
 import { waitFor } from '../helpers/net';
-import { Cleanup, TID, startHttpService } from './support';
+import { Cleanup, LOCAL, TID } from './support';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -21,15 +23,22 @@ describe('service discovery (CLI)', () => {
   });
 
   it('SIGTERM deregisters every connector at once, before the grace period ends', async () => {
-    const server = burrow(['-L', `tunnel://127.0.0.1:0?entrypoint=127.0.0.1:0&tunnel.sd=redis://${redis.addr}/5`], {
+    const server = burrow(['-L', `tunnel://127.0.0.1:0?entrypoint=127.0.0.1:0&tunnel=sd.example.com:${TID.example}&tunnel.sd=redis://${redis.addr}/5`], {
       name: 'server',
-      // A long grace: the clients stay connected, so the process lives on after the signal.
+      // A long grace and a request in flight (below): the process lives on after the signal.
       env: { BURROW_SHUTDOWN_GRACE_MS: '60000' },
     });
     cleanup.fn(() => server.kill('SIGKILL'));
     const port = await server.listeningPort();
     const ep = await server.entrypointPort();
-    const svc = await startHttpService('sd');
+    // A service that holds `/hold` unanswered: a stream stays open through the drain.
+    let held = 0;
+    const svc = await listenLocal(
+      http.createServer((req, res) => {
+        if (req.url === '/hold') held++;
+        else res.end('ok');
+      }),
+    );
     cleanup.add(svc);
     const clients = [1, 2].map((n) =>
       burrow(['-L', `rtcp://:0/127.0.0.1:${svc.port}`, '-F', `tunnel://127.0.0.1:${port}?tunnel.id=${TID.example}`], { name: `client-${n}` }),
@@ -41,6 +50,10 @@ describe('service discovery (CLI)', () => {
     for (const v of Object.values(await r.hgetall(TID.example))) {
       assert.equal((JSON.parse(v) as { Address: string }).Address, `127.0.0.1:${ep}`);
     }
+    const inFlight = http.get({ host: LOCAL, port: ep, path: '/hold', headers: { host: 'sd.example.com' }, agent: false });
+    inFlight.on('error', () => undefined);
+    cleanup.fn(() => inFlight.destroy());
+    await waitFor(() => held === 1, 10_000, 'the held request to reach the service');
     server.proc.kill('SIGTERM');
     await waitFor(async () => (await r.exists(TID.example)) === 0 || (await r.hlen(TID.example)) === 0, 10_000, 'the deregistrations');
     assert.ok(server.alive, 'deregistered while the server still drains');
