@@ -16,6 +16,9 @@ export interface ConnectorStatus {
   /** When the BIND completed (ISO 8601). */
   since: string;
   streams: number;
+  /** Stream payload sent to / received from the client over its session. */
+  bytesOut: number;
+  bytesIn: number;
   draining: boolean;
   /** Public names held (public mode). */
   names: string[];
@@ -39,6 +42,21 @@ export interface StatusSnapshot {
   revoked: Array<{ service: string; tunnelId: string; since: string; reason: string }>;
   /** Blocked public names (abuse controls): no BIND gets them until unblocked. */
   blockedNames: Array<{ service: string; name: string; host: string; since: string; reason: string }>;
+  /** Each entry point: connections open, finished and failed, and their bytes. */
+  entryPoints: Array<{
+    service: string;
+    name: string;
+    addr: string;
+    open: number;
+    connections: number;
+    failed: number;
+    inputBytes: number;
+    outputBytes: number;
+  }>;
+  /** HTTP requests answered at each tunnel service's entry points, by status code ("upgrade": WebSocket). */
+  requests: Array<{ service: string; byCode: Record<string, number> }>;
+  /** Service discovery of each tunnel service that has it. */
+  sd: Array<{ service: string; node: string; connectors: number; registered: number; storeDown: boolean }>;
 }
 
 /** One event of `/events`: its SSE name and JSON data. */
@@ -67,6 +85,8 @@ function connectorStatus(c: ConnectorEntry): ConnectorStatus {
     weight: c.weight,
     since: new Date(c.createdAt).toISOString(),
     streams: c.streams,
+    bytesOut: c.session.bytesSent ?? 0,
+    bytesIn: c.session.bytesReceived ?? 0,
     draining: c.draining,
     names: [...c.names],
   };
@@ -92,7 +112,16 @@ export async function statusSnapshot(app: App): Promise<StatusSnapshot> {
   const names: StatusSnapshot['names'] = [];
   const revoked: StatusSnapshot['revoked'] = [];
   const blockedNames: StatusSnapshot['blockedNames'] = [];
+  const entryPoints: StatusSnapshot['entryPoints'] = [];
+  const sd: StatusSnapshot['sd'] = [];
+  const requests: StatusSnapshot['requests'] = [];
   for (const [service, h] of built.tunnelHandlers) {
+    requests.push({ service, byCode: Object.fromEntries(h.server.requestsByCode) });
+    for (const ep of h.entryPoints) {
+      const s = ep.service;
+      entryPoints.push({ service, name: s.name, addr: s.address(), open: s.activeConnections, ...s.totals });
+    }
+    if (h.server.sd) sd.push({ service, ...h.server.sd.snapshot() });
     for (const [tunnelId, r] of h.server.revoked) revoked.push({ service, tunnelId, since: new Date(r.since).toISOString(), reason: r.reason });
     const pn = h.server.publicNames;
     for (const b of pn?.blocked() ?? []) {
@@ -105,7 +134,7 @@ export async function statusSnapshot(app: App): Promise<StatusSnapshot> {
     }
   }
   const { ready } = await app.readiness();
-  return { time: new Date().toISOString(), ready, services, tunnels, names, revoked, blockedNames };
+  return { time: new Date().toISOString(), ready, services, tunnels, names, revoked, blockedNames, entryPoints, requests, sd };
 }
 
 /**

@@ -66,6 +66,13 @@ export class SdRegistry {
     this.#timer.unref();
   }
 
+  /** This node's registrations, for /status: how many, how many the store has, store reachable. */
+  snapshot(): { node: string; connectors: number; registered: number; storeDown: boolean } {
+    let registered = 0;
+    for (const r of this.#regs.values()) if (r.registered) registered++;
+    return { node: this.node, connectors: this.#regs.size, registered, storeDown: this.#down };
+  }
+
   /** The number of connectors registered here (the store may not have them yet). */
   get size(): number {
     return this.#regs.size;

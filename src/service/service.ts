@@ -67,7 +67,16 @@ export interface ServiceOptions {
   announce?: (address: string) => string;
 }
 
+/** What a service has served since it started (finished connections). */
+export interface ServiceTotals {
+  connections: number;
+  failed: number;
+  inputBytes: number;
+  outputBytes: number;
+}
+
 export class Service {
+  readonly #totals: ServiceTotals = { connections: 0, failed: 0, inputBytes: 0, outputBytes: 0 };
   readonly name: string;
   readonly #listener: StreamListener;
   readonly #handler: Handler;
@@ -110,6 +119,11 @@ export class Service {
 
   get activeConnections(): number {
     return this.#conns.size;
+  }
+
+  /** Connections this service has finished since it started, with their bytes (for /status). */
+  get totals(): Readonly<ServiceTotals> {
+    return this.#totals;
   }
 
   async start(): Promise<void> {
@@ -162,6 +176,11 @@ export class Service {
     const result = failed ? undefined : (outcome as HandleResult | void);
     destroy(conn.stream);
     this.#conns.delete(t);
+    const totals = this.#totals;
+    totals.connections++;
+    if (failed) totals.failed++;
+    totals.inputBytes += result?.inputBytes ?? 0;
+    totals.outputBytes += result?.outputBytes ?? 0;
     this.#metrics.requestFinished(this.name, Date.now() - started, result?.inputBytes ?? 0, result?.outputBytes ?? 0, failed);
     if (log.isLevelEnabled('debug')) {
       log.debug(

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { burrow, type BurrowProcess } from '../helpers/cli';
 import { apiCall, apiPort, metricsPort, EventStream } from '../helpers/api';
 import { listenLocal } from '../helpers/local';
-import { Cleanup, TID, eventually, startHttpService } from './support';
+import { Cleanup, TID, eventually, httpRequest, startHttpService } from './support';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -158,6 +158,34 @@ describe('readiness, /status and /events', () => {
     assert.equal(st.json.names[0].host, `${c.names[0]}.example.test`);
     const cst = await apiCall(clientApi, 'GET', '/status');
     assert.equal(cst.json.services[0].tunnelBound, true);
+  });
+
+  it('/status counts entry point traffic: connections, bytes, requests by code, bytes per connector', async () => {
+    const before = await apiCall(serverApi, 'GET', '/status');
+    assert.equal(before.json.entryPoints.length, 1);
+    const ep0 = before.json.entryPoints[0];
+    assert.equal(ep0.service, 'service-0');
+    assert.match(ep0.name, /^service-0-ep-127\.0\.0\.1:/);
+    const epPort = Number(/:(\d+)$/.exec(ep0.addr)![1]);
+    const host = `${before.json.tunnels[0].connectors[0].names[0]}.example.test`;
+    const ok = await httpRequest(epPort, { host, path: '/counted', headers: { Connection: 'close' } });
+    assert.equal(ok.status, 200);
+    const miss = await httpRequest(epPort, { host: 'nobody.example.test', headers: { Connection: 'close' } });
+    assert.equal(miss.status, 502);
+    await eventually(async () => {
+      const st = await apiCall(serverApi, 'GET', '/status');
+      const ep = st.json.entryPoints[0];
+      assert.equal(ep.connections - ep0.connections, 2, 'two connections finished');
+      assert.ok(ep.outputBytes - ep0.outputBytes > 0 && ep.inputBytes - ep0.inputBytes > 0, 'bytes counted both ways');
+      const codes = st.json.requests.find((r: { service: string }) => r.service === 'service-0').byCode;
+      const was = before.json.requests[0].byCode;
+      assert.equal((codes['200'] ?? 0) - (was['200'] ?? 0), 1);
+      assert.equal((codes['502'] ?? 0) - (was['502'] ?? 0), 1);
+      const c = st.json.tunnels[0].connectors[0];
+      assert.ok(c.bytesOut > before.json.tunnels[0].connectors[0].bytesOut, 'the request went to the connector');
+      assert.ok(c.bytesIn > before.json.tunnels[0].connectors[0].bytesIn, 'the response came from it');
+    });
+    assert.deepEqual(before.json.sd, [], 'no service discovery configured');
   });
 
   it('a killed client: connector-down, the name released, /status without the tunnel', async () => {

@@ -49,6 +49,8 @@ export interface TunnelServer {
   readonly warnings: PeerWarnings;
   /** An entry point's HTTP request got its answer (per-tunnel metrics; "" = no tunnel). */
   countRequest(tunnelId: string, host: string, code: string): void;
+  /** HTTP requests answered at this server's entry points, by status code ("upgrade" for WebSocket). */
+  readonly requestsByCode: ReadonlyMap<string, number>;
   /** Tunnel for a host at a public entry point (ingress, then public names). */
   lookupPublic(host: string, ingress?: Ingress): { tunnelId: string; private: boolean } | undefined;
   /**
@@ -148,6 +150,7 @@ export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
   const unwatch = opts.metrics?.addTunnelSource?.(source);
   const metrics = opts.metrics;
 
+  const requestsByCode = new Map<string, number>();
   const server: TunnelServer = {
     nodeId,
     pool,
@@ -160,8 +163,10 @@ export function createTunnelServer(opts: TunnelServerOptions): TunnelServer {
     sendTimeoutMs,
     warnings,
     countRequest(tunnelId, host, code) {
+      requestsByCode.set(code, (requestsByCode.get(code) ?? 0) + 1);
       metrics?.tunnelRequest?.(tunnelId, host, code);
     },
+    requestsByCode,
     lookupPublic(host, ingress = opts.ingress) {
       const r = ingress?.lookup(host);
       if (r) return r;
