@@ -1,8 +1,11 @@
 /**
  * The status page at the API's root: one small HTML page and its script, no framework. It takes
  * the state from the `status` event of `/events` and applies the later events to it, so it is
- * live without polling; when the stream breaks, EventSource reconnects and the next `status`
- * event replaces the state. Data is put in the page with textContent only (never as HTML).
+ * live; when the stream breaks, EventSource reconnects and the next `status` event replaces the
+ * state. Every 2 s it also reads `/status` for the byte and request counters: traffic rates per
+ * entry point and connector, requests by status code, and a list of recent errors (new 4xx/5xx
+ * answers, connectors that went down) since the page was opened. A tunnel's ID opens its detail
+ * view (its connectors with their bytes and rates). Data is put in the page with textContent only (never as HTML).
  * Buttons call the abuse controls (controls.ts) after a confirm, same-origin with a JSON body;
  * the events that follow update the tables.
  */
@@ -42,6 +45,16 @@ button { font-size: .85em; margin-right: .3em; }
 <div id="action" role="status"></div>
 <h2>Tunnels (<span id="tunnel-count">0</span>)</h2>
 <table id="tunnels"><thead><tr><th>tunnel</th><th>service</th><th>connector</th><th>client</th><th>net</th><th>weight</th><th>since</th><th>streams</th><th>draining</th><th>names</th><th>actions</th></tr></thead><tbody></tbody></table>
+<section id="detail" hidden>
+<h2>Tunnel <span id="detail-id"></span> <button type="button" id="detail-close">close</button></h2>
+<table id="detail-conns"><thead><tr><th>connector</th><th>client</th><th>since</th><th>streams</th><th>bytes in</th><th>bytes out</th><th>in rate</th><th>out rate</th></tr></thead><tbody></tbody></table>
+</section>
+<h2>Entry points</h2>
+<table id="entrypoints"><thead><tr><th>entry point</th><th>open</th><th>connections</th><th>failed</th><th>bytes in</th><th>bytes out</th><th>in rate</th><th>out rate</th></tr></thead><tbody></tbody></table>
+<h2>Requests by status</h2>
+<table id="codes"><thead><tr><th>service</th><th>status</th><th>requests</th></tr></thead><tbody></tbody></table>
+<h2>Recent errors</h2>
+<table id="errors"><thead><tr><th>time</th><th>what</th></tr></thead><tbody></tbody></table>
 <h2>Public names</h2>
 <table id="names"><thead><tr><th>host</th><th>tunnel</th><th>holders</th><th>expires</th><th>actions</th></tr></thead><tbody></tbody></table>
 <h2>Revoked tunnels</h2>
@@ -58,7 +71,15 @@ button { font-size: .85em; margin-right: .3em; }
 export const PAGE_JS = `'use strict';
 (function () {
   var base = location.pathname.replace(/\\/?$/, '/');
-  var state = { services: [], tunnels: new Map(), names: new Map(), revoked: new Map(), blocked: new Map(), ready: false };
+  var state = { services: [], tunnels: new Map(), names: new Map(), revoked: new Map(), blocked: new Map(), ready: false,
+    entryPoints: [], requests: [], detail: null };
+  /** The counters of the last /status read, rates computed from the two last, recent errors. */
+  var prev = null;
+  var rates = new Map();
+  var recent = [];
+  function note(text) { recent.unshift([new Date().toLocaleTimeString(), text]); if (recent.length > 20) recent.length = 20; }
+  function size(n) { return n < 1024 ? n + ' B' : n < 1048576 ? (n / 1024).toFixed(1) + ' KiB' : (n / 1048576).toFixed(1) + ' MiB'; }
+  function perSec(r) { return r === undefined ? '' : size(Math.max(0, Math.round(r))) + '/s'; }
   function $(id) { return document.getElementById(id); }
   function cell(tr, v) {
     var td = document.createElement('td');
@@ -94,11 +115,35 @@ export const PAGE_JS = `'use strict';
     rows.forEach(function (r) { var tr = document.createElement('tr'); r.forEach(function (v) { cell(tr, v); }); body.appendChild(tr); });
   }
   function when(iso) { return iso ? new Date(iso).toLocaleTimeString() : ''; }
+  function tunnelLink(t) {
+    var a = document.createElement('a');
+    a.href = '#'; a.className = 'tunnel-link'; a.textContent = t.id;
+    a.addEventListener('click', function (ev) { ev.preventDefault(); state.detail = key(t.service, t.id); render(); });
+    return a;
+  }
+  function renderTraffic() {
+    fill('entrypoints', state.entryPoints.map(function (e) {
+      var r = rates.get('ep ' + e.name) || {};
+      return [e.name, e.open, e.connections, e.failed, size(e.inputBytes), size(e.outputBytes), perSec(r.i), perSec(r.o)];
+    }), 8, 'none');
+    var codes = [];
+    state.requests.forEach(function (q) { Object.keys(q.byCode).sort().forEach(function (c) { codes.push([q.service, c, q.byCode[c]]); }); });
+    fill('codes', codes, 3, 'none yet');
+    fill('errors', recent.slice(), 2, 'none since the page was opened');
+    var t = state.detail !== null ? state.tunnels.get(state.detail) : undefined;
+    $('detail').hidden = t === undefined;
+    if (t === undefined) return;
+    $('detail-id').textContent = t.id;
+    fill('detail-conns', t.connectors.map(function (c) {
+      var r = rates.get('c ' + c.id) || {};
+      return [c.id, c.client, when(c.since), c.streams, size(c.bytesIn || 0), size(c.bytesOut || 0), perSec(r.i), perSec(r.o)];
+    }), 8, 'no connector');
+  }
   function render() {
     var rows = [];
     state.tunnels.forEach(function (t) {
       t.connectors.forEach(function (c) {
-        rows.push([t.id, t.service, c.id, c.client, c.network, c.weight, when(c.since), c.streams, c.draining ? 'yes' : 'no', (c.names || []).join(' '),
+        rows.push([tunnelLink(t), t.service, c.id, c.client, c.network, c.weight, when(c.since), c.streams, c.draining ? 'yes' : 'no', (c.names || []).join(' '),
           buttons(button('disconnect', 'Disconnect connector ' + c.id + ' (' + c.client + ')? The client may reconnect.', 'POST', 'status/connectors/' + enc(c.id) + '/disconnect'),
             button('revoke', 'Revoke tunnel ' + t.id + '? Its connectors are disconnected and refused until it is restored.', 'POST', 'status/tunnels/' + enc(t.id) + '/revoke'))]);
       });
@@ -119,12 +164,14 @@ export const PAGE_JS = `'use strict';
     state.blocked.forEach(function (b) { blocked.push([b.host, when(b.since), b.reason, button('unblock', 'Unblock ' + b.host + '?', 'DELETE', 'status/names/' + enc(b.host) + '/block')]); });
     fill('blocked', blocked, 4, 'none');
     fill('services', state.services.map(function (s) { return [s.name, s.addr, s.listener, s.handler, s.connections]; }), 5, 'none');
+    renderTraffic();
     $('ready').textContent = state.ready ? 'yes' : 'no';
     $('time').textContent = 'updated ' + new Date().toLocaleTimeString();
   }
   function key(service, id) { return service + ' ' + id; }
   function load(s) {
     state.services = s.services; state.ready = s.ready;
+    state.entryPoints = s.entryPoints || []; state.requests = s.requests || [];
     state.tunnels = new Map(); state.names = new Map();
     s.tunnels.forEach(function (t) { state.tunnels.set(key(t.service, t.id), { service: t.service, id: t.id, connectors: t.connectors }); });
     s.names.forEach(function (n) { state.names.set(key(n.service, n.name), n); });
@@ -144,6 +191,7 @@ export const PAGE_JS = `'use strict';
   });
   es.addEventListener('connector-down', function (e) {
     var c = JSON.parse(e.data); var k = key(c.service, c.tunnelId); var t = state.tunnels.get(k);
+    note('connector ' + c.id + ' of tunnel ' + c.tunnelId + ' went down');
     if (t) { t.connectors = t.connectors.filter(function (x) { return x.id !== c.id; }); if (t.connectors.length === 0) state.tunnels.delete(k); }
     render();
   });
@@ -170,5 +218,32 @@ export const PAGE_JS = `'use strict';
   });
   es.addEventListener('name-unblock', function (e) { var b = JSON.parse(e.data); state.blocked.delete(key(b.service, b.name)); render(); });
   render();
+  /** Counters from /status every 2 s: rates, and new error answers as recent errors. */
+  function poll() {
+    fetch(base + 'status').then(function (r) { return r.ok ? r.json() : null; }).then(function (s) {
+      if (!s) return;
+      var cur = { at: Date.now(), bytes: new Map(), codes: new Map() };
+      (s.entryPoints || []).forEach(function (e) { cur.bytes.set('ep ' + e.name, [e.inputBytes, e.outputBytes]); });
+      s.tunnels.forEach(function (t) { t.connectors.forEach(function (c) { cur.bytes.set('c ' + c.id, [c.bytesIn || 0, c.bytesOut || 0]); }); });
+      (s.requests || []).forEach(function (q) { cur.codes.set(q.service, q.byCode); });
+      if (prev !== null) {
+        var dt = Math.max(0.001, (cur.at - prev.at) / 1000);
+        rates = new Map();
+        cur.bytes.forEach(function (v, k) { var p = prev.bytes.get(k); if (p) rates.set(k, { i: (v[0] - p[0]) / dt, o: (v[1] - p[1]) / dt }); });
+        cur.codes.forEach(function (byCode, svc) {
+          var was = prev.codes.get(svc) || {};
+          Object.keys(byCode).forEach(function (c) {
+            var d = byCode[c] - (was[c] || 0);
+            if (d > 0 && /^[45]/.test(c)) note('HTTP ' + c + ' x' + d + ' at the entry points of ' + svc);
+          });
+        });
+      }
+      prev = cur;
+      load(s); render();
+    }).catch(function () {});
+  }
+  $('detail-close').addEventListener('click', function () { state.detail = null; render(); });
+  poll();
+  setInterval(poll, 2000);
 })();
 `;

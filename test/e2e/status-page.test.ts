@@ -12,7 +12,7 @@ import type { Browser, Page } from 'playwright-core';
 import { burrow, type BurrowProcess } from '../helpers/cli';
 import { ARTIFACTS, NEEDS_CHROMIUM, launchChromium, watchPage } from '../helpers/browser';
 import { apiCall, apiPort } from '../helpers/api';
-import { Cleanup, TID, startHttpService } from './support';
+import { Cleanup, TID, httpRequest, startHttpService } from './support';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -72,10 +72,33 @@ describe('status page in chromium', { skip: NEEDS_CHROMIUM }, () => {
     await page.locator('#names tbody tr', { hasText: `${cells[9]}.example.test` }).waitFor({ timeout: 15_000 });
     await page.screenshot({ path: path.join(ARTIFACTS, 'status-page-tunnel.png'), fullPage: true });
 
+    // Traffic: a routed request and one for an unknown host through the entry point show up in
+    // the entry point's counters, the requests by status and the recent errors.
+    const ep = await server.entrypointPort();
+    assert.equal((await httpRequest(ep, { host: `${cells[9]}.example.test`, path: '/seen', headers: { Connection: 'close' } })).status, 200);
+    assert.equal((await httpRequest(ep, { host: 'nobody.example.test', headers: { Connection: 'close' } })).status, 502);
+    await page.locator('#codes tbody tr', { hasText: '502' }).waitFor({ timeout: 15_000 });
+    await page.locator('#codes tbody tr', { hasText: '200' }).waitFor({ timeout: 15_000 });
+    await page.locator('#errors tbody tr', { hasText: 'HTTP 502 x1' }).waitFor({ timeout: 15_000 });
+    const epRow = await page.locator('#entrypoints tbody tr', { hasText: 'service-0-ep-' }).locator('td').allTextContents();
+    assert.ok(Number(epRow[2]) >= 2, `entry point connections ${epRow[2]}`);
+    // The tunnel's detail view: its connector with its bytes.
+    assert.equal(await page.locator('#detail').isHidden(), true);
+    await page.locator('#tunnels a.tunnel-link', { hasText: TID.public }).click();
+    await page.locator('#detail').waitFor({ state: 'visible', timeout: 15_000 });
+    assert.equal(await page.locator('#detail-id').textContent(), TID.public);
+    const detail = await page.locator('#detail-conns tbody tr').first().locator('td').allTextContents();
+    assert.equal(detail[0], cells[2]);
+    assert.match(detail[5]!, /^\d+(\.\d)? (B|KiB|MiB)$/);
+    assert.notEqual(detail[5], '0 B', 'bytes sent to the connector');
+    await page.screenshot({ path: path.join(ARTIFACTS, 'status-page-detail.png'), fullPage: true });
+
     await client.kill('SIGKILL');
     await row.waitFor({ state: 'detached', timeout: 20_000 });
     assert.equal(await page.locator('#tunnel-count').textContent(), '0');
     await page.locator('#tunnels td.empty').waitFor({ timeout: 15_000 });
+    await page.locator('#errors tbody tr', { hasText: 'went down' }).waitFor({ timeout: 15_000 });
+    assert.equal(await page.locator('#detail').isHidden(), true, 'the detail view closes with its tunnel');
     await page.screenshot({ path: path.join(ARTIFACTS, 'status-page-left.png'), fullPage: true });
     assert.ok(existsSync(path.join(ARTIFACTS, 'status-page-tunnel.png')));
     assert.deepEqual(problems, []);
