@@ -14,8 +14,6 @@
  * then servers sharing it issue each name once (an issuance lock) and any of them can answer a
  * challenge (published to all).
  */
-import https from 'node:https';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
 import tls, { type SecureContext } from 'node:tls';
 import * as acme from 'acme-client';
@@ -23,7 +21,8 @@ import { ConfigError } from '../../core/errors';
 import type { Logger } from '../../observe/logger';
 import { silentLogger } from '../../observe/logger';
 import type { CertificateProvider } from '../provider';
-import { readCaPem } from './ca-file';
+import { certValidity, defaultAcmeStorage, directorySlug, readCaFile, trustCa, withDeadline } from './support';
+export { defaultAcmeStorage, directorySlug } from './support';
 import { FileStore, RedisStore, type AcmeAccount, type AcmeStore, type PendingChallenge, type StoredCert } from './store';
 
 export type ChallengeType = 'http-01' | 'tls-alpn-01';
@@ -75,22 +74,6 @@ export interface AcmeStats {
   adopted: number;
 }
 
-/**
- * The default storage directory: `$BURROW_HOME/acme`, else `$XDG_DATA_HOME/burrow/acme`, else
- * `~/.local/share/burrow/acme`.
- */
-export function defaultAcmeStorage(env: NodeJS.ProcessEnv = process.env): string {
-  if (env['BURROW_HOME']) return join(env['BURROW_HOME'], 'acme');
-  if (env['XDG_DATA_HOME']) return join(env['XDG_DATA_HOME'], 'burrow', 'acme');
-  return join(homedir(), '.local', 'share', 'burrow', 'acme');
-}
-
-/** The per-CA subdirectory (and Redis key part) for a directory URL: host and path, made safe. */
-export function directorySlug(directoryUrl: string): string {
-  const u = new URL(directoryUrl);
-  return `${u.host}${u.pathname}`.replace(/[^A-Za-z0-9.-]+/g, '_').replace(/^[._]+|[._]+$/g, '') || 'acme';
-}
-
 /** A DNS name a certificate can be ordered for: letters, digits, hyphens; at least two labels; not an IP. */
 const DNS_NAME = /^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 const TOKEN_PATH = /^\/\.well-known\/acme-challenge\/([A-Za-z0-9_-]{1,256})$/;
@@ -112,44 +95,6 @@ interface Failure {
 }
 
 class CapError extends Error {}
-
-// acme-client talks to the CA through one shared axios instance: a CA file applies to the
-// requests for its directory's origin only.
-const agents = new Map<string, { agent: https.Agent; refs: number }>();
-let interceptorAdded = false;
-function trustCa(directoryUrl: string, ca: string): () => void {
-  const origin = new URL(directoryUrl).origin;
-  if (!interceptorAdded) {
-    interceptorAdded = true;
-    acme.axios.interceptors.request.use((config) => {
-      if (config.url) {
-        const a = agents.get(safeOrigin(config.url));
-        if (a) config.httpsAgent = a.agent;
-      }
-      return config;
-    });
-  }
-  // Managers for the same CA share its agent (the first one's CA file).
-  const entry = agents.get(origin) ?? { agent: new https.Agent({ ca }), refs: 0 };
-  entry.refs++;
-  agents.set(origin, entry);
-  return () => {
-    const e = agents.get(origin);
-    if (!e) return;
-    if (--e.refs <= 0) {
-      agents.delete(origin);
-      e.agent.destroy();
-    }
-  };
-}
-
-function safeOrigin(url: string): string {
-  try {
-    return new URL(url).origin;
-  } catch {
-    return '';
-  }
-}
 
 export class AcmeManager implements CertificateProvider {
   readonly stats: AcmeStats = { orders: 0, issued: 0, renewed: 0, failures: 0, capped: 0, adopted: 0 };
@@ -536,27 +481,4 @@ export class AcmeManager implements CertificateProvider {
       this.#sleepers.add(wake);
     });
   }
-}
-
-/** The PEM of `entrypoint.acmeCA`, or a ConfigError naming the file and what is wrong. */
-function readCaFile(file: string): string {
-  try {
-    return readCaPem(file);
-  } catch (err) {
-    throw new ConfigError((err as Error).message, { path: 'entrypoint.acmeCA', cause: err });
-  }
-}
-
-function certValidity(pem: string): { notBefore: number; notAfter: number } {
-  const info = acme.crypto.readCertificateInfo(pem);
-  return { notBefore: info.notBefore.getTime(), notAfter: info.notAfter.getTime() };
-}
-
-function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let t: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    t = setTimeout(() => reject(new Error(`${what} did not finish within ${ms} ms`)), ms);
-    t.unref();
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(t));
 }
