@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
+import https from 'node:https';
 import tls from 'node:tls';
 import { WebSocket, WebSocketServer, type ClientOptions } from 'ws';
 import { burrow, type BurrowProcess } from '../helpers/cli';
@@ -163,6 +164,32 @@ describe('https edge: HTTP/2 visitors and WebSocket over https', () => {
     } finally {
       session.close();
     }
+  });
+
+  it('gives an https (HTTP/1.1) upload slower than entrypoint.readTimeout its response', async () => {
+    const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = https.request(
+        { host: LOCAL, port: ep, servername: 'app.example.com', method: 'POST', path: '/slow1', headers: { Host: 'app.example.com' }, ca: ca.certPem, agent: false },
+        (r) => {
+          let body = '';
+          r.setEncoding('utf8');
+          r.on('data', (c: string) => (body += c));
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, body }));
+        },
+      );
+      req.on('error', reject);
+      // 12 pieces, 500 ms apart (chunked): the body takes twice the 3 s deadline to arrive.
+      let sent = 0;
+      const next = (): void => {
+        if (sent === 12) return void req.end();
+        sent++;
+        req.write(Buffer.alloc(1000, 2));
+        setTimeout(next, 500);
+      };
+      next();
+    });
+    assert.equal(res.status, 200);
+    assert.match(res.body, /^web POST \/slow1 host=app\.example\.com bytes=12000 /);
   });
 
   it('keeps an h2 event stream open between events', async () => {

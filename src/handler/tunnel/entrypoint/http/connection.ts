@@ -323,6 +323,9 @@ export class EntryConnection implements ExchangeHost, UpstreamOwner, VisitorEven
       return true;
     }
     if (!ex.up.stream.write(part)) this.#waitUpstreamDrain = true;
+    // `entrypoint.readTimeout` counts from the last body bytes (Go's ResponseHeaderTimeout
+    // starts once the request is written): an upload may take as long as it keeps moving.
+    this.#arm(Deadline.Response, this.#p.readTimeoutMs);
     if (ex.reqDone) this.requestSent(ex);
     return true;
   }
