@@ -20,7 +20,7 @@ export const TUNNEL_HANDLER_OPTIONS = {
   }),
   direct: bool('tunnel.direct', { default: false, doc: 'visitors route by their own tunnel ID' }),
   entrypointId: str('entrypoint.id', { default: undefined, doc: 'visitors presenting this tunnel ID are public entry points' }),
-  entrypointReadTimeout: duration('entrypoint.readTimeout', { default: 15_000, zeroIsDefault: true, doc: 'wait for a response head through the tunnel' }),
+  entrypointReadTimeout: duration('entrypoint.readTimeout', { default: 15_000, zeroIsDefault: true, doc: 'wait for a response head through the tunnel, counted from the end of the request body (as Go\'s ResponseHeaderTimeout)' }),
   entrypointKeepalive: bool('entrypoint.keepalive', {
     default: true,
     defaultText: 'true ★ (gost: false)',
