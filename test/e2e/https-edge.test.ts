@@ -18,7 +18,7 @@ import { execFile } from 'node:child_process';
 import { burrow, tempFile, type BurrowProcess } from '../helpers/cli';
 import { makeCa, makeCert, makeSelfSigned, type TestCa } from '../helpers/certs';
 import { listenLocal } from '../helpers/local';
-import { Cleanup, LOCAL, TID, eventually, httpRequest, startHttpService, type HttpService } from './support';
+import { Cleanup, LOCAL, TID, eventually, httpRequest, startClients, startHttpService, type HttpService } from './support';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -176,10 +176,7 @@ describe('https edge: TLS termination with certificate files', () => {
       [TID.org, backend.port],
       [TID.services, stream.port],
     ];
-    for (const [tid, target] of clients) {
-      burrow(['-L', `rtcp://:0/127.0.0.1:${target}`, '-F', `tunnel://127.0.0.1:${port}?tunnel.id=${tid}`], { name: `client ${tid}` });
-      await server.waitForMsg(new RegExp(`tunnel=${tid}, connector=.* established`));
-    }
+    await startClients(server, port, clients);
   });
 
   it('chooses the certificate by SNI: the exact name first, then the wildcard', async () => {

@@ -15,7 +15,7 @@ import { WebSocket, WebSocketServer, type ClientOptions } from 'ws';
 import { burrow, type BurrowProcess } from '../helpers/cli';
 import { makeCa, makeCert, type TestCa } from '../helpers/certs';
 import { listenLocal } from '../helpers/local';
-import { Cleanup, LOCAL, TID, startHttpService } from './support';
+import { Cleanup, LOCAL, TID, startClients, startHttpService } from './support';
 
 const cleanup = new Cleanup();
 after(() => cleanup.run());
@@ -29,11 +29,23 @@ function h2Session(port: number, servername: string, ca: string): http2.ClientHt
   return session;
 }
 
-/** One request on `session`: status, and the body read whole. */
+/** Writes 12 pieces of 1000 bytes, 500 ms apart, then ends: a body that takes about 6 s. */
+function trickle(req: NodeJS.WritableStream): void {
+  let sent = 0;
+  const next = (): void => {
+    if (sent === 12) return void req.end();
+    sent++;
+    req.write(Buffer.alloc(1000, 1));
+    setTimeout(next, 500);
+  };
+  next();
+}
+
+/** One request on `session`: status, and the body read whole; `body` is sent, or writes itself. */
 function h2Request(
   session: http2.ClientHttp2Session,
   headers: http2.OutgoingHttpHeaders,
-  body?: Buffer,
+  body?: Buffer | ((req: http2.ClientHttp2Stream) => void),
 ): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = session.request(headers, { endStream: body === undefined });
@@ -44,7 +56,8 @@ function h2Request(
     req.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
     req.on('error', reject);
     req.setTimeout(60_000, () => req.close(http2.constants.NGHTTP2_CANCEL));
-    if (body !== undefined) req.end(body);
+    if (typeof body === 'function') body(req);
+    else if (body !== undefined) req.end(body);
   });
 }
 
@@ -112,10 +125,7 @@ describe('https edge: HTTP/2 visitors and WebSocket over https', () => {
       [TID.services, events.port],
       [TID.org, echo.port],
     ];
-    for (const [tid, target] of clients) {
-      burrow(['-L', `rtcp://:0/127.0.0.1:${target}`, '-F', `tunnel://127.0.0.1:${port}?tunnel.id=${tid}`], { name: `client ${tid}` });
-      await server.waitForMsg(new RegExp(`tunnel=${tid}, connector=.* established`));
-    }
+    await startClients(server, port, clients);
   });
 
   it('carries a 16 MiB h2 upload intact, and many requests on one h2 connection', async () => {
@@ -141,24 +151,8 @@ describe('https edge: HTTP/2 visitors and WebSocket over https', () => {
   it('gives an h2 upload slower than entrypoint.readTimeout its response (the deadline starts after the body)', async () => {
     const session = h2Session(ep, 'app.example.com', ca.certPem);
     try {
-      const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const req = session.request({ ':method': 'POST', ':path': '/slow' }, { endStream: false });
-        const chunks: Buffer[] = [];
-        let status = 0;
-        req.on('response', (h) => (status = Number(h[':status'])));
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => resolve({ status, body: Buffer.concat(chunks).toString() }));
-        req.on('error', reject);
-        // 12 pieces, 500 ms apart: the body takes twice the 3 s deadline to arrive.
-        let sent = 0;
-        const next = (): void => {
-          if (sent === 12) return void req.end();
-          sent++;
-          req.write(Buffer.alloc(1000, 1));
-          setTimeout(next, 500);
-        };
-        next();
-      });
+      // The body takes twice the 3 s deadline to arrive.
+      const res = await h2Request(session, { ':method': 'POST', ':path': '/slow' }, trickle);
       assert.equal(res.status, 200);
       assert.match(res.body, /^web POST \/slow host=app\.example\.com:\d+ bytes=12000 /);
     } finally {
@@ -178,15 +172,8 @@ describe('https edge: HTTP/2 visitors and WebSocket over https', () => {
         },
       );
       req.on('error', reject);
-      // 12 pieces, 500 ms apart (chunked): the body takes twice the 3 s deadline to arrive.
-      let sent = 0;
-      const next = (): void => {
-        if (sent === 12) return void req.end();
-        sent++;
-        req.write(Buffer.alloc(1000, 2));
-        setTimeout(next, 500);
-      };
-      next();
+      // Chunked, twice the 3 s deadline to arrive.
+      trickle(req);
     });
     assert.equal(res.status, 200);
     assert.match(res.body, /^web POST \/slow1 host=app\.example\.com bytes=12000 /);

@@ -419,6 +419,17 @@ export async function startServer(args: string[], name = 'server'): Promise<{ pr
   return { proc, port };
 }
 
+/**
+ * Starts one client per `[tunnel ID, local port]` against the server's tunnel port (an `rtcp`
+ * service to 127.0.0.1:<port>) and waits until the server (run with `-D`) has each connector.
+ */
+export async function startClients(server: BurrowProcess, tunnelPort: number, clients: ReadonlyArray<readonly [string, number]>): Promise<void> {
+  for (const [tid, target] of clients) {
+    burrow(['-L', `rtcp://:0/127.0.0.1:${target}`, '-F', `tunnel://127.0.0.1:${tunnelPort}?tunnel.id=${tid}`], { name: `client ${tid}` });
+    await server.waitForMsg(new RegExp(`tunnel=${tid}, connector=.* established`));
+  }
+}
+
 /** Retries `fn` until it resolves without throwing, or rethrows after `timeoutMs`. */
 export async function eventually<T>(fn: () => Promise<T>, timeoutMs = 5_000, intervalMs = 100): Promise<T> {
   const deadline = Date.now() + timeoutMs;
